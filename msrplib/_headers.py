@@ -1,0 +1,273 @@
+"""MSRP header storage and the typed values of the headers RFC 4975, 4976 and 7701 define.
+
+Header values are kept as the text that came off the wire; the typed views in
+:class:`HeaderField` parse on access and format on assignment, so a chunk that is only
+relayed or logged never pays for parsing, and unknown headers survive untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import (Callable, Dict, FrozenSet, Generic, Iterable, Iterator, List,
+                    NamedTuple, Optional, Tuple, TypeVar, overload)
+
+from msrplib._uri import URI, parse_uri
+from msrplib.errors import HeaderParseError
+
+__all__ = [
+    "Headers", "HeaderField", "ByteRange", "Status", "AuthParams",
+    "parse_path", "format_path", "parse_byte_range", "parse_status", "parse_auth_params",
+    "parse_int", "parse_quoted", "quote",
+]
+
+T = TypeVar("T")
+
+
+class Headers:
+    """An ordered, case-insensitive multi-map of header names to their text values.
+
+    Order and the spelling of names are kept as given, so a parsed chunk is re-sent as it
+    came. ``headers[name]`` and :meth:`get` return the first value of that name.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[Tuple[str, str]] = ()) -> None:
+        self._items: List[Tuple[str, str, str]] = [
+            (name, name.lower(), value) for name, value in items]
+
+    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """The first value of header ``name``, or ``default``."""
+        lower = name.lower()
+        for _, item_lower, value in self._items:
+            if item_lower == lower:
+                return value
+        return default
+
+    def get_all(self, name: str) -> List[str]:
+        """Every value of header ``name``, in order."""
+        lower = name.lower()
+        return [value for _, item_lower, value in self._items if item_lower == lower]
+
+    def add(self, name: str, value: str) -> None:
+        """Append a header, even if one of that name exists."""
+        self._items.append((name, name.lower(), value))
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __setitem__(self, name: str, value: str) -> None:
+        """Replace the first header of that name in place (dropping later ones), or append."""
+        lower = name.lower()
+        for index, (_, item_lower, _) in enumerate(self._items):
+            if item_lower == lower:
+                self._items[index] = (name, lower, value)
+                self._items[index + 1:] = [
+                    item for item in self._items[index + 1:] if item[1] != lower]
+                return
+        self._items.append((name, lower, value))
+
+    def __delitem__(self, name: str) -> None:
+        lower = name.lower()
+        before = len(self._items)
+        self._items = [item for item in self._items if item[1] != lower]
+        if len(self._items) == before:
+            raise KeyError(name)
+
+    def pop(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """Remove every header of that name; return the first value, or ``default``."""
+        value = self.get(name)
+        if value is None:
+            return default
+        del self[name]
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def items(self) -> List[Tuple[str, str]]:
+        """``(name, value)`` pairs in order."""
+        return [(name, value) for name, _, value in self._items]
+
+    def copy(self) -> Headers:
+        """An independent copy."""
+        return Headers(self.items())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return self._items == other._items
+
+    def __repr__(self) -> str:
+        return "Headers(%r)" % (self.items(),)
+
+
+class _HasHeaders:
+    headers: Headers
+
+
+class HeaderField(Generic[T]):
+    """A typed attribute backed by a header: reads parse its text, writes format it.
+
+    Reading a missing header gives ``None``; assigning ``None`` removes the header.
+    A malformed value raises :class:`~msrplib.errors.HeaderParseError` on read.
+    """
+
+    def __init__(self, name: str, parse: Callable[[str], T],
+                 format: Callable[[T], str]) -> None:
+        self.name = name
+        self.parse = parse
+        self.format = format
+        self.__doc__ = "The ``%s`` header, typed; ``None`` when absent." % name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> HeaderField[T]: ...
+
+    @overload
+    def __get__(self, obj: _HasHeaders, owner: type) -> Optional[T]: ...
+
+    def __get__(self, obj: Optional[_HasHeaders], owner: type) -> Optional[T] | HeaderField[T]:
+        if obj is None:
+            return self
+        raw = obj.headers.get(self.name)
+        return None if raw is None else self.parse(raw)
+
+    def __set__(self, obj: _HasHeaders, value: Optional[T]) -> None:
+        if value is None:
+            obj.headers.pop(self.name)
+        else:
+            obj.headers[self.name] = self.format(value)
+
+
+class ByteRange(NamedTuple):
+    """``Byte-Range: start-end/total``; ``end`` and ``total`` are ``None`` for ``*``."""
+
+    start: int
+    end: Optional[int]
+    total: Optional[int]
+
+    def __str__(self) -> str:
+        return "%d-%s/%s" % (self.start, "*" if self.end is None else self.end,
+                             "*" if self.total is None else self.total)
+
+
+class Status(NamedTuple):
+    """``Status: 000 200 OK`` of a REPORT (RFC 4975 section 9.2)."""
+
+    code: int
+    comment: Optional[str] = None
+    namespace: int = 0
+
+    def __str__(self) -> str:
+        text = "%03d %03d" % (self.namespace, self.code)
+        return text if self.comment is None else "%s %s" % (text, self.comment)
+
+
+class AuthParams(NamedTuple):
+    """A Digest challenge, answer or ``Authentication-Info`` (RFC 4976 section 5).
+
+    ``scheme`` is ``"Digest"`` (empty for ``Authentication-Info``); ``params`` maps names to
+    unquoted values; ``tokens`` names the params written without quotes.
+    """
+
+    scheme: str
+    params: Dict[str, str]
+    tokens: FrozenSet[str] = frozenset({"nc", "algorithm", "stale"})
+
+    def __str__(self) -> str:
+        items = ", ".join(
+            "%s=%s" % (name, value if name in self.tokens else quote(value))
+            for name, value in self.params.items())
+        return "%s %s" % (self.scheme, items) if self.scheme else items
+
+
+def quote(value: str) -> str:
+    return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def parse_path(text: str) -> List[URI]:
+    """A path header (``To-Path``, ``From-Path``, ``Use-Path``): URIs separated by spaces."""
+    uris = text.split()
+    if not uris:
+        raise HeaderParseError("empty path")
+    return [parse_uri(uri) for uri in uris]
+
+
+def format_path(path: List[URI]) -> str:
+    """The inverse of :func:`parse_path`."""
+    return " ".join(str(uri) for uri in path)
+
+
+_BYTE_RANGE_RE = re.compile(r"([0-9]+)-([0-9]+|\*)/([0-9]+|\*)")
+
+
+def parse_byte_range(text: str) -> ByteRange:
+    """``1-25/25``, ``1-*/*`` and the like."""
+    match = _BYTE_RANGE_RE.fullmatch(text.strip())
+    if match is None:
+        raise HeaderParseError("bad Byte-Range %r" % (text,))
+    start, end, total = match.groups()
+    return ByteRange(int(start), None if end == "*" else int(end),
+                     None if total == "*" else int(total))
+
+
+_STATUS_RE = re.compile(r"([0-9]{3}) ([0-9]{3})(?: (.*))?", re.DOTALL)
+
+
+def parse_status(text: str) -> Status:
+    """``000 200 OK``: namespace, code and optional comment."""
+    match = _STATUS_RE.fullmatch(text)
+    if match is None:
+        raise HeaderParseError("bad Status %r" % (text,))
+    namespace, code, comment = match.groups()
+    return Status(int(code), comment, int(namespace))
+
+
+def parse_int(text: str) -> int:
+    if not text.strip().isdigit():
+        raise HeaderParseError("expected a number, got %r" % (text,))
+    return int(text)
+
+
+_AUTH_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*(?:,|$)')
+
+
+def parse_auth_params(text: str, with_scheme: bool = True) -> AuthParams:
+    """``Digest realm="x", nonce="y"`` (or, without a scheme, ``nextnonce="z", qop=auth``)."""
+    scheme = ""
+    rest = text.strip()
+    if with_scheme:
+        scheme, _, rest = rest.partition(" ")
+        if not scheme:
+            raise HeaderParseError("no authentication scheme in %r" % (text,))
+    params: Dict[str, str] = {}
+    tokens = set()
+    position = 0
+    while position < len(rest):
+        match = _AUTH_PARAM_RE.match(rest, position)
+        if match is None or match.end() == position:
+            raise HeaderParseError("bad authentication parameters in %r" % (text,))
+        name, value = match.groups()
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        else:
+            tokens.add(name)
+        params[name] = value
+        position = match.end()
+    return AuthParams(scheme, params, frozenset(tokens))
+
+
+def parse_quoted(text: str) -> str:
+    text = text.strip()
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        raise HeaderParseError("expected a quoted string, got %r" % (text,))
+    return re.sub(r"\\(.)", r"\1", text[1:-1])

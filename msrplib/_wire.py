@@ -1,0 +1,224 @@
+"""MSRP chunks (requests and responses) and their serialisation (RFC 4975 section 7)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import List, Optional, Tuple
+
+from msrplib._headers import (AuthParams, ByteRange, HeaderField, Headers, Status,
+                              format_path, parse_auth_params, parse_byte_range, parse_int,
+                              parse_path, parse_quoted, parse_status, quote)
+from msrplib._uri import URI
+
+__all__ = ["MSRPData", "make_response", "make_report", "new_transaction_id",
+           "new_message_id", "RESPONSE_COMMENTS", "CONTINUATION_FLAGS"]
+
+#: ``$`` ends a message, ``+`` says more chunks follow, ``#`` aborts the message.
+CONTINUATION_FLAGS = frozenset("$+#")
+
+#: The comment each response code gets when none is given (RFC 4975 section 10, RFC 4976).
+RESPONSE_COMMENTS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    408: "Request Timeout",
+    413: "Message Too Large",
+    415: "Unsupported Media Type",
+    423: "Interval Out-of-Bounds",
+    481: "No Such Session",
+    501: "Not Implemented",
+    506: "Wrong Session",
+}
+
+
+def new_transaction_id() -> str:
+    """A fresh random transaction id (12 hex digits, within RFC 4975's 4 to 32)."""
+    return secrets.token_hex(6)
+
+
+def new_message_id() -> str:
+    """A fresh random Message-ID."""
+    return secrets.token_hex(8)
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _auth_info(text: str) -> AuthParams:
+    return parse_auth_params(text, with_scheme=False)
+
+
+class MSRPData:
+    """One MSRP request chunk (``method`` set) or response (``code`` set).
+
+    ``headers`` keeps every header in order; the typed attributes below (``to_path``,
+    ``byte_range``, ...) read and write the matching header. ``data`` is the body and
+    ``contflag`` the continuation flag of the end-line.
+
+    A chunk made by ``MSRPTransport.read_chunk(size)`` from part of a larger one has a
+    ``segment`` number (1, 2, ...); whole chunks have ``segment`` ``None``.
+    """
+
+    __slots__ = ("transaction_id", "method", "code", "comment", "headers", "data",
+                 "contflag", "segment")
+
+    to_path: HeaderField[List[URI]] = HeaderField("To-Path", parse_path, format_path)
+    from_path: HeaderField[List[URI]] = HeaderField("From-Path", parse_path, format_path)
+    use_path: HeaderField[List[URI]] = HeaderField("Use-Path", parse_path, format_path)
+    message_id: HeaderField[str] = HeaderField("Message-ID", _text, str)
+    byte_range: HeaderField[ByteRange] = HeaderField("Byte-Range", parse_byte_range, str)
+    status: HeaderField[Status] = HeaderField("Status", parse_status, str)
+    success_report: HeaderField[str] = HeaderField("Success-Report", _text, str)
+    failure_report: HeaderField[str] = HeaderField("Failure-Report", _text, str)
+    content_type: HeaderField[str] = HeaderField("Content-Type", _text, str)
+    expires: HeaderField[int] = HeaderField("Expires", parse_int, str)
+    min_expires: HeaderField[int] = HeaderField("Min-Expires", parse_int, str)
+    max_expires: HeaderField[int] = HeaderField("Max-Expires", parse_int, str)
+    www_authenticate: HeaderField[AuthParams] = HeaderField(
+        "WWW-Authenticate", parse_auth_params, str)
+    authorization: HeaderField[AuthParams] = HeaderField(
+        "Authorization", parse_auth_params, str)
+    authentication_info: HeaderField[AuthParams] = HeaderField(
+        "Authentication-Info", _auth_info, str)
+    use_nickname: HeaderField[str] = HeaderField("Use-Nickname", parse_quoted, quote)
+
+    def __init__(self, transaction_id: str, method: Optional[str] = None,
+                 code: Optional[int] = None, comment: Optional[str] = None,
+                 headers: Optional[Headers] = None, data: bytes = b"",
+                 contflag: Optional[str] = "$") -> None:
+        if (method is None) == (code is None):
+            raise ValueError("a chunk has either a method (request) or a code (response)")
+        self.transaction_id = transaction_id
+        self.method = method
+        self.code = code
+        self.comment = comment
+        self.headers = Headers() if headers is None else headers
+        self.data = data
+        self.contflag = contflag
+        self.segment: Optional[int] = None
+
+    @property
+    def is_request(self) -> bool:
+        """True for a request (``SEND``, ``REPORT``, ``AUTH``, ...), false for a response."""
+        return self.method is not None
+
+    def __repr__(self) -> str:
+        what = self.method if self.method is not None else "%s %s" % (self.code, self.comment)
+        return "<MSRPData %s %s, %d body bytes, %s>" % (
+            self.transaction_id, what, len(self.data), self.contflag)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MSRPData):
+            return NotImplemented
+        return (self.transaction_id, self.method, self.code, self.comment, self.headers,
+                self.data, self.contflag) == (
+            other.transaction_id, other.method, other.code, other.comment, other.headers,
+            other.data, other.contflag)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def copy(self) -> MSRPData:
+        """A copy with its own headers (the body bytes are shared: they are immutable)."""
+        clone = MSRPData(self.transaction_id, self.method, self.code, self.comment,
+                         self.headers.copy(), self.data, self.contflag)
+        clone.segment = self.segment
+        return clone
+
+    def encode_start(self) -> bytes:
+        """The start line and headers, up to and including the blank line before a body.
+
+        To-Path and From-Path come first, then other headers in order, then the
+        ``Content-*`` headers with ``Content-Type`` last (RFC 4975 section 7). If the body
+        contains this chunk's end-line, ``transaction_id`` is replaced by a fresh one first,
+        so read it after encoding.
+        """
+        tid = self.transaction_id
+        if self.data and ("-------" + tid).encode() in self.data:
+            tid = self.transaction_id = new_transaction_id()
+            while ("-------" + tid).encode() in self.data:
+                tid = self.transaction_id = new_transaction_id()
+        if self.method is not None:
+            lines = ["MSRP %s %s\r\n" % (tid, self.method)]
+        elif self.comment:
+            lines = ["MSRP %s %03d %s\r\n" % (tid, self.code or 0, self.comment)]
+        else:
+            lines = ["MSRP %s %03d\r\n" % (tid, self.code or 0)]
+        items = self.headers._items
+        middle = []
+        content = []
+        content_type = None
+        for name, lower, value in items:
+            if lower == "to-path":
+                lines.insert(1, "%s: %s\r\n" % (name, value))
+            elif lower == "from-path":
+                lines.append("%s: %s\r\n" % (name, value))
+            elif lower == "content-type":
+                content_type = "%s: %s\r\n" % (name, value)
+            elif lower.startswith("content-"):
+                content.append("%s: %s\r\n" % (name, value))
+            else:
+                middle.append("%s: %s\r\n" % (name, value))
+        lines += middle
+        lines += content
+        if content_type is not None:
+            lines.append(content_type)
+        if self.data or content_type is not None:
+            lines.append("\r\n")
+        return "".join(lines).encode("utf-8", "surrogateescape")
+
+    def encode_end(self) -> bytes:
+        """The end-line (with the CRLF that ends a body, if there is one)."""
+        prefix = "\r\n" if self.data or "Content-Type" in self.headers else ""
+        return ("%s-------%s%s\r\n" % (prefix, self.transaction_id, self.contflag)).encode()
+
+    def encode_parts(self) -> Tuple[bytes, bytes, bytes]:
+        """``(start, body, end)``: write them in order; the body is not copied."""
+        start = self.encode_start()
+        return start, self.data, self.encode_end()
+
+    def encode(self) -> bytes:
+        """The whole chunk as bytes on the wire."""
+        return b"".join(self.encode_parts())
+
+
+def make_response(request: MSRPData, code: int, comment: Optional[str] = None) -> MSRPData:
+    """The response to ``request``: same transaction id, addressed back one hop.
+
+    Its To-Path is the first URI of the request's From-Path (the previous hop) and its
+    From-Path the first URI of the request's To-Path (us), RFC 4975 section 7.2.
+    """
+    headers = Headers()
+    from_path = request.headers.get("From-Path")
+    to_path = request.headers.get("To-Path")
+    if from_path:
+        headers.add("To-Path", from_path.split()[0])
+    if to_path:
+        headers.add("From-Path", to_path.split()[0])
+    if comment is None:
+        comment = RESPONSE_COMMENTS.get(code)
+    return MSRPData(request.transaction_id, code=code, comment=comment, headers=headers)
+
+
+def make_report(chunk: MSRPData, code: int, comment: Optional[str] = None,
+                byte_range: Optional[ByteRange] = None) -> MSRPData:
+    """A REPORT on the message ``chunk`` belongs to (RFC 4975 section 7.1.2).
+
+    It goes back end to end: To-Path is the chunk's whole From-Path, From-Path is our URI
+    (the last of the chunk's To-Path). ``byte_range`` defaults to the chunk's own.
+    """
+    if comment is None:
+        comment = RESPONSE_COMMENTS.get(code)
+    headers = Headers()
+    headers.add("To-Path", chunk.headers["From-Path"])
+    headers.add("From-Path", chunk.headers["To-Path"].split()[-1])
+    message_id = chunk.headers.get("Message-ID")
+    if message_id is not None:
+        headers.add("Message-ID", message_id)
+    if byte_range is not None:
+        headers.add("Byte-Range", str(byte_range))
+    elif "Byte-Range" in chunk.headers:
+        headers.add("Byte-Range", chunk.headers["Byte-Range"])
+    headers.add("Status", str(Status(code, comment)))
+    return MSRPData(new_transaction_id(), method="REPORT", headers=headers)

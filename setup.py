@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="msrplib",
+    version="0.1.0",
+    description="MSRP (RFC 4975, relays RFC 4976) for Twisted",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=find_packages(include=["msrplib", "msrplib.*"]),
+    package_data={"msrplib": ["py.typed"]},
+    install_requires=[
+        "twisted>=22.10",
+        "pyopenssl>=22.0",
+        "service-identity>=21.1",
+        "zope.interface>=5.0",
+        "cryptography>=38.0",
+    ],
+    extras_require={
+        "test": ["hypothesis>=6.0"],
+        "docs": ["sphinx>=5.0"],
+        "lint": ["ruff", "mypy"],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Topic :: Communications :: Chat",
+    ],
+)

@@ -1,0 +1,151 @@
+"""ChunkParser: any split, streaming of large bodies, and a named error for bad input."""
+
+from twisted.trial import unittest
+
+from msrplib.protocol import (ChunkData, ChunkEnded, ChunkParseError, ChunkParser,
+                              ChunkStarted, MSRPData, ParserLimits)
+from tests.rfc_examples import RFC4975, RFC4976
+
+ALL = b"".join(RFC4975 + RFC4976)
+
+
+def feed_all(parser, pieces):
+    events = []
+    for piece in pieces:
+        events.extend(parser.feed(piece))
+    return events
+
+
+def send_chunk(body, tid="abcd1234", flag="$"):
+    chunk = MSRPData(tid, method="SEND", data=body, contflag=flag)
+    chunk.headers.add("To-Path", "msrp://b.example.com/s;tcp")
+    chunk.headers.add("From-Path", "msrp://a.example.com/s;tcp")
+    chunk.headers.add("Content-Type", "application/octet-stream")
+    return chunk
+
+
+class SplitTests(unittest.TestCase):
+    def test_all_at_once(self):
+        events = feed_all(ChunkParser(), [ALL])
+        self.assertEqual(b"".join(e.encode() for e in events), ALL)
+
+    def test_byte_by_byte(self):
+        events = feed_all(ChunkParser(), [ALL[i:i + 1] for i in range(len(ALL))])
+        self.assertEqual(len(events), len(RFC4975) + len(RFC4976))
+        self.assertEqual(b"".join(e.encode() for e in events), ALL)
+
+    def test_every_split_point(self):
+        raw = RFC4975[0] + RFC4975[1]
+        for cut in range(len(raw) + 1):
+            events = feed_all(ChunkParser(), [raw[:cut], raw[cut:]])
+            self.assertEqual([e.encode() for e in events], [RFC4975[0], RFC4975[1]], cut)
+
+    def test_lenient_empty_body_after_blank_line(self):
+        raw = (b"MSRP abcd SEND\r\nTo-Path: msrp://b/s;tcp\r\nFrom-Path: msrp://a/s;tcp\r\n"
+               b"Content-Type: text/plain\r\n\r\n-------abcd$\r\n")
+        [chunk] = feed_all(ChunkParser(), [raw])
+        self.assertEqual(chunk.data, b"")
+
+    def test_in_chunk(self):
+        parser = ChunkParser()
+        self.assertFalse(parser.in_chunk)
+        feed_all(parser, [RFC4975[0][:30]])
+        self.assertTrue(parser.in_chunk)
+        feed_all(parser, [RFC4975[0][30:]])
+        self.assertFalse(parser.in_chunk)
+
+
+class StreamingTests(unittest.TestCase):
+    def test_large_body_streams(self):
+        body = bytes(range(256)) * 4096  # 1 MiB
+        raw = send_chunk(body).encode()
+        parser = ChunkParser(ParserLimits(max_buffered_body=64 * 1024))
+        events = feed_all(parser, [raw[i:i + 10000] for i in range(0, len(raw), 10000)])
+        self.assertIsInstance(events[0], ChunkStarted)
+        self.assertIsInstance(events[-1], ChunkEnded)
+        pieces = events[1:-1]
+        self.assertTrue(all(isinstance(e, ChunkData) for e in pieces))
+        self.assertTrue(all(len(e.data) <= 64 * 1024 + 10000 for e in pieces))
+        self.assertEqual(b"".join(e.data for e in pieces), body)
+        self.assertEqual(events[-1].chunk.contflag, "$")
+        self.assertEqual(events[0].chunk.data, b"")
+
+    def test_body_below_limit_is_whole(self):
+        raw = send_chunk(b"x" * 1000, flag="+").encode()
+        events = feed_all(ChunkParser(ParserLimits(max_buffered_body=1000)),
+                          [raw[i:i + 7] for i in range(0, len(raw), 7)])
+        self.assertEqual(len(events), 1)
+        self.assertEqual((events[0].data, events[0].contflag), (b"x" * 1000, "+"))
+
+    def test_end_line_split_across_feeds_while_streaming(self):
+        body = b"y" * 5000
+        raw = send_chunk(body).encode()
+        end = len(raw) - len(b"\r\n-------abcd1234$\r\n")
+        for cut in range(end - 2, len(raw)):
+            parser = ChunkParser(ParserLimits(max_buffered_body=100))
+            events = feed_all(parser, [raw[:cut], raw[cut:]])
+            self.assertEqual(b"".join(e.data for e in events if isinstance(e, ChunkData)),
+                             body, cut)
+            self.assertIsInstance(events[-1], ChunkEnded)
+
+
+class ErrorTests(unittest.TestCase):
+    def assertParseError(self, raw, reason, limits=ParserLimits()):
+        parser = ChunkParser(limits)
+        error = self.assertRaises(ChunkParseError, feed_all, parser, [raw])
+        self.assertIn(reason, str(error))
+        self.assertIs(parser.error, error)
+        again = self.assertRaises(ChunkParseError, feed_all, parser, [RFC4975[0]])
+        self.assertIn("earlier error", str(again))
+        return error
+
+    def test_malformed_start_line(self):
+        self.assertParseError(b"HTTP/1.1 200 OK\r\n", "malformed start line")
+        self.assertParseError(b"MSRP abcd send\r\n", "neither a method")
+        self.assertParseError(b"MSRP abcd SEND extra\r\n", "neither a method")
+
+    def test_transaction_id(self):
+        self.assertParseError(b"MSRP abc SEND\r\n", "transaction id")
+        self.assertParseError(b"MSRP " + b"a" * 33 + b" SEND\r\n", "transaction id")
+        self.assertParseError(b"MSRP ab/c SEND\r\n", "transaction id")
+
+    def test_header_without_colon(self):
+        self.assertParseError(b"MSRP abcd SEND\r\nTo-Path is missing\r\n", "without a colon")
+
+    def test_missing_paths(self):
+        self.assertParseError(b"MSRP abcd SEND\r\nTo-Path: msrp://b/s;tcp\r\n-------abcd$\r\n",
+                              "without From-Path")
+        self.assertParseError(b"MSRP abcd SEND\r\nFrom-Path: msrp://b/s;tcp\r\n\r\nx\r\n",
+                              "without To-Path")
+
+    def test_line_and_block_limits(self):
+        limits = ParserLimits(max_line_length=100, max_header_block=300)
+        self.assertParseError(b"MSRP abcd SEND" + b"x" * 200, "line longer", limits)
+        self.assertParseError(b"MSRP abcd SEND\r\nX: " + b"x" * 200 + b"\r\n", "line longer",
+                              limits)
+        many = b"MSRP abcd SEND\r\n" + b"X-Filler: 1234567890\r\n" * 20
+        self.assertParseError(many, "header block", limits)
+
+    def test_byte_range(self):
+        self.assertParseError(b"MSRP abcd SEND\r\nByte-Range: 1-a/5\r\n", "Byte-Range")
+
+    def test_unknown_flag(self):
+        self.assertParseError(
+            b"MSRP abcd SEND\r\nTo-Path: msrp://b/s;tcp\r\nFrom-Path: msrp://a/s;tcp\r\n"
+            b"-------abcd!\r\n", "unknown continuation")
+        self.assertParseError(
+            b"MSRP abcd SEND\r\nTo-Path: msrp://b/s;tcp\r\nFrom-Path: msrp://a/s;tcp\r\n"
+            b"-------abce$\r\n", "does not match")
+        self.assertParseError(send_chunk(b"body", flag="!").encode(), "unknown continuation")
+
+    def test_end_line_without_crlf(self):
+        raw = send_chunk(b"body").encode()[:-2] + b"XX"
+        self.assertParseError(raw, "not followed by CRLF")
+
+    def test_events_before_the_error_are_delivered(self):
+        parser = ChunkParser()
+        received = []
+        with self.assertRaises(ChunkParseError):
+            for event in parser.feed(RFC4975[0] + RFC4975[1] + b"garbage\r\n"):
+                received.append(event)
+        self.assertEqual([e.encode() for e in received], [RFC4975[0], RFC4975[1]])

@@ -1,0 +1,190 @@
+"""MSRPData: typed headers, serialisation, responses and reports."""
+
+from twisted.trial import unittest
+
+from msrplib.protocol import (AuthParams, ByteRange, ChunkParser, HeaderParseError, Headers,
+                              MSRPData, Status, make_report, make_response, parse_uri)
+from tests.rfc_examples import RFC4975, RFC4976
+
+
+def parse_one(raw):
+    events = list(ChunkParser().feed(raw))
+    assert len(events) == 1, events
+    return events[0]
+
+
+class RFCExampleTests(unittest.TestCase):
+    def test_rfc4975_examples_round_trip(self):
+        for raw in RFC4975:
+            self.assertEqual(parse_one(raw).encode(), raw)
+
+    def test_rfc4976_examples_round_trip(self):
+        for raw in RFC4976:
+            self.assertEqual(parse_one(raw).encode(), raw)
+
+    def test_typed_access_on_examples(self):
+        send = parse_one(RFC4975[0])
+        self.assertEqual(send.method, "SEND")
+        self.assertEqual(send.transaction_id, "a786hjs2")
+        self.assertEqual(send.to_path, [parse_uri(
+            "msrp://biloxi.example.com:12763/kjhd37s2s20w2a;tcp")])
+        self.assertEqual(send.message_id, "87652491")
+        self.assertEqual(send.byte_range, ByteRange(1, 25, 25))
+        self.assertEqual(send.content_type, "text/plain")
+        self.assertEqual(send.data, b"Hey Bob, are you there?")
+        self.assertEqual(send.contflag, "$")
+        ok = parse_one(RFC4975[1])
+        self.assertEqual((ok.code, ok.comment, ok.method), (200, "OK", None))
+        self.assertEqual(parse_one(RFC4975[6]).status, Status(200, "OK", 0))
+        self.assertEqual(parse_one(RFC4975[7]).byte_range, ByteRange(1, None, None))
+        self.assertEqual(parse_one(RFC4975[9]).contflag, "#")
+        challenge = parse_one(RFC4976[1]).www_authenticate
+        self.assertEqual(challenge.scheme, "Digest")
+        self.assertEqual(challenge.params["nonce"], "dcd98b7102dd2f0e8b11d0f600bfb0c093")
+        self.assertEqual(challenge.params["qop"], "auth")
+        answer = parse_one(RFC4976[2]).authorization
+        self.assertEqual(answer.params["nc"], "00000001")
+        self.assertIn("qop", answer.tokens)
+        granted = parse_one(RFC4976[3])
+        self.assertEqual(granted.use_path, [parse_uri(
+            "msrps://intra.example.com:9000/jui787s2f;tcp")])
+        self.assertEqual(granted.expires, 900)
+        bounds = parse_one(RFC4976[8])
+        self.assertEqual((bounds.min_expires, bounds.max_expires), (600, 3600))
+        self.assertEqual(len(parse_one(RFC4976[4]).to_path), 3)
+
+
+class HeaderTests(unittest.TestCase):
+    def test_case_insensitive_and_ordered(self):
+        headers = Headers([("To-Path", "a"), ("X-Custom", "1"), ("x-custom", "2")])
+        self.assertEqual(headers["TO-PATH"], "a")
+        self.assertEqual(headers.get_all("X-CUSTOM"), ["1", "2"])
+        headers["X-Custom"] = "3"
+        self.assertEqual(headers.items(), [("To-Path", "a"), ("X-Custom", "3")])
+        del headers["x-custom"]
+        self.assertNotIn("X-Custom", headers)
+        self.assertRaises(KeyError, headers.__getitem__, "X-Custom")
+        self.assertRaises(KeyError, headers.__delitem__, "X-Custom")
+        self.assertEqual(list(headers), ["To-Path"])
+        self.assertEqual(len(headers), 1)
+
+    def test_typed_setters_format(self):
+        chunk = MSRPData("abcd", method="SEND")
+        chunk.to_path = [parse_uri("msrp://b.example.com:1/s;tcp")]
+        chunk.from_path = [parse_uri("msrp://a.example.com:2/t;tcp")]
+        chunk.byte_range = ByteRange(1, None, None)
+        chunk.expires = 60
+        chunk.use_nickname = 'Al "the" Pal'
+        chunk.status = Status(413, "Too big")
+        chunk.authorization = AuthParams("Digest", {"username": "a", "nc": "00000001"})
+        self.assertEqual(chunk.headers["Byte-Range"], "1-*/*")
+        self.assertEqual(chunk.headers["Use-Nickname"], '"Al \\"the\\" Pal"')
+        self.assertEqual(chunk.use_nickname, 'Al "the" Pal')
+        self.assertEqual(chunk.headers["Status"], "000 413 Too big")
+        self.assertEqual(chunk.headers["Authorization"], 'Digest username="a", nc=00000001')
+        self.assertEqual(chunk.expires, 60)
+        chunk.expires = None
+        self.assertIsNone(chunk.expires)
+        self.assertNotIn("Expires", chunk.headers)
+
+    def test_bad_values_raise_on_access(self):
+        chunk = MSRPData("abcd", method="SEND")
+        for name, attribute, value in [
+            ("Byte-Range", "byte_range", "x-y/z"), ("Expires", "expires", "soon"),
+            ("Status", "status", "200"), ("Use-Nickname", "use_nickname", "bare"),
+            ("Authorization", "authorization", "Digest ,,,"),
+        ]:
+            chunk.headers[name] = value
+            self.assertRaises(HeaderParseError, getattr, chunk, attribute)
+
+    def test_authentication_info_has_no_scheme(self):
+        chunk = MSRPData("abcd", code=200)
+        chunk.headers["Authentication-Info"] = 'nextnonce="abc", qop=auth'
+        info = chunk.authentication_info
+        self.assertEqual((info.scheme, info.params), ("", {"nextnonce": "abc", "qop": "auth"}))
+        self.assertEqual(str(info), 'nextnonce="abc", qop=auth')
+
+
+class SerialisationTests(unittest.TestCase):
+    def test_paths_first_content_type_last(self):
+        chunk = MSRPData("abcd1234", method="SEND", data=b"hi")
+        chunk.headers.add("Content-Type", "text/plain")
+        chunk.headers.add("Message-ID", "m1")
+        chunk.headers.add("From-Path", "msrp://a.example.com/s;tcp")
+        chunk.headers.add("Content-Disposition", "inline")
+        chunk.headers.add("To-Path", "msrp://b.example.com/s;tcp")
+        self.assertEqual(chunk.encode(), (
+            b"MSRP abcd1234 SEND\r\nTo-Path: msrp://b.example.com/s;tcp\r\n"
+            b"From-Path: msrp://a.example.com/s;tcp\r\nMessage-ID: m1\r\n"
+            b"Content-Disposition: inline\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+            b"-------abcd1234$\r\n"))
+
+    def test_unknown_headers_kept(self):
+        raw = (b"MSRP abcd NICKNAME\r\nTo-Path: msrp://b.example.com/s;tcp\r\n"
+               b"From-Path: msrp://a.example.com/s;tcp\r\nX-Weird:  spaced value \r\n"
+               b"Use-Nickname: \"bob\"\r\n-------abcd$\r\n")
+        chunk = parse_one(raw)
+        self.assertEqual(chunk.headers["x-weird"], " spaced value ")
+        self.assertEqual(chunk.encode(), raw)
+
+    def test_body_containing_its_end_line_gets_new_transaction_id(self):
+        chunk = MSRPData("abcd", method="SEND", data=b"evil\r\n-------abcd$\r\nmore")
+        chunk.headers.add("To-Path", "msrp://b.example.com/s;tcp")
+        chunk.headers.add("From-Path", "msrp://a.example.com/s;tcp")
+        chunk.headers.add("Content-Type", "text/plain")
+        raw = chunk.encode()
+        self.assertNotEqual(chunk.transaction_id, "abcd")
+        parsed = parse_one(raw)
+        self.assertEqual(parsed.data, chunk.data)
+        self.assertEqual(parsed.transaction_id, chunk.transaction_id)
+
+    def test_empty_body_with_content_type(self):
+        chunk = MSRPData("abcd", method="SEND")
+        chunk.headers.add("To-Path", "msrp://b.example.com/s;tcp")
+        chunk.headers.add("From-Path", "msrp://a.example.com/s;tcp")
+        chunk.headers.add("Content-Type", "text/plain")
+        parsed = parse_one(chunk.encode())
+        self.assertEqual((parsed.data, parsed.content_type), (b"", "text/plain"))
+
+    def test_response_without_comment(self):
+        self.assertEqual(MSRPData("abcd", code=200).encode(),
+                         b"MSRP abcd 200\r\n-------abcd$\r\n")
+
+    def test_needs_method_or_code(self):
+        self.assertRaises(ValueError, MSRPData, "abcd")
+        self.assertRaises(ValueError, MSRPData, "abcd", method="SEND", code=200)
+
+    def test_copy_and_equality(self):
+        chunk = parse_one(RFC4975[0])
+        clone = chunk.copy()
+        self.assertEqual(chunk, clone)
+        clone.headers["Message-ID"] = "other"
+        self.assertNotEqual(chunk, clone)
+        self.assertEqual(chunk.message_id, "87652491")
+        self.assertIn("a786hjs2 SEND", repr(chunk))
+
+
+class ResponseAndReportTests(unittest.TestCase):
+    def test_response_goes_back_one_hop(self):
+        request = parse_one(RFC4976[6])
+        response = make_response(request, 200)
+        self.assertEqual(response.transaction_id, request.transaction_id)
+        self.assertEqual((response.code, response.comment), (200, "OK"))
+        self.assertEqual(response.to_path, [parse_uri("msrps://intra.example.com:9000/jui787s2f;tcp")])
+        self.assertEqual(response.from_path, [parse_uri("msrps://relay.example.net:9000/kwj2sfs3;tcp")])
+        self.assertEqual(make_response(request, 481).comment, "No Such Session")
+        self.assertEqual(make_response(request, 499, "Odd").comment, "Odd")
+
+    def test_rfc4975_response_matches_example(self):
+        self.assertEqual(make_response(parse_one(RFC4975[0]), 200).encode(), RFC4975[1])
+
+    def test_report_goes_back_end_to_end(self):
+        send = parse_one(RFC4976[6])
+        report = make_report(send, 200, byte_range=ByteRange(1, 8, 8))
+        self.assertEqual(report.method, "REPORT")
+        self.assertEqual(report.headers["To-Path"], send.headers["From-Path"])
+        self.assertEqual(report.from_path, [parse_uri("msrps://bob.example.net:8145/foo;tcp")])
+        self.assertEqual(report.message_id, "87652491")
+        self.assertEqual(report.byte_range, ByteRange(1, 8, 8))
+        self.assertEqual(report.status, Status(200, "OK"))
+        self.assertEqual(make_report(send, 413).byte_range, ByteRange(1, None, None))
