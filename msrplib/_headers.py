@@ -8,7 +8,7 @@ relayed or logged never pays for parsing, and unknown headers survive untouched.
 from __future__ import annotations
 
 import re
-from typing import (Callable, Dict, FrozenSet, Generic, Iterable, Iterator, List,
+from typing import (Callable, Protocol, Dict, FrozenSet, Generic, Iterable, Iterator, List,
                     NamedTuple, Optional, Tuple, TypeVar, overload)
 
 from msrplib._uri import URI, parse_uri
@@ -111,7 +111,7 @@ class Headers:
         return "Headers(%r)" % (self.items(),)
 
 
-class _HasHeaders:
+class _HasHeaders(Protocol):
     headers: Headers
 
 

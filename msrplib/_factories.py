@@ -1,0 +1,50 @@
+"""The Twisted factories that make :class:`~msrplib.transport.MSRPProtocol` connections."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet.protocol import ClientFactory, ServerFactory
+from twisted.python.failure import Failure
+
+from msrplib._observer import Observer
+from msrplib._parser import ParserLimits
+from msrplib.transport import MSRPProtocol
+
+__all__ = ["MSRPClientFactory", "MSRPServerFactory"]
+
+
+class MSRPClientFactory(ClientFactory):
+    """Makes the one protocol of an outgoing connection.
+
+    ``result`` fires with the protocol once it is ready to carry chunks (after the TLS
+    handshake for ``msrps``), or with the reason the connection failed.
+    """
+
+    def __init__(self, limits: ParserLimits = ParserLimits()) -> None:
+        self.limits = limits
+        self.result = Observer()
+
+    def buildProtocol(self, addr: Any) -> MSRPProtocol:
+        protocol = MSRPProtocol(self.limits)
+        protocol.factory = self
+        protocol.ready.observe().addBoth(self.result.fire)
+        return protocol
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.result.fire(reason)
+
+
+class MSRPServerFactory(ServerFactory):
+    """Makes a protocol for every incoming connection and hands each to ``on_connection``."""
+
+    def __init__(self, on_connection: Callable[[MSRPProtocol], None],
+                 limits: ParserLimits = ParserLimits()) -> None:
+        self.on_connection = on_connection
+        self.limits = limits
+
+    def buildProtocol(self, addr: Any) -> MSRPProtocol:
+        protocol = MSRPProtocol(self.limits)
+        protocol.factory = self
+        self.on_connection(protocol)
+        return protocol

@@ -1,0 +1,385 @@
+"""One MSRP connection: :class:`MSRPProtocol` on the socket, :class:`MSRPTransport` for users.
+
+``MSRPProtocol`` is the Twisted protocol. Its ``dataReceived`` hands bytes to the pure
+:class:`~msrplib.protocol.ChunkParser` and passes each event to one receiver. It tells
+writers when the socket's buffer is full (it is the connection's push producer) and when a
+TLS handshake is done.
+
+``MSRPTransport`` is the seed API's low-level view of a bound connection: ``make_chunk``,
+``write``, ``read_chunk`` and ``check_incoming_SEND_chunk``. Inbound chunks wait in a queue
+for ``read_chunk``; when the queue holds more than ``max_queued_bytes`` the socket stops
+being read until a reader catches up, so a slow reader never makes memory grow unbounded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IHandshakeListener, IPushProducer, ISSLTransport
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from msrplib._headers import ByteRange, Headers, format_path
+from msrplib._observer import Observer
+from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, ParserEvent,
+                             ParserLimits)
+from msrplib._uri import URI
+from msrplib._wire import MSRPData, new_message_id, new_transaction_id
+from msrplib.errors import ChunkParseError, MSRPError
+
+__all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES"]
+
+#: Default for ``MSRPTransport.max_queued_bytes``: unread inbound body bytes held before the
+#: socket stops being read.
+DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024
+
+_CONNECTION_DONE = Failure(ConnectionDone())
+
+EventReceiver = Callable[[ParserEvent], None]
+
+
+@implementer(IPushProducer, IHandshakeListener)
+class MSRPProtocol(Protocol):
+    """The protocol on an MSRP connection: parses what arrives, writes chunks.
+
+    ``ready`` fires with this protocol once the connection can carry chunks (at connect for
+    TCP, after the handshake for TLS); ``lost`` fires with the reason the connection closed:
+    a ``ChunkParseError`` when the peer sent something unintelligible, ``ConnectionLost``
+    when it closed in the middle of a chunk, otherwise Twisted's own reason.
+    """
+
+    log = Logger()
+    #: The TCP or TLS transport (typed loosely: Twisted declares it ``ITransport``, which
+    #: lacks the producer and TLS methods these connections have).
+    transport: Any
+
+    def __init__(self, limits: ParserLimits = ParserLimits()) -> None:
+        self.parser = ChunkParser(limits)
+        self.ready = Observer()
+        self.lost = Observer()
+        self._receiver: Optional[EventReceiver] = None
+        self._early: List[ParserEvent] = []
+        self._writing_paused = False
+        self._drain_waiters: List[Deferred] = []
+
+    # Connection life.
+
+    def connectionMade(self) -> None:
+        self.transport.registerProducer(self, True)
+        if not ISSLTransport.providedBy(self.transport):
+            self.ready.fire(self)
+
+    def handshakeCompleted(self) -> None:
+        self.ready.fire(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            for event in self.parser.feed(data):
+                if self._receiver is None:
+                    self._early.append(event)
+                else:
+                    self._receiver(event)
+        except ChunkParseError as error:
+            self.log.warn("closing {peer}: {error}", peer=self.transport.getPeer(), error=error)
+            self.transport.abortConnection()
+
+    def connectionLost(self, reason: Failure = _CONNECTION_DONE) -> None:
+        if self.parser.error is not None:
+            reason = Failure(self.parser.error)
+        elif self.parser.in_chunk and reason.check(ConnectionDone):
+            reason = Failure(ConnectionLost("the peer closed the connection in a chunk"))
+        self.ready.fire(reason)
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            waiter.errback(reason)
+        self.lost.fire(reason)
+
+    def close(self) -> None:
+        """Close once what was written is sent (TLS: after its close_notify exchange).
+
+        The protocol stops being the connection's producer first: Twisted's TLS waits for
+        its producer to go away before it shuts down.
+        """
+        if self.transport is not None and self.connected:
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+
+    @property
+    def connected_now(self) -> bool:
+        """True from connect until the connection is lost."""
+        return bool(self.connected) and not self.lost.fired
+
+    # Where parsed events go.
+
+    def set_receiver(self, receiver: Optional[EventReceiver]) -> None:
+        """Send every parsed event to ``receiver`` (events parsed before go first)."""
+        self._receiver = receiver
+        while receiver is not None and self._early and self._receiver is receiver:
+            receiver(self._early.pop(0))
+
+    # Writing, with the socket's backpressure.
+
+    def write_chunk(self, chunk: MSRPData) -> None:
+        """Serialise ``chunk`` onto the connection (its body is not copied for TCP)."""
+        self.transport.writeSequence(chunk.encode_parts())
+
+    def drained(self) -> Deferred:
+        """A Deferred that fires once the socket's outgoing buffer is below its high-water mark.
+
+        Twisted pauses a connection's producer when the bytes waiting to be sent pass its
+        buffer size; this fires at once when it has not, else when it resumes.
+        """
+        if self.lost.fired:
+            return self.lost.observe().addCallback(lambda reason: reason)
+        waiter: Deferred = Deferred()
+        if self._writing_paused:
+            self._drain_waiters.append(waiter)
+        else:
+            waiter.callback(None)
+        return waiter
+
+    def pauseProducing(self) -> None:
+        self._writing_paused = True
+
+    def resumeProducing(self) -> None:
+        self._writing_paused = False
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def stopProducing(self) -> None:
+        """The connection is going away; ``connectionLost`` reports it."""
+
+
+class _Segmenter:
+    """Turns a streamed chunk into the seed's "virtual" segments for ``read_chunk(size)``."""
+
+    def __init__(self, head: MSRPData) -> None:
+        self.head = head
+        self.parts: List[bytes] = []
+        self.buffered = 0
+        self.offset = 0
+        self.count = 0
+
+    def add(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.buffered += len(data)
+
+    def take(self, contflag: Optional[str]) -> MSRPData:
+        """The bytes so far as a chunk; ``contflag`` ``None`` means a virtual ``+`` segment."""
+        chunk = self.head.copy()
+        chunk.data = b"".join(self.parts)
+        self.parts, self.buffered = [], 0
+        if contflag is not None and self.count == 0:
+            chunk.contflag = contflag
+            return chunk
+        self.count += 1
+        chunk.segment = self.count
+        chunk.contflag = "+" if contflag is None else contflag
+        byte_range = self.head.byte_range
+        if byte_range is not None:
+            start = byte_range.start + self.offset
+            chunk.byte_range = ByteRange(start, start + len(chunk.data) - 1, byte_range.total)
+        self.offset += len(chunk.data)
+        return chunk
+
+
+class MSRPTransport:
+    """A bound MSRP connection (the seed's ``msrplib.transport.MSRPTransport``).
+
+    Get one from a connector's or acceptor's ``complete()``; do not construct it yourself.
+    ``local_path`` is our relays (if any) followed by ``local_uri``; ``full_remote_path`` is
+    the peer's path from its SDP ``a=path``. ``early_events`` are chunks that arrived during
+    binding, queued ahead of the rest.
+    """
+
+    log = Logger()
+
+    def __init__(self, protocol: MSRPProtocol, local_path: List[URI],
+                 full_remote_path: List[URI],
+                 max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+                 early_events: Iterable[ParserEvent] = ()) -> None:
+        self.protocol = protocol
+        self.local_path = list(local_path)
+        self.full_remote_path = list(full_remote_path)
+        self.max_queued_bytes = max_queued_bytes
+        self._to_path_text = format_path(self.local_path[:-1] + self.full_remote_path)
+        self._from_path_text = str(self.local_uri)
+        self._events: Deque[ParserEvent] = deque()
+        self._queued_bytes = 0
+        self._reading_paused = False
+        self._readers: Deque[Tuple[Deferred, Optional[int]]] = deque()
+        self._segmenter: Optional[_Segmenter] = None
+        self._closed: Optional[Failure] = None
+        for event in early_events:
+            self._event_received(event)
+        protocol.set_receiver(self._event_received)
+        protocol.lost.observe().addErrback(self._connection_lost)
+
+    @property
+    def local_uri(self) -> URI:
+        """Our own URI: the last of ``local_path``."""
+        return self.local_path[-1]
+
+    @property
+    def remote_uri(self) -> URI:
+        """The peer's own URI: the last of ``full_remote_path``."""
+        return self.full_remote_path[-1]
+
+    def is_connected(self) -> bool:
+        """True until the connection is closed."""
+        return self._closed is None and self.protocol.connected_now
+
+    def loseConnection(self) -> None:
+        """Close the connection once what was written has been sent."""
+        self.protocol.close()
+
+    # Making and writing chunks.
+
+    def make_chunk(self, transaction_id: Optional[str] = None, method: str = "SEND",
+                   code: Optional[int] = None, comment: Optional[str] = None,
+                   data: bytes = b"", contflag: Optional[str] = None, start: int = 1,
+                   end: Optional[int] = None, length: Optional[int] = None,
+                   message_id: Optional[str] = None,
+                   content_type: Optional[str] = None) -> MSRPData:
+        """A chunk addressed over this connection (the seed's ``make_chunk``).
+
+        With ``code`` it is a response, otherwise a ``method`` request. A ``SEND`` gets a
+        Message-ID (``message_id`` or a new one) and a Byte-Range from ``start`` and ``end``
+        (default: ``start`` plus the body) over ``length`` (default: ``end``, so the chunk
+        ends the message). ``contflag`` defaults to ``+`` when the chunk ends before
+        ``length``, else ``$``. A body without ``content_type`` is ``text/plain``.
+        """
+        headers = Headers([("To-Path", self._to_path_text),
+                           ("From-Path", self._from_path_text)])
+        if transaction_id is None:
+            transaction_id = new_transaction_id()
+        if code is not None:
+            return MSRPData(transaction_id, code=code, comment=comment, headers=headers,
+                            data=data, contflag=contflag or "$")
+        if end is None:
+            end = start - 1 + len(data)
+        if length is None:
+            length = end
+        if method == "SEND":
+            headers.add("Message-ID", new_message_id() if message_id is None else message_id)
+            headers.add("Byte-Range", "%d-%d/%d" % (start, end, length))
+        elif message_id is not None:
+            headers.add("Message-ID", message_id)
+        if data or content_type is not None:
+            headers.add("Content-Type", content_type or "text/plain")
+        if contflag is None:
+            contflag = "+" if method == "SEND" and end < length else "$"
+        return MSRPData(transaction_id, method=method, headers=headers, data=data,
+                        contflag=contflag)
+
+    def write(self, bytes: bytes, sync: bool = True) -> Optional[Deferred]:
+        """Write raw bytes. With ``sync``, return a Deferred that fires once the socket's
+        buffer is below its high-water mark (see :meth:`MSRPProtocol.drained`), or fails
+        with the reason the connection closed."""
+        self.protocol.transport.write(bytes)
+        return self.protocol.drained() if sync else None
+
+    def write_chunk(self, chunk: MSRPData, sync: bool = True) -> Optional[Deferred]:
+        """Serialise and write ``chunk``; ``sync`` as in :meth:`write`."""
+        self.protocol.write_chunk(chunk)
+        return self.protocol.drained() if sync else None
+
+    # Reading chunks.
+
+    def read_chunk(self, size: Optional[int] = None) -> Deferred:
+        """A Deferred that fires with the next chunk (the seed's ``read_chunk``).
+
+        With ``size``, a chunk whose body is streamed is returned in "virtual" segments as
+        soon as more than ``size`` body bytes are waiting: each is a copy of the chunk with
+        the bytes so far, its Byte-Range narrowed to them, contflag ``+`` (the last segment
+        has the real one) and ``segment`` numbered from 1. Fails with the reason the
+        connection closed (``ConnectionDone``, ``ConnectionLost`` or ``ChunkParseError``)
+        once every chunk that arrived before was read.
+        """
+        reader: Deferred = Deferred()
+        self._readers.append((reader, size))
+        self._serve()
+        return reader
+
+    def check_incoming_SEND_chunk(self, chunk: MSRPData) -> Optional[MSRPError]:
+        """``None`` if ``chunk`` is addressed to us from our peer, else the error to answer.
+
+        481 when To-Path is not our URI; 403 when From-Path does not end with the peer's
+        path (relays may stand in front of it); 400 when a path does not parse.
+        """
+        try:
+            to_path = chunk.to_path
+            from_path = chunk.from_path
+        except MSRPError as error:
+            return MSRPError(str(error), 400, "Bad Request")
+        if to_path != [self.local_uri]:
+            return MSRPError("To-Path %s is not %s" % (format_path(to_path or []),
+                                                       self.local_uri), 481, "No Such Session")
+        remote = self.full_remote_path
+        if not from_path or len(from_path) < len(remote) or from_path[-len(remote):] != remote:
+            return MSRPError("From-Path %s does not end with %s" % (
+                format_path(from_path or []), format_path(remote)), 403, "Forbidden")
+        return None
+
+    def _event_received(self, event: ParserEvent) -> None:
+        self._events.append(event)
+        if isinstance(event, MSRPData):
+            self._queued_bytes += len(event.data) + 1
+        elif isinstance(event, ChunkData):
+            self._queued_bytes += len(event.data)
+        if self._queued_bytes > self.max_queued_bytes and not self._reading_paused:
+            self._reading_paused = True
+            self.protocol.transport.pauseProducing()
+        self._serve()
+
+    def _next(self, size: Optional[int]) -> Optional[MSRPData]:
+        while self._events:
+            event = self._events.popleft()
+            if isinstance(event, MSRPData):
+                self._queued_bytes -= len(event.data) + 1
+                return event
+            if isinstance(event, ChunkStarted):
+                self._segmenter = _Segmenter(event.chunk)
+                continue
+            segmenter = self._segmenter
+            assert segmenter is not None
+            if isinstance(event, ChunkData):
+                self._queued_bytes -= len(event.data)
+                segmenter.add(event.data)
+                if size is not None and segmenter.buffered > size:
+                    return segmenter.take(None)
+            elif isinstance(event, ChunkEnded):
+                self._segmenter = None
+                return segmenter.take(event.chunk.contflag)
+        return None
+
+    def _serve(self) -> None:
+        while self._readers:
+            reader, size = self._readers[0]
+            chunk = self._next(size)
+            if chunk is None:
+                if self._closed is None:
+                    break
+                self._readers.popleft()
+                reader.errback(self._closed)
+                continue
+            self._readers.popleft()
+            reader.callback(chunk)
+        if (self._reading_paused and self._queued_bytes <= self.max_queued_bytes // 2
+                and self._closed is None):
+            self._reading_paused = False
+            self.protocol.transport.resumeProducing()
+
+    def _connection_lost(self, reason: Failure) -> None:
+        self._closed = reason
+        self._serve()
+
+    def __repr__(self) -> str:
+        return "<MSRPTransport %s -> %s>" % (self.local_uri, format_path(self.full_remote_path))
+

@@ -1,0 +1,191 @@
+"""Timeouts and flow control of connections, tested deterministically with a fake clock."""
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.trial import unittest
+
+from msrplib._bind import bind_active
+from msrplib.connect import (ConnectionSettings, ConnectorDirect, MSRPBindError,
+                             MSRPBindSessionTimeout, MSRPServer)
+from msrplib.errors import MSRPConnectTimeout
+from msrplib.protocol import URI, ChunkParser, ParserLimits, make_response
+from msrplib.transport import MSRPProtocol, MSRPTransport
+
+PEER = IPv4Address("TCP", "127.0.0.1", 40000)
+
+
+def connected_protocol(limits=ParserLimits()):
+    protocol = MSRPProtocol(limits)
+    transport = StringTransport(peerAddress=PEER)
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def sent_chunks(transport):
+    return list(ChunkParser().feed(transport.value()))
+
+
+class ConnectTimeoutTests(unittest.TestCase):
+    def test_connect_timeout(self):
+        reactor = MemoryReactorClock()
+        connector = ConnectorDirect(reactor=reactor,
+                                    settings=ConnectionSettings(connect_timeout=5))
+        connector.prepare(URI(host="127.0.0.1"))
+        result = connector.complete([URI(host="127.0.0.1", port=2855, session_id="s")])
+        host, port, _, _, _ = reactor.tcpClients[0]
+        self.assertEqual((host, port), ("127.0.0.1", 2855))
+        reactor.advance(4.9)
+        self.assertNoResult(result)
+        reactor.advance(0.1)
+        error = self.failureResultOf(result, MSRPConnectTimeout)
+        self.assertIn("within 5 seconds", str(error.value))
+        self.assertFalse(reactor.getDelayedCalls())
+
+
+class ServerTimeoutTests(unittest.TestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.server = MSRPServer(reactor=self.reactor,
+                                 settings=ConnectionSettings(bind_timeout=7))
+        self.uri = self.successResultOf(self.server.prepare(URI(host="127.0.0.1")))[0]
+        self.factory = self.reactor.tcpServers[0][1]
+
+    def test_bind_timeout(self):
+        result = self.server.complete([URI(host="127.0.0.1", session_id="peer")])
+        self.reactor.advance(6.9)
+        self.assertNoResult(result)
+        self.reactor.advance(0.1)
+        self.failureResultOf(result, MSRPBindSessionTimeout)
+
+    def test_default_bind_timeout_is_the_class_setting(self):
+        self.patch(MSRPBindSessionTimeout, "seconds", 3)
+        server = MSRPServer(reactor=self.reactor)
+        server.prepare(URI(host="127.0.0.1"))
+        result = server.complete([URI(host="127.0.0.1", session_id="peer")])
+        self.reactor.advance(3)
+        self.failureResultOf(result, MSRPBindSessionTimeout)
+
+    def test_silent_connection_is_closed(self):
+        protocol = self.factory.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        self.reactor.advance(7)
+        self.assertTrue(transport.disconnecting)
+
+    def test_binding_fed_one_byte_at_a_time(self):
+        peer = URI(host="127.0.0.1", port=5555, session_id="peer")
+        result = self.server.complete([peer])
+        protocol = self.factory.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        binding = (b"MSRP bind1234 SEND\r\nTo-Path: %s\r\nFrom-Path: %s\r\n"
+                   b"Message-ID: m\r\nByte-Range: 1-0/0\r\n-------bind1234$\r\n"
+                   % (str(self.uri).encode(), str(peer).encode()))
+        for index in range(len(binding)):
+            self.assertNoResult(result)
+            protocol.dataReceived(binding[index:index + 1])
+        bound = self.successResultOf(result)
+        self.assertEqual(bound.full_remote_path, [peer])
+        [response] = sent_chunks(transport)
+        self.assertEqual((response.code, response.transaction_id), (200, "bind1234"))
+        self.assertEqual(response.to_path, [peer])
+        self.assertFalse(self.reactor.getDelayedCalls())
+
+    def test_first_chunk_with_content_is_left_for_the_reader(self):
+        peer = URI(host="127.0.0.1", port=5555, session_id="peer")
+        result = self.server.complete([peer])
+        protocol = self.factory.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        sender = MSRPTransport(MSRPProtocol(), [peer], [self.uri])
+        protocol.dataReceived(sender.make_chunk(data=b"first message").encode())
+        bound = self.successResultOf(result)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.successResultOf(bound.read_chunk()).data, b"first message")
+
+    def test_response_as_first_chunk_closes(self):
+        protocol = self.factory.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"MSRP abcd 200 OK\r\n-------abcd$\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_bad_to_path_gets_400(self):
+        protocol = self.factory.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"MSRP abcd SEND\r\nTo-Path: nonsense\r\n"
+                              b"From-Path: msrp://a/b;tcp\r\n-------abcd$\r\n")
+        [response] = sent_chunks(transport)
+        self.assertEqual(response.code, 400)
+        self.assertTrue(transport.disconnecting)
+
+    def test_cleanup_cancels_complete(self):
+        result = self.server.complete([URI(host="h", session_id="p")], local_uri=self.uri)
+        self.server.cleanup(self.uri)
+        self.failureResultOf(result)
+        self.assertFalse(self.reactor.getDelayedCalls())
+
+
+class ActiveBindTests(unittest.TestCase):
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.protocol, self.transport = connected_protocol()
+        self.local = [URI(host="127.0.0.1", session_id="me")]
+        self.remote = [URI(host="127.0.0.1", port=2855, session_id="you")]
+
+    def bind(self):
+        return bind_active(self.protocol, self.local, self.remote, self.reactor,
+                           ConnectionSettings(bind_timeout=4))
+
+    def test_binding_send_and_200(self):
+        result = self.bind()
+        [binding] = sent_chunks(self.transport)
+        self.assertEqual((binding.method, binding.data, binding.contflag), ("SEND", b"", "$"))
+        self.assertEqual(binding.to_path, self.remote)
+        self.assertEqual(binding.from_path, self.local)
+        self.assertEqual(str(binding.byte_range), "1-0/0")
+        self.protocol.dataReceived(make_response(binding, 200).encode())
+        self.assertIsInstance(self.successResultOf(result), MSRPTransport)
+        self.assertFalse(self.reactor.getDelayedCalls())
+
+    def test_refusal_carries_the_code(self):
+        result = self.bind()
+        [binding] = sent_chunks(self.transport)
+        self.protocol.dataReceived(make_response(binding, 481).encode())
+        error = self.failureResultOf(result, MSRPBindError).value
+        self.assertEqual((error.code, error.comment), (481, "No Such Session"))
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_no_response(self):
+        result = self.bind()
+        self.reactor.advance(4)
+        self.failureResultOf(result, MSRPBindSessionTimeout)
+        self.assertTrue(self.transport.disconnecting)
+
+
+class FlowControlTests(unittest.TestCase):
+    def test_slow_reader_pauses_the_socket(self):
+        protocol, transport = connected_protocol(ParserLimits(max_buffered_body=1000))
+        local, remote = URI("a", session_id="x"), URI("b", session_id="y")
+        msrp = MSRPTransport(protocol, [local], [remote], max_queued_bytes=10000)
+        sender = MSRPTransport(MSRPProtocol(), [remote], [local])
+        wire = b"".join(sender.make_chunk(data=b"z" * 3000).encode() for _ in range(5))
+        protocol.dataReceived(wire)
+        self.assertEqual(transport.producerState, "paused")
+        for _ in range(3):
+            self.assertEqual(len(self.successResultOf(msrp.read_chunk()).data), 3000)
+        self.assertEqual(transport.producerState, "paused")
+        self.successResultOf(msrp.read_chunk())
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_write_sync_waits_for_the_buffer(self):
+        protocol, transport = connected_protocol()
+        msrp = MSRPTransport(protocol, [URI("a", session_id="x")], [URI("b", session_id="y")])
+        protocol.pauseProducing()
+        written = msrp.write(b"bytes")
+        self.assertNoResult(written)
+        protocol.resumeProducing()
+        self.successResultOf(written)
+        self.assertEqual(transport.value(), b"bytes")
+        self.assertIsNone(msrp.write(b"more", sync=False))
