@@ -143,6 +143,11 @@ class MSRPProtocol(Protocol):
             waiter.callback(None)
         return waiter
 
+    @property
+    def writing_paused(self) -> bool:
+        """True while the socket's outgoing buffer is over its high-water mark."""
+        return self._writing_paused
+
     def pauseProducing(self) -> None:
         self._writing_paused = True
 
@@ -216,6 +221,9 @@ class MSRPTransport:
         self._readers: Deque[Tuple[Deferred, Optional[int]]] = deque()
         self._segmenter: Optional[_Segmenter] = None
         self._closed: Optional[Failure] = None
+        self._handler: Optional[EventReceiver] = None
+        #: The largest chunk body this connection should carry (a relay's limit), or ``None``.
+        self.max_chunk_size: Optional[int] = None
         for event in early_events:
             self._event_received(event)
         protocol.set_receiver(self._event_received)
@@ -307,6 +315,20 @@ class MSRPTransport:
         self._serve()
         return reader
 
+    def deliver_events_to(self, handler: EventReceiver) -> None:
+        """Hand every parser event to ``handler`` from now on, queued ones first.
+
+        This is how an ``MSRPSession`` takes over the connection: ``read_chunk`` is for
+        code that reads chunks itself and cannot be mixed with it.
+        """
+        self._handler = handler
+        while self._events and self._handler is handler:
+            handler(self._events.popleft())
+        self._queued_bytes = 0
+        if self._reading_paused:
+            self._reading_paused = False
+            self.protocol.transport.resumeProducing()
+
     def check_incoming_SEND_chunk(self, chunk: MSRPData) -> Optional[MSRPError]:
         """``None`` if ``chunk`` is addressed to us from our peer, else the error to answer.
 
@@ -328,6 +350,9 @@ class MSRPTransport:
         return None
 
     def _event_received(self, event: ParserEvent) -> None:
+        if self._handler is not None:
+            self._handler(event)
+            return
         self._events.append(event)
         if isinstance(event, MSRPData):
             self._queued_bytes += len(event.data) + 1

@@ -1,0 +1,192 @@
+"""Reassembling incoming messages from chunks (RFC 4975 section 5.1), in or out of order.
+
+An :class:`IncomingMessage` collects the bytes of one Message-ID. Each chunk says where its
+bytes go (Byte-Range); bytes already received are skipped, so duplicates are harmless. The
+body goes to a sink: memory by default, or a file (written at each chunk's offset) or an
+``IConsumer`` (written in order, out-of-order pieces held until the gap is filled).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from zope.interface import implementer
+
+from msrplib._wire import MSRPData
+
+__all__ = ["IncomingMessage", "RangeSet", "make_sink"]
+
+
+class RangeSet:
+    """Disjoint, sorted half-open byte intervals ``[start, end)``."""
+
+    def __init__(self) -> None:
+        self.ranges: List[Tuple[int, int]] = []
+
+    def add(self, start: int, end: int) -> List[Tuple[int, int]]:
+        """Add ``[start, end)``; return the parts of it that were not in the set yet."""
+        new: List[Tuple[int, int]] = []
+        cursor = start
+        merged: List[Tuple[int, int]] = []
+        for low, high in self.ranges:
+            if high < start or low > end:
+                merged.append((low, high))
+                continue
+            if low > cursor:
+                new.append((cursor, min(low, end)))
+            cursor = max(cursor, high)
+            start, end = min(start, low), max(end, high)
+        if cursor < end:
+            new.append((cursor, end))
+        merged.append((start, end))
+        merged.sort()
+        self.ranges = merged
+        return [(low, high) for low, high in new if high > low]
+
+    def covers(self, total: int) -> bool:
+        """True when the set is exactly ``[0, total)`` (or empty for ``total`` 0)."""
+        if total == 0:
+            return True
+        return self.ranges == [(0, total)]
+
+    @property
+    def count(self) -> int:
+        """How many bytes the set holds."""
+        return sum(high - low for low, high in self.ranges)
+
+
+class _MemorySink:
+    def __init__(self) -> None:
+        self.pieces: Dict[int, bytes] = {}
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.pieces[offset] = data
+
+    def finish(self) -> Optional[bytes]:
+        return b"".join(self.pieces[offset] for offset in sorted(self.pieces))
+
+    def fail(self) -> None:
+        self.pieces.clear()
+
+
+class _FileSink:
+    def __init__(self, file: Any) -> None:
+        self.file = file
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.file.seek(offset)
+        self.file.write(data)
+
+    def finish(self) -> Optional[bytes]:
+        self.file.flush()
+        return None
+
+    def fail(self) -> None:
+        self.file.flush()
+
+
+@implementer(IPushProducer)
+class _ConsumerSink:
+    """Writes to an ``IConsumer`` in order; pauses the connection when the consumer asks."""
+
+    def __init__(self, consumer: Any, transport: Any) -> None:
+        self.consumer = consumer
+        self.transport = transport
+        self.next_offset = 0
+        self.held: Dict[int, bytes] = {}
+        self.paused = False
+        consumer.registerProducer(self, True)
+
+    def write(self, offset: int, data: bytes) -> None:
+        if offset != self.next_offset:
+            self.held[offset] = data
+            return
+        self.consumer.write(data)
+        self.next_offset += len(data)
+        while self.next_offset in self.held:
+            piece = self.held.pop(self.next_offset)
+            self.consumer.write(piece)
+            self.next_offset += len(piece)
+
+    def finish(self) -> Optional[bytes]:
+        self._release()
+        return None
+
+    def fail(self) -> None:
+        self.held.clear()
+        self._release()
+
+    def _release(self) -> None:
+        if self.paused:
+            self.resumeProducing()
+        self.consumer.unregisterProducer()
+
+    def pauseProducing(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """The consumer gave up; the message fails when its connection does."""
+
+
+def make_sink(target: Any, transport: Any) -> Any:
+    """The sink for a message body: memory for ``None``, a consumer, or a file object."""
+    if target is None:
+        return _MemorySink()
+    if IConsumer.providedBy(target):
+        return _ConsumerSink(target, transport)
+    return _FileSink(target)
+
+
+class IncomingMessage:
+    """A message arriving on a session: its first chunk's headers and how far it got.
+
+    ``data`` is the body once complete when it was kept in memory; with a file or
+    ``IConsumer`` sink the body went there and ``data`` stays ``None``.
+    """
+
+    def __init__(self, first_chunk: MSRPData) -> None:
+        self.first_chunk = first_chunk
+        self.message_id = first_chunk.message_id
+        self.content_type = first_chunk.content_type
+        self.headers = first_chunk.headers.copy()
+        byte_range = first_chunk.byte_range
+        #: The total size when a chunk has announced it, else ``None``.
+        self.size: Optional[int] = byte_range.total if byte_range else None
+        self.data: Optional[bytes] = None
+        self.ranges = RangeSet()
+        self.end: Optional[int] = None
+        self.sink: Any = None
+
+    @property
+    def received(self) -> int:
+        """Body bytes received so far."""
+        return self.ranges.count
+
+    def add(self, offset: int, data: bytes) -> None:
+        """Store ``data`` at zero-based ``offset``, skipping bytes already received."""
+        for low, high in self.ranges.add(offset, offset + len(data)):
+            self.sink.write(low, data[low - offset:high - offset])
+
+    def last_chunk_ends(self, end: int) -> None:
+        """The chunk with the ``$`` flag ended at ``end``: the message is that long."""
+        self.end = end
+        if self.size is None:
+            self.size = end
+
+    @property
+    def complete(self) -> bool:
+        """True once the final chunk arrived and every byte before it too."""
+        return self.end is not None and self.ranges.covers(self.end)
+
+    def __repr__(self) -> str:
+        return "<IncomingMessage %s %s, %d of %s bytes>" % (
+            self.message_id, self.content_type, self.received,
+            "?" if self.size is None else self.size)

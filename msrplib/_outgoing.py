@@ -1,0 +1,101 @@
+"""Outgoing messages, cut into chunks lazily so that a file is never read into memory whole."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any, Optional, Tuple, Union
+
+from twisted.internet.defer import Deferred
+
+from msrplib._headers import ByteRange
+from msrplib._incoming import RangeSet
+from msrplib._wire import MSRPData
+
+__all__ = ["OutgoingMessage", "Source"]
+
+Source = Union[bytes, Any]
+
+
+def _size_of(source: Any) -> Optional[int]:
+    try:
+        position = source.tell()
+        end = source.seek(0, os.SEEK_END)
+        source.seek(position)
+        return end - position
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+
+
+class OutgoingMessage:
+    """One message on its way out: where it is, what is outstanding, and its Deferred.
+
+    ``source`` is ``bytes`` or a binary file object read ``chunk_size`` bytes at a time. A
+    file whose size cannot be told is sent with ``*`` as its Byte-Range total.
+    """
+
+    def __init__(self, source: Source, content_type: str, message_id: str,
+                 success_report: str, failure_report: str, chunk_size: int) -> None:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            source = io.BytesIO(bytes(source))
+        self.source = source
+        self.content_type = content_type
+        self.message_id = message_id
+        self.success_report = success_report
+        self.failure_report = failure_report
+        self.chunk_size = chunk_size
+        self.size = _size_of(source)
+        self.offset = 0
+        self.outstanding = 0
+        self.finished_sending = False
+        self.aborted = False
+        self.result: Deferred = Deferred()
+        self.reported = RangeSet()
+        self.report_timer: Any = None
+        self._lookahead: Optional[bytes] = None
+
+    @property
+    def done(self) -> bool:
+        """True once the result has fired, either way."""
+        return self.result.called
+
+    def next_piece(self) -> Tuple[bytes, ByteRange, bool]:
+        """The next body piece, its Byte-Range, and whether it ends the message."""
+        if self._lookahead is not None:
+            data, self._lookahead = self._lookahead, None
+        else:
+            data = self.source.read(self.chunk_size)
+        start = self.offset + 1
+        self.offset += len(data)
+        if self.size is not None:
+            last = self.offset >= self.size
+        else:
+            self._lookahead = self.source.read(self.chunk_size)
+            last = not self._lookahead
+        total = self.size if self.size is not None else (self.offset if last else None)
+        return data, ByteRange(start, self.offset, total), last
+
+    def fill(self, chunk: MSRPData, byte_range: ByteRange, last: bool) -> MSRPData:
+        """Set the message headers on ``chunk`` (made by the transport for our paths)."""
+        headers = chunk.headers
+        headers["Message-ID"] = self.message_id
+        headers["Byte-Range"] = str(byte_range)
+        if self.success_report != "no":
+            headers["Success-Report"] = self.success_report
+        if self.failure_report != "yes":
+            headers["Failure-Report"] = self.failure_report
+        headers["Content-Type"] = self.content_type
+        chunk.contflag = "$" if last else "+"
+        if last:
+            self.finished_sending = True
+        return chunk
+
+    def abort_chunk(self, chunk: MSRPData) -> MSRPData:
+        """Make ``chunk`` the empty ``#`` chunk that tells the peer the message is aborted."""
+        chunk.headers["Message-ID"] = self.message_id
+        chunk.headers["Byte-Range"] = str(ByteRange(self.offset + 1, None, self.size))
+        chunk.contflag = "#"
+        self.finished_sending = True
+        return chunk

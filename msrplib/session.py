@@ -1,0 +1,595 @@
+"""MSRPSession: transactions, reports, chunked messages and flow control over one transport.
+
+The seed API (``send_chunk``, ``deliver_chunk``, ``shutdown``, ``on_incoming_cb``) works on
+chunks; ``send_message`` and a :class:`MessageReceiver` work on whole messages: the session
+cuts them into chunks, interleaves the chunks of different messages (RFC 4975 section
+7.1.1), reassembles what arrives, answers and reports as RFC 4975 asks, and keeps memory
+bounded both ways.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, Iterable, Optional
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msrplib._headers import ByteRange
+from msrplib._incoming import IncomingMessage, make_sink
+from msrplib._observer import Observer
+from msrplib._outgoing import OutgoingMessage, Source
+from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
+from msrplib._wire import MSRPData, make_report, make_response, new_message_id
+from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
+from msrplib.transport import MSRPTransport
+
+__all__ = ["MSRPSession", "SessionSettings", "MessageReceiver", "IncomingMessage",
+           "RESPONSE_TIMEOUT"]
+
+#: Seconds to wait for a transaction's response before one is generated locally (the seed's).
+RESPONSE_TIMEOUT = 30.0
+
+ResponseCallback = Callable[[MSRPData], None]
+
+
+@dataclass
+class SessionSettings:
+    """Every limit of a session; the defaults are documented in ``doc/sessions.rst``.
+
+    ``response_timeout``: seconds before a missing response becomes a local 408 (or 200).
+    ``report_timeout``: seconds after the last chunk's response to wait for a success REPORT.
+    ``keepalive_interval``: seconds of silence before an empty SEND checks the peer; 0: off.
+    ``chunk_size``: body bytes per chunk of ``send_message`` (relays may need less).
+    ``max_message_size``: largest incoming message; bigger ones are refused with 413.
+    ``max_outstanding_chunks``: chunks sent and not yet answered before sending waits.
+    """
+
+    response_timeout: float = RESPONSE_TIMEOUT
+    report_timeout: float = RESPONSE_TIMEOUT
+    keepalive_interval: float = 60.0
+    chunk_size: int = 64 * 1024
+    max_message_size: Optional[int] = 64 * 1024 * 1024
+    max_outstanding_chunks: int = 32
+
+
+class MessageReceiver:
+    """What a session tells about incoming messages. Subclass it and override what you need.
+
+    ``message_started`` may return where the body should go: ``None`` keeps it in memory (in
+    ``message.data``), a binary file object is written at each chunk's offset, and an
+    ``IConsumer`` gets it in order (and can pause the connection).
+    """
+
+    def message_started(self, message: IncomingMessage) -> Any:
+        """The first chunk of ``message`` arrived; return its body's sink (or ``None``)."""
+        return None
+
+    def message_received(self, message: IncomingMessage) -> None:
+        """Every byte of ``message`` arrived."""
+
+    def message_failed(self, message: IncomingMessage, reason: Failure) -> None:
+        """``message`` will not complete: aborted, too large, or the connection closed."""
+
+
+@dataclass
+class _Transaction:
+    chunk: MSRPData
+    response_cb: Optional[ResponseCallback]
+    timer: Any
+    counted: bool
+    message: Optional[OutgoingMessage] = None
+
+
+@dataclass
+class _Inbound:
+    """The request chunk being received: its verdict so far and where its body goes."""
+
+    chunk: MSRPData
+    code: Optional[int]
+    message: Optional[IncomingMessage]
+    offset: int
+
+
+def _should_respond(request: MSRPData, code: int) -> bool:
+    failure_report = request.headers.get("Failure-Report")
+    if failure_report == "no":
+        return False
+    if failure_report == "partial":
+        return code != 200
+    return True
+
+
+def _generated_response(chunk: MSRPData, code: int, comment: str) -> MSRPData:
+    return MSRPData(chunk.transaction_id, code=code, comment=comment)
+
+
+class MSRPSession:
+    """A message session over a bound :class:`~msrplib.transport.MSRPTransport`.
+
+    ``accept_types`` are the media types we take (``*`` and ``type/*`` wildcards work);
+    other SEND bodies get 415. ``on_incoming_cb(chunk=None, error=None)`` hears every
+    incoming request chunk, and ``error`` once when the connection closes. ``receiver``
+    (a :class:`MessageReceiver`) hears whole messages. ``extension_methods`` are request
+    methods handed to ``on_incoming_cb`` to answer with :meth:`respond`; any other unknown
+    method gets 501.
+    """
+
+    log = Logger()
+
+    def __init__(self, msrptransport: MSRPTransport, accept_types: Iterable[str] = ("*",),
+                 on_incoming_cb: Optional[Callable[..., None]] = None, *,
+                 receiver: Optional[MessageReceiver] = None,
+                 settings: Optional[SessionSettings] = None,
+                 extension_methods: Iterable[str] = ("NICKNAME",),
+                 reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.transport = msrptransport
+        self.accept_types = list(accept_types)
+        self.on_incoming_cb = on_incoming_cb
+        self.receiver = receiver or MessageReceiver()
+        self.settings = settings or SessionSettings()
+        self.extension_methods = set(extension_methods)
+        self.reactor = reactor
+        self.closed = Observer()
+        self._protocol = msrptransport.protocol
+        self._queue: Deque[Any] = deque()
+        self._transactions: Dict[str, _Transaction] = {}
+        self._outstanding = 0
+        self._waiting_reports: Dict[str, OutgoingMessage] = {}
+        self._incoming: Dict[str, IncomingMessage] = {}
+        self._refused: Dict[str, int] = {}
+        self._inbound: Optional[_Inbound] = None
+        self._shutting_down = False
+        self._drain_pending = False
+        self._keepalive: Any = None
+        self._protocol.lost.observe().addErrback(self._connection_lost)
+        msrptransport.deliver_events_to(self._event)
+        self._touch()
+
+    # Sending: the seed API.
+
+    def send_chunk(self, chunk: MSRPData, response_cb: Optional[ResponseCallback] = None) -> None:
+        """Queue ``chunk``; ``response_cb(response)`` hears its response (the seed's call).
+
+        Without a response in ``response_timeout`` seconds one is generated: 408 when
+        Failure-Report is ``yes`` or absent, 200 when it is ``partial`` or ``no``. Raises
+        ``MSRPSessionError`` when the session is shut down or its connection closed.
+        """
+        self._check_open()
+        self._queue.append((chunk, response_cb))
+        self._pump()
+
+    def deliver_chunk(self, chunk: MSRPData) -> Deferred:
+        """Send ``chunk``; fire with its 200 response, fail with ``MSRPTransactionError``.
+
+        With Failure-Report ``no`` nothing will answer, so this fires with ``None`` at once.
+        """
+        if chunk.headers.get("Failure-Report") == "no":
+            self.send_chunk(chunk)
+            return succeed(None)
+        result: Deferred = Deferred()
+
+        def answered(response: MSRPData) -> None:
+            if response.code == 200:
+                result.callback(response)
+            else:
+                result.errback(MSRPTransactionError(
+                    "%s %s" % (response.code, response.comment or ""),
+                    code=response.code, comment=response.comment))
+
+        self.send_chunk(chunk, answered)
+        return result
+
+    def respond(self, request: MSRPData, code: int, comment: Optional[str] = None) -> None:
+        """Answer ``request`` (e.g. a NICKNAME), if its Failure-Report allows that answer."""
+        if _should_respond(request, code):
+            self._write(make_response(request, code, comment))
+
+    def shutdown(self, sync: bool = True) -> Deferred:
+        """Send what is queued, then close; fire once the connection is closed."""
+        self._shutting_down = True
+        closed = self.closed.observe()
+        closed.addErrback(lambda failure: None)
+        self._pump()
+        return closed
+
+    # Sending: whole messages.
+
+    def send_message(self, data_or_file: Source, content_type: str,
+                     message_id: Optional[str] = None, success_report: str = "no",
+                     failure_report: str = "yes",
+                     chunk_size: Optional[int] = None) -> Deferred:
+        """Send a message (``bytes`` or a binary file), cut into chunks.
+
+        Fires with the Message-ID once every chunk was accepted (Failure-Report ``yes``) or
+        sent (``partial``, ``no``), and, with ``success_report="yes"``, once the peer's
+        success REPORT covered the whole message. Fails with ``MSRPTransactionError`` carrying
+        the peer's code (e.g. 413, which stops the message) or 408 when nothing answered,
+        and with ``MSRPSessionError`` when the connection closed first.
+        """
+        self._check_open()
+        size = chunk_size or self.settings.chunk_size
+        if self.transport.max_chunk_size:
+            size = min(size, self.transport.max_chunk_size)
+        message = OutgoingMessage(data_or_file, content_type, message_id or new_message_id(),
+                                  success_report, failure_report, size)
+        self._queue.append(message)
+        self._pump()
+        return message.result
+
+    def abort_message(self, message_id: str) -> None:
+        """Stop sending a queued message: its next chunk is an empty ``#`` chunk."""
+        for item in self._queue:
+            if isinstance(item, OutgoingMessage) and item.message_id == message_id:
+                item.aborted = True
+                self._fail_message(item, MSRPTransactionError(
+                    "aborted by the sender", code=499, comment="Aborted"))
+                self._pump()
+                return
+        raise KeyError(message_id)
+
+    def send_nickname(self, nickname: str) -> Deferred:
+        """Ask to use ``nickname`` in a chat room (RFC 7701); fires with the 200."""
+        chunk = self.transport.make_chunk(method="NICKNAME")
+        chunk.use_nickname = nickname
+        return self.deliver_chunk(chunk)
+
+    # The send loop.
+
+    def _check_open(self) -> None:
+        if self._shutting_down:
+            raise MSRPSessionError("the session is shut down")
+        if self.closed.fired:
+            raise MSRPSessionError("the connection is closed: %s"
+                                   % getattr(self.closed.result, "value", None))
+
+    def _pump(self) -> None:
+        """Write queued chunks while the socket and the window allow, one message at a time
+        in turn, so that a short message never waits behind a long one."""
+        while self._queue and not self.closed.fired:
+            if self._protocol.writing_paused:
+                self._wait_for_drain()
+                return
+            if self._outstanding >= self.settings.max_outstanding_chunks:
+                return
+            item = self._queue.popleft()
+            if isinstance(item, OutgoingMessage):
+                self._send_next_chunk(item)
+                if not item.finished_sending:
+                    self._queue.append(item)
+            else:
+                chunk, response_cb = item
+                self._write(chunk, response_cb)
+        self._close_if_done()
+
+    def _close_if_done(self) -> None:
+        """After ``shutdown``: close once nothing is queued or waits for an answer."""
+        if (self._shutting_down and not self._queue and not self._transactions
+                and not self._waiting_reports and not self.closed.fired):
+            self._protocol.close()
+
+    def _wait_for_drain(self) -> None:
+        if self._drain_pending:
+            return
+        self._drain_pending = True
+
+        def drained(_: Any) -> None:
+            self._drain_pending = False
+            self._pump()
+
+        self._protocol.drained().addCallbacks(drained, lambda failure: None)
+
+    def _send_next_chunk(self, message: OutgoingMessage) -> None:
+        chunk = self.transport.make_chunk()
+        if message.aborted:
+            self._write(message.abort_chunk(chunk), None)
+            return
+        data, byte_range, last = message.next_piece()
+        chunk.data = data
+        message.fill(chunk, byte_range, last)
+        self._write(chunk, None, message)
+        if last and message.failure_report != "yes":
+            self._message_sent(message)
+
+    def _write(self, chunk: MSRPData, response_cb: Optional[ResponseCallback] = None,
+               message: Optional[OutgoingMessage] = None) -> None:
+        self._protocol.write_chunk(chunk)
+        self._touch()
+        if chunk.method is None or chunk.method == "REPORT":
+            return
+        counted = chunk.headers.get("Failure-Report") in (None, "yes")
+        timer = self.reactor.callLater(self.settings.response_timeout, self._timed_out,
+                                       chunk.transaction_id)
+        self._transactions[chunk.transaction_id] = _Transaction(
+            chunk, response_cb, timer, counted, message)
+        if counted:
+            self._outstanding += 1
+        if message is not None:
+            message.outstanding += 1
+
+    # Responses to what we sent.
+
+    def _timed_out(self, transaction_id: str) -> None:
+        transaction = self._transactions.get(transaction_id)
+        if transaction is None:
+            return
+        transaction.timer = None
+        if transaction.chunk.headers.get("Failure-Report") in (None, "yes"):
+            response = _generated_response(transaction.chunk, 408, "Request Timeout")
+        else:
+            response = _generated_response(transaction.chunk, 200, "OK")
+        self._response(response)
+
+    def _response(self, response: MSRPData) -> None:
+        transaction = self._transactions.pop(response.transaction_id, None)
+        if transaction is None:
+            self.log.debug("ignoring a response to a finished transaction: {response!r}",
+                           response=response)
+            return
+        if transaction.timer is not None:
+            transaction.timer.cancel()
+        if transaction.counted:
+            self._outstanding -= 1
+        message = transaction.message
+        if message is not None:
+            message.outstanding -= 1
+            self._message_response(message, response)
+        if transaction.response_cb is not None:
+            transaction.response_cb(response)
+        self._pump()
+
+    def _message_response(self, message: OutgoingMessage, response: MSRPData) -> None:
+        if message.done:
+            return
+        if response.code != 200:
+            message.aborted = not message.finished_sending
+            self._fail_message(message, MSRPTransactionError(
+                "%s %s" % (response.code, response.comment or ""), code=response.code,
+                comment=response.comment))
+        elif message.finished_sending and message.outstanding == 0 and \
+                message.failure_report == "yes":
+            self._message_sent(message)
+
+    def _message_sent(self, message: OutgoingMessage) -> None:
+        if message.success_report != "yes":
+            message.result.callback(message.message_id)
+            return
+        self._waiting_reports[message.message_id] = message
+        message.report_timer = self.reactor.callLater(
+            self.settings.report_timeout, self._report_timed_out, message)
+
+    def _report_timed_out(self, message: OutgoingMessage) -> None:
+        message.report_timer = None
+        self._fail_message(message, MSRPTransactionError(
+            "no success report within %s seconds" % self.settings.report_timeout,
+            code=408, comment="No success report"))
+
+    def _fail_message(self, message: OutgoingMessage, error: Exception) -> None:
+        self._waiting_reports.pop(message.message_id, None)
+        if message.report_timer is not None and message.report_timer.active():
+            message.report_timer.cancel()
+        if not message.done:
+            message.result.errback(Failure(error))
+        self._close_if_done()
+
+    def _report(self, report: MSRPData) -> None:
+        message = self._waiting_reports.get(report.message_id or "")
+        if message is None:
+            return
+        try:
+            status = report.status
+            byte_range = report.byte_range
+        except MSRPError:
+            return
+        if status is None:
+            return
+        if status.code != 200:
+            self._fail_message(message, MSRPTransactionError(
+                "failure report: %s %s" % (status.code, status.comment or ""),
+                code=status.code, comment=status.comment))
+            return
+        total = message.offset
+        if byte_range is None:
+            message.reported.add(0, total)
+        else:
+            end = total if byte_range.end is None else byte_range.end
+            message.reported.add(byte_range.start - 1, end)
+        if message.reported.covers(total):
+            del self._waiting_reports[message.message_id]
+            if message.report_timer is not None and message.report_timer.active():
+                message.report_timer.cancel()
+            message.result.callback(message.message_id)
+            self._close_if_done()
+
+    # Receiving.
+
+    def _event(self, event: ParserEvent) -> None:
+        self._touch()
+        if isinstance(event, MSRPData):
+            if event.code is not None:
+                self._response(event)
+                return
+            self._request_started(event)
+            self._request_data(event.data)
+            self._request_ended(event)
+        elif isinstance(event, ChunkStarted):
+            if event.chunk.code is None:
+                self._request_started(event.chunk)
+        elif isinstance(event, ChunkData):
+            if self._inbound is not None:
+                self._request_data(event.data)
+        elif isinstance(event, ChunkEnded):
+            if event.chunk.code is not None:
+                self._response(event.chunk)
+            elif self._inbound is not None:
+                self._request_ended(event.chunk)
+
+    def _request_started(self, chunk: MSRPData) -> None:
+        code: Optional[int] = None
+        message: Optional[IncomingMessage] = None
+        offset = 0
+        error = self.transport.check_incoming_SEND_chunk(chunk)
+        method = chunk.method or ""
+        if error is not None:
+            code = error.code
+        elif method not in ("SEND", "REPORT") and (
+                method not in self.extension_methods or self.on_incoming_cb is None):
+            code = 501
+        elif method == "SEND":
+            code, message, offset = self._send_started(chunk)
+        self._inbound = _Inbound(chunk, code, message, offset)
+
+    def _send_started(self, chunk: MSRPData) -> Any:
+        content_type = chunk.content_type
+        message_id = chunk.message_id
+        if content_type is None and not chunk.data and message_id not in self._incoming \
+                and message_id not in self._refused:
+            return None, None, 0
+        if content_type is not None and not self._accepts(content_type):
+            return 415, None, 0
+        try:
+            byte_range = chunk.byte_range or ByteRange(1, None, None)
+        except MSRPError:
+            return 400, None, 0
+        if message_id is None:
+            return 400, None, 0
+        if message_id in self._refused:
+            return self._refused[message_id], None, 0
+        limit = self.settings.max_message_size
+        if limit is not None and byte_range.total is not None and byte_range.total > limit:
+            return 413, None, 0
+        message = self._incoming.get(message_id)
+        if message is None:
+            message = IncomingMessage(chunk)
+            message.sink = make_sink(self.receiver.message_started(message),
+                                     self._protocol.transport)
+            self._incoming[message_id] = message
+        return None, message, byte_range.start - 1
+
+    def _accepts(self, content_type: str) -> bool:
+        media = content_type.split(";")[0].strip().lower()
+        return any(fnmatch.fnmatchcase(media, pattern.lower()) for pattern in self.accept_types)
+
+    def _request_data(self, data: bytes) -> None:
+        inbound = self._inbound
+        if inbound is None or inbound.message is None or inbound.code is not None or not data:
+            return
+        limit = self.settings.max_message_size
+        if limit is not None and inbound.offset + len(data) > limit:
+            inbound.code = 413
+            return
+        inbound.message.add(inbound.offset, data)
+        inbound.offset += len(data)
+
+    def _request_ended(self, chunk: MSRPData) -> None:
+        inbound, self._inbound = self._inbound, None
+        assert inbound is not None
+        head = inbound.chunk
+        head.contflag = chunk.contflag
+        if head.method == "REPORT":
+            if inbound.code is None:
+                self._report(head)
+            self._tell_application(head)
+            return
+        if inbound.code is not None:
+            self.respond(head, inbound.code)
+            if inbound.message is not None:
+                self._refuse_message(inbound.message, inbound.code)
+            return
+        if head.method != "SEND":
+            self._tell_application(head)
+            return
+        self.respond(head, 200)
+        self._tell_application(head)
+        message = inbound.message
+        if message is None:
+            return
+        if head.contflag == "#":
+            self._drop_incoming(message, MSRPError("aborted by the sender", 499, "Aborted"))
+        elif head.contflag == "$":
+            message.last_chunk_ends(inbound.offset)
+        if message.complete:
+            self._incoming.pop(message.message_id or "", None)
+            message.data = message.sink.finish()
+            if message.first_chunk.headers.get("Success-Report") == "yes":
+                size = message.size or 0
+                self._write(make_report(message.first_chunk, 200,
+                                        byte_range=ByteRange(1, size, size)))
+            self.receiver.message_received(message)
+
+    def _refuse_message(self, message: IncomingMessage, code: int) -> None:
+        if len(self._refused) > 1000:
+            self._refused.pop(next(iter(self._refused)))
+        self._refused[message.message_id or ""] = code
+        if message.first_chunk.headers.get("Failure-Report") in (None, "yes", "partial") \
+                and code == 413:
+            self._write(make_report(message.first_chunk, 413,
+                                    byte_range=ByteRange(1, message.received, message.size)))
+        self._drop_incoming(message, MSRPError("refused with %d" % code, code))
+
+    def _drop_incoming(self, message: IncomingMessage, error: Exception) -> None:
+        if self._incoming.pop(message.message_id or "", None) is None:
+            return
+        message.sink.fail()
+        self.receiver.message_failed(message, Failure(error))
+
+    def _tell_application(self, chunk: MSRPData) -> None:
+        if self.on_incoming_cb is not None:
+            self.on_incoming_cb(chunk=chunk)
+
+    # Keepalive and closing.
+
+    def _touch(self) -> None:
+        interval = self.settings.keepalive_interval
+        if interval <= 0 or self.closed.fired:
+            return
+        if self._keepalive is not None and self._keepalive.active():
+            self._keepalive.reset(interval)
+        else:
+            self._keepalive = self.reactor.callLater(interval, self._send_keepalive)
+
+    def _send_keepalive(self) -> None:
+        if self._shutting_down or self.closed.fired:
+            return
+        chunk = self.transport.make_chunk()
+        probe = self.deliver_chunk(chunk)
+
+        def dead(failure: Failure) -> None:
+            self.log.warn("keepalive failed, closing: {error}", error=failure.value)
+            self._protocol.transport.abortConnection()
+
+        probe.addErrback(dead)
+
+    def _connection_lost(self, reason: Failure) -> None:
+        self.closed.fire(reason)
+        if self._keepalive is not None and self._keepalive.active():
+            self._keepalive.cancel()
+        error = MSRPSessionError("the connection closed: %s" % reason.value)
+        for transaction in list(self._transactions.values()):
+            if transaction.message is not None:
+                self._fail_message(transaction.message, error)
+        for transaction in list(self._transactions.values()):
+            self._response(_generated_response(transaction.chunk, 408, "Connection closed"))
+        for item in list(self._queue):
+            if isinstance(item, OutgoingMessage):
+                self._fail_message(item, error)
+            else:
+                chunk, response_cb = item
+                if response_cb is not None and chunk.method not in (None, "REPORT"):
+                    response_cb(_generated_response(chunk, 408, "Connection closed"))
+        self._queue.clear()
+        for message in list(self._waiting_reports.values()):
+            self._fail_message(message, error)
+        for incoming in list(self._incoming.values()):
+            self._drop_incoming(incoming, error)
+        if self.on_incoming_cb is not None:
+            self.on_incoming_cb(error=reason)
+
+    def __repr__(self) -> str:
+        return "<MSRPSession %r>" % (self.transport,)
+

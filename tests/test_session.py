@@ -1,0 +1,360 @@
+"""MSRPSession, deterministically: in-memory pair (iosim) and a task.Clock for every timer."""
+
+import io
+
+from twisted.internet.error import ConnectionDone
+from twisted.trial import unittest
+
+from msrplib.errors import MSRPSessionError, MSRPTransactionError
+from msrplib.protocol import ByteRange, MSRPData
+from msrplib.session import RESPONSE_TIMEOUT, SessionSettings
+from msrplib.testing import CollectingReceiver, SessionPair
+
+
+class Recorder:
+    """An on_incoming_cb that keeps what it is given."""
+
+    def __init__(self):
+        self.chunks = []
+        self.errors = []
+
+    def __call__(self, chunk=None, error=None):
+        if chunk is not None:
+            self.chunks.append(chunk)
+        if error is not None:
+            self.errors.append(error)
+
+
+def pair(**options):
+    settings = options.pop("settings", SessionSettings(keepalive_interval=0))
+    return SessionPair(settings=settings, **options)
+
+
+class SendChunkTests(unittest.TestCase):
+    """The seed's send_chunk/deliver_chunk and every Failure-Report value."""
+
+    def setUp(self):
+        self.bob_heard = Recorder()
+        self.pair = pair(bob_options={"on_incoming_cb": self.bob_heard})
+        self.alice, self.bob = self.pair.alice, self.pair.bob
+        self.responses = []
+
+    def chunk(self, failure_report=None, data=b"hello", **headers):
+        chunk = self.alice.transport.make_chunk(data=data)
+        if failure_report is not None:
+            chunk.failure_report = failure_report
+        for name, value in headers.items():
+            chunk.headers[name] = value
+        return chunk
+
+    def test_response_reaches_the_callback(self):
+        self.alice.send_chunk(self.chunk(), self.responses.append)
+        self.pair.flush()
+        [response] = self.responses
+        self.assertEqual(response.code, 200)
+        self.assertEqual(self.bob_heard.chunks[0].data, b"hello")
+
+    def test_failure_report_yes_timeout_is_408(self):
+        self.pair.bob.transport.deliver_events_to(lambda event: None)  # Bob goes silent
+        self.alice.send_chunk(self.chunk("yes"), self.responses.append)
+        self.pair.flush()
+        self.pair.clock.advance(RESPONSE_TIMEOUT - 0.1)
+        self.assertEqual(self.responses, [])
+        self.pair.clock.advance(0.1)
+        self.assertEqual([r.code for r in self.responses], [408])
+
+    def test_absent_failure_report_timeout_is_408(self):
+        self.pair.bob.transport.deliver_events_to(lambda event: None)
+        self.alice.send_chunk(self.chunk(), self.responses.append)
+        self.pair.flush()
+        self.pair.clock.advance(RESPONSE_TIMEOUT)
+        self.assertEqual([r.code for r in self.responses], [408])
+
+    def test_failure_report_no_gets_no_response_then_local_200(self):
+        self.alice.send_chunk(self.chunk("no"), self.responses.append)
+        self.pair.flush()
+        self.assertEqual(self.responses, [])
+        self.assertEqual(len(self.bob_heard.chunks), 1)
+        self.pair.clock.advance(RESPONSE_TIMEOUT)
+        self.assertEqual([r.code for r in self.responses], [200])
+
+    def test_failure_report_partial_success_is_silent(self):
+        self.alice.send_chunk(self.chunk("partial"), self.responses.append)
+        self.pair.flush()
+        self.assertEqual(self.responses, [])
+        self.pair.clock.advance(RESPONSE_TIMEOUT)
+        self.assertEqual([r.code for r in self.responses], [200])
+
+    def test_failure_report_partial_error_is_answered(self):
+        self.alice.send_chunk(self.chunk("partial", **{"Content-Type": "image/gif"}),
+                              self.responses.append)
+        self.bob.accept_types = ["text/*"]
+        self.pair.flush()
+        self.assertEqual([r.code for r in self.responses], [415])
+
+    def test_failure_report_no_error_is_not_answered(self):
+        self.bob.accept_types = ["text/plain"]
+        self.alice.send_chunk(self.chunk("no", **{"Content-Type": "image/gif"}),
+                              self.responses.append)
+        self.pair.flush()
+        self.assertEqual(self.responses, [])
+
+    def test_unsupported_media_type(self):
+        self.bob.accept_types = ["text/plain", "message/*"]
+        expected = {"text/plain; charset=utf-8": 200, "message/cpim": 200, "image/png": 415}
+        for content_type in expected:
+            self.alice.send_chunk(self.chunk(**{"Content-Type": content_type}),
+                                  self.responses.append)
+        self.pair.flush()
+        self.assertEqual([r.code for r in self.responses], list(expected.values()))
+
+    def test_unknown_method_gets_501(self):
+        self.alice.send_chunk(self.alice.transport.make_chunk(method="FROB"),
+                              self.responses.append)
+        self.pair.flush()
+        self.assertEqual([r.code for r in self.responses], [501])
+
+    def test_wrong_to_path_gets_481(self):
+        chunk = self.chunk()
+        chunk.headers["To-Path"] = "msrp://bob.test:2855/other-session;tcp"
+        self.alice.send_chunk(chunk, self.responses.append)
+        self.pair.flush()
+        self.assertEqual([r.code for r in self.responses], [481])
+
+    def test_deliver_chunk(self):
+        result = self.alice.deliver_chunk(self.chunk())
+        self.pair.flush()
+        self.assertEqual(self.successResultOf(result).code, 200)
+        self.bob.accept_types = ["text/html"]
+        failed = self.alice.deliver_chunk(self.chunk())
+        self.pair.flush()
+        error = self.failureResultOf(failed, MSRPTransactionError).value
+        self.assertEqual(error.code, 415)
+        self.assertIsNone(self.successResultOf(self.alice.deliver_chunk(self.chunk("no"))))
+
+    def test_late_response_is_ignored(self):
+        self.pair.bob.transport.deliver_events_to(lambda event: None)
+        chunk = self.chunk()
+        self.alice.send_chunk(chunk, self.responses.append)
+        self.pair.flush()
+        self.pair.clock.advance(RESPONSE_TIMEOUT)
+        late = MSRPData(chunk.transaction_id, code=200, comment="OK")
+        self.alice._event(late)
+        self.alice._event(late)
+        self.assertEqual([r.code for r in self.responses], [408])
+
+    def test_reports_are_never_answered(self):
+        report = self.alice.transport.make_chunk(method="REPORT", message_id="m1")
+        report.headers["Status"] = "000 200 OK"
+        self.alice.send_chunk(report)
+        self.pair.flush()
+        self.assertEqual(self.bob_heard.chunks[-1].method, "REPORT")
+        self.assertEqual(self.alice._transactions, {})
+
+    def test_nickname_is_handed_to_the_application(self):
+        result = self.alice.send_nickname("Alice")
+        self.pair.flush()
+        [request] = self.bob_heard.chunks
+        self.assertEqual((request.method, request.use_nickname), ("NICKNAME", "Alice"))
+        self.assertNoResult(result)
+        self.bob.respond(request, 425, "Nickname reserved")
+        self.pair.flush()
+        self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 425)
+
+    def test_nickname_without_application_gets_501(self):
+        quiet = pair()
+        result = quiet.alice.send_nickname("Alice")
+        quiet.flush()
+        self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 501)
+
+    def test_send_after_shutdown_raises(self):
+        done = self.alice.shutdown()
+        self.pair.flush()
+        self.assertIsNone(self.successResultOf(done))
+        self.assertRaises(MSRPSessionError, self.alice.send_chunk, self.chunk())
+        self.assertEqual(len(self.bob_heard.errors), 1)
+        self.assertTrue(self.bob_heard.errors[0].check(ConnectionDone))
+
+
+class MessageTests(unittest.TestCase):
+    def setUp(self):
+        self.received = CollectingReceiver()
+        self.pair = pair(settings=SessionSettings(keepalive_interval=0, chunk_size=10),
+                         bob_options={"receiver": self.received})
+        self.alice, self.bob = self.pair.alice, self.pair.bob
+
+    def test_chunked_message_reassembles(self):
+        body = bytes(range(95))
+        result = self.alice.send_message(body, "application/octet-stream", message_id="m1")
+        self.pair.flush()
+        self.assertEqual(self.successResultOf(result), "m1")
+        [message] = self.received.received
+        self.assertEqual((message.data, message.message_id, message.size), (body, "m1", 95))
+        self.assertEqual(message.content_type, "application/octet-stream")
+
+    def test_short_message_is_not_stuck_behind_a_file(self):
+        big = self.alice.send_message(b"F" * 1000, "application/octet-stream")
+        small = self.alice.send_message(b"hi", "text/plain")
+        self.pair.flush()
+        self.successResultOf(big)
+        self.successResultOf(small)
+        order = [m.content_type for m in self.received.received]
+        self.assertEqual(order, ["text/plain", "application/octet-stream"])
+
+    def test_file_source_with_unknown_size(self):
+        class Stream(io.RawIOBase):
+            def __init__(self):
+                self.data = io.BytesIO(b"streamed data, no size known" * 3)
+
+            def readable(self):
+                return True
+
+            def read(self, size=-1):
+                return self.data.read(size)
+
+        result = self.alice.send_message(Stream(), "text/plain")
+        self.pair.flush()
+        self.successResultOf(result)
+        [message] = self.received.received
+        self.assertEqual(message.data, b"streamed data, no size known" * 3)
+
+    def test_empty_message(self):
+        result = self.alice.send_message(b"", "text/plain")
+        self.pair.flush()
+        self.successResultOf(result)
+        self.assertEqual(self.received.received[0].data, b"")
+
+    def test_success_report(self):
+        result = self.alice.send_message(b"x" * 25, "text/plain", success_report="yes")
+        self.pair.flush()
+        self.assertTrue(self.successResultOf(result))
+
+    def test_missing_success_report_times_out(self):
+        self.patch(self.bob, "_write", lambda chunk, *a: (
+            None if chunk.method == "REPORT" else type(self.bob)._write(self.bob, chunk, *a)))
+        result = self.alice.send_message(b"x" * 25, "text/plain", success_report="yes")
+        self.pair.flush()
+        self.assertNoResult(result)
+        self.pair.clock.advance(RESPONSE_TIMEOUT)
+        self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 408)
+
+    def test_failure_report_no_and_partial_finish_when_sent(self):
+        for value in ("no", "partial"):
+            result = self.alice.send_message(b"y" * 30, "text/plain", failure_report=value)
+            self.pair.flush()
+            self.successResultOf(result)
+        self.assertEqual(len(self.received.received), 2)
+
+    def test_too_large_is_413_and_stops_the_sender(self):
+        self.bob.settings = SessionSettings(keepalive_interval=0, max_message_size=50)
+        result = self.alice.send_message(b"z" * 200, "text/plain")
+        self.pair.flush()
+        self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 413)
+        self.assertEqual(self.received.received, [])
+        self.assertEqual(self.received.started, [])
+        self.assertLess(self.alice._queue.__len__(), 1)
+
+    def test_too_large_without_total_is_413(self):
+        self.bob.settings = SessionSettings(keepalive_interval=0, max_message_size=15)
+        chunk = self.alice.transport.make_chunk(data=b"q" * 20, message_id="big",
+                                                content_type="text/plain")
+        chunk.byte_range = ByteRange(1, 20, None)
+        result = self.alice.deliver_chunk(chunk)
+        self.pair.flush()
+        self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 413)
+        [(message, reason)] = self.received.failed
+        self.assertEqual((message.message_id, reason.value.code), ("big", 413))
+
+    def test_abort(self):
+        self.alice.settings.max_outstanding_chunks = 1
+        result = self.alice.send_message(b"a" * 100, "text/plain", message_id="m-abort")
+        self.alice.abort_message("m-abort")
+        self.pair.flush()
+        self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 499)
+        self.assertRaises(KeyError, self.alice.abort_message, "m-abort")
+
+    def test_abort_mid_message_reaches_the_receiver(self):
+        self.alice.settings.max_outstanding_chunks = 2
+        result = self.alice.send_message(b"a" * 100, "text/plain", message_id="m-abort")
+        self.pair.pump.pump()
+        self.alice.abort_message("m-abort")
+        self.pair.flush()
+        self.failureResultOf(result, MSRPTransactionError)
+        [(message, reason)] = self.received.failed
+        self.assertEqual(message.message_id, "m-abort")
+        self.assertIn("aborted", str(reason.value))
+
+    def test_peer_disconnect_mid_message(self):
+        self.alice.settings.max_outstanding_chunks = 2
+        result = self.alice.send_message(b"d" * 100, "text/plain")
+        self.pair.pump.pump()
+        self.bob.transport.protocol.transport.loseConnection()
+        self.pair.flush()
+        self.failureResultOf(result, MSRPSessionError)
+        [(message, reason)] = self.received.failed
+        self.assertGreater(message.received, 0)
+        self.assertLess(message.received, 100)
+
+    def test_out_of_order_and_duplicate_chunks(self):
+        transport = self.alice.transport
+        pieces = [(b"world", 7, "$"), (b"hello ", 1, "+"), (b"hello ", 1, "+")]
+        for data, start, flag in pieces:
+            chunk = transport.make_chunk(data=data, start=start, length=11, message_id="ooo",
+                                         contflag=flag, content_type="text/plain")
+            self.alice.send_chunk(chunk)
+        self.pair.flush()
+        [message] = self.received.received
+        self.assertEqual(message.data, b"hello world")
+
+    def test_star_total(self):
+        transport = self.alice.transport
+        for data, start, flag in [(b"abc", 1, "+"), (b"def", 4, "$")]:
+            chunk = transport.make_chunk(data=data, start=start, message_id="star",
+                                         contflag=flag, content_type="text/plain")
+            chunk.byte_range = ByteRange(start, start + 2, None)
+            self.alice.send_chunk(chunk)
+        self.pair.flush()
+        self.assertEqual(self.received.received[0].data, b"abcdef")
+
+    def test_stream_to_a_file(self):
+        target = io.BytesIO()
+        receiver = CollectingReceiver(sink=target)
+        pair2 = pair(settings=SessionSettings(keepalive_interval=0, chunk_size=7),
+                     bob_options={"receiver": receiver})
+        pair2.alice.send_message(b"0123456789" * 10, "application/octet-stream")
+        pair2.flush()
+        [message] = receiver.received
+        self.assertIsNone(message.data)
+        self.assertEqual(target.getvalue(), b"0123456789" * 10)
+
+
+class KeepaliveTests(unittest.TestCase):
+    def test_idle_session_sends_empty_send(self):
+        heard = Recorder()
+        sessions = SessionPair(settings=SessionSettings(keepalive_interval=60),
+                               bob_options={"on_incoming_cb": heard})
+        sessions.clock.advance(59)
+        sessions.flush()
+        self.assertEqual(heard.chunks, [])
+        sessions.clock.advance(1)
+        sessions.flush()
+        keepalives = [c for c in heard.chunks if c.method == "SEND"]
+        self.assertGreaterEqual(len(keepalives), 1)
+        self.assertEqual(keepalives[0].data, b"")
+        self.assertTrue(sessions.alice.transport.is_connected())
+
+    def test_dead_peer_is_noticed(self):
+        sessions = SessionPair(settings=SessionSettings(keepalive_interval=10))
+        sessions.bob.transport.deliver_events_to(lambda event: None)
+        sessions.bob.settings.keepalive_interval = 0
+        sessions.bob._keepalive.cancel()
+        sessions.clock.advance(10)
+        sessions.flush()
+        sessions.clock.advance(RESPONSE_TIMEOUT)
+        sessions.flush()
+        self.assertFalse(sessions.alice.transport.is_connected())
+        self.assertTrue(sessions.alice.closed.fired)
+
+    def test_zero_turns_it_off(self):
+        sessions = SessionPair(settings=SessionSettings(keepalive_interval=0))
+        self.assertEqual(sessions.clock.getDelayedCalls(), [])
