@@ -110,10 +110,11 @@ def bind_active(protocol: MSRPProtocol, local_path: List[URI], full_remote_path:
     return result
 
 
-def accept_binding(protocol: MSRPProtocol, first: ParserEvent, local_uri: URI,
+def accept_binding(protocol: MSRPProtocol, first: ParserEvent, local_path: List[URI],
                    full_remote_path: List[URI], settings: ConnectionSettings,
                    held: List[ParserEvent]) -> MSRPTransport:
-    """Bind a connection whose first chunk (``first``) passed the server's checks.
+    """Bind a connection whose first chunk (``first``) passed the path checks.
+    ``local_path`` is our relays' path (if any) and our URI.
 
     An empty binding SEND is answered 200 here (unless its Failure-Report is ``no``); a first
     SEND that carries content is left, unanswered, as the transport's first chunk, so that
@@ -123,5 +124,10 @@ def accept_binding(protocol: MSRPProtocol, first: ParserEvent, local_uri: URI,
         held = [first] + held
     elif first.headers.get("Failure-Report") != "no":
         protocol.write_chunk(make_response(first, 200))
-    return MSRPTransport(protocol, [local_uri], full_remote_path, settings.max_queued_bytes,
+    return MSRPTransport(protocol, local_path, full_remote_path, settings.max_queued_bytes,
                          held)
+
+
+def ends_with(path: List[URI], tail: List[URI]) -> bool:
+    """True when ``path`` ends with ``tail`` (relays may stand in front of it)."""
+    return len(path) >= len(tail) and path[len(path) - len(tail):] == tail

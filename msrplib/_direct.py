@@ -121,6 +121,7 @@ class _DirectEndpoint:
                                                 self.settings, connect_address)
 
         def bind(protocol: MSRPProtocol) -> Deferred:
+            self._connector = None
             return bind_active(protocol, [local_uri], full_remote_path, self.reactor,
                                self.settings, fingerprint)
 
@@ -128,11 +129,12 @@ class _DirectEndpoint:
 
     def cleanup(self) -> None:
         """Undo ``prepare()`` when ``complete()`` will not be called or did not succeed:
-        stop listening and abandon a connection attempt. Safe to call more than once."""
+        stop listening and abandon a connection attempt that has not connected yet. A bound
+        connection is left alone. Safe to call more than once."""
         if self._server is not None:
             self._stop_server(None)
-        if self._connector is not None and self._connector.state == "connecting":
-            self._connector.stopConnecting()
+        if self._connector is not None:
+            self._connector.disconnect()
         self._connector = None
 
     def _stop_server(self, outcome: Any) -> Any:

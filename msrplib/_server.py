@@ -12,7 +12,7 @@ from twisted.internet.defer import CancelledError, Deferred, fail, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._bind import ConnectionSettings, accept_binding, check_fingerprint
+from msrplib._bind import ConnectionSettings, accept_binding, check_fingerprint, ends_with
 from msrplib._factories import MSRPServerFactory
 from msrplib._parser import ChunkStarted, ParserEvent
 from msrplib._uri import URI
@@ -67,10 +67,6 @@ def _interface(host: str) -> str:
     except ValueError:
         return ""
     return host
-
-
-def _ends_with(path: List[URI], tail: List[URI]) -> bool:
-    return len(path) >= len(tail) and path[len(path) - len(tail):] == tail
 
 
 @dataclass
@@ -259,7 +255,7 @@ class MSRPServer:
         assert pending.head is not None
         if waiter.local_uri is not None and waiter.local_uri != pending.local_uri:
             return False
-        return _ends_with(pending.head.from_path or [], waiter.remote_path)
+        return ends_with(pending.head.from_path or [], waiter.remote_path)
 
     def _bind(self, waiter: _Waiter, pending: _Pending) -> None:
         self._forget(pending.protocol)
@@ -274,7 +270,7 @@ class MSRPServer:
             waiter.result.errback()
             return
         waiter.result.callback(accept_binding(
-            pending.protocol, pending.first, pending.local_uri, waiter.remote_path,
+            pending.protocol, pending.first, [pending.local_uri], waiter.remote_path,
             self.settings, pending.held))
 
     def _refuse(self, protocol: MSRPProtocol, request: MSRPData, code: int,

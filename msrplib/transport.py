@@ -14,7 +14,7 @@ being read until a reader catches up, so a slow reader never makes memory grow u
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -32,7 +32,7 @@ from msrplib._uri import URI
 from msrplib._wire import MSRPData, new_message_id, new_transaction_id
 from msrplib.errors import ChunkParseError, MSRPError
 
-__all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES"]
+__all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "check_paths"]
 
 #: Default for ``MSRPTransport.max_queued_bytes``: unread inbound body bytes held before the
 #: socket stops being read.
@@ -161,6 +161,28 @@ class MSRPProtocol(Protocol):
         """The connection is going away; ``connectionLost`` reports it."""
 
 
+def check_paths(chunk: MSRPData, local_uri: URI, remote_path: List[URI]) -> Optional[MSRPError]:
+    """Check a request's paths: ``None`` when it is for ``local_uri`` from ``remote_path``.
+
+    Otherwise the error to answer: 481 when To-Path is not ``[local_uri]``; 403 when
+    From-Path does not end with ``remote_path`` (relays may stand in front of it, each
+    adding its URI); 400 when a path does not parse.
+    """
+    try:
+        to_path = chunk.to_path or []
+        from_path = chunk.from_path or []
+    except MSRPError as error:
+        return MSRPError(str(error), 400, "Bad Request")
+    if to_path != [local_uri]:
+        return MSRPError("To-Path %s is not %s" % (format_path(to_path), local_uri),
+                         481, "No Such Session")
+    if len(from_path) < len(remote_path) or from_path[len(from_path) - len(remote_path):] \
+            != remote_path:
+        return MSRPError("From-Path %s does not end with %s" % (
+            format_path(from_path), format_path(remote_path)), 403, "Forbidden")
+    return None
+
+
 class _Segmenter:
     """Turns a streamed chunk into the seed's "virtual" segments for ``read_chunk(size)``."""
 
@@ -222,6 +244,7 @@ class MSRPTransport:
         self._segmenter: Optional[_Segmenter] = None
         self._closed: Optional[Failure] = None
         self._handler: Optional[EventReceiver] = None
+        self._expected: Dict[str, Deferred] = {}
         #: The largest chunk body this connection should carry (a relay's limit), or ``None``.
         self.max_chunk_size: Optional[int] = None
         for event in early_events:
@@ -315,6 +338,19 @@ class MSRPTransport:
         self._serve()
         return reader
 
+    def expect_response(self, transaction_id: str) -> Deferred:
+        """A Deferred for the response to a request written outside any session (a relay
+        AUTH refresh, say): that response goes here, not to readers or the session.
+
+        Fails with the reason the connection closed; cancel it to stop waiting.
+        """
+        def cancel(_: Deferred) -> None:
+            self._expected.pop(transaction_id, None)
+
+        waiter: Deferred = Deferred(cancel)
+        self._expected[transaction_id] = waiter
+        return waiter
+
     def deliver_events_to(self, handler: EventReceiver) -> None:
         """Hand every parser event to ``handler`` from now on, queued ones first.
 
@@ -330,26 +366,15 @@ class MSRPTransport:
             self.protocol.transport.resumeProducing()
 
     def check_incoming_SEND_chunk(self, chunk: MSRPData) -> Optional[MSRPError]:
-        """``None`` if ``chunk`` is addressed to us from our peer, else the error to answer.
-
-        481 when To-Path is not our URI; 403 when From-Path does not end with the peer's
-        path (relays may stand in front of it); 400 when a path does not parse.
-        """
-        try:
-            to_path = chunk.to_path
-            from_path = chunk.from_path
-        except MSRPError as error:
-            return MSRPError(str(error), 400, "Bad Request")
-        if to_path != [self.local_uri]:
-            return MSRPError("To-Path %s is not %s" % (format_path(to_path or []),
-                                                       self.local_uri), 481, "No Such Session")
-        remote = self.full_remote_path
-        if not from_path or len(from_path) < len(remote) or from_path[-len(remote):] != remote:
-            return MSRPError("From-Path %s does not end with %s" % (
-                format_path(from_path or []), format_path(remote)), 403, "Forbidden")
-        return None
+        """``None`` if ``chunk`` is addressed to us from our peer, else the error to answer
+        (see :func:`check_paths`)."""
+        return check_paths(chunk, self.local_uri, self.full_remote_path)
 
     def _event_received(self, event: ParserEvent) -> None:
+        if isinstance(event, MSRPData) and event.code is not None and \
+                event.transaction_id in self._expected:
+            self._expected.pop(event.transaction_id).callback(event)
+            return
         if self._handler is not None:
             self._handler(event)
             return
@@ -403,6 +428,9 @@ class MSRPTransport:
 
     def _connection_lost(self, reason: Failure) -> None:
         self._closed = reason
+        expected, self._expected = self._expected, {}
+        for waiter in expected.values():
+            waiter.errback(reason)
         self._serve()
 
     def __repr__(self) -> str:

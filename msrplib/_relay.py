@@ -1,0 +1,392 @@
+"""Connecting through an MSRP relay (RFC 4976): finding it, AUTH, and the relay endpoints.
+
+``prepare()`` connects to the relay and authenticates (401 challenge, Digest answer, 200
+with Use-Path and Expires); the full local path is the relay's Use-Path followed by our URI.
+``complete()`` then binds through the relay. While the connection lives, AUTH is repeated
+before Expires runs out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msrplib._bind import ConnectionSettings, accept_binding, bind_active
+from msrplib._direct import connect_to
+from msrplib._headers import Headers
+from msrplib._parser import ChunkStarted, ParserEvent
+from msrplib._server import new_session_id
+from msrplib._uri import DEFAULT_PORT, URI
+from msrplib._wire import MSRPData, make_response, new_transaction_id
+from msrplib.digest import answer_challenge
+from msrplib.errors import MSRPBindSessionTimeout, MSRPError
+from msrplib.tls import TLSIdentity, relay_tls_options
+from msrplib.transport import MSRPProtocol, MSRPTransport, check_paths
+
+__all__ = ["MSRPRelaySettings", "ConnectorRelay", "AcceptorRelay", "MSRPAuthError",
+           "MSRPRelayNotFound", "locate_relay", "AUTH_REFRESH_FRACTION"]
+
+#: AUTH is repeated when this fraction of the granted Expires has passed.
+AUTH_REFRESH_FRACTION = 0.75
+
+#: Body bytes per chunk through a relay by default: Kamailio's relay drops frames over about
+#: 11 KB, so 8 KiB leaves room for the headers.
+RELAY_CHUNK_SIZE = 8 * 1024
+
+
+class MSRPAuthError(MSRPError):
+    """The relay refused our AUTH; ``code`` is its answer (401 for wrong credentials)."""
+
+    code = 401
+    comment = "Unauthorized"
+
+
+class MSRPRelayNotFound(MSRPError):
+    """No relay could be found for the domain (DNS SRV and address lookups failed)."""
+
+    code = 404
+    comment = "Relay not found"
+
+
+@dataclass
+class MSRPRelaySettings:
+    """Which relay to use and how to log in to it (the seed's ``MSRPRelaySettings``).
+
+    With ``host`` the relay is there; otherwise DNS SRV ``_msrps._tcp.<domain>`` (or
+    ``_msrp._tcp`` without TLS) finds it. ``credentials`` is our TLS identity towards the
+    relay (a :class:`~msrplib.tls.TLSIdentity` or Twisted TLS options).
+
+    Beyond the seed: ``expires`` is sent in AUTH only when set (RFC 4976 makes it optional,
+    and some relays fail on it); ``verify_tls`` turns the relay name check off (tests with
+    self-signed relays only); ``trust_root`` is what the relay's certificate must chain to
+    (default: the platform's); ``max_chunk_size`` bounds chunk bodies through this relay;
+    ``resolver`` is the ``twisted.names`` resolver for SRV lookups.
+    """
+
+    domain: str
+    username: str
+    password: str
+    host: Optional[str] = None
+    use_tls: bool = False
+    port: Optional[int] = None
+    credentials: Any = None
+    expires: Optional[int] = None
+    verify_tls: bool = True
+    trust_root: Any = None
+    max_chunk_size: int = RELAY_CHUNK_SIZE
+    resolver: Any = None
+
+    @property
+    def uri(self) -> URI:
+        """The relay's URI, the To-Path of AUTH and the Digest ``uri``."""
+        return URI(host=self.host or self.domain, port=self.port, use_tls=self.use_tls)
+
+    def tls_options(self) -> Any:
+        """TLS client options for the relay connection."""
+        if self.credentials is not None and not isinstance(self.credentials, TLSIdentity):
+            return self.credentials
+        return relay_tls_options(self.host or self.domain, self.trust_root, self.credentials,
+                                 self.verify_tls)
+
+
+@inlineCallbacks
+def locate_relay(relay: MSRPRelaySettings) -> Any:
+    """Fire with ``(host, port)`` of the relay: ``host`` when given, else DNS SRV.
+
+    Without an SRV record the domain itself is used on the default port (RFC 4976
+    section 6.1). Fails with ``MSRPRelayNotFound`` when the SRV record says there is none.
+    """
+    if relay.host is not None:
+        return relay.host, relay.port or DEFAULT_PORT
+    resolver = relay.resolver
+    if resolver is None:
+        from twisted.names import client
+        resolver = client.getResolver()
+    name = "_%s._tcp.%s" % ("msrps" if relay.use_tls else "msrp", relay.domain)
+    try:
+        answers, _, _ = yield resolver.lookupService(name)
+    except Exception:
+        return relay.domain, relay.port or DEFAULT_PORT
+    records = sorted((answer.payload for answer in answers
+                      if getattr(answer.payload, "target", None) is not None),
+                     key=lambda srv: (srv.priority, -srv.weight))
+    if not records or str(records[0].target) in ("", "."):
+        raise MSRPRelayNotFound("%s has no MSRP relay (SRV %s)" % (relay.domain, name))
+    return str(records[0].target), records[0].port
+
+
+class _RelayLink:
+    """Requests and responses on the relay connection before a transport takes it over."""
+
+    def __init__(self, protocol: MSRPProtocol) -> None:
+        self.protocol = protocol
+        self.waiting: Dict[str, Deferred] = {}
+        self.held: List[ParserEvent] = []
+        self.on_event: Optional[Callable[[ParserEvent], None]] = None
+        protocol.set_receiver(self._event)
+        protocol.lost.observe().addErrback(self._lost)
+
+    def request(self, chunk: MSRPData) -> Deferred:
+        self.protocol.write_chunk(chunk)
+        tid = chunk.transaction_id
+
+        def cancel(_: Deferred) -> None:
+            self.waiting.pop(tid, None)
+
+        waiter: Deferred = Deferred(cancel)
+        self.waiting[tid] = waiter
+        return waiter
+
+    def _event(self, event: ParserEvent) -> None:
+        if isinstance(event, MSRPData) and event.code is not None and \
+                event.transaction_id in self.waiting:
+            self.waiting.pop(event.transaction_id).callback(event)
+        elif self.on_event is not None:
+            self.on_event(event)
+        else:
+            self.held.append(event)
+
+    def _lost(self, reason: Failure) -> None:
+        waiting, self.waiting = self.waiting, {}
+        for waiter in waiting.values():
+            waiter.errback(reason)
+
+
+class _RelayEndpoint:
+    """What ``ConnectorRelay`` and ``AcceptorRelay`` share: connect, AUTH, refresh."""
+
+    log = Logger()
+
+    def __init__(self, relay: MSRPRelaySettings, logger: Any = None, *, reactor: Any = None,
+                 settings: Optional[ConnectionSettings] = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.relay = relay
+        self.logger = logger
+        self.reactor = reactor
+        self.settings = settings or ConnectionSettings()
+        self.local_uri: Optional[URI] = None
+        self.use_path: List[URI] = []
+        #: How many AUTH exchanges succeeded (the first one and every refresh).
+        self.auth_count = 0
+        self._link: Optional[_RelayLink] = None
+        self._transport: Optional[MSRPTransport] = None
+        self._refresh_timer: Any = None
+        self._connector: Any = None
+
+    @property
+    def full_local_path(self) -> List[URI]:
+        """The relay's Use-Path followed by our URI: what goes in SDP ``a=path``."""
+        assert self.local_uri is not None
+        return self.use_path + [self.local_uri]
+
+    @inlineCallbacks
+    def prepare(self, local_uri: Optional[URI] = None) -> Any:
+        """Connect to the relay and authenticate; fire with the full local path.
+
+        Fails with ``MSRPAuthError`` (carrying the relay's code) when the relay refuses,
+        ``MSRPBindSessionTimeout`` when it does not answer, or the connection's error.
+        """
+        host, port = yield locate_relay(self.relay)
+        relay_uri = self.relay.uri
+        target = URI(host=host, port=port, use_tls=relay_uri.use_tls)
+        identity = URI(credentials=self.relay.tls_options()) if relay_uri.use_tls else URI()
+        connected, self._connector = connect_to(target, identity, self.reactor, self.settings)
+        protocol = yield connected
+        self._link = _RelayLink(protocol)
+        uri = local_uri if local_uri is not None else URI()
+        address = protocol.transport.getHost()
+        if uri.host is None:
+            uri.host = address.host
+        if uri.port is None:
+            uri.port = address.port
+        if uri.session_id is None:
+            uri.session_id = new_session_id()
+        uri.use_tls = relay_uri.use_tls
+        self.local_uri = uri
+        try:
+            yield self._authenticate()
+        except Exception:
+            protocol.close()
+            raise
+        return self.full_local_path
+
+    def _request(self, chunk: MSRPData) -> Deferred:
+        """Send a request on the relay connection and wait for its response."""
+        if self._transport is not None:
+            waiter = self._transport.expect_response(chunk.transaction_id)
+            self._transport.protocol.write_chunk(chunk)
+        else:
+            assert self._link is not None
+            waiter = self._link.request(chunk)
+        seconds = self.settings.bind_seconds()
+        timer = self.reactor.callLater(seconds, waiter.cancel)
+
+        def stop(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        def timed_out(failure: Failure) -> Failure:
+            if failure.check(CancelledError):
+                return Failure(MSRPBindSessionTimeout(
+                    "the relay did not answer %s within %s seconds" % (chunk.method, seconds)))
+            return failure
+
+        return waiter.addBoth(stop).addErrback(timed_out)
+
+    @inlineCallbacks
+    def _authenticate(self) -> Any:
+        """One AUTH exchange (RFC 4976 section 5): challenge, answer, Use-Path."""
+        relay = self.relay
+        relay_uri = str(relay.uri)
+        challenge = None
+        nonce_count = 0
+        expires = relay.expires
+        for _ in range(4):
+            headers = Headers([("To-Path", relay_uri), ("From-Path", str(self.local_uri))])
+            chunk = MSRPData(new_transaction_id(), method="AUTH", headers=headers)
+            if expires is not None:
+                chunk.expires = expires
+            if challenge is not None:
+                nonce_count += 1
+                chunk.authorization = answer_challenge(challenge, relay.username,
+                                                       relay.password, relay_uri, nonce_count)
+            response = yield self._request(chunk)
+            if response.code == 200:
+                return self._granted(response)
+            if response.code == 401:
+                offered = response.www_authenticate
+                stale = offered is not None and offered.params.get("stale", "").lower() == "true"
+                if offered is None or (challenge is not None and not stale):
+                    raise MSRPAuthError("the relay refused %s's credentials" % relay.username,
+                                        code=401, comment=response.comment)
+                challenge, nonce_count = offered, 0
+            elif response.code == 423 and (response.min_expires or response.max_expires):
+                expires = response.min_expires if response.min_expires and \
+                    (expires is None or expires < response.min_expires) else response.max_expires
+            else:
+                raise MSRPAuthError("the relay answered AUTH with %s %s"
+                                    % (response.code, response.comment or ""),
+                                    code=response.code, comment=response.comment)
+        raise MSRPAuthError("the relay kept refusing AUTH", code=403)
+
+    def _granted(self, response: MSRPData) -> None:
+        use_path = response.use_path
+        if not use_path:
+            raise MSRPAuthError("the relay's 200 to AUTH has no Use-Path", code=400)
+        self.use_path = use_path
+        self.auth_count += 1
+        expires = response.expires or self.relay.expires
+        if expires:
+            self._refresh_timer = self.reactor.callLater(
+                expires * AUTH_REFRESH_FRACTION, self._refresh)
+
+    def _refresh(self) -> None:
+        self._refresh_timer = None
+
+        def failed(failure: Failure) -> None:
+            self.log.error("AUTH refresh with the relay failed: {error}", error=failure.value)
+            if self._link is not None:
+                self._link.protocol.close()
+
+        self._authenticate().addErrback(failed)
+
+    def _bound(self, transport: MSRPTransport) -> MSRPTransport:
+        self._transport = transport
+        transport.max_chunk_size = self.relay.max_chunk_size
+        transport.protocol.lost.observe().addErrback(lambda reason: self._stop_refresh())
+        return transport
+
+    def _stop_refresh(self) -> None:
+        if self._refresh_timer is not None and self._refresh_timer.active():
+            self._refresh_timer.cancel()
+        self._refresh_timer = None
+
+    def cleanup(self) -> None:
+        """Undo ``prepare()`` when ``complete()`` did not bind: close the relay connection.
+        A bound connection is left alone. Safe to call more than once."""
+        if self._transport is not None:
+            return
+        self._stop_refresh()
+        if self._link is not None:
+            self._link.protocol.close()
+            self._link = None
+        elif self._connector is not None:
+            self._connector.disconnect()
+        self._connector = None
+
+    def _require_prepared(self) -> Tuple[_RelayLink, URI]:
+        if self._link is None or self.local_uri is None:
+            raise RuntimeError("prepare() must succeed before complete()")
+        return self._link, self.local_uri
+
+
+class ConnectorRelay(_RelayEndpoint):
+    """The calling endpoint through a relay (the seed's ``ConnectorRelay``)."""
+
+    def complete(self, full_remote_path: List[URI], **ignored: Any) -> Deferred:
+        """Send the binding SEND through the relay; fire with the ``MSRPTransport``.
+
+        The relay answers the SEND itself (responses are hop by hop), so this fires once
+        the relay took it. TLS here is hop by hop, so a ``remote_fingerprint`` has nothing
+        to check and is ignored.
+        """
+        link, _ = self._require_prepared()
+        result = bind_active(link.protocol, self.full_local_path, full_remote_path,
+                             self.reactor, self.settings)
+        return result.addCallback(self._bound)
+
+
+class AcceptorRelay(_RelayEndpoint):
+    """The answering endpoint through a relay (the seed's ``AcceptorRelay``)."""
+
+    def complete(self, full_remote_path: List[URI], **ignored: Any) -> Deferred:
+        """Wait for the first chunk through the relay from ``full_remote_path``; answer it and
+        fire with the ``MSRPTransport``.
+
+        Its From-Path must end with ``full_remote_path`` (the relays in front of it add
+        their URIs); a chunk from anyone else is answered 403 and waiting goes on. Fails with
+        ``MSRPBindSessionTimeout`` after the bind timeout.
+        """
+        link, local_uri = self._require_prepared()
+        result: Deferred = Deferred()
+        remote = list(full_remote_path)
+
+        def consider(item: ParserEvent, later: List[ParserEvent]) -> bool:
+            head = item.chunk if isinstance(item, ChunkStarted) else item
+            if not isinstance(head, MSRPData) or head.method is None:
+                return False
+            error = check_paths(head, local_uri, remote)
+            if error is not None:
+                if head.headers.get("Failure-Report") != "no":
+                    link.protocol.write_chunk(make_response(head, error.code))
+                return False
+            timer.cancel()
+            link.on_event = None
+            transport = accept_binding(link.protocol, item, self.full_local_path, remote,
+                                       self.settings, later)
+            result.callback(self._bound(transport))
+            return True
+
+        def timed_out() -> None:
+            link.on_event = None
+            result.errback(MSRPBindSessionTimeout(
+                "nothing bound through the relay within %s seconds"
+                % self.settings.bind_seconds()))
+
+        timer = self.reactor.callLater(self.settings.bind_seconds(), timed_out)
+        early, link.held = link.held, []
+        for index, item in enumerate(early):
+            if consider(item, early[index + 1:]):
+                return result
+
+        def later_event(item: ParserEvent) -> None:
+            consider(item, [])
+
+        link.on_event = later_event
+        return result

@@ -1,0 +1,120 @@
+"""Runs Kamailio's msrp module as a real MSRP relay on 127.0.0.1 for the relay tests.
+
+The relay is a child process with its files in a temporary directory. Without a
+``kamailio`` binary the tests that need it are skipped, saying how to install it; CI
+installs it (``.ci/run``), so there they run for real.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from twisted.trial.unittest import SkipTest
+
+from msrplib.tls import TLSIdentity
+
+CONFIG = Path(__file__).parent / "kamailio" / "msrp-relay.cfg"
+USERS = {"alice": "alice-secret", "bob": "bob-secret"}
+INSTALL_HINT = "apt-get install kamailio kamailio-tls-modules"
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def modules_directory():
+    listing = subprocess.run(["dpkg", "-L", "kamailio"], capture_output=True, text=True)
+    for line in listing.stdout.splitlines():
+        if line.endswith("/modules/msrp.so"):
+            return os.path.dirname(line)
+    raise SkipTest("kamailio's msrp module is not installed (%s)" % INSTALL_HINT)
+
+
+class KamailioRelay:
+    """One Kamailio relay process; ``start()`` it, read ``port``/``tls_port``, ``stop()`` it."""
+
+    def __init__(self, tls=False, min_expires=60, max_expires=3600):
+        self.tls = tls
+        self.min_expires = min_expires
+        self.max_expires = max_expires
+        self.process = None
+        self.identity = None
+        self.directory = None
+
+    def start(self):
+        binary = shutil.which("kamailio") or shutil.which("kamailio", path="/usr/sbin")
+        if binary is None:
+            raise SkipTest("kamailio is not installed (%s)" % INSTALL_HINT)
+        modules = modules_directory()
+        self.directory = Path(tempfile.mkdtemp(prefix="msrp-relay-"))
+        self.port = free_port()
+        self.tls_port = free_port() if self.tls else 0
+        values = {"PORT": self.port, "TLS_PORT": self.tls_port,
+                  "TLS_ENABLED": "yes" if self.tls else "no",
+                  "TLS_CFG": self.directory / "tls.cfg",
+                  "MIN_EXPIRES": self.min_expires, "MAX_EXPIRES": self.max_expires}
+        text = CONFIG.read_text()
+        for name, value in values.items():
+            text = text.replace("@%s@" % name, str(value))
+        config = self.directory / "msrp-relay.cfg"
+        config.write_text(text)
+        command = [binary, "-DD", "-E", "-f", str(config), "-L", modules,
+                   "-Y", str(self.directory), "-P", str(self.directory / "kamailio.pid"),
+                   "-m", "64", "-M", "8"]
+        if self.tls:
+            self._write_tls_files()
+            command += ["-A", "WITH_TLS"]
+        self.log = open(self.directory / "kamailio.log", "wb")
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self._wait_for(self.port)
+        if self.tls:
+            self._wait_for(self.tls_port)
+
+    def _write_tls_files(self):
+        self.identity = TLSIdentity.generate("relay", hosts=("127.0.0.1",))
+        (self.directory / "relay.pem").write_bytes(self.identity.certificate_pem())
+        (self.directory / "relay.key").write_bytes(self.identity.key_pem())
+        (self.directory / "tls.cfg").write_text(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+            "require_certificate = no\nprivate_key = %s\ncertificate = %s\n"
+            % (self.directory / "relay.key", self.directory / "relay.pem"))
+
+    def _wait_for(self, port):
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("kamailio exited: %s" % self.output())
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("kamailio did not open port %d" % port)
+
+    def output(self):
+        return (self.directory / "kamailio.log").read_text(errors="replace")
+
+    @property
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.directory is not None:
+            self.log.close()
+            shutil.rmtree(self.directory, ignore_errors=True)

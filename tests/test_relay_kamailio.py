@@ -1,0 +1,164 @@
+"""Relays (RFC 4976) against a real relay: Kamailio's msrp module on 127.0.0.1."""
+
+import hashlib
+import os
+
+from twisted.internet import reactor, task
+from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.ssl import Certificate
+from twisted.trial import unittest
+
+from msrplib.connect import (AcceptorDirect, AcceptorRelay, ConnectorRelay, MSRPAuthError,
+                             MSRPRelaySettings, get_acceptor, get_connector)
+from msrplib.protocol import URI
+from msrplib.session import MSRPSession, SessionSettings
+from msrplib.testing import CollectingReceiver
+from tests.helpers import close
+from tests.relay import USERS, KamailioRelay
+
+SESSION_SETTINGS = SessionSettings(keepalive_interval=0)
+
+
+def sleep(seconds):
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+class RelayHarness:
+    """Starts a fresh relay for each test (Kamailio starts in a fraction of a second)."""
+
+    tls = False
+    relay_options = {}
+
+    def setUp(self):
+        self.relay = KamailioRelay(tls=self.tls, **self.relay_options)
+        self.relay.start()
+        self.addCleanup(self.relay.stop)
+        self.addCleanup(self.check_relay_alive)
+
+    def check_relay_alive(self):
+        self.assertTrue(self.relay.alive, "the relay died: %s" % self.relay.output()[-2000:])
+
+    def settings(self, user, password=None):
+        if self.tls:
+            return MSRPRelaySettings(
+                "msrp-test", user, password or USERS[user], host="127.0.0.1",
+                port=self.relay.tls_port, use_tls=True,
+                trust_root=Certificate.loadPEM(self.relay.identity.certificate_pem()))
+        return MSRPRelaySettings("msrp-test", user, password or USERS[user],
+                                 host="127.0.0.1", port=self.relay.port)
+
+    def endpoint(self, cls, user):
+        endpoint = cls(self.settings(user))
+        self.addCleanup(endpoint.cleanup)
+        return endpoint
+
+    @inlineCallbacks
+    def relayed_pair(self, alice_receiver=None, bob_receiver=None):
+        alice = self.endpoint(ConnectorRelay, "alice")
+        bob = self.bob_endpoint = self.endpoint(AcceptorRelay, "bob")
+        alice_path = yield alice.prepare()
+        bob_path = yield bob.prepare()
+        links = yield gatherResults([alice.complete(bob_path), bob.complete(alice_path)],
+                                    consumeErrors=True)
+        for link in links:
+            self.addCleanup(close, link)
+        sessions = (MSRPSession(links[0], settings=SESSION_SETTINGS, receiver=alice_receiver),
+                    MSRPSession(links[1], settings=SESSION_SETTINGS, receiver=bob_receiver))
+        return sessions
+
+
+
+class RelayCases(RelayHarness):
+    """What every relay configuration must do."""
+
+    @inlineCallbacks
+    def test_auth_gives_use_path(self):
+        alice = self.endpoint(ConnectorRelay, "alice")
+        path = yield alice.prepare()
+        self.assertEqual(len(path), 2)
+        use_path, local = path
+        self.assertEqual((use_path.host, use_path.port), ("127.0.0.1", alice.relay.uri.port))
+        self.assertTrue(use_path.session_id)
+        self.assertEqual(use_path.use_tls, self.tls)
+        self.assertEqual(local, alice.local_uri)
+        self.assertEqual(alice.auth_count, 1)
+
+    @inlineCallbacks
+    def test_wrong_password(self):
+        alice = ConnectorRelay(self.settings("alice", "wrong"))
+        self.addCleanup(alice.cleanup)
+        error = yield self.assertFailure(alice.prepare(), MSRPAuthError)
+        self.assertEqual(error.code, 401)
+
+    @inlineCallbacks
+    def test_messages_both_ways(self):
+        alice_heard, bob_heard = CollectingReceiver(), CollectingReceiver()
+        alice, bob = yield self.relayed_pair(alice_heard, bob_heard)
+        yield alice.send_message(b"Hi, Bob!", "text/plain")
+        yield bob.send_message(b"Hi, Alice!", "text/plain")
+        yield alice.send_message(b"Reported?", "text/plain", success_report="yes")
+        self.assertEqual([m.data for m in bob_heard.received], [b"Hi, Bob!", b"Reported?"])
+        self.assertEqual([m.data for m in alice_heard.received], [b"Hi, Alice!"])
+
+    @inlineCallbacks
+    def test_five_mib_message_with_success_report(self):
+        bob_heard = CollectingReceiver()
+        alice, bob = yield self.relayed_pair(bob_receiver=bob_heard)
+        payload = os.urandom(5 * 1024 * 1024)
+        yield alice.send_message(payload, "application/octet-stream", success_report="yes")
+        [message] = bob_heard.received
+        self.assertEqual(hashlib.sha256(message.data).digest(), hashlib.sha256(payload).digest())
+        self.assertEqual(alice.transport.max_chunk_size, 8 * 1024)
+
+
+class TCPRelayTests(RelayCases, unittest.TestCase):
+    tls = False
+
+    @inlineCallbacks
+    def test_connector_relay_to_acceptor_direct(self):
+        alice = get_connector(self.settings("alice"))
+        bob = get_acceptor(None)
+        self.assertIsInstance(alice, ConnectorRelay)
+        self.assertIsInstance(bob, AcceptorDirect)
+        self.addCleanup(alice.cleanup)
+        self.addCleanup(bob.cleanup)
+        alice_path = yield alice.prepare()
+        bob_path = yield bob.prepare(URI(host="127.0.0.1"))
+        links = yield gatherResults([alice.complete(bob_path), bob.complete(alice_path)],
+                                    consumeErrors=True)
+        for link in links:
+            self.addCleanup(close, link)
+        heard = CollectingReceiver()
+        alice_session = MSRPSession(links[0], settings=SESSION_SETTINGS)
+        MSRPSession(links[1], settings=SESSION_SETTINGS, receiver=heard)
+        yield alice_session.send_message(b"via the relay to a direct peer", "text/plain")
+        self.assertEqual(heard.received[0].data, b"via the relay to a direct peer")
+
+    def test_factory_functions(self):
+        self.assertIsInstance(get_acceptor(self.settings("bob")), AcceptorRelay)
+
+
+class TLSRelayTests(RelayCases, unittest.TestCase):
+    tls = True
+
+
+class RefreshTests(RelayHarness, unittest.TestCase):
+    """A relay that grants AUTH for 2 seconds: the acceptor must refresh it."""
+
+    relay_options = {"min_expires": 1, "max_expires": 2}
+
+    @inlineCallbacks
+    def test_expiry_refresh(self):
+        bob_heard = CollectingReceiver()
+        alice, bob = yield self.relayed_pair(bob_receiver=bob_heard)
+        first_use_path = self.bob_endpoint.use_path
+        yield sleep(3.5)
+        # Granted for 2 s, refreshed at 1.5 s and 3 s, on the connection the session uses.
+        self.assertGreaterEqual(self.bob_endpoint.auth_count, 3)
+        # Kamailio hands out a new Use-Path for every AUTH (see doc/relays.rst).
+        self.assertNotEqual(self.bob_endpoint.use_path, first_use_path)
+        yield alice.send_message(b"still routed after the first Expires", "text/plain",
+                                 success_report="yes")
+        self.assertEqual(bob_heard.received[-1].data, b"still routed after the first Expires")
+        self.assertTrue(bob.transport.is_connected())
+
