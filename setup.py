@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=find_packages(include=["msrplib", "msrplib.*"]),
+    packages=find_packages(include=["msrplib", "msrplib.*"]) + ["twisted.plugins"],
     package_data={"msrplib": ["py.typed"]},
     install_requires=[
         "twisted>=22.10",
@@ -21,7 +21,9 @@ setup(
         "test": ["hypothesis>=6.0"],
         "docs": ["sphinx>=5.0"],
         "lint": ["ruff", "mypy"],
+        "cli": ["tqdm"],
     },
+    entry_points={"console_scripts": ["msrp = msrplib.cli:main"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3",

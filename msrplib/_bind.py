@@ -18,7 +18,7 @@ from msrplib._uri import URI
 from msrplib._wire import MSRPData, make_response, new_message_id, new_transaction_id
 from msrplib.errors import MSRPBindError, MSRPBindSessionTimeout, MSRPError
 from msrplib.tls import Fingerprint, check_peer_fingerprint
-from msrplib.transport import DEFAULT_MAX_QUEUED_BYTES, MSRPProtocol, MSRPTransport
+from msrplib.transport import DEFAULT_MAX_QUEUED_BYTES, MSRPProtocol, MSRPTransport, TrafficLog
 
 __all__ = ["ConnectionSettings", "bind_active", "accept_binding", "check_fingerprint"]
 
@@ -32,12 +32,15 @@ class ConnectionSettings:
     ``MSRPBindSessionTimeout.seconds`` (30) at the time of the call.
     ``parser_limits``: the chunk parser's bounds. ``max_queued_bytes``: inbound bytes a
     transport holds for its reader before it stops reading the socket.
+    ``traffic_log``: called as ``traffic_log(direction, chunk)`` (``"in"`` or ``"out"``) for
+    every chunk's start line and headers, for a traffic trace; ``None`` for none.
     """
 
     connect_timeout: float = 10.0
     bind_timeout: Optional[float] = None
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
+    traffic_log: Optional[TrafficLog] = None
 
     def bind_seconds(self) -> float:
         """The bind timeout in force now."""

@@ -36,7 +36,7 @@ def connect_to(uri: URI, local_uri: URI, reactor: Any, settings: ConnectionSetti
     reason (``ConnectionRefusedError``...).
     """
     host, port = address or (uri.host or "", uri.effective_port)
-    factory = MSRPClientFactory(settings.parser_limits)
+    factory = MSRPClientFactory(settings.parser_limits, settings.traffic_log)
     if uri.use_tls:
         connector = reactor.connectSSL(host, port, factory, tls_options_for(local_uri))
     else:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from twisted.internet.protocol import ClientFactory, ServerFactory
 from twisted.python.failure import Failure
 
 from msrplib._observer import Observer
 from msrplib._parser import ParserLimits
-from msrplib.transport import MSRPProtocol
+from msrplib.transport import MSRPProtocol, TrafficLog
 
 __all__ = ["MSRPClientFactory", "MSRPServerFactory"]
 
@@ -21,12 +21,14 @@ class MSRPClientFactory(ClientFactory):
     handshake for ``msrps``), or with the reason the connection failed.
     """
 
-    def __init__(self, limits: ParserLimits = ParserLimits()) -> None:
+    def __init__(self, limits: ParserLimits = ParserLimits(),
+                 traffic_log: Optional[TrafficLog] = None) -> None:
         self.limits = limits
+        self.traffic_log = traffic_log
         self.result = Observer()
 
     def buildProtocol(self, addr: Any) -> MSRPProtocol:
-        protocol = MSRPProtocol(self.limits)
+        protocol = MSRPProtocol(self.limits, self.traffic_log)
         protocol.factory = self
         protocol.ready.observe().addBoth(self.result.fire)
         return protocol
@@ -39,12 +41,14 @@ class MSRPServerFactory(ServerFactory):
     """Makes a protocol for every incoming connection and hands each to ``on_connection``."""
 
     def __init__(self, on_connection: Callable[[MSRPProtocol], None],
-                 limits: ParserLimits = ParserLimits()) -> None:
+                 limits: ParserLimits = ParserLimits(),
+                 traffic_log: Optional[TrafficLog] = None) -> None:
         self.on_connection = on_connection
         self.limits = limits
+        self.traffic_log = traffic_log
 
     def buildProtocol(self, addr: Any) -> MSRPProtocol:
-        protocol = MSRPProtocol(self.limits)
+        protocol = MSRPProtocol(self.limits, self.traffic_log)
         protocol.factory = self
         self.on_connection(protocol)
         return protocol

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from twisted.internet.defer import Deferred
 
@@ -35,7 +35,9 @@ class OutgoingMessage:
     """
 
     def __init__(self, source: Source, content_type: str, message_id: str,
-                 success_report: str, failure_report: str, chunk_size: int) -> None:
+                 success_report: str, failure_report: str, chunk_size: int,
+                 headers: Optional[Dict[str, str]] = None,
+                 progress: Optional[Callable[[int, Optional[int]], None]] = None) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -46,6 +48,9 @@ class OutgoingMessage:
         self.success_report = success_report
         self.failure_report = failure_report
         self.chunk_size = chunk_size
+        self.headers = dict(headers or {})
+        self.progress = progress
+        self.acknowledged = 0
         self.size = _size_of(source)
         self.offset = 0
         self.outstanding = 0
@@ -60,6 +65,12 @@ class OutgoingMessage:
     def done(self) -> bool:
         """True once the result has fired, either way."""
         return self.result.called
+
+    def acknowledge(self, count: int) -> None:
+        """``count`` more body bytes were accepted (or sent); tell ``progress``."""
+        self.acknowledged += count
+        if self.progress is not None:
+            self.progress(self.acknowledged, self.size)
 
     def next_piece(self) -> Tuple[bytes, ByteRange, bool]:
         """The next body piece, its Byte-Range, and whether it ends the message."""
@@ -86,6 +97,8 @@ class OutgoingMessage:
             headers["Success-Report"] = self.success_report
         if self.failure_report != "yes":
             headers["Failure-Report"] = self.failure_report
+        for name, value in self.headers.items():
+            headers[name] = value
         headers["Content-Type"] = self.content_type
         chunk.contflag = "$" if last else "+"
         if last:

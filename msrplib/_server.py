@@ -73,7 +73,7 @@ def _interface(host: str) -> str:
 class _Waiter:
     """A ``complete()`` call waiting for its connection."""
 
-    remote_path: List[URI]
+    remote_path: Optional[List[URI]]
     local_uri: Optional[URI]
     fingerprint: Optional[Fingerprint]
     result: Deferred
@@ -133,17 +133,23 @@ class MSRPServer:
         self._expected[uri.session_id] = uri
         return succeed([uri])
 
-    def complete(self, full_remote_path: List[URI], local_uri: Optional[URI] = None,
+    def complete(self, full_remote_path: Optional[List[URI]], local_uri: Optional[URI] = None,
                  remote_fingerprint: Union[None, str, Fingerprint] = None) -> Deferred:
         """Fire with the ``MSRPTransport`` of the connection that binds from
         ``full_remote_path`` (to ``local_uri``, when given).
+
+        ``full_remote_path`` ``None`` (with a ``local_uri``) takes whoever binds to that URI
+        first, for tools that do not learn the peer's path; the peer's path is then the
+        binding chunk's From-Path.
 
         Fails with ``MSRPBindSessionTimeout`` after the bind timeout, with
         ``FingerprintMismatch`` when a TLS peer's certificate does not match
         ``remote_fingerprint``, and with ``CancelledError`` on ``cleanup``/``stop``.
         """
-        waiter = _Waiter(list(full_remote_path), local_uri, as_fingerprint(remote_fingerprint),
-                         Deferred())
+        if full_remote_path is None and local_uri is None:
+            raise ValueError("accepting any peer needs the local_uri it binds to")
+        remote = None if full_remote_path is None else list(full_remote_path)
+        waiter = _Waiter(remote, local_uri, as_fingerprint(remote_fingerprint), Deferred())
         for pending in list(self._pending.values()):
             if pending.head is not None and self._matches(waiter, pending):
                 self._bind(waiter, pending)
@@ -201,7 +207,8 @@ class MSRPServer:
                                      % key[1])
             uri.port = key[1]
             return
-        factory = MSRPServerFactory(self._connection_made, self.settings.parser_limits)
+        factory = MSRPServerFactory(self._connection_made, self.settings.parser_limits,
+                                     self.settings.traffic_log)
         if uri.use_tls:
             options = tls_options_for(uri)
             port = self.reactor.listenSSL(port_number, factory, options, interface=interface)
@@ -255,6 +262,8 @@ class MSRPServer:
         assert pending.head is not None
         if waiter.local_uri is not None and waiter.local_uri != pending.local_uri:
             return False
+        if waiter.remote_path is None:
+            return True
         return ends_with(pending.head.from_path or [], waiter.remote_path)
 
     def _bind(self, waiter: _Waiter, pending: _Pending) -> None:
@@ -264,13 +273,15 @@ class MSRPServer:
         if waiter.timer is not None:
             waiter.timer.cancel()
         assert pending.first is not None and pending.local_uri is not None
+        assert pending.head is not None
+        remote_path = waiter.remote_path or pending.head.from_path or []
         try:
             check_fingerprint(pending.protocol, waiter.fingerprint)
         except MSRPError:
             waiter.result.errback()
             return
         waiter.result.callback(accept_binding(
-            pending.protocol, pending.first, [pending.local_uri], waiter.remote_path,
+            pending.protocol, pending.first, [pending.local_uri], remote_path,
             self.settings, pending.held))
 
     def _refuse(self, protocol: MSRPProtocol, request: MSRPData, code: int,
@@ -295,7 +306,7 @@ class MSRPServer:
         waiter.timer = None
         self._drop_waiter(waiter, MSRPBindSessionTimeout(
             "no connection bound from %s within %s seconds"
-            % (" ".join(map(str, waiter.remote_path)), seconds)))
+            % (" ".join(map(str, waiter.remote_path or [])) or "anyone", seconds)))
 
     def _drop_waiter(self, waiter: _Waiter, error: Exception) -> None:
         if waiter in self._waiters:

@@ -1,97 +1,166 @@
-"""Two MSRP endpoints on loopback: they bind over TLS, chat, and send a file.
+"""The plugin-based demo: two ``twistd msrp`` endpoints on one machine, driven through their
+control APIs the way a SIP stack would drive them, exchange messages and a file over TLS.
 
-Run it with ``python -m msrplib.demo``. Alice is the offerer and connects; Bob answers and
-listens. Each checks the other's certificate against the fingerprint it "received in SDP";
-then two sessions exchange chat messages while a file goes from Alice to Bob.
+Run it with ``python -m msrplib.demo`` (msrplib installed, so that twistd finds the
+plugin). It plays the SIP part itself: it takes each side's ``a=path`` and
+``a=fingerprint`` and hands them to the other side.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import json
 import os
+import socket
+import subprocess
 import sys
 import tempfile
-from typing import Any
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
-from twisted.internet import defer, task
-from twisted.internet.defer import inlineCallbacks
-
-from msrplib.connect import get_acceptor, get_connector
-from msrplib.protocol import URI
-from msrplib.session import IncomingMessage, MessageReceiver, MSRPSession
-
-__all__ = ["main", "run"]
-
-FILE_SIZE = 16 * 1024 * 1024
+__all__ = ["main", "Endpoint"]
 
 
 def say(who: str, text: str) -> None:
-    print("%-5s %s" % (who, text))
-    sys.stdout.flush()
+    print("%-5s %s" % (who, text), flush=True)
 
 
-class Printer(MessageReceiver):
-    """Prints chat messages and hashes files as they complete."""
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
-    def __init__(self, name: str) -> None:
+
+class Endpoint:
+    """One ``twistd -n msrp`` process and a client for its control API."""
+
+    def __init__(self, name: str, directory: Path) -> None:
         self.name = name
-        self.file_digest: defer.Deferred = defer.Deferred()
+        self.inbox = directory / ("%s-inbox" % name)
+        self.log = directory / ("%s.log" % name)
+        self.port = free_port()
+        command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                   "-n", "--pidfile=", "--logfile=%s" % self.log, "msrp",
+                   "--control", "tcp:%d:interface=127.0.0.1" % self.port,
+                   "--inbox", str(self.inbox), "--tls", "--keepalive", "0"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.STDOUT)
+        self._wait_until_up()
 
-    def message_received(self, message: IncomingMessage) -> None:
-        data = message.data or b""
-        if message.content_type == "text/plain":
-            say(self.name, "received: %s" % data.decode())
-        else:
-            say(self.name, "received a %d-byte %s" % (len(data), message.content_type))
-            self.file_digest.callback(hashlib.sha256(data).hexdigest())
+    def _wait_until_up(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("%s's twistd exited:\n%s" % (self.name, self.log_text()))
+            try:
+                self.call("GET", "/")
+                return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        raise RuntimeError("%s's control API did not come up" % self.name)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+        """One control API call; raises ``RuntimeError`` with the API's error."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path),
+                                         data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            raise RuntimeError("%s %s: %s" % (method, path, error.read().decode())) from None
+
+    def wait_for(self, session: str, kind: str, seconds: float = 60) -> Dict[str, Any]:
+        """The first event of ``kind`` in ``session``."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for event in self.call("GET", "/sessions/%s/events" % session):
+                if event["type"] == kind:
+                    return event
+            time.sleep(0.05)
+        raise RuntimeError("%s saw no %s event" % (self.name, kind))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
-@inlineCallbacks
-def run(reactor: Any) -> Any:
-    """The whole demo; fires when both endpoints have closed."""
-    alice, bob = get_connector(None), get_acceptor(None)
+def run(size: int, directory: Path) -> None:
+    """The whole demo; raises on any failure."""
+    endpoints: List[Endpoint] = []
     try:
-        alice_path = yield alice.prepare(URI(host="127.0.0.1", use_tls=True))
-        bob_path = yield bob.prepare(URI(host="127.0.0.1", use_tls=True))
-        alice_print = alice_path[0].credentials.fingerprint()
-        bob_print = bob_path[0].credentials.fingerprint()
-        say("alice", "a=path:%s a=fingerprint:%s" % (alice_path[0], alice_print))
-        say("bob", "a=path:%s a=fingerprint:%s" % (bob_path[0], bob_print))
-        alice_link, bob_link = yield defer.gatherResults([
-            alice.complete(bob_path, remote_fingerprint=bob_print),
-            bob.complete(alice_path, remote_fingerprint=alice_print),
-        ], consumeErrors=True)
+        alice = Endpoint("alice", directory)
+        endpoints.append(alice)
+        bob = Endpoint("bob", directory)
+        endpoints.append(bob)
+        say("", "two twistd msrp services are up, control APIs on ports %d and %d"
+            % (alice.port, bob.port))
+        offer = alice.call("POST", "/sessions", {"setup": "active"})
+        answer = bob.call("POST", "/sessions", {"setup": "passive"})
+        say("alice", "offers a=path:%s" % offer["path"])
+        say("bob", "answers a=path:%s" % answer["path"])
+        with ThreadPoolExecutor(2) as pool:
+            connecting = [
+                pool.submit(alice.call, "POST", "/sessions/%s/complete" % offer["id"],
+                            {"path": answer["path"], "fingerprint": answer["fingerprint"]}),
+                pool.submit(bob.call, "POST", "/sessions/%s/complete" % answer["id"],
+                            {"path": offer["path"], "fingerprint": offer["fingerprint"]})]
+            states = {future.result()["state"] for future in connecting}
+        if states != {"connected"}:
+            raise RuntimeError("the sessions did not connect: %s" % states)
+        say("", "both sessions connected over TLS, fingerprints checked")
+        alice.call("POST", "/sessions/%s/messages" % offer["id"],
+                   {"text": "Hey Bob, are you there? A file is coming."})
+        say("bob", "received: %s" % bob.wait_for(answer["id"], "message")["text"])
+        bob.call("POST", "/sessions/%s/messages" % answer["id"], {"text": "Yes, send it!"})
+        say("alice", "received: %s" % alice.wait_for(offer["id"], "message")["text"])
+        source = directory / "holiday.bin"
+        payload = os.urandom(size)
+        source.write_bytes(payload)
+        delivered = alice.call("POST", "/sessions/%s/files" % offer["id"],
+                               {"file": str(source)})
+        say("alice", "file delivered, success report received (%s)" % delivered["message_id"])
+        events = bob.call("GET", "/sessions/%s/events" % answer["id"])
+        [arrived] = [e for e in events if e["type"] == "message" and
+                     e["message_id"] == delivered["message_id"]]
+        digest = hashlib.sha256(Path(arrived["file"]).read_bytes()).hexdigest()
+        same = digest == hashlib.sha256(payload).hexdigest()
+        say("bob", "inbox has %s (%d bytes), sha-256 %s" % (
+            Path(arrived["file"]).name, arrived["size"], "matches" if same else "DIFFERS"))
+        alice.call("DELETE", "/sessions/%s" % offer["id"])
+        bob.wait_for(answer["id"], "closed")
+        say("bob", "the session closed")
+        if not same:
+            raise RuntimeError("the file arrived damaged")
+        say("", "done")
+    except Exception:
+        for endpoint in endpoints:
+            print("--- %s's log ---\n%s" % (endpoint.name, endpoint.log_text()[-3000:]))
+        raise
     finally:
-        alice.cleanup()
-        bob.cleanup()
-    say("", "bound over TLS, certificates match their fingerprints")
-    bob_inbox = Printer("bob")
-    alice_session = MSRPSession(alice_link, receiver=Printer("alice"))
-    bob_session = MSRPSession(bob_link, receiver=bob_inbox)
-    with tempfile.TemporaryFile() as source:
-        payload = os.urandom(FILE_SIZE)
-        source.write(payload)
-        source.seek(0)
-        sending = alice_session.send_message(source, "application/octet-stream",
-                                             success_report="yes")
-        yield alice_session.send_message(b"Hey Bob, are you there? A file is coming.",
-                                         "text/plain")
-        yield bob_session.send_message(b"Yes, I'm here! Receiving it.", "text/plain")
-        yield sending
-        digest = yield bob_inbox.file_digest
-    same = digest == hashlib.sha256(payload).hexdigest()
-    say("alice", "the file was delivered (success report received)")
-    say("bob", "sha-256 of the file %s" % ("matches" if same else "DIFFERS"))
-    yield alice_session.shutdown()
-    yield bob_session.closed.observe().addErrback(lambda failure: None)
-    if not same:
-        raise RuntimeError("the file arrived damaged")
-    say("", "done")
+        for endpoint in endpoints:
+            endpoint.stop()
 
 
-def main() -> None:
-    """Run the demo under the global reactor."""
-    task.react(run)
+def main(argv: Optional[List[str]] = None) -> None:
+    """``python -m msrplib.demo [--size BYTES]``."""
+    arguments = argparse.ArgumentParser(description=__doc__)
+    arguments.add_argument("--size", type=int, default=16 * 1024 * 1024,
+                           help="size of the file to send (default 16 MiB)")
+    options = arguments.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="msrp-demo-") as directory:
+        run(options.size, Path(directory))
 
 
 if __name__ == "__main__":

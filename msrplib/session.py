@@ -202,9 +202,15 @@ class MSRPSession:
 
     def send_message(self, data_or_file: Source, content_type: str,
                      message_id: Optional[str] = None, success_report: str = "no",
-                     failure_report: str = "yes",
-                     chunk_size: Optional[int] = None) -> Deferred:
+                     failure_report: str = "yes", chunk_size: Optional[int] = None,
+                     headers: Optional[Dict[str, str]] = None,
+                     progress: Optional[Callable[[int, Optional[int]], None]] = None
+                     ) -> Deferred:
         """Send a message (``bytes`` or a binary file), cut into chunks.
+
+        ``headers`` are added to every chunk (e.g. ``Content-Disposition`` with a file
+        name). ``progress(done, total)`` is called as chunks are answered (or sent, when
+        Failure-Report is not ``yes``); ``total`` is ``None`` for a file of unknown size.
 
         Fires with the Message-ID once every chunk was accepted (Failure-Report ``yes``) or
         sent (``partial``, ``no``), and, with ``success_report="yes"``, once the peer's
@@ -217,7 +223,7 @@ class MSRPSession:
         if self.transport.max_chunk_size:
             size = min(size, self.transport.max_chunk_size)
         message = OutgoingMessage(data_or_file, content_type, message_id or new_message_id(),
-                                  success_report, failure_report, size)
+                                  success_report, failure_report, size, headers, progress)
         self._queue.append(message)
         self._pump()
         return message.result
@@ -293,8 +299,10 @@ class MSRPSession:
         chunk.data = data
         message.fill(chunk, byte_range, last)
         self._write(chunk, None, message)
-        if last and message.failure_report != "yes":
-            self._message_sent(message)
+        if message.failure_report != "yes":
+            message.acknowledge(len(data))
+            if last:
+                self._message_sent(message)
 
     def _write(self, chunk: MSRPData, response_cb: Optional[ResponseCallback] = None,
                message: Optional[OutgoingMessage] = None) -> None:
@@ -338,6 +346,8 @@ class MSRPSession:
         message = transaction.message
         if message is not None:
             message.outstanding -= 1
+            if response.code == 200 and message.failure_report == "yes":
+                message.acknowledge(len(transaction.chunk.data))
             self._message_response(message, response)
         if transaction.response_cb is not None:
             transaction.response_cb(response)

@@ -32,7 +32,8 @@ from msrplib._uri import URI
 from msrplib._wire import MSRPData, new_message_id, new_transaction_id
 from msrplib.errors import ChunkParseError, MSRPError
 
-__all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "check_paths"]
+__all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "check_paths",
+           "TrafficLog"]
 
 #: Default for ``MSRPTransport.max_queued_bytes``: unread inbound body bytes held before the
 #: socket stops being read.
@@ -41,6 +42,10 @@ DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024
 _CONNECTION_DONE = Failure(ConnectionDone())
 
 EventReceiver = Callable[[ParserEvent], None]
+
+#: ``traffic_log(direction, chunk)``: hears every chunk sent (``"out"``) or received
+#: (``"in"``); a streamed chunk is heard once, with its headers and no body.
+TrafficLog = Callable[[str, MSRPData], None]
 
 
 @implementer(IPushProducer, IHandshakeListener)
@@ -58,8 +63,10 @@ class MSRPProtocol(Protocol):
     #: lacks the producer and TLS methods these connections have).
     transport: Any
 
-    def __init__(self, limits: ParserLimits = ParserLimits()) -> None:
+    def __init__(self, limits: ParserLimits = ParserLimits(),
+                 traffic_log: Optional[TrafficLog] = None) -> None:
         self.parser = ChunkParser(limits)
+        self.traffic_log = traffic_log
         self.ready = Observer()
         self.lost = Observer()
         self._receiver: Optional[EventReceiver] = None
@@ -80,6 +87,8 @@ class MSRPProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         try:
             for event in self.parser.feed(data):
+                if self.traffic_log is not None:
+                    self._log_event(event)
                 if self._receiver is None:
                     self._early.append(event)
                 else:
@@ -87,6 +96,13 @@ class MSRPProtocol(Protocol):
         except ChunkParseError as error:
             self.log.warn("closing {peer}: {error}", peer=self.transport.getPeer(), error=error)
             self.transport.abortConnection()
+
+    def _log_event(self, event: ParserEvent) -> None:
+        assert self.traffic_log is not None
+        if isinstance(event, MSRPData):
+            self.traffic_log("in", event)
+        elif isinstance(event, ChunkStarted):
+            self.traffic_log("in", event.chunk)
 
     def connectionLost(self, reason: Failure = _CONNECTION_DONE) -> None:
         if self.parser.error is not None:
@@ -126,7 +142,10 @@ class MSRPProtocol(Protocol):
 
     def write_chunk(self, chunk: MSRPData) -> None:
         """Serialise ``chunk`` onto the connection (its body is not copied for TCP)."""
-        self.transport.writeSequence(chunk.encode_parts())
+        parts = chunk.encode_parts()
+        if self.traffic_log is not None:
+            self.traffic_log("out", chunk)
+        self.transport.writeSequence(parts)
 
     def drained(self) -> Deferred:
         """A Deferred that fires once the socket's outgoing buffer is below its high-water mark.

@@ -189,3 +189,18 @@ class FlowControlTests(unittest.TestCase):
         self.successResultOf(written)
         self.assertEqual(transport.value(), b"bytes")
         self.assertIsNone(msrp.write(b"more", sync=False))
+
+
+class AnyPeerTests(unittest.TestCase):
+    def test_complete_without_remote_path_takes_the_first_binding(self):
+        reactor = MemoryReactorClock()
+        server = MSRPServer(reactor=reactor)
+        [uri] = self.successResultOf(server.prepare(URI(host="127.0.0.1")))
+        self.assertRaises(ValueError, server.complete, None)
+        result = server.complete(None, local_uri=uri)
+        protocol = reactor.tcpServers[0][1].buildProtocol(PEER)
+        protocol.makeConnection(StringTransport(peerAddress=PEER))
+        peer = URI(host="127.0.0.1", port=7000, session_id="whoever")
+        sender = MSRPTransport(MSRPProtocol(), [peer], [uri])
+        protocol.dataReceived(sender.make_chunk().encode())
+        self.assertEqual(self.successResultOf(result).full_remote_path, [peer])

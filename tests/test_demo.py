@@ -1,25 +1,23 @@
-"""The README's demo runs end to end (over real loopback TLS)."""
+"""The README's main job: the plugin-based demo, run as a user runs it."""
 
-import io
+import os
+import subprocess
 import sys
+from pathlib import Path
 
-from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
-from msrplib import demo
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class DemoTests(unittest.TestCase):
-    @inlineCallbacks
-    def test_demo_exchanges_messages_and_a_file(self):
-        self.patch(demo, "FILE_SIZE", 300 * 1024)
-        output = io.StringIO()
-        self.patch(sys, "stdout", output)
-        yield demo.run(reactor)
-        text = output.getvalue()
-        self.assertIn("bob   received: Hey Bob, are you there?", text)
-        self.assertIn("alice received: Yes, I'm here!", text)
-        self.assertIn("bob   received a 307200-byte application/octet-stream", text)
-        self.assertIn("sha-256 of the file matches", text)
-        self.assertTrue(text.rstrip().endswith("done"))
+    def test_demo_runs_end_to_end(self):
+        environment = dict(os.environ, PYTHONPATH=str(ROOT))
+        result = subprocess.run([sys.executable, "-m", "msrplib.demo", "--size", "300000"],
+                                capture_output=True, text=True, timeout=120, cwd=str(ROOT),
+                                env=environment)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("bob   received: Hey Bob, are you there?", result.stdout)
+        self.assertIn("alice received: Yes, send it!", result.stdout)
+        self.assertIn("(300000 bytes), sha-256 matches", result.stdout)
+        self.assertTrue(result.stdout.rstrip().endswith("done"))

@@ -162,3 +162,61 @@ class RefreshTests(RelayHarness, unittest.TestCase):
         self.assertEqual(bob_heard.received[-1].data, b"still routed after the first Expires")
         self.assertTrue(bob.transport.is_connected())
 
+
+
+class ServiceThroughRelayTests(RelayHarness, unittest.TestCase):
+    """Two twistd-plugin services that both work through the relay."""
+
+    def service(self, user):
+        from tests.test_plugin import find_plugin
+        options = find_plugin().options()
+        password = self.mktemp()
+        with open(password, "w") as out:
+            out.write(USERS[user])
+        options.parseOptions(["--control", "tcp:0:interface=127.0.0.1", "--keepalive", "0",
+                              "--inbox", os.path.abspath(self.mktemp()),
+                              "--relay", "msrp://127.0.0.1:%d;tcp" % self.relay.port,
+                              "--domain", "msrp-test", "--username", user,
+                              "--password-file", password])
+        service = find_plugin().makeService(options)
+        service.startService()
+        self.addCleanup(service.stopService)
+        return service
+
+    @inlineCallbacks
+    def test_message_through_the_relay(self):
+        from tests.test_plugin import ControlClient
+        alice_service, bob_service = self.service("alice"), self.service("bob")
+        yield sleep(0)
+        alice = ControlClient(alice_service.control_port.getHost().port)
+        bob = ControlClient(bob_service.control_port.getHost().port)
+        offer = yield alice.ok("POST", "/sessions", {"setup": "active"})
+        answer = yield bob.ok("POST", "/sessions", {"setup": "passive"})
+        self.assertEqual(len(offer["path"].split()), 2)
+        yield gatherResults([
+            alice.ok("POST", "/sessions/%s/complete" % offer["id"], {"path": answer["path"]}),
+            bob.ok("POST", "/sessions/%s/complete" % answer["id"], {"path": offer["path"]})])
+        yield alice.ok("POST", "/sessions/%s/messages" % offer["id"],
+                       {"text": "through the relay", "success_report": "yes"})
+        events = yield bob.ok("GET", "/sessions/%s/events" % answer["id"])
+        self.assertEqual([e["text"] for e in events if e["type"] == "message"],
+                         ["through the relay"])
+
+
+class CommandLineAuthTests(RelayHarness, unittest.TestCase):
+    def test_auth_prints_use_path(self):
+        import subprocess
+        import sys
+        from pathlib import Path
+        password = self.mktemp()
+        with open(password, "w") as out:
+            out.write(USERS["alice"])
+        root = Path(__file__).resolve().parent.parent
+        result = subprocess.run(
+            [sys.executable, "-m", "msrplib", "auth", "--relay",
+             "msrp://127.0.0.1:%d;tcp" % self.relay.port, "--username", "alice",
+             "--password-file", password], capture_output=True, text=True, timeout=30,
+            env=dict(os.environ, PYTHONPATH=str(root)))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(result.stdout,
+                         r"^Use-Path: msrp://127\.0\.0\.1:%d/\S+;tcp\n$" % self.relay.port)

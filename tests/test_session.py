@@ -358,3 +358,20 @@ class KeepaliveTests(unittest.TestCase):
     def test_zero_turns_it_off(self):
         sessions = SessionPair(settings=SessionSettings(keepalive_interval=0))
         self.assertEqual(sessions.clock.getDelayedCalls(), [])
+
+
+class ProgressAndHeadersTests(unittest.TestCase):
+    def test_progress_and_extra_headers(self):
+        received = CollectingReceiver()
+        sessions = pair(settings=SessionSettings(keepalive_interval=0, chunk_size=10),
+                        bob_options={"receiver": received})
+        seen = []
+        result = sessions.alice.send_message(
+            b"p" * 25, "application/octet-stream", progress=lambda done, total:
+            seen.append((done, total)),
+            headers={"Content-Disposition": 'attachment; filename="p.bin"'})
+        sessions.flush()
+        self.successResultOf(result)
+        self.assertEqual(seen, [(10, 25), (20, 25), (25, 25)])
+        self.assertEqual(received.received[0].headers["Content-Disposition"],
+                         'attachment; filename="p.bin"')

@@ -1,0 +1,5 @@
+"""``python -m msrplib``: the ``msrp`` command line."""
+
+from msrplib.cli import main
+
+main()

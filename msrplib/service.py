@@ -1,0 +1,350 @@
+"""An MSRP endpoint as a Twisted service, run by ``twistd msrp`` (twisted/plugins/).
+
+The service makes MSRP sessions on request, directly or through a relay, and files what
+arrives in an inbox directory. A SIP stack in another process (or a person with curl)
+drives it through the local JSON control API in :mod:`msrplib.control`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Deque, Dict, List, Mapping, Optional
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Site
+
+from msrplib._bind import ConnectionSettings
+from msrplib._direct import ConnectorDirect
+from msrplib._headers import format_path
+from msrplib._incoming import IncomingMessage
+from msrplib._relay import AcceptorRelay, ConnectorRelay, MSRPRelaySettings
+from msrplib._uri import URI
+from msrplib._wire import MSRPData
+from msrplib.inbox import Inbox, InboxFile
+from msrplib.sdp import parse_path_attribute
+from msrplib.session import MessageReceiver, MSRPSession, SessionSettings
+from msrplib.tls import TLSIdentity
+
+__all__ = ["EndpointOptions", "MSRPEndpointService", "ManagedSession", "SessionNotFound",
+           "SessionStateError", "make_service"]
+
+#: Where the control API listens unless told otherwise.
+DEFAULT_CONTROL = "tcp:8855:interface=127.0.0.1"
+
+#: Text messages up to this size are also put in their "message" event as ``text``.
+EVENT_TEXT_LIMIT = 64 * 1024
+
+
+class SessionNotFound(KeyError):
+    """No session with that id (the control API answers 404)."""
+
+
+class SessionStateError(ValueError):
+    """The session is not in the state the call needs (the control API answers 409)."""
+
+
+@dataclass
+class EndpointOptions:
+    """How the service's endpoint behaves; ``twistd msrp --help`` documents each one.
+
+    ``host``: our address in direct sessions' URIs (and where passive ones listen).
+    ``tls``: direct sessions use ``msrps`` with a generated certificate.
+    ``relay``: go through this relay instead of directly. ``inbox``: where incoming
+    messages are filed. ``traffic_log``: log every chunk's start line and headers.
+    ``max_events``: events kept per session for the control API.
+    """
+
+    host: str = "127.0.0.1"
+    tls: bool = False
+    relay: Optional[MSRPRelaySettings] = None
+    inbox: str = "msrp-inbox"
+    traffic_log: bool = False
+    session_settings: SessionSettings = field(default_factory=SessionSettings)
+    connection_settings: ConnectionSettings = field(default_factory=ConnectionSettings)
+    max_events: int = 1000
+
+
+class _InboxReceiver(MessageReceiver):
+    """Files one session's incoming messages and reports them as events."""
+
+    def __init__(self, managed: ManagedSession, inbox: Inbox) -> None:
+        self.managed = managed
+        self.inbox = inbox
+        self.files: Dict[str, InboxFile] = {}
+
+    def message_started(self, message: IncomingMessage) -> Any:
+        target = self.inbox.open(self.managed.id, message)
+        self.files[message.message_id or ""] = target
+        return target.file
+
+    def message_received(self, message: IncomingMessage) -> None:
+        target = self.files.pop(message.message_id or "")
+        path = target.commit()
+        event: Dict[str, Any] = {"type": "message", "message_id": message.message_id,
+                                 "content_type": message.content_type,
+                                 "size": message.received, "file": str(path)}
+        if (message.content_type or "").startswith("text/") and \
+                message.received <= EVENT_TEXT_LIMIT:
+            event["text"] = path.read_bytes().decode("utf-8", "replace")
+        self.managed.add_event(event)
+
+    def message_failed(self, message: IncomingMessage, reason: Failure) -> None:
+        target = self.files.pop(message.message_id or "", None)
+        if target is not None:
+            target.discard()
+        self.managed.add_event({"type": "message-failed", "message_id": message.message_id,
+                                "received": message.received,
+                                "reason": str(reason.value)})
+
+
+class ManagedSession:
+    """One session the service runs: its endpoint, state, MSRP session and events."""
+
+    def __init__(self, session_id: str, setup: str, endpoint: Any, max_events: int) -> None:
+        self.id = session_id
+        self.setup = setup
+        self.endpoint = endpoint
+        self.state = "preparing"
+        self.local_path: List[URI] = []
+        self.remote_path: List[URI] = []
+        self.session: Optional[MSRPSession] = None
+        self.fingerprint: Optional[str] = None
+        self.events: Deque[Dict[str, Any]] = deque(maxlen=max_events)
+        self._sequence = itertools.count(1)
+
+    def add_event(self, event: Dict[str, Any]) -> None:
+        """Record an event for ``GET /sessions/<id>/events``."""
+        event["seq"] = next(self._sequence)
+        self.events.append(event)
+
+    def events_since(self, since: int) -> List[Dict[str, Any]]:
+        """Events with a sequence number above ``since``."""
+        return [event for event in self.events if event["seq"] > since]
+
+    def describe(self) -> Dict[str, Any]:
+        """The session as the control API shows it."""
+        return {"id": self.id, "state": self.state, "setup": self.setup,
+                "path": format_path(self.local_path),
+                "remote_path": format_path(self.remote_path),
+                "fingerprint": self.fingerprint}
+
+
+class MSRPEndpointService(Service):
+    """The twistd service: an MSRP endpoint with a local control API on ``control``.
+
+    ``control`` is a Twisted server endpoint description, e.g.
+    ``tcp:8855:interface=127.0.0.1`` or ``unix:/run/msrp.sock``.
+    """
+
+    log = Logger()
+
+    def __init__(self, options: EndpointOptions, control: str, reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.options = options
+        self.control = control
+        self.reactor = reactor
+        self.inbox = Inbox(options.inbox)
+        self.sessions: Dict[str, ManagedSession] = {}
+        self.control_port: Any = None
+        if options.traffic_log:
+            options.connection_settings.traffic_log = self._log_chunk
+
+    def _log_chunk(self, direction: str, chunk: MSRPData) -> None:
+        first = chunk.method if chunk.method is not None else "%s %s" % (
+            chunk.code, chunk.comment or "")
+        headers = "".join("\n  %s: %s" % item for item in chunk.headers.items())
+        self.log.info("{direction} MSRP {tid} {first}{headers}", direction=direction,
+                      tid=chunk.transaction_id, first=first, headers=headers)
+
+    @inlineCallbacks
+    def startService(self) -> Any:
+        from msrplib.control import ControlAPI
+        Service.startService(self)
+        endpoint = serverFromString(self.reactor, self.control)
+        self.control_port = yield endpoint.listen(Site(ControlAPI(self)))
+        self.log.info("MSRP control API on {address}", address=self.control_port.getHost())
+
+    @inlineCallbacks
+    def stopService(self) -> Any:
+        Service.stopService(self)
+        for managed in list(self.sessions.values()):
+            yield self.close_session(managed.id)
+        if self.control_port is not None:
+            yield self.control_port.stopListening()
+
+    def get(self, session_id: str) -> ManagedSession:
+        """The session with that id, or ``SessionNotFound``."""
+        try:
+            return self.sessions[session_id]
+        except KeyError:
+            raise SessionNotFound(session_id) from None
+
+    # What the control API asks for.
+
+    @inlineCallbacks
+    def create_session(self, setup: str = "active") -> Any:
+        """Prepare a session; fire with it once its local path (for SDP) is known.
+
+        ``setup`` ``active`` connects (or, through a relay, sends the binding chunk);
+        ``passive`` waits for the peer.
+        """
+        if setup not in ("active", "passive"):
+            raise ValueError("setup must be active or passive")
+        relay = self.options.relay
+        settings = self.options.connection_settings
+        if relay is not None:
+            kind = ConnectorRelay if setup == "active" else AcceptorRelay
+            endpoint: Any = kind(relay, reactor=self.reactor, settings=settings)
+            local = None
+        else:
+            endpoint = ConnectorDirect(setup=setup, reactor=self.reactor, settings=settings)
+            local = URI(host=self.options.host, use_tls=self.options.tls)
+        managed = ManagedSession(secrets.token_hex(6), setup, endpoint, self.options.max_events)
+        self.sessions[managed.id] = managed
+        try:
+            managed.local_path = yield endpoint.prepare(local)
+        except Exception:
+            del self.sessions[managed.id]
+            endpoint.cleanup()
+            raise
+        if isinstance(managed.local_path[-1].credentials, TLSIdentity):
+            managed.fingerprint = str(managed.local_path[-1].credentials.fingerprint())
+        managed.state = "prepared"
+        return managed
+
+    @inlineCallbacks
+    def complete_session(self, session_id: str, remote_path: str,
+                         fingerprint: Optional[str] = None,
+                         accept_types: Optional[List[str]] = None) -> Any:
+        """Bind the session to the peer's ``a=path``; fire with it once connected."""
+        managed = self.get(session_id)
+        if managed.state != "prepared":
+            raise SessionStateError("session %s is %s, not prepared"
+                                    % (session_id, managed.state))
+        managed.remote_path = parse_path_attribute(remote_path)
+        managed.state = "connecting"
+        options = {} if fingerprint is None else {"remote_fingerprint": fingerprint}
+        try:
+            transport = yield managed.endpoint.complete(managed.remote_path, **options)
+        except Exception as error:
+            managed.state = "failed"
+            managed.add_event({"type": "failed", "reason": str(error)})
+            raise
+        finally:
+            managed.endpoint.cleanup()
+        managed.session = MSRPSession(transport, accept_types or ["*"],
+                                      receiver=_InboxReceiver(managed, self.inbox),
+                                      settings=self.options.session_settings,
+                                      reactor=self.reactor)
+        managed.session.closed.observe().addBoth(self._closed, managed)
+        managed.state = "connected"
+        managed.add_event({"type": "connected"})
+        return managed
+
+    def _closed(self, reason: Any, managed: ManagedSession) -> None:
+        managed.state = "closed"
+        managed.add_event({"type": "closed", "reason": str(getattr(reason, "value", reason))})
+
+    def _connected(self, session_id: str) -> MSRPSession:
+        managed = self.get(session_id)
+        if managed.session is None or managed.state != "connected":
+            raise SessionStateError("session %s is %s, not connected"
+                                    % (session_id, managed.state))
+        return managed.session
+
+    def send_text(self, session_id: str, text: str, content_type: str = "text/plain",
+                  success_report: str = "no") -> Deferred:
+        """Send a text message; fire with its Message-ID once delivered."""
+        session = self._connected(session_id)
+        return session.send_message(text.encode("utf-8"), content_type,
+                                    success_report=success_report)
+
+    def send_file(self, session_id: str, path: str,
+                  content_type: str = "application/octet-stream",
+                  success_report: str = "yes") -> Deferred:
+        """Send a local file; fire with its Message-ID once delivered.
+
+        Progress goes to the session's events as ``progress`` (at most every tenth).
+        """
+        session = self._connected(session_id)
+        managed = self.get(session_id)
+        source = open(path, "rb")
+        name = os.path.basename(path)
+        steps = {"next": 0.0}
+
+        def progress(done: int, total: Optional[int]) -> None:
+            if total and done / total >= steps["next"]:
+                steps["next"] = done / total + 0.1
+                managed.add_event({"type": "progress", "file": name, "sent": done,
+                                   "size": total})
+
+        result = session.send_message(
+            source, content_type, success_report=success_report, progress=progress,
+            headers={"Content-Disposition": 'attachment; filename="%s"' % name})
+
+        def finished(outcome: Any) -> Any:
+            source.close()
+            return outcome
+
+        return result.addBoth(finished)
+
+    def close_session(self, session_id: str) -> Deferred:
+        """Shut the session down (or abandon it before it connected)."""
+        managed = self.get(session_id)
+        del self.sessions[session_id]
+        managed.endpoint.cleanup()
+        if managed.session is not None and not managed.session.closed.fired:
+            return managed.session.shutdown()
+        return succeed(None)
+
+
+def _password(config: Mapping[str, Any]) -> str:
+    if config.get("password-file"):
+        with open(config["password-file"], encoding="utf-8") as source:
+            return source.read().strip()
+    password = os.environ.get(config.get("password-env") or "MSRP_PASSWORD")
+    if not password:
+        raise ValueError("the relay password comes from --password-file or $%s"
+                         % (config.get("password-env") or "MSRP_PASSWORD"))
+    return password
+
+
+def relay_from_options(config: Mapping[str, Any]) -> Optional[MSRPRelaySettings]:
+    """``MSRPRelaySettings`` from the plugin's options, or ``None`` without ``--relay``."""
+    if not config.get("relay"):
+        return None
+    uri = URI.parse(config["relay"])
+    if not config.get("username"):
+        raise ValueError("--relay needs --username")
+    trust_root = None
+    if config.get("relay-ca"):
+        from twisted.internet.ssl import Certificate
+        with open(config["relay-ca"], "rb") as source:
+            trust_root = Certificate.loadPEM(source.read())
+    return MSRPRelaySettings(config.get("domain") or uri.host or "", config["username"],
+                             _password(config), host=uri.host, use_tls=uri.use_tls,
+                             port=uri.port, verify_tls=not config.get("no-verify-relay"),
+                             trust_root=trust_root)
+
+
+def make_service(config: Mapping[str, Any], reactor: Any = None) -> MSRPEndpointService:
+    """The service for the plugin's parsed options (see ``twistd msrp --help``)."""
+    session_settings = SessionSettings(
+        chunk_size=int(config.get("chunk-size") or SessionSettings.chunk_size),
+        max_message_size=int(config.get("max-message-size") or 0) or None,
+        keepalive_interval=float(config.get("keepalive") or 0))
+    options = EndpointOptions(host=config.get("host") or "127.0.0.1",
+                              tls=bool(config.get("tls")), relay=relay_from_options(config),
+                              inbox=config.get("inbox") or "msrp-inbox",
+                              traffic_log=bool(config.get("traffic-log")),
+                              session_settings=session_settings)
+    return MSRPEndpointService(options, config.get("control") or DEFAULT_CONTROL, reactor)

@@ -1,0 +1,60 @@
+"""``twistd msrp``: an MSRP endpoint with a local JSON control API (see msrplib.service)."""
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import IPlugin
+from twisted.python import usage
+from zope.interface import implementer
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = ("An MSRP (RFC 4975) endpoint. It makes sessions directly or through a relay "
+                "(RFC 4976), files incoming messages in an inbox directory, and is driven "
+                "through a JSON control API on a local port or UNIX socket.")
+    optParameters = [
+        ["control", "c", "tcp:8855:interface=127.0.0.1",
+         "Where the control API listens: a Twisted endpoint such as "
+         "tcp:8855:interface=127.0.0.1 or unix:/run/msrp.sock."],
+        ["host", None, "127.0.0.1", "Our address in the MSRP URIs of direct sessions."],
+        ["inbox", "i", "msrp-inbox", "Directory that incoming messages and files go to."],
+        ["relay", "r", None, "The relay's URI, e.g. msrps://relay.example.com:2855;tcp: "
+         "sessions then go through it."],
+        ["domain", None, None, "The relay's domain (default: the relay URI's host)."],
+        ["username", "u", None, "User name for the relay's AUTH."],
+        ["password-file", None, None, "File holding the relay password."],
+        ["password-env", None, "MSRP_PASSWORD",
+         "Environment variable holding the relay password, read without --password-file."],
+        ["relay-ca", None, None, "PEM certificate the relay's must chain to "
+         "(default: the system's trust store)."],
+        ["chunk-size", None, "65536", "Body bytes per chunk (relays lower it to 8192)."],
+        ["max-message-size", None, "67108864",
+         "Largest incoming message in bytes (413 past it); 0 for no limit."],
+        ["keepalive", None, "60", "Seconds of silence before a session checks its peer; "
+         "0 turns it off."],
+    ]
+    optFlags = [
+        ["tls", None, "Direct sessions use msrps with a generated certificate."],
+        ["no-verify-relay", None, "Do not check the relay's TLS certificate (tests only)."],
+        ["traffic-log", "t", "Log the start line and headers of every chunk."],
+    ]
+
+    def postOptions(self):
+        for name in ("chunk-size", "max-message-size", "keepalive"):
+            if not self[name].replace(".", "", 1).isdigit():
+                raise usage.UsageError("--%s takes a number" % name)
+        if self["relay"] and not self["username"]:
+            raise usage.UsageError("--relay needs --username")
+
+
+@implementer(IServiceMaker, IPlugin)
+class MSRPServiceMaker:
+    tapname = "msrp"
+    description = "An MSRP endpoint driven through a local JSON control API."
+    options = Options
+
+    def makeService(self, options):
+        from msrplib.service import make_service
+        return make_service(options)
+
+
+serviceMaker = MSRPServiceMaker()
