@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from msrplib._wire import MSRPData
 from msrplib.errors import ChunkParseError
@@ -68,7 +68,9 @@ _TID_RE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9.+%=-]{3,31}")
 _METHOD_RE = re.compile(rb"[A-Z]+")
 _NAME_RE = re.compile(rb"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _BYTE_RANGE_RE = re.compile(rb" ?[0-9]+-(?:[0-9]+|\*)/(?:[0-9]+|\*) *")
-_FLAGS = b"$+#"
+#: Header names seen before, as (name, lower-case name); most chunks repeat a few.
+_NAMES: Dict[bytes, Tuple[str, str]] = {}
+_NAMES_CACHED = 256
 
 _START, _HEADERS, _BODY = range(3)
 
@@ -86,7 +88,8 @@ class ChunkParser:
         self._buf = bytearray()
         self._state = _START
         self._scan = 0
-        self._header_bytes = 0
+        self._line_scan = 0
+        self._lines_done = 0
         self._chunk: Optional[MSRPData] = None
         self._marker = b""
         self._lead = 0
@@ -117,43 +120,108 @@ class ChunkParser:
         pos = 0
         try:
             while True:
-                if self._state == _BODY:
+                state = self._state
+                if state == _BODY:
                     events, pos = self._body(pos)
                     if not events:
                         return
                     yield from events
-                    continue
-                eol = buf.find(b"\r\n", max(pos, self._scan))
-                if eol < 0:
-                    if len(buf) - pos > self.limits.max_line_length:
+                elif state == _START:
+                    eol = buf.find(b"\r\n", max(pos, self._scan))
+                    if eol < 0:
+                        if len(buf) - pos > self.limits.max_line_length:
+                            raise self._fail("line longer than %d bytes"
+                                             % self.limits.max_line_length)
+                        self._scan = max(pos, len(buf) - 1)
+                        return
+                    if eol - pos > self.limits.max_line_length:
                         raise self._fail("line longer than %d bytes"
                                          % self.limits.max_line_length)
-                    self._scan = max(pos, len(buf) - 1)
-                    return
-                line = bytes(buf[pos:eol])
-                if len(line) > self.limits.max_line_length:
-                    raise self._fail("line longer than %d bytes" % self.limits.max_line_length)
-                self._header_bytes += eol + 2 - pos
-                if self._header_bytes > self.limits.max_header_block:
-                    raise self._fail("header block longer than %d bytes"
-                                     % self.limits.max_header_block)
-                if self._state == _START:
-                    pos = eol + 2
-                    self._start_line(line)
-                elif not line:
-                    self._check_paths()
-                    self._state = _BODY
-                    self._lead = 2
-                    pos = eol
-                elif line.startswith(b"-------"):
-                    pos = eol + 2
-                    yield self._end_without_body(line)
+                    self._start_line(bytes(buf[pos:eol]))
+                    pos = self._scan = eol + 2
                 else:
-                    pos = eol + 2
-                    self._header_line(line)
+                    found = self._header_block(pos)
+                    if found is None:
+                        return
+                    event, pos = found
+                    if event is not None:
+                        yield event
         finally:
             del buf[:pos]
             self._scan = max(0, self._scan - pos)
+            self._line_scan = max(0, self._line_scan - pos)
+
+    def _header_block(self, pos: int) -> Optional[Tuple[Optional[MSRPData], int]]:
+        """Parse the headers that start at ``pos``.
+
+        They end at a blank line (a body follows) or at the end-line (no body). While they
+        are incomplete, the lines complete so far are checked (so bad input fails early)
+        and ``None`` is returned; then the finished chunk (or ``None`` when a body follows)
+        and the position after what was consumed.
+        """
+        buf = self._buf
+        marker = self._marker
+        limits = self.limits
+        done = pos + self._lines_done
+        blank = end = -1
+        if done == pos and buf.startswith(marker[2:], pos):
+            end = pos - 2
+        elif done == pos and buf.startswith(b"\r\n", pos):
+            blank = pos - 2
+        else:
+            # Neither search may run past what a header block can be, and a blank line
+            # only counts before the end-line (it may share the end-line's CRLF, for an
+            # empty body): each chunk costs a bounded scan.
+            start = max(pos, done - 2, self._scan)
+            stop = pos + limits.max_header_block + len(marker) + 4
+            end = buf.find(marker, start, stop)
+            blank = buf.find(b"\r\n\r\n", start, stop if end < 0 else end + 2)
+            if blank >= 0:
+                end = -1
+        if blank < 0 and end < 0:
+            done = self._complete_lines(done)
+            self._lines_done = done - pos
+            if len(buf) - done > limits.max_line_length:
+                raise self._fail("line longer than %d bytes" % limits.max_line_length)
+            if len(buf) - pos > limits.max_header_block:
+                raise self._fail("header block longer than %d bytes"
+                                 % limits.max_header_block)
+            self._scan = max(pos, len(buf) - len(marker) + 1)
+            return None
+        block_end = max(blank, end)
+        if block_end - pos > limits.max_header_block:
+            raise self._fail("header block longer than %d bytes" % limits.max_header_block)
+        if end >= 0 and len(buf) < end + len(marker) + 3:
+            self._scan = end
+            return None
+        if block_end > done:
+            self._header_lines(bytes(buf[done:block_end]).split(b"\r\n"))
+        self._lines_done = self._line_scan = 0
+        self._check_paths()
+        if blank >= 0:
+            self._state = _BODY
+            self._lead = 2
+            return None, blank + 2
+        after = end + len(marker)
+        flag = bytes(buf[after:after + 1])
+        if buf[after + 1:after + 3] != b"\r\n" and flag in (b"$", b"+", b"#"):
+            raise self._fail("end-line of %s not followed by CRLF"
+                             % self._marker[9:].decode())
+        return self._finish(flag), after + 3
+
+    def _complete_lines(self, done: int) -> int:
+        """Check the header lines that are complete in the buffer from ``done`` on."""
+        buf = self._buf
+        lines = []
+        eol = buf.find(b"\r\n", max(done, self._line_scan))
+        while eol >= 0:
+            lines.append(bytes(buf[done:eol]))
+            done = eol + 2
+            eol = buf.find(b"\r\n", done)
+        self._line_scan = max(done, len(buf) - 1)
+        if lines:
+            self._header_lines(lines)
+        return done
 
     def _start_line(self, line: bytes) -> None:
         parts = line.split(b" ", 3)
@@ -176,20 +244,33 @@ class ChunkParser:
         self._marker = b"\r\n-------" + tid
         self._state = _HEADERS
 
-    def _header_line(self, line: bytes) -> None:
-        name, colon, value = line.partition(b":")
-        if not colon:
-            raise self._fail("header line without a colon: %r" % line[:80])
-        if not _NAME_RE.fullmatch(name):
-            raise self._fail("bad header name %r" % name[:80])
-        if value.startswith(b" "):
-            value = value[1:]
-        lower = name.lower()
-        if lower == b"byte-range" and not _BYTE_RANGE_RE.fullmatch(value):
-            raise self._fail("Byte-Range %r is not start-end/total numbers or *" % value[:80])
+    def _header_lines(self, lines: List[bytes]) -> None:
         assert self._chunk is not None
-        self._chunk.headers._items.append(
-            (name.decode(), lower.decode(), value.decode("utf-8", "surrogateescape")))
+        items = self._chunk.headers._items
+        max_line = self.limits.max_line_length
+        for line in lines:
+            if len(line) > max_line:
+                raise self._fail("line longer than %d bytes" % max_line)
+            name, colon, value = line.partition(b":")
+            if not colon:
+                if line.startswith(b"-------"):
+                    raise self._fail("end-line %r does not match transaction %s"
+                                     % (line[:80], self._chunk.transaction_id))
+                raise self._fail("header line without a colon: %r" % line[:80])
+            known = _NAMES.get(name)
+            if known is None:
+                if not _NAME_RE.fullmatch(name):
+                    raise self._fail("bad header name %r" % name[:80])
+                text = name.decode()
+                known = (text, text.lower())
+                if len(_NAMES) < _NAMES_CACHED:
+                    _NAMES[name] = known
+            if value[:1] == b" ":
+                value = value[1:]
+            if known[1] == "byte-range" and not _BYTE_RANGE_RE.fullmatch(value):
+                raise self._fail("Byte-Range %r is not start-end/total numbers or *"
+                                 % value[:80])
+            items.append((known[0], known[1], value.decode("utf-8", "surrogateescape")))
 
     def _check_paths(self) -> None:
         chunk = self._chunk
@@ -199,16 +280,6 @@ class ChunkParser:
                 if name not in chunk.headers:
                     raise self._fail("%s request without %s" % (chunk.method, name))
 
-    def _end_without_body(self, line: bytes) -> MSRPData:
-        chunk = self._chunk
-        assert chunk is not None
-        end = self._marker[2:]
-        if not line.startswith(end) or len(line) != len(end) + 1:
-            raise self._fail("end-line %r does not match transaction %s"
-                             % (line[:80], chunk.transaction_id))
-        self._check_paths()
-        return self._finish(line[-1:])
-
     def _finish(self, flag: bytes) -> MSRPData:
         if flag not in (b"$", b"+", b"#"):
             raise self._fail("end-line with unknown continuation flag %r" % flag)
@@ -217,7 +288,6 @@ class ChunkParser:
         chunk.contflag = flag.decode()
         self._chunk = None
         self._state = _START
-        self._header_bytes = 0
         return chunk
 
     def _body(self, pos: int) -> tuple[List[ParserEvent], int]:

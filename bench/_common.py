@@ -1,0 +1,44 @@
+"""Helpers shared by the benchmarks: timing, peak memory, and bound pairs on loopback."""
+
+import resource
+import sys
+import time
+
+from twisted.internet.defer import gatherResults, inlineCallbacks
+
+from msrplib.connect import AcceptorDirect, ConnectorDirect
+from msrplib.protocol import URI
+
+
+def peak_rss_mib():
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def report(name, ours, baseline, unit):
+    """One line: our figure, the baseline's, and our figure as a fraction of it."""
+    print("%-44s %12.0f %-9s baseline %12.0f  ratio %.2f"
+          % (name, ours, unit, baseline, ours / baseline if baseline else float("nan")))
+    sys.stdout.flush()
+
+
+class Timer:
+    def __enter__(self):
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.started
+
+
+@inlineCallbacks
+def bound_pair(tls=False):
+    """Two bound MSRPTransports on loopback (connector first)."""
+    connector, acceptor = ConnectorDirect(), AcceptorDirect()
+    connector_path = yield connector.prepare(URI(host="127.0.0.1", use_tls=tls))
+    acceptor_path = yield acceptor.prepare(URI(host="127.0.0.1", use_tls=tls))
+    pair = yield gatherResults([connector.complete(acceptor_path),
+                                acceptor.complete(connector_path)])
+    connector.cleanup()
+    acceptor.cleanup()
+    return pair
