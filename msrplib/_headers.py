@@ -38,7 +38,10 @@ class Headers:
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first value of header ``name``, or ``default``."""
-        lower = name.lower()
+        return self.get_lower(name.lower(), default)
+
+    def get_lower(self, lower: str, default: Optional[str] = None) -> Optional[str]:
+        """:meth:`get` for a name already in lower case (the hot paths' spelling)."""
         for _, item_lower, value in self._items:
             if item_lower == lower:
                 return value
@@ -125,6 +128,7 @@ class HeaderField(Generic[T]):
     def __init__(self, name: str, parse: Callable[[str], T],
                  format: Callable[[T], str]) -> None:
         self.name = name
+        self.lower = name.lower()
         self.parse = parse
         self.format = format
         self.__doc__ = "The ``%s`` header, typed; ``None`` when absent." % name
@@ -138,7 +142,7 @@ class HeaderField(Generic[T]):
     def __get__(self, obj: Optional[_HasHeaders], owner: type) -> Optional[T] | HeaderField[T]:
         if obj is None:
             return self
-        raw = obj.headers.get(self.name)
+        raw = obj.headers.get_lower(self.lower)
         return None if raw is None else self.parse(raw)
 
     def __set__(self, obj: _HasHeaders, value: Optional[T]) -> None:

@@ -156,7 +156,7 @@ class IncomingMessage:
         self.first_chunk = first_chunk
         self.message_id = first_chunk.message_id
         self.content_type = first_chunk.content_type
-        self.headers = first_chunk.headers.copy()
+        self.headers = first_chunk.headers
         byte_range = first_chunk.byte_range
         #: The total size when a chunk has announced it, else ``None``.
         self.size: Optional[int] = byte_range.total if byte_range else None

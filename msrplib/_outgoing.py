@@ -40,9 +40,10 @@ class OutgoingMessage:
                  progress: Optional[Callable[[int, Optional[int]], None]] = None) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
+        self._bytes: Optional[bytes] = None
         if isinstance(source, (bytes, bytearray, memoryview)):
-            source = io.BytesIO(bytes(source))
-        self.source = source
+            self._bytes = bytes(source)
+        self.source: Any = source
         self.content_type = content_type
         self.message_id = message_id
         self.success_report = success_report
@@ -51,7 +52,7 @@ class OutgoingMessage:
         self.headers = dict(headers or {})
         self.progress = progress
         self.acknowledged = 0
-        self.size = _size_of(source)
+        self.size = len(self._bytes) if self._bytes is not None else _size_of(source)
         self.offset = 0
         self.outstanding = 0
         self.finished_sending = False
@@ -74,7 +75,9 @@ class OutgoingMessage:
 
     def next_piece(self) -> Tuple[bytes, ByteRange, bool]:
         """The next body piece, its Byte-Range, and whether it ends the message."""
-        if self._lookahead is not None:
+        if self._bytes is not None:
+            data = self._bytes[self.offset:self.offset + self.chunk_size]
+        elif self._lookahead is not None:
             data, self._lookahead = self._lookahead, None
         else:
             data = self.source.read(self.chunk_size)
@@ -91,15 +94,17 @@ class OutgoingMessage:
     def fill(self, chunk: MSRPData, byte_range: ByteRange, last: bool) -> MSRPData:
         """Set the message headers on ``chunk`` (made by the transport for our paths)."""
         headers = chunk.headers
-        headers["Message-ID"] = self.message_id
-        headers["Byte-Range"] = str(byte_range)
+        headers.add("Message-ID", self.message_id)
+        headers.add("Byte-Range", "%d-%d/%s" % (byte_range.start, byte_range.end or 0,
+                                                "*" if byte_range.total is None
+                                                else byte_range.total))
         if self.success_report != "no":
-            headers["Success-Report"] = self.success_report
+            headers.add("Success-Report", self.success_report)
         if self.failure_report != "yes":
-            headers["Failure-Report"] = self.failure_report
+            headers.add("Failure-Report", self.failure_report)
         for name, value in self.headers.items():
-            headers[name] = value
-        headers["Content-Type"] = self.content_type
+            headers.add(name, value)
+        headers.add("Content-Type", self.content_type)
         chunk.contflag = "$" if last else "+"
         if last:
             self.finished_sending = True
@@ -107,8 +112,8 @@ class OutgoingMessage:
 
     def abort_chunk(self, chunk: MSRPData) -> MSRPData:
         """Make ``chunk`` the empty ``#`` chunk that tells the peer the message is aborted."""
-        chunk.headers["Message-ID"] = self.message_id
-        chunk.headers["Byte-Range"] = str(ByteRange(self.offset + 1, None, self.size))
+        chunk.headers.add("Message-ID", self.message_id)
+        chunk.headers.add("Byte-Range", str(ByteRange(self.offset + 1, None, self.size)))
         chunk.contflag = "#"
         self.finished_sending = True
         return chunk

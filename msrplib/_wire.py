@@ -170,7 +170,7 @@ class MSRPData:
 
     def encode_end(self) -> bytes:
         """The end-line (with the CRLF that ends a body, if there is one)."""
-        prefix = "\r\n" if self.data or "Content-Type" in self.headers else ""
+        prefix = "\r\n" if self.data or self.headers.get_lower("content-type") is not None else ""
         return ("%s-------%s%s\r\n" % (prefix, self.transaction_id, self.contflag)).encode()
 
     def encode_parts(self) -> Tuple[bytes, bytes, bytes]:
@@ -190,8 +190,8 @@ def make_response(request: MSRPData, code: int, comment: Optional[str] = None) -
     From-Path the first URI of the request's To-Path (us), RFC 4975 section 7.2.
     """
     headers = Headers()
-    from_path = request.headers.get("From-Path")
-    to_path = request.headers.get("To-Path")
+    from_path = request.headers.get_lower("from-path")
+    to_path = request.headers.get_lower("to-path")
     if from_path:
         headers.add("To-Path", from_path.split()[0])
     if to_path:

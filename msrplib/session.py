@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Iterable, Optional
+from typing import Any, Callable, Deque, Dict, Iterable, Optional, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -23,7 +23,8 @@ from msrplib._incoming import IncomingMessage, make_sink
 from msrplib._observer import Observer
 from msrplib._outgoing import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
-from msrplib._wire import MSRPData, make_report, make_response, new_message_id
+from msrplib._wire import (MSRPData, make_report, make_response, new_message_id,
+                           new_transaction_id)
 from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
 from msrplib.transport import MSRPTransport
 
@@ -79,7 +80,6 @@ class MessageReceiver:
 class _Transaction:
     chunk: MSRPData
     response_cb: Optional[ResponseCallback]
-    timer: Any
     counted: bool
     message: Optional[OutgoingMessage] = None
 
@@ -95,7 +95,7 @@ class _Inbound:
 
 
 def _should_respond(request: MSRPData, code: int) -> bool:
-    failure_report = request.headers.get("Failure-Report")
+    failure_report = request.headers.get_lower("failure-report")
     if failure_report == "no":
         return False
     if failure_report == "partial":
@@ -134,11 +134,16 @@ class MSRPSession:
         self.receiver = receiver or MessageReceiver()
         self.settings = settings or SessionSettings()
         self.extension_methods = set(extension_methods)
+        self._accept_cache: Dict[str, bool] = {}
+        self._accept_cache_for: Optional[list] = None
         self.reactor = reactor
         self.closed = Observer()
         self._protocol = msrptransport.protocol
         self._queue: Deque[Any] = deque()
         self._transactions: Dict[str, _Transaction] = {}
+        # (deadline, transaction id) in sending order; one timer watches the oldest.
+        self._deadlines: Deque[Tuple[float, str]] = deque()
+        self._deadline_timer: Any = None
         self._outstanding = 0
         self._waiting_reports: Dict[str, OutgoingMessage] = {}
         self._incoming: Dict[str, IncomingMessage] = {}
@@ -169,7 +174,7 @@ class MSRPSession:
 
         With Failure-Report ``no`` nothing will answer, so this fires with ``None`` at once.
         """
-        if chunk.headers.get("Failure-Report") == "no":
+        if chunk.headers.get_lower("failure-report") == "no":
             self.send_chunk(chunk)
             return succeed(None)
         result: Deferred = Deferred()
@@ -291,7 +296,8 @@ class MSRPSession:
         self._protocol.drained().addCallbacks(drained, lambda failure: None)
 
     def _send_next_chunk(self, message: OutgoingMessage) -> None:
-        chunk = self.transport.make_chunk()
+        chunk = MSRPData(new_transaction_id(), method="SEND",
+                         headers=self.transport.new_headers())
         if message.aborted:
             self._write(message.abort_chunk(chunk), None)
             return
@@ -310,11 +316,13 @@ class MSRPSession:
         self._touch()
         if chunk.method is None or chunk.method == "REPORT":
             return
-        counted = chunk.headers.get("Failure-Report") in (None, "yes")
-        timer = self.reactor.callLater(self.settings.response_timeout, self._timed_out,
-                                       chunk.transaction_id)
+        counted = chunk.headers.get_lower("failure-report") in (None, "yes")
+        timeout = self.settings.response_timeout
         self._transactions[chunk.transaction_id] = _Transaction(
-            chunk, response_cb, timer, counted, message)
+            chunk, response_cb, counted, message)
+        self._deadlines.append((self.reactor.seconds() + timeout, chunk.transaction_id))
+        if self._deadline_timer is None:
+            self._deadline_timer = self.reactor.callLater(timeout, self._expire)
         if counted:
             self._outstanding += 1
         if message is not None:
@@ -322,12 +330,27 @@ class MSRPSession:
 
     # Responses to what we sent.
 
+    def _expire(self) -> None:
+        """Time out every transaction whose deadline passed; watch the next one."""
+        self._deadline_timer = None
+        now = self.reactor.seconds()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, transaction_id = deadlines.popleft()
+            if transaction_id in self._transactions:
+                self._timed_out(transaction_id)
+        self._prune_deadlines()
+        if deadlines and self._deadline_timer is None and not self.closed.fired:
+            self._deadline_timer = self.reactor.callLater(deadlines[0][0] - now, self._expire)
+
+    def _prune_deadlines(self) -> None:
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1] not in self._transactions:
+            deadlines.popleft()
+
     def _timed_out(self, transaction_id: str) -> None:
-        transaction = self._transactions.get(transaction_id)
-        if transaction is None:
-            return
-        transaction.timer = None
-        if transaction.chunk.headers.get("Failure-Report") in (None, "yes"):
+        transaction = self._transactions[transaction_id]
+        if transaction.chunk.headers.get_lower("failure-report") in (None, "yes"):
             response = _generated_response(transaction.chunk, 408, "Request Timeout")
         else:
             response = _generated_response(transaction.chunk, 200, "OK")
@@ -339,8 +362,7 @@ class MSRPSession:
             self.log.debug("ignoring a response to a finished transaction: {response!r}",
                            response=response)
             return
-        if transaction.timer is not None:
-            transaction.timer.cancel()
+        self._prune_deadlines()
         if transaction.counted:
             self._outstanding -= 1
         message = transaction.message
@@ -482,8 +504,17 @@ class MSRPSession:
         return None, message, byte_range.start - 1
 
     def _accepts(self, content_type: str) -> bool:
-        media = content_type.split(";")[0].strip().lower()
-        return any(fnmatch.fnmatchcase(media, pattern.lower()) for pattern in self.accept_types)
+        if self._accept_cache_for != self.accept_types:
+            self._accept_cache_for = list(self.accept_types)
+            self._accept_cache.clear()
+        verdict = self._accept_cache.get(content_type)
+        if verdict is None:
+            media = content_type.split(";")[0].strip().lower()
+            verdict = any(fnmatch.fnmatchcase(media, pattern.lower())
+                          for pattern in self.accept_types)
+            if len(self._accept_cache) < 256:
+                self._accept_cache[content_type] = verdict
+        return verdict
 
     def _request_data(self, data: bytes) -> None:
         inbound = self._inbound
@@ -577,8 +608,9 @@ class MSRPSession:
 
     def _connection_lost(self, reason: Failure) -> None:
         self.closed.fire(reason)
-        if self._keepalive is not None and self._keepalive.active():
-            self._keepalive.cancel()
+        for timer in (self._keepalive, self._deadline_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
         error = MSRPSessionError("the connection closed: %s" % reason.value)
         for transaction in list(self._transactions.values()):
             if transaction.message is not None:

@@ -256,6 +256,7 @@ class MSRPTransport:
         self.max_queued_bytes = max_queued_bytes
         self._to_path_text = format_path(self.local_path[:-1] + self.full_remote_path)
         self._from_path_text = str(self.local_uri)
+        self._remote_text = format_path(self.full_remote_path)
         self._events: Deque[ParserEvent] = deque()
         self._queued_bytes = 0
         self._reading_paused = False
@@ -305,8 +306,7 @@ class MSRPTransport:
         ends the message). ``contflag`` defaults to ``+`` when the chunk ends before
         ``length``, else ``$``. A body without ``content_type`` is ``text/plain``.
         """
-        headers = Headers([("To-Path", self._to_path_text),
-                           ("From-Path", self._from_path_text)])
+        headers = self.new_headers()
         if transaction_id is None:
             transaction_id = new_transaction_id()
         if code is not None:
@@ -327,6 +327,13 @@ class MSRPTransport:
             contflag = "+" if method == "SEND" and end < length else "$"
         return MSRPData(transaction_id, method=method, headers=headers, data=data,
                         contflag=contflag)
+
+    def new_headers(self) -> Headers:
+        """Headers holding just this connection's To-Path and From-Path, to build on."""
+        headers = Headers()
+        headers._items = [("To-Path", "to-path", self._to_path_text),
+                          ("From-Path", "from-path", self._from_path_text)]
+        return headers
 
     def write(self, bytes: bytes, sync: bool = True) -> Optional[Deferred]:
         """Write raw bytes. With ``sync``, return a Deferred that fires once the socket's
@@ -387,6 +394,12 @@ class MSRPTransport:
     def check_incoming_SEND_chunk(self, chunk: MSRPData) -> Optional[MSRPError]:
         """``None`` if ``chunk`` is addressed to us from our peer, else the error to answer
         (see :func:`check_paths`)."""
+        headers = chunk.headers
+        from_text = headers.get_lower("from-path")
+        if headers.get_lower("to-path") == self._from_path_text and from_text is not None \
+                and (from_text == self._remote_text
+                     or from_text.endswith(" " + self._remote_text)):
+            return None  # the paths are the very text we expect: no need to parse them
         return check_paths(chunk, self.local_uri, self.full_remote_path)
 
     def _event_received(self, event: ParserEvent) -> None:
