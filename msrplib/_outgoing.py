@@ -73,23 +73,35 @@ class OutgoingMessage:
         if self.progress is not None:
             self.progress(self.acknowledged, self.size)
 
-    def next_piece(self) -> Tuple[bytes, ByteRange, bool]:
-        """The next body piece, its Byte-Range, and whether it ends the message."""
+    def next_range(self) -> Tuple[ByteRange, bool]:
+        """For a message of known size: the next chunk's Byte-Range and whether it is the
+        last; its body is then taken with :meth:`read`."""
+        assert self.size is not None
+        start = self.offset + 1
+        end = min(self.offset + self.chunk_size, self.size)
+        return ByteRange(start, end, self.size), end >= self.size
+
+    def read(self, count: int) -> bytes:
+        """Up to ``count`` more body bytes (fewer only when a file ended early)."""
         if self._bytes is not None:
-            data = self._bytes[self.offset:self.offset + self.chunk_size]
-        elif self._lookahead is not None:
+            data = self._bytes[self.offset:self.offset + count]
+        else:
+            data = self.source.read(count)
+        self.offset += len(data)
+        return data
+
+    def next_piece(self) -> Tuple[bytes, ByteRange, bool]:
+        """For a message of unknown size: the next chunk's whole body (read ahead by one
+        chunk to learn whether it is the last), its Byte-Range, and that answer."""
+        if self._lookahead is not None:
             data, self._lookahead = self._lookahead, None
         else:
             data = self.source.read(self.chunk_size)
         start = self.offset + 1
         self.offset += len(data)
-        if self.size is not None:
-            last = self.offset >= self.size
-        else:
-            self._lookahead = self.source.read(self.chunk_size)
-            last = not self._lookahead
-        total = self.size if self.size is not None else (self.offset if last else None)
-        return data, ByteRange(start, self.offset, total), last
+        self._lookahead = self.source.read(self.chunk_size)
+        last = not self._lookahead
+        return data, ByteRange(start, self.offset, self.offset if last else None), last
 
     def fill(self, chunk: MSRPData, byte_range: ByteRange, last: bool) -> MSRPData:
         """Set the message headers on ``chunk`` (made by the transport for our paths)."""

@@ -34,6 +34,10 @@ __all__ = ["MSRPSession", "SessionSettings", "MessageReceiver", "IncomingMessage
 #: Seconds to wait for a transaction's response before one is generated locally (the seed's).
 RESPONSE_TIMEOUT = 30.0
 
+#: Chunk bodies larger than this are written in pieces of this size as the socket drains,
+#: so a chunk of any size never sits in memory whole.
+STREAM_PIECE = 64 * 1024
+
 ResponseCallback = Callable[[MSRPData], None]
 
 
@@ -82,6 +86,20 @@ class _Transaction:
     response_cb: Optional[ResponseCallback]
     counted: bool
     message: Optional[OutgoingMessage] = None
+    size: int = 0
+
+
+@dataclass
+class _Body:
+    """The chunk whose body is being streamed onto the connection."""
+
+    message: OutgoingMessage
+    chunk: MSRPData
+    size: int
+    last: bool
+
+    def __post_init__(self) -> None:
+        self.remaining = self.size
 
 
 @dataclass
@@ -149,6 +167,7 @@ class MSRPSession:
         self._incoming: Dict[str, IncomingMessage] = {}
         self._refused: Dict[str, int] = {}
         self._inbound: Optional[_Inbound] = None
+        self._body: Optional[_Body] = None
         self._shutting_down = False
         self._drain_pending = False
         self._keepalive: Any = None
@@ -262,7 +281,13 @@ class MSRPSession:
     def _pump(self) -> None:
         """Write queued chunks while the socket and the window allow, one message at a time
         in turn, so that a short message never waits behind a long one."""
-        while self._queue and not self.closed.fired:
+        while not self.closed.fired:
+            if self._body is not None:
+                if not self._stream():
+                    return
+                continue
+            if not self._queue:
+                break
             if self._protocol.writing_paused:
                 self._wait_for_drain()
                 return
@@ -280,8 +305,9 @@ class MSRPSession:
 
     def _close_if_done(self) -> None:
         """After ``shutdown``: close once nothing is queued or waits for an answer."""
-        if (self._shutting_down and not self._queue and not self._transactions
-                and not self._waiting_reports and not self.closed.fired):
+        if (self._shutting_down and not self._queue and self._body is None
+                and not self._transactions and not self._waiting_reports
+                and not self.closed.fired):
             self._protocol.close()
 
     def _wait_for_drain(self) -> None:
@@ -296,30 +322,84 @@ class MSRPSession:
         self._protocol.drained().addCallbacks(drained, lambda failure: None)
 
     def _send_next_chunk(self, message: OutgoingMessage) -> None:
+        """Write the next chunk of ``message``: whole when its body is small, else its
+        headers now and its body piece by piece as the socket drains (:meth:`_stream`)."""
         chunk = MSRPData(new_transaction_id(), method="SEND",
                          headers=self.transport.new_headers())
         if message.aborted:
             self._write(message.abort_chunk(chunk), None)
             return
-        data, byte_range, last = message.next_piece()
-        chunk.data = data
+        if message.size is None:
+            data, byte_range, last = message.next_piece()
+        else:
+            byte_range, last = message.next_range()
+            length = (byte_range.end or 0) - byte_range.start + 1
+            if length > STREAM_PIECE:
+                message.fill(chunk, byte_range, last)
+                self._register(chunk, None, message, length)
+                self._protocol.begin_body(chunk)
+                self._body = _Body(message, chunk, length, last)
+                return
+            data = message.read(length)
         message.fill(chunk, byte_range, last)
-        self._write(chunk, None, message)
+        chunk.data = data
+        if message.size is not None and len(data) < length:
+            self._file_ended_early(message, chunk)
+            return
+        self._write(chunk, None, message, len(data))
+        self._chunk_sent(message, len(data), last)
+
+    def _stream(self) -> bool:
+        """Write more of the streamed body; False when the socket asked to wait."""
+        body = self._body
+        assert body is not None
+        while body.remaining:
+            if self._protocol.writing_paused:
+                self._wait_for_drain()
+                return False
+            piece = body.message.read(min(body.remaining, STREAM_PIECE))
+            if not piece:
+                self._body = None
+                body.chunk.contflag = "#"
+                self._protocol.end_body(body.chunk)
+                self._fail_message(body.message, MSRPSessionError(
+                    "the file ended %d bytes early" % body.remaining))
+                return True
+            self._protocol.write_body(piece)
+            body.remaining -= len(piece)
+        self._body = None
+        self._protocol.end_body(body.chunk)
+        self._touch()
+        self._chunk_sent(body.message, body.size, body.last)
+        return True
+
+    def _file_ended_early(self, message: OutgoingMessage, chunk: MSRPData) -> None:
+        chunk.contflag = "#"
+        message.finished_sending = True
+        self._write(chunk, None)
+        self._fail_message(message, MSRPSessionError("the file ended before its size"))
+
+    def _chunk_sent(self, message: OutgoingMessage, size: int, last: bool) -> None:
         if message.failure_report != "yes":
-            message.acknowledge(len(data))
+            message.acknowledge(size)
             if last:
                 self._message_sent(message)
 
     def _write(self, chunk: MSRPData, response_cb: Optional[ResponseCallback] = None,
-               message: Optional[OutgoingMessage] = None) -> None:
+               message: Optional[OutgoingMessage] = None, size: int = 0) -> None:
         self._protocol.write_chunk(chunk)
         self._touch()
+        self._register(chunk, response_cb, message, size)
+
+    def _register(self, chunk: MSRPData, response_cb: Optional[ResponseCallback],
+                  message: Optional[OutgoingMessage], size: int) -> None:
+        """Wait for the response to a request just written (REPORTs get none)."""
         if chunk.method is None or chunk.method == "REPORT":
             return
         counted = chunk.headers.get_lower("failure-report") in (None, "yes")
         timeout = self.settings.response_timeout
         self._transactions[chunk.transaction_id] = _Transaction(
-            chunk, response_cb, counted, message)
+            chunk, response_cb, counted, message, size)
         self._deadlines.append((self.reactor.seconds() + timeout, chunk.transaction_id))
         if self._deadline_timer is None:
             self._deadline_timer = self.reactor.callLater(timeout, self._expire)
@@ -369,7 +449,7 @@ class MSRPSession:
         if message is not None:
             message.outstanding -= 1
             if response.code == 200 and message.failure_report == "yes":
-                message.acknowledge(len(transaction.chunk.data))
+                message.acknowledge(transaction.size)
             self._message_response(message, response)
         if transaction.response_cb is not None:
             transaction.response_cb(response)

@@ -73,6 +73,8 @@ class MSRPProtocol(Protocol):
         self._early: List[ParserEvent] = []
         self._writing_paused = False
         self._drain_waiters: List[Deferred] = []
+        self._body_open = False
+        self._held_chunks: List[MSRPData] = []
 
     # Connection life.
 
@@ -141,11 +143,42 @@ class MSRPProtocol(Protocol):
     # Writing, with the socket's backpressure.
 
     def write_chunk(self, chunk: MSRPData) -> None:
-        """Serialise ``chunk`` onto the connection (its body is not copied for TCP)."""
+        """Serialise ``chunk`` onto the connection (its body is not copied for TCP).
+
+        While a streamed body is being written (:meth:`begin_body`), the chunk waits and
+        goes out right after that body's end-line: nothing may cut into a chunk.
+        """
+        if self._body_open:
+            self._held_chunks.append(chunk)
+            return
         parts = chunk.encode_parts()
         if self.traffic_log is not None:
             self.traffic_log("out", chunk)
         self.transport.writeSequence(parts)
+
+    def begin_body(self, chunk: MSRPData) -> None:
+        """Write ``chunk``'s start line and headers; its body follows in
+        :meth:`write_body` pieces, then :meth:`end_body`.
+
+        The body cannot be checked for the end-line in advance, so a streamed chunk relies
+        on its transaction id being random and unguessable (48 random bits).
+        """
+        if self.traffic_log is not None:
+            self.traffic_log("out", chunk)
+        self.transport.write(chunk.encode_start())
+        self._body_open = True
+
+    def write_body(self, data: bytes) -> None:
+        """Write the next piece of the body begun with :meth:`begin_body`."""
+        self.transport.write(data)
+
+    def end_body(self, chunk: MSRPData) -> None:
+        """Write the end-line (``chunk.contflag``), then any chunk that waited."""
+        self.transport.write(chunk.encode_end())
+        self._body_open = False
+        held, self._held_chunks = self._held_chunks, []
+        for waiting in held:
+            self.write_chunk(waiting)
 
     def drained(self) -> Deferred:
         """A Deferred that fires once the socket's outgoing buffer is below its high-water mark.

@@ -131,7 +131,8 @@ class TCPRelayTests(RelayCases, unittest.TestCase):
         heard = CollectingReceiver()
         alice_session = MSRPSession(links[0], settings=SESSION_SETTINGS)
         MSRPSession(links[1], settings=SESSION_SETTINGS, receiver=heard)
-        yield alice_session.send_message(b"via the relay to a direct peer", "text/plain")
+        yield alice_session.send_message(b"via the relay to a direct peer", "text/plain",
+                                         success_report="yes")
         self.assertEqual(heard.received[0].data, b"via the relay to a direct peer")
 
     def test_factory_functions(self):

@@ -375,3 +375,60 @@ class ProgressAndHeadersTests(unittest.TestCase):
         self.assertEqual(seen, [(10, 25), (20, 25), (25, 25)])
         self.assertEqual(received.received[0].headers["Content-Disposition"],
                          'attachment; filename="p.bin"')
+
+
+class StreamedChunkTests(unittest.TestCase):
+    """A chunk bigger than STREAM_PIECE is written in pieces as the socket drains."""
+
+    def setUp(self):
+        self.bob_heard = CollectingReceiver()
+        self.alice_heard = CollectingReceiver()
+        self.pair = pair(settings=SessionSettings(keepalive_interval=0, chunk_size=1 << 30),
+                         alice_options={"receiver": self.alice_heard},
+                         bob_options={"receiver": self.bob_heard})
+
+    def test_one_huge_chunk(self):
+        body = bytes(range(256)) * 2000  # 512,000 bytes: one chunk, 8 pieces
+        written = []
+        protocol = self.pair.alice.transport.protocol
+        self.patch(protocol, "write_body", lambda data: (
+            written.append(len(data)), type(protocol).write_body(protocol, data)))
+        result = self.pair.alice.send_message(body, "application/octet-stream")
+        self.pair.flush()
+        self.successResultOf(result)
+        self.assertEqual(self.bob_heard.received[0].data, body)
+        self.assertEqual(max(written), 64 * 1024)
+        self.assertEqual(sum(written), len(body))
+
+    def test_answers_wait_for_the_end_of_a_streamed_body(self):
+        protocol = self.pair.alice.transport.protocol
+        real_write_body = protocol.write_body
+
+        def write_then_fill_up(data):
+            real_write_body(data)
+            protocol.pauseProducing()  # Alice's socket is full: her body stays open
+
+        self.patch(protocol, "write_body", write_then_fill_up)
+        sending = self.pair.alice.send_message(b"b" * 300000, "application/octet-stream")
+        reply = self.pair.bob.send_message(b"meanwhile", "text/plain")
+        self.pair.flush()
+        self.assertNoResult(reply)  # Alice's 200 waits behind her unfinished chunk
+        self.assertEqual(self.alice_heard.received[0].data, b"meanwhile")
+        protocol.write_body = real_write_body
+        protocol.resumeProducing()
+        self.pair.flush()
+        self.successResultOf(sending)
+        self.successResultOf(reply)
+        self.assertEqual(len(self.bob_heard.received[0].data), 300000)
+
+    def test_file_that_ends_early(self):
+        class Shrinking(io.BytesIO):
+            def seek(self, offset, whence=0):
+                result = super().seek(offset, whence)
+                return result + 100000 if whence == 2 else result
+
+        result = self.pair.alice.send_message(Shrinking(b"s" * 200000), "text/plain")
+        self.pair.flush()
+        self.assertIn("ended", str(self.failureResultOf(result, MSRPSessionError).value))
+        [(message, reason)] = self.bob_heard.failed
+        self.assertIn("aborted", str(reason.value))
