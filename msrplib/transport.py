@@ -14,7 +14,7 @@ being read until a reader catches up, so a slow reader never makes memory grow u
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -47,6 +47,9 @@ EventReceiver = Callable[[ParserEvent], None]
 #: (``"in"``); a streamed chunk is heard once, with its headers and no body.
 TrafficLog = Callable[[str, MSRPData], None]
 
+#: Bytes gathered while handling received data before they are written anyway.
+BATCH_LIMIT = 64 * 1024
+
 
 @implementer(IPushProducer, IHandshakeListener)
 class MSRPProtocol(Protocol):
@@ -75,6 +78,8 @@ class MSRPProtocol(Protocol):
         self._drain_waiters: List[Deferred] = []
         self._body_open = False
         self._held_chunks: List[MSRPData] = []
+        self._batch: Optional[List[bytes]] = None
+        self._batched = 0
 
     # Connection life.
 
@@ -87,6 +92,9 @@ class MSRPProtocol(Protocol):
         self.ready.fire(self)
 
     def dataReceived(self, data: bytes) -> None:
+        # What handling these bytes writes (answers, mostly) goes out in one write at the
+        # end: over TLS that is one record instead of one per answer.
+        self._batch = []
         try:
             for event in self.parser.feed(data):
                 if self.traffic_log is not None:
@@ -97,7 +105,27 @@ class MSRPProtocol(Protocol):
                     self._receiver(event)
         except ChunkParseError as error:
             self.log.warn("closing {peer}: {error}", peer=self.transport.getPeer(), error=error)
+            self._flush()
             self.transport.abortConnection()
+        finally:
+            self._flush()
+
+    def _send(self, parts: Sequence[bytes]) -> None:
+        """Write ``parts`` now, or with the batch being gathered (flushed past 64 KiB)."""
+        batch = self._batch
+        if batch is None:
+            self.transport.writeSequence(parts)
+            return
+        batch.extend(parts)
+        self._batched += sum(len(part) for part in parts)
+        if self._batched > BATCH_LIMIT:
+            self._flush()
+            self._batch = []
+
+    def _flush(self) -> None:
+        batch, self._batch, self._batched = self._batch, None, 0
+        if batch and self.transport is not None:
+            self.transport.writeSequence(batch)
 
     def _log_event(self, event: ParserEvent) -> None:
         assert self.traffic_log is not None
@@ -154,7 +182,7 @@ class MSRPProtocol(Protocol):
         parts = chunk.encode_parts()
         if self.traffic_log is not None:
             self.traffic_log("out", chunk)
-        self.transport.writeSequence(parts)
+        self._send(parts)
 
     def begin_body(self, chunk: MSRPData) -> None:
         """Write ``chunk``'s start line and headers; its body follows in
@@ -165,16 +193,16 @@ class MSRPProtocol(Protocol):
         """
         if self.traffic_log is not None:
             self.traffic_log("out", chunk)
-        self.transport.write(chunk.encode_start())
+        self._send((chunk.encode_start(),))
         self._body_open = True
 
     def write_body(self, data: bytes) -> None:
         """Write the next piece of the body begun with :meth:`begin_body`."""
-        self.transport.write(data)
+        self._send((data,))
 
     def end_body(self, chunk: MSRPData) -> None:
         """Write the end-line (``chunk.contflag``), then any chunk that waited."""
-        self.transport.write(chunk.encode_end())
+        self._send((chunk.encode_end(),))
         self._body_open = False
         held, self._held_chunks = self._held_chunks, []
         for waiting in held:
