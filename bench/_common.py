@@ -15,10 +15,15 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _figure(value):
+    return "%.0f" % value if value >= 100 else "%.3g" % value
+
+
 def report(name, ours, baseline, unit):
-    """One line: our figure, the baseline's, and our figure as a fraction of it."""
-    print("%-44s %12.0f %-9s baseline %12.0f  ratio %.2f"
-          % (name, ours, unit, baseline, ours / baseline if baseline else float("nan")))
+    """One line: our figure, the baseline's, and ours divided by the baseline's."""
+    print("%-44s %10s %-7s baseline %10s  ratio %.2f"
+          % (name, _figure(ours), unit, _figure(baseline),
+             ours / baseline if baseline else float("nan")))
     sys.stdout.flush()
 
 

@@ -34,6 +34,7 @@ class ConnectionSettings:
     transport holds for its reader before it stops reading the socket.
     ``traffic_log``: called as ``traffic_log(direction, chunk)`` (``"in"`` or ``"out"``) for
     every chunk's start line and headers, for a traffic trace; ``None`` for none.
+    ``listen_backlog``: connections the kernel queues for a listening port before accepting.
     """
 
     connect_timeout: float = 10.0
@@ -41,6 +42,7 @@ class ConnectionSettings:
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
     traffic_log: Optional[TrafficLog] = None
+    listen_backlog: int = 511
 
     def bind_seconds(self) -> float:
         """The bind timeout in force now."""

@@ -211,9 +211,11 @@ class MSRPServer:
                                      self.settings.traffic_log)
         if uri.use_tls:
             options = tls_options_for(uri)
-            port = self.reactor.listenSSL(port_number, factory, options, interface=interface)
+            port = self.reactor.listenSSL(port_number, factory, options,
+                                          self.settings.listen_backlog, interface)
         else:
-            port = self.reactor.listenTCP(port_number, factory, interface=interface)
+            port = self.reactor.listenTCP(port_number, factory, self.settings.listen_backlog,
+                                          interface)
         uri.port = port.getHost().port
         self._ports[(interface, uri.port, uri.use_tls)] = (port, uri.credentials)
 
