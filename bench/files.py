@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from twisted.internet import defer, reactor, ssl, task
+from twisted.internet import defer, ssl, task
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from zope.interface import implementer
