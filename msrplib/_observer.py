@@ -1,17 +1,15 @@
-"""A one-shot result that any number of callers can wait for, each with its own Deferred.
-
-Handing out fresh Deferreds means a failure nobody asked about is never reported as an
-"Unhandled error in Deferred".
-"""
+"""Small waiting helpers: a one-shot result that any number of callers can wait for, each
+with its own Deferred (so a failure nobody asked about is never reported as an "Unhandled
+error in Deferred"), and Deferreds for responses by transaction id."""
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
-__all__ = ["Observer"]
+__all__ = ["Observer", "ResponseWaiters"]
 
 
 class Observer:
@@ -49,3 +47,33 @@ class Observer:
     def result(self) -> Optional[Any]:
         """The outcome, or ``None`` while there is none."""
         return self._result
+
+
+class ResponseWaiters:
+    """Deferreds for responses, by transaction id, for requests sent outside a session."""
+
+    def __init__(self) -> None:
+        self._waiting: Dict[str, Deferred] = {}
+
+    def expect(self, transaction_id: str) -> Deferred:
+        """A Deferred for the response to ``transaction_id``; cancel it to stop waiting."""
+        def cancel(_: Deferred) -> None:
+            self._waiting.pop(transaction_id, None)
+
+        waiter: Deferred = Deferred(cancel)
+        self._waiting[transaction_id] = waiter
+        return waiter
+
+    def deliver(self, transaction_id: str, response: Any) -> bool:
+        """Fire the waiter for ``transaction_id`` with ``response``; False if none waits."""
+        waiter = self._waiting.pop(transaction_id, None)
+        if waiter is None:
+            return False
+        waiter.callback(response)
+        return True
+
+    def fail_all(self, reason: Failure) -> None:
+        """Fail every waiter (the connection closed)."""
+        waiting, self._waiting = self._waiting, {}
+        for waiter in waiting.values():
+            waiter.errback(reason)

@@ -9,7 +9,7 @@ before Expires runs out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
 from twisted.logger import Logger
@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from msrplib._bind import ConnectionSettings, accept_binding, bind_active
 from msrplib._direct import connect_to
 from msrplib._headers import Headers
+from msrplib._observer import ResponseWaiters
 from msrplib._parser import ChunkStarted, ParserEvent
 from msrplib._server import new_session_id
 from msrplib._uri import DEFAULT_PORT, URI
@@ -124,36 +125,24 @@ class _RelayLink:
 
     def __init__(self, protocol: MSRPProtocol) -> None:
         self.protocol = protocol
-        self.waiting: Dict[str, Deferred] = {}
+        self.waiting = ResponseWaiters()
         self.held: List[ParserEvent] = []
         self.on_event: Optional[Callable[[ParserEvent], None]] = None
         protocol.set_receiver(self._event)
-        protocol.lost.observe().addErrback(self._lost)
+        protocol.lost.observe().addErrback(self.waiting.fail_all)
 
     def request(self, chunk: MSRPData) -> Deferred:
         self.protocol.write_chunk(chunk)
-        tid = chunk.transaction_id
-
-        def cancel(_: Deferred) -> None:
-            self.waiting.pop(tid, None)
-
-        waiter: Deferred = Deferred(cancel)
-        self.waiting[tid] = waiter
-        return waiter
+        return self.waiting.expect(chunk.transaction_id)
 
     def _event(self, event: ParserEvent) -> None:
         if isinstance(event, MSRPData) and event.code is not None and \
-                event.transaction_id in self.waiting:
-            self.waiting.pop(event.transaction_id).callback(event)
-        elif self.on_event is not None:
+                self.waiting.deliver(event.transaction_id, event):
+            return
+        if self.on_event is not None:
             self.on_event(event)
         else:
             self.held.append(event)
-
-    def _lost(self, reason: Failure) -> None:
-        waiting, self.waiting = self.waiting, {}
-        for waiter in waiting.values():
-            waiter.errback(reason)
 
 
 class _RelayEndpoint:

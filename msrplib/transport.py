@@ -14,7 +14,7 @@ being read until a reader catches up, so a slow reader never makes memory grow u
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Iterable, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msrplib._headers import ByteRange, Headers, format_path
-from msrplib._observer import Observer
+from msrplib._observer import Observer, ResponseWaiters
 from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, ParserEvent,
                              ParserLimits)
 from msrplib._uri import URI
@@ -325,7 +325,7 @@ class MSRPTransport:
         self._segmenter: Optional[_Segmenter] = None
         self._closed: Optional[Failure] = None
         self._handler: Optional[EventReceiver] = None
-        self._expected: Dict[str, Deferred] = {}
+        self._expected = ResponseWaiters()
         #: The largest chunk body this connection should carry (a relay's limit), or ``None``.
         self.max_chunk_size: Optional[int] = None
         for event in early_events:
@@ -431,12 +431,7 @@ class MSRPTransport:
 
         Fails with the reason the connection closed; cancel it to stop waiting.
         """
-        def cancel(_: Deferred) -> None:
-            self._expected.pop(transaction_id, None)
-
-        waiter: Deferred = Deferred(cancel)
-        self._expected[transaction_id] = waiter
-        return waiter
+        return self._expected.expect(transaction_id)
 
     def deliver_events_to(self, handler: EventReceiver) -> None:
         """Hand every parser event to ``handler`` from now on, queued ones first.
@@ -465,8 +460,7 @@ class MSRPTransport:
 
     def _event_received(self, event: ParserEvent) -> None:
         if isinstance(event, MSRPData) and event.code is not None and \
-                event.transaction_id in self._expected:
-            self._expected.pop(event.transaction_id).callback(event)
+                self._expected.deliver(event.transaction_id, event):
             return
         if self._handler is not None:
             self._handler(event)
@@ -521,9 +515,7 @@ class MSRPTransport:
 
     def _connection_lost(self, reason: Failure) -> None:
         self._closed = reason
-        expected, self._expected = self._expected, {}
-        for waiter in expected.values():
-            waiter.errback(reason)
+        self._expected.fail_all(reason)
         self._serve()
 
     def __repr__(self) -> str:

@@ -231,13 +231,17 @@ class TLSTests(ExchangeMixin, unittest.TestCase):
     tls = True
 
     @inlineCallbacks
-    def test_fingerprint_mismatch(self):
-        connector = ConnectorDirect()
-        acceptor = AcceptorDirect()
+    def prepared(self):
+        connector, acceptor = ConnectorDirect(), AcceptorDirect()
         self.addCleanup(connector.cleanup)
         self.addCleanup(acceptor.cleanup)
         connector_path = yield connector.prepare(local_uri(True))
         acceptor_path = yield acceptor.prepare(local_uri(True))
+        return connector, acceptor, connector_path, acceptor_path
+
+    @inlineCallbacks
+    def test_fingerprint_mismatch(self):
+        connector, acceptor, connector_path, acceptor_path = yield self.prepared()
         impostor = TLSIdentity.generate().fingerprint()
         connecting = connector.complete(acceptor_path, remote_fingerprint=impostor)
         accepting = acceptor.complete(connector_path,
@@ -250,12 +254,7 @@ class TLSTests(ExchangeMixin, unittest.TestCase):
 
     @inlineCallbacks
     def test_acceptor_checks_fingerprint(self):
-        connector = ConnectorDirect()
-        acceptor = AcceptorDirect()
-        self.addCleanup(connector.cleanup)
-        self.addCleanup(acceptor.cleanup)
-        connector_path = yield connector.prepare(local_uri(True))
-        acceptor_path = yield acceptor.prepare(local_uri(True))
+        connector, acceptor, connector_path, acceptor_path = yield self.prepared()
         accepting = acceptor.complete(connector_path, remote_fingerprint=str(
             TLSIdentity.generate().fingerprint("sha-1")))
         connecting = connector.complete(acceptor_path)
