@@ -27,9 +27,10 @@ __all__ = ["ConnectorDirect", "AcceptorDirect", "connect_to"]
 SETUPS = ("active", "passive")
 
 
-def connect_to(uri: URI, local_uri: URI, reactor: Any, settings: ConnectionSettings,
+def connect_to(uri: URI, tls_options: Any, reactor: Any, settings: ConnectionSettings,
                address: Optional[Tuple[str, int]] = None) -> Tuple[Deferred, Any]:
-    """Open a TCP or TLS connection to ``uri`` (or to ``address``, RFC 6714 CEMA).
+    """Open a TCP or TLS connection to ``uri`` (or to ``address``, RFC 6714 CEMA);
+    ``tls_options`` are the Twisted TLS client options for an ``msrps`` URI.
 
     Returns ``(deferred, connector)``: the Deferred fires with a ready ``MSRPProtocol``, or
     fails with ``MSRPConnectTimeout`` after ``settings.connect_timeout`` or with Twisted's
@@ -38,7 +39,7 @@ def connect_to(uri: URI, local_uri: URI, reactor: Any, settings: ConnectionSetti
     host, port = address or (uri.host or "", uri.effective_port)
     factory = MSRPClientFactory(settings.parser_limits, settings.traffic_log)
     if uri.use_tls:
-        connector = reactor.connectSSL(host, port, factory, tls_options_for(local_uri))
+        connector = reactor.connectSSL(host, port, factory, tls_options)
     else:
         connector = reactor.connectTCP(host, port, factory)
     result = factory.result.observe()
@@ -117,8 +118,10 @@ class _DirectEndpoint:
             result = server.complete(full_remote_path, self.local_uri, fingerprint)
             return result.addBoth(self._stop_server)
         local_uri = self.local_uri
-        connected, self._connector = connect_to(full_remote_path[0], local_uri, self.reactor,
-                                                self.settings, connect_address)
+        target = full_remote_path[0]
+        options = tls_options_for(local_uri) if target.use_tls else None
+        connected, self._connector = connect_to(target, options, self.reactor, self.settings,
+                                                connect_address)
 
         def bind(protocol: MSRPProtocol) -> Deferred:
             self._connector = None

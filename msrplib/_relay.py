@@ -183,8 +183,8 @@ class _RelayEndpoint:
         host, port = yield locate_relay(self.relay)
         relay_uri = self.relay.uri
         target = URI(host=host, port=port, use_tls=relay_uri.use_tls)
-        identity = URI(credentials=self.relay.tls_options()) if relay_uri.use_tls else URI()
-        connected, self._connector = connect_to(target, identity, self.reactor, self.settings)
+        options = self.relay.tls_options() if relay_uri.use_tls else None
+        connected, self._connector = connect_to(target, options, self.reactor, self.settings)
         protocol = yield connected
         self._link = _RelayLink(protocol)
         uri = local_uri if local_uri is not None else URI()

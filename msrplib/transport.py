@@ -30,7 +30,7 @@ from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, P
                              ParserLimits)
 from msrplib._uri import URI
 from msrplib._wire import MSRPData, new_message_id, new_transaction_id
-from msrplib.errors import ChunkParseError, MSRPError
+from msrplib.errors import ChunkParseError, MSRPError, MSRPSessionError
 
 __all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "check_paths",
            "TrafficLog"]
@@ -420,6 +420,8 @@ class MSRPTransport:
         connection closed (``ConnectionDone``, ``ConnectionLost`` or ``ChunkParseError``)
         once every chunk that arrived before was read.
         """
+        if self._handler is not None:
+            raise MSRPSessionError("an MSRPSession reads this transport; use the session")
         reader: Deferred = Deferred()
         self._readers.append((reader, size))
         self._serve()

@@ -204,3 +204,12 @@ class AnyPeerTests(unittest.TestCase):
         sender = MSRPTransport(MSRPProtocol(), [peer], [uri])
         protocol.dataReceived(sender.make_chunk().encode())
         self.assertEqual(self.successResultOf(result).full_remote_path, [peer])
+
+
+class HandOverTests(unittest.TestCase):
+    def test_read_chunk_refused_once_a_session_reads(self):
+        from msrplib.errors import MSRPSessionError
+        protocol, _ = connected_protocol()
+        msrp = MSRPTransport(protocol, [URI("a", session_id="x")], [URI("b", session_id="y")])
+        msrp.deliver_events_to(lambda event: None)
+        self.assertRaises(MSRPSessionError, msrp.read_chunk)
