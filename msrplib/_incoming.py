@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import implementer
 
+from msrplib._headers import ByteRange
 from msrplib._wire import MSRPData
 
 __all__ = ["IncomingMessage", "RangeSet", "make_sink"]
@@ -152,12 +153,13 @@ class IncomingMessage:
     ``IConsumer`` sink the body went there and ``data`` stays ``None``.
     """
 
-    def __init__(self, first_chunk: MSRPData) -> None:
+    def __init__(self, first_chunk: MSRPData, byte_range: Optional[ByteRange] = None) -> None:
         self.first_chunk = first_chunk
         self.message_id = first_chunk.message_id
         self.content_type = first_chunk.content_type
         self.headers = first_chunk.headers
-        byte_range = first_chunk.byte_range
+        if byte_range is None:
+            byte_range = first_chunk.byte_range
         #: The total size when a chunk has announced it, else ``None``.
         self.size: Optional[int] = byte_range.total if byte_range else None
         self.data: Optional[bytes] = None

@@ -58,7 +58,7 @@ class OutgoingMessage:
         self.finished_sending = False
         self.aborted = False
         self.result: Deferred = Deferred()
-        self.reported = RangeSet()
+        self.reported: Optional[RangeSet] = None
         self.report_timer: Any = None
         self._lookahead: Optional[bytes] = None
 

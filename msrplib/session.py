@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msrplib._headers import ByteRange
-from msrplib._incoming import IncomingMessage, make_sink
+from msrplib._incoming import IncomingMessage, RangeSet, make_sink
 from msrplib._observer import Observer
 from msrplib._outgoing import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
@@ -171,6 +171,7 @@ class MSRPSession:
         self._shutting_down = False
         self._drain_pending = False
         self._keepalive: Any = None
+        self._last_activity = 0.0
         self._protocol.lost.observe().addErrback(self._connection_lost)
         msrptransport.deliver_events_to(self._event)
         self._touch()
@@ -506,6 +507,8 @@ class MSRPSession:
                 code=status.code, comment=status.comment))
             return
         total = message.offset
+        if message.reported is None:
+            message.reported = RangeSet()
         if byte_range is None:
             message.reported.add(0, total)
         else:
@@ -577,7 +580,7 @@ class MSRPSession:
             return 413, None, 0
         message = self._incoming.get(message_id)
         if message is None:
-            message = IncomingMessage(chunk)
+            message = IncomingMessage(chunk, byte_range)
             message.sink = make_sink(self.receiver.message_started(message),
                                      self._protocol.transport)
             self._incoming[message_id] = message
@@ -666,16 +669,23 @@ class MSRPSession:
     # Keepalive and closing.
 
     def _touch(self) -> None:
-        interval = self.settings.keepalive_interval
-        if interval <= 0 or self.closed.fired:
-            return
-        if self._keepalive is not None and self._keepalive.active():
-            self._keepalive.reset(interval)
-        else:
-            self._keepalive = self.reactor.callLater(interval, self._send_keepalive)
+        """Note traffic; the keepalive timer, armed once, finds out when it fires."""
+        self._last_activity = self.reactor.seconds()
+        if self._keepalive is None and self.settings.keepalive_interval > 0 \
+                and not self.closed.fired:
+            self._keepalive = self.reactor.callLater(self.settings.keepalive_interval,
+                                                     self._send_keepalive)
 
     def _send_keepalive(self) -> None:
+        self._keepalive = None
         if self._shutting_down or self.closed.fired:
+            return
+        idle = self.reactor.seconds() - self._last_activity
+        interval = self.settings.keepalive_interval
+        if interval <= 0:
+            return
+        if idle < interval:
+            self._keepalive = self.reactor.callLater(interval - idle, self._send_keepalive)
             return
         chunk = self.transport.make_chunk()
         probe = self.deliver_chunk(chunk)

@@ -345,8 +345,7 @@ class KeepaliveTests(unittest.TestCase):
 
     def test_dead_peer_is_noticed(self):
         sessions = SessionPair(settings=SessionSettings(keepalive_interval=10))
-        sessions.bob.transport.deliver_events_to(lambda event: None)
-        sessions.bob.settings.keepalive_interval = 0
+        sessions.bob.transport.deliver_events_to(lambda event: None)  # Bob goes silent
         sessions.bob._keepalive.cancel()
         sessions.clock.advance(10)
         sessions.flush()
@@ -354,6 +353,21 @@ class KeepaliveTests(unittest.TestCase):
         sessions.flush()
         self.assertFalse(sessions.alice.transport.is_connected())
         self.assertTrue(sessions.alice.closed.fired)
+
+    def test_traffic_postpones_it(self):
+        heard = Recorder()
+        sessions = SessionPair(settings=SessionSettings(keepalive_interval=60),
+                               bob_options={"on_incoming_cb": heard})
+        sessions.clock.advance(50)
+        sessions.alice.send_message(b"hi", "text/plain")
+        sessions.flush()
+        sessions.clock.advance(50)
+        sessions.flush()
+        self.assertEqual([c.data for c in heard.chunks], [b"hi"])
+        sessions.clock.advance(10)
+        sessions.flush()
+        self.assertEqual(len(heard.chunks), 2)
+        self.assertEqual(heard.chunks[1].data, b"")
 
     def test_zero_turns_it_off(self):
         sessions = SessionPair(settings=SessionSettings(keepalive_interval=0))
