@@ -9,7 +9,6 @@ bounded both ways.
 
 from __future__ import annotations
 
-import fnmatch
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, Iterable, Optional, Tuple
@@ -18,12 +17,12 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._headers import ByteRange
-from msrplib._incoming import IncomingMessage, RangeSet, make_sink
+from msrplib._incoming import IncomingMessage, RangeSet
+from msrplib._receiving import RequestHandler, should_respond
 from msrplib._observer import Observer
 from msrplib._outgoing import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
-from msrplib._wire import (MSRPData, make_report, make_response, new_message_id,
+from msrplib._wire import (MSRPData, make_response, new_message_id,
                            new_transaction_id)
 from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
 from msrplib.transport import MSRPTransport
@@ -102,25 +101,6 @@ class _Body:
         self.remaining = self.size
 
 
-@dataclass
-class _Inbound:
-    """The request chunk being received: its verdict so far and where its body goes."""
-
-    chunk: MSRPData
-    code: Optional[int]
-    message: Optional[IncomingMessage]
-    offset: int
-
-
-def _should_respond(request: MSRPData, code: int) -> bool:
-    failure_report = request.headers.get_lower("failure-report")
-    if failure_report == "no":
-        return False
-    if failure_report == "partial":
-        return code != 200
-    return True
-
-
 def _generated_response(chunk: MSRPData, code: int, comment: str) -> MSRPData:
     return MSRPData(chunk.transaction_id, code=code, comment=comment)
 
@@ -152,8 +132,6 @@ class MSRPSession:
         self.receiver = receiver or MessageReceiver()
         self.settings = settings or SessionSettings()
         self.extension_methods = set(extension_methods)
-        self._accept_cache: Dict[str, bool] = {}
-        self._accept_cache_for: Optional[list] = None
         self.reactor = reactor
         self.closed = Observer()
         self._protocol = msrptransport.protocol
@@ -164,14 +142,12 @@ class MSRPSession:
         self._deadline_timer: Any = None
         self._outstanding = 0
         self._waiting_reports: Dict[str, OutgoingMessage] = {}
-        self._incoming: Dict[str, IncomingMessage] = {}
-        self._refused: Dict[str, int] = {}
-        self._inbound: Optional[_Inbound] = None
         self._body: Optional[_Body] = None
         self._shutting_down = False
         self._drain_pending = False
         self._keepalive: Any = None
         self._last_activity = 0.0
+        self._requests = RequestHandler(self)
         self._protocol.lost.observe().addErrback(self._connection_lost)
         msrptransport.deliver_events_to(self._event)
         self._touch()
@@ -212,7 +188,7 @@ class MSRPSession:
 
     def respond(self, request: MSRPData, code: int, comment: Optional[str] = None) -> None:
         """Answer ``request`` (e.g. a NICKNAME), if its Failure-Report allows that answer."""
-        if _should_respond(request, code):
+        if should_respond(request, code):
             self._write(make_response(request, code, comment))
 
     def shutdown(self, sync: bool = True) -> Deferred:
@@ -529,142 +505,20 @@ class MSRPSession:
             if event.code is not None:
                 self._response(event)
                 return
-            self._request_started(event)
-            self._request_data(event.data)
-            self._request_ended(event)
+            requests = self._requests
+            requests.started(event)
+            requests.data(event.data)
+            requests.ended(event)
         elif isinstance(event, ChunkStarted):
             if event.chunk.code is None:
-                self._request_started(event.chunk)
+                self._requests.started(event.chunk)
         elif isinstance(event, ChunkData):
-            if self._inbound is not None:
-                self._request_data(event.data)
+            self._requests.data(event.data)
         elif isinstance(event, ChunkEnded):
             if event.chunk.code is not None:
                 self._response(event.chunk)
-            elif self._inbound is not None:
-                self._request_ended(event.chunk)
-
-    def _request_started(self, chunk: MSRPData) -> None:
-        code: Optional[int] = None
-        message: Optional[IncomingMessage] = None
-        offset = 0
-        error = self.transport.check_incoming_SEND_chunk(chunk)
-        method = chunk.method or ""
-        if error is not None:
-            code = error.code
-        elif method not in ("SEND", "REPORT") and (
-                method not in self.extension_methods or self.on_incoming_cb is None):
-            code = 501
-        elif method == "SEND":
-            code, message, offset = self._send_started(chunk)
-        self._inbound = _Inbound(chunk, code, message, offset)
-
-    def _send_started(self, chunk: MSRPData) -> Any:
-        content_type = chunk.content_type
-        message_id = chunk.message_id
-        if content_type is None and not chunk.data and message_id not in self._incoming \
-                and message_id not in self._refused:
-            return None, None, 0
-        if content_type is not None and not self._accepts(content_type):
-            return 415, None, 0
-        try:
-            byte_range = chunk.byte_range or ByteRange(1, None, None)
-        except MSRPError:
-            return 400, None, 0
-        if message_id is None:
-            return 400, None, 0
-        if message_id in self._refused:
-            return self._refused[message_id], None, 0
-        limit = self.settings.max_message_size
-        if limit is not None and byte_range.total is not None and byte_range.total > limit:
-            return 413, None, 0
-        message = self._incoming.get(message_id)
-        if message is None:
-            message = IncomingMessage(chunk, byte_range)
-            message.sink = make_sink(self.receiver.message_started(message),
-                                     self._protocol.transport)
-            self._incoming[message_id] = message
-        return None, message, byte_range.start - 1
-
-    def _accepts(self, content_type: str) -> bool:
-        if self._accept_cache_for != self.accept_types:
-            self._accept_cache_for = list(self.accept_types)
-            self._accept_cache.clear()
-        verdict = self._accept_cache.get(content_type)
-        if verdict is None:
-            media = content_type.split(";")[0].strip().lower()
-            verdict = any(fnmatch.fnmatchcase(media, pattern.lower())
-                          for pattern in self.accept_types)
-            if len(self._accept_cache) < 256:
-                self._accept_cache[content_type] = verdict
-        return verdict
-
-    def _request_data(self, data: bytes) -> None:
-        inbound = self._inbound
-        if inbound is None or inbound.message is None or inbound.code is not None or not data:
-            return
-        limit = self.settings.max_message_size
-        if limit is not None and inbound.offset + len(data) > limit:
-            inbound.code = 413
-            return
-        inbound.message.add(inbound.offset, data)
-        inbound.offset += len(data)
-
-    def _request_ended(self, chunk: MSRPData) -> None:
-        inbound, self._inbound = self._inbound, None
-        assert inbound is not None
-        head = inbound.chunk
-        head.contflag = chunk.contflag
-        if head.method == "REPORT":
-            if inbound.code is None:
-                self._report(head)
-            self._tell_application(head)
-            return
-        if inbound.code is not None:
-            self.respond(head, inbound.code)
-            if inbound.message is not None:
-                self._refuse_message(inbound.message, inbound.code)
-            return
-        if head.method != "SEND":
-            self._tell_application(head)
-            return
-        self.respond(head, 200)
-        self._tell_application(head)
-        message = inbound.message
-        if message is None:
-            return
-        if head.contflag == "#":
-            self._drop_incoming(message, MSRPError("aborted by the sender", 499, "Aborted"))
-        elif head.contflag == "$":
-            message.last_chunk_ends(inbound.offset)
-        if message.complete:
-            self._incoming.pop(message.message_id or "", None)
-            message.data = message.sink.finish()
-            if message.first_chunk.headers.get("Success-Report") == "yes":
-                size = message.size or 0
-                self._write(make_report(message.first_chunk, 200,
-                                        byte_range=ByteRange(1, size, size)))
-            self.receiver.message_received(message)
-
-    def _refuse_message(self, message: IncomingMessage, code: int) -> None:
-        if len(self._refused) > 1000:
-            self._refused.pop(next(iter(self._refused)))
-        self._refused[message.message_id or ""] = code
-        if message.first_chunk.headers.get("Failure-Report") in (None, "yes", "partial") \
-                and code == 413:
-            self._write(make_report(message.first_chunk, 413,
-                                    byte_range=ByteRange(1, message.received, message.size)))
-        self._drop_incoming(message, MSRPError("refused with %d" % code, code))
-
-    def _drop_incoming(self, message: IncomingMessage, error: Exception) -> None:
-        if self._incoming.pop(message.message_id or "", None) is None:
-            return
-        message.sink.fail()
-        self.receiver.message_failed(message, Failure(error))
-
-    def _tell_application(self, chunk: MSRPData) -> None:
-        if self.on_incoming_cb is not None:
-            self.on_incoming_cb(chunk=chunk)
+            else:
+                self._requests.ended(event.chunk)
 
     # Keepalive and closing.
 
@@ -717,8 +571,7 @@ class MSRPSession:
         self._queue.clear()
         for message in list(self._waiting_reports.values()):
             self._fail_message(message, error)
-        for incoming in list(self._incoming.values()):
-            self._drop_incoming(incoming, error)
+        self._requests.connection_lost(error)
         if self.on_incoming_cb is not None:
             self.on_incoming_cb(error=reason)
 

@@ -1,0 +1,188 @@
+"""The receiving half of an MSRPSession: each incoming request is checked, answered as its
+Failure-Report allows, and SEND bodies are put together into messages (RFC 4975
+sections 7.1 and 7.2). Responses and REPORTs about what we sent stay with the session."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from twisted.python.failure import Failure
+
+from msrplib._headers import ByteRange
+from msrplib._incoming import IncomingMessage, make_sink
+from msrplib._wire import MSRPData, make_report
+from msrplib.errors import MSRPError
+
+if TYPE_CHECKING:
+    from msrplib.session import MSRPSession
+
+__all__ = ["RequestHandler", "should_respond"]
+
+#: Message-IDs refused (413...) remembered, so that their later chunks get the same answer.
+REFUSED_REMEMBERED = 1000
+
+
+def should_respond(request: MSRPData, code: int) -> bool:
+    """Whether ``request``'s Failure-Report allows answering it with ``code``."""
+    failure_report = request.headers.get_lower("failure-report")
+    if failure_report == "no":
+        return False
+    if failure_report == "partial":
+        return code != 200
+    return True
+
+
+@dataclass
+class _Inbound:
+    """The request chunk being received: its verdict so far and where its body goes."""
+
+    chunk: MSRPData
+    code: Optional[int]
+    message: Optional[IncomingMessage]
+    offset: int
+
+
+class RequestHandler:
+    """Checks, answers and reassembles the requests arriving on one session."""
+
+    def __init__(self, session: MSRPSession) -> None:
+        self.session = session
+        self.incoming: Dict[str, IncomingMessage] = {}
+        self._refused: Dict[str, int] = {}
+        self._inbound: Optional[_Inbound] = None
+        self._accept_cache: Dict[str, bool] = {}
+        self._accept_cache_for: Optional[list] = None
+
+    def started(self, chunk: MSRPData) -> None:
+        """A request's headers arrived: decide its answer, prepare for its body."""
+        code: Optional[int] = None
+        message: Optional[IncomingMessage] = None
+        offset = 0
+        session = self.session
+        error = session.transport.check_incoming_SEND_chunk(chunk)
+        method = chunk.method or ""
+        if error is not None:
+            code = error.code
+        elif method not in ("SEND", "REPORT") and (
+                method not in session.extension_methods or session.on_incoming_cb is None):
+            code = 501
+        elif method == "SEND":
+            code, message, offset = self._send_started(chunk)
+        self._inbound = _Inbound(chunk, code, message, offset)
+
+    def _send_started(self, chunk: MSRPData) -> Any:
+        content_type = chunk.content_type
+        message_id = chunk.message_id
+        if content_type is None and not chunk.data and message_id not in self.incoming \
+                and message_id not in self._refused:
+            return None, None, 0
+        if content_type is not None and not self._accepts(content_type):
+            return 415, None, 0
+        try:
+            byte_range = chunk.byte_range or ByteRange(1, None, None)
+        except MSRPError:
+            return 400, None, 0
+        if message_id is None:
+            return 400, None, 0
+        if message_id in self._refused:
+            return self._refused[message_id], None, 0
+        limit = self.session.settings.max_message_size
+        if limit is not None and byte_range.total is not None and byte_range.total > limit:
+            return 413, None, 0
+        message = self.incoming.get(message_id)
+        if message is None:
+            message = IncomingMessage(chunk, byte_range)
+            message.sink = make_sink(self.session.receiver.message_started(message),
+                                     self.session.transport.protocol.transport)
+            self.incoming[message_id] = message
+        return None, message, byte_range.start - 1
+
+    def _accepts(self, content_type: str) -> bool:
+        if self._accept_cache_for != self.session.accept_types:
+            self._accept_cache_for = list(self.session.accept_types)
+            self._accept_cache.clear()
+        verdict = self._accept_cache.get(content_type)
+        if verdict is None:
+            media = content_type.split(";")[0].strip().lower()
+            verdict = any(fnmatch.fnmatchcase(media, pattern.lower())
+                          for pattern in self.session.accept_types)
+            if len(self._accept_cache) < 256:
+                self._accept_cache[content_type] = verdict
+        return verdict
+
+    def data(self, data: bytes) -> None:
+        """The next piece of the current request's body."""
+        inbound = self._inbound
+        if inbound is None or inbound.message is None or inbound.code is not None or not data:
+            return
+        limit = self.session.settings.max_message_size
+        if limit is not None and inbound.offset + len(data) > limit:
+            inbound.code = 413
+            return
+        inbound.message.add(inbound.offset, data)
+        inbound.offset += len(data)
+
+    def ended(self, chunk: MSRPData) -> None:
+        """The current request is complete: answer it, and finish its message."""
+        inbound, self._inbound = self._inbound, None
+        if inbound is None:
+            return
+        head = inbound.chunk
+        head.contflag = chunk.contflag
+        if head.method == "REPORT":
+            if inbound.code is None:
+                self.session._report(head)
+            self._tell_application(head)
+            return
+        if inbound.code is not None:
+            self.session.respond(head, inbound.code)
+            if inbound.message is not None:
+                self._refuse_message(inbound.message, inbound.code)
+            return
+        if head.method != "SEND":
+            self._tell_application(head)
+            return
+        self.session.respond(head, 200)
+        self._tell_application(head)
+        message = inbound.message
+        if message is None:
+            return
+        if head.contflag == "#":
+            self._drop_incoming(message, MSRPError("aborted by the sender", 499, "Aborted"))
+        elif head.contflag == "$":
+            message.last_chunk_ends(inbound.offset)
+        if message.complete:
+            self.incoming.pop(message.message_id or "", None)
+            message.data = message.sink.finish()
+            if message.first_chunk.headers.get_lower("success-report") == "yes":
+                size = message.size or 0
+                self.session._write(make_report(message.first_chunk, 200,
+                                        byte_range=ByteRange(1, size, size)))
+            self.session.receiver.message_received(message)
+
+    def _refuse_message(self, message: IncomingMessage, code: int) -> None:
+        if len(self._refused) > REFUSED_REMEMBERED:
+            self._refused.pop(next(iter(self._refused)))
+        self._refused[message.message_id or ""] = code
+        if message.first_chunk.headers.get_lower("failure-report") in (None, "yes", "partial") \
+                and code == 413:
+            self.session._write(make_report(message.first_chunk, 413,
+                                    byte_range=ByteRange(1, message.received, message.size)))
+        self._drop_incoming(message, MSRPError("refused with %d" % code, code))
+
+    def _drop_incoming(self, message: IncomingMessage, error: Exception) -> None:
+        if self.incoming.pop(message.message_id or "", None) is None:
+            return
+        message.sink.fail()
+        self.session.receiver.message_failed(message, Failure(error))
+
+    def _tell_application(self, chunk: MSRPData) -> None:
+        if self.session.on_incoming_cb is not None:
+            self.session.on_incoming_cb(chunk=chunk)
+
+    def connection_lost(self, error: Exception) -> None:
+        """Every message still arriving has failed."""
+        for message in list(self.incoming.values()):
+            self._drop_incoming(message, error)
