@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred
 from msrplib._headers import ByteRange
 from msrplib._incoming import RangeSet
 from msrplib._wire import MSRPData
+from msrplib._writer import MessageWriter
 
 __all__ = ["OutgoingMessage", "Source"]
 
@@ -52,7 +53,12 @@ class OutgoingMessage:
         self.headers = dict(headers or {})
         self.progress = progress
         self.acknowledged = 0
-        self.size = len(self._bytes) if self._bytes is not None else _size_of(source)
+        if self._bytes is not None:
+            self.size: Optional[int] = len(self._bytes)
+        elif isinstance(source, MessageWriter):
+            self.size = source.size
+        else:
+            self.size = _size_of(source)
         self.offset = 0
         self.outstanding = 0
         self.finished_sending = False
@@ -61,6 +67,21 @@ class OutgoingMessage:
         self.reported: Optional[RangeSet] = None
         self.report_timer: Any = None
         self._lookahead: Optional[bytes] = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether a chunk can be sent now (a written message may be waiting for bytes)."""
+        return not isinstance(self.source, MessageWriter) or self.source.ready or self.aborted
+
+    def next_written_piece(self) -> Tuple[bytes, ByteRange, bool]:
+        """For a :class:`MessageWriter`: what was written so far, up to a chunk."""
+        writer = self.source
+        data = writer.read(self.chunk_size)
+        start = self.offset + 1
+        self.offset += len(data)
+        last = writer.finished and writer.buffered == 0
+        total = self.size if self.size is not None else (self.offset if last else None)
+        return data, ByteRange(start, self.offset, total), last
 
     @property
     def done(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -22,12 +22,14 @@ from msrplib._receiving import RequestHandler, should_respond
 from msrplib._observer import Observer
 from msrplib._outgoing import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
+from msrplib._writer import MessageWriter
 from msrplib._wire import (MSRPData, make_response, new_message_id,
                            new_transaction_id)
 from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
 from msrplib.transport import MSRPTransport
 
 __all__ = ["MSRPSession", "SessionSettings", "MessageReceiver", "IncomingMessage",
+           "MessageWriter",
            "RESPONSE_TIMEOUT"]
 
 #: Seconds to wait for a transaction's response before one is generated locally (the seed's).
@@ -143,6 +145,8 @@ class MSRPSession:
         self._outstanding = 0
         self._waiting_reports: Dict[str, OutgoingMessage] = {}
         self._body: Optional[_Body] = None
+        self._idle: Set[OutgoingMessage] = set()
+        self._pumping = False
         self._shutting_down = False
         self._drain_pending = False
         self._keepalive: Any = None
@@ -220,19 +224,55 @@ class MSRPSession:
         and with ``MSRPSessionError`` when the connection closed first.
         """
         self._check_open()
-        size = chunk_size or self.settings.chunk_size
-        if self.transport.max_chunk_size:
-            size = min(size, self.transport.max_chunk_size)
         message = OutgoingMessage(data_or_file, content_type, message_id or new_message_id(),
-                                  success_report, failure_report, size, headers, progress)
+                                  success_report, failure_report,
+                                  self._chunk_size(chunk_size), headers, progress)
         self._queue.append(message)
         self._pump()
         return message.result
 
+    def open_message(self, content_type: str, size: Optional[int] = None,
+                     message_id: Optional[str] = None, success_report: str = "no",
+                     failure_report: str = "yes", chunk_size: Optional[int] = None,
+                     headers: Optional[Dict[str, str]] = None) -> MessageWriter:
+        """A message whose body is written as it becomes available: an ``IConsumer``.
+
+        Register a producer with it (or call ``write`` yourself), then ``finish()``, which
+        returns the Deferred ``send_message`` would. ``size``, when known, goes in the
+        Byte-Range totals; without it they are ``*`` until the last chunk. A streaming
+        producer is paused while the connection cannot keep up.
+        """
+        self._check_open()
+        size_limit = self._chunk_size(chunk_size)
+        message: Optional[OutgoingMessage] = None
+
+        def ready() -> None:
+            assert message is not None
+            if message in self._idle:
+                self._idle.discard(message)
+                self._queue.append(message)
+            self._pump()
+
+        writer = MessageWriter(size_limit, ready, size)
+        message = OutgoingMessage(writer, content_type, message_id or new_message_id(),
+                                  success_report, failure_report, size_limit, headers)
+        writer.result = message.result
+        self._idle.add(message)
+        return writer
+
+    def _chunk_size(self, requested: Optional[int]) -> int:
+        size = requested or self.settings.chunk_size
+        if self.transport.max_chunk_size:
+            size = min(size, self.transport.max_chunk_size)
+        return size
+
     def abort_message(self, message_id: str) -> None:
         """Stop sending a queued message: its next chunk is an empty ``#`` chunk."""
-        for item in self._queue:
+        for item in list(self._queue) + list(self._idle):
             if isinstance(item, OutgoingMessage) and item.message_id == message_id:
+                if item in self._idle:
+                    self._idle.discard(item)
+                    self._queue.append(item)
                 item.aborted = True
                 self._fail_message(item, MSRPTransactionError(
                     "aborted by the sender", code=499, comment="Aborted"))
@@ -257,7 +297,21 @@ class MSRPSession:
 
     def _pump(self) -> None:
         """Write queued chunks while the socket and the window allow, one message at a time
-        in turn, so that a short message never waits behind a long one."""
+        in turn, so that a short message never waits behind a long one.
+
+        A call made while the loop runs (a producer writing as it is read from, say) only
+        adds work: the running loop picks it up.
+        """
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            self._pump_loop()
+        finally:
+            self._pumping = False
+        self._close_if_done()
+
+    def _pump_loop(self) -> None:
         while not self.closed.fired:
             if self._body is not None:
                 if not self._stream():
@@ -272,17 +326,19 @@ class MSRPSession:
                 return
             item = self._queue.popleft()
             if isinstance(item, OutgoingMessage):
+                if not item.ready:
+                    self._idle.add(item)  # a MessageWriter with nothing written yet
+                    continue
                 self._send_next_chunk(item)
                 if not item.finished_sending:
                     self._queue.append(item)
             else:
                 chunk, response_cb = item
                 self._write(chunk, response_cb)
-        self._close_if_done()
 
     def _close_if_done(self) -> None:
         """After ``shutdown``: close once nothing is queued or waits for an answer."""
-        if (self._shutting_down and not self._queue and self._body is None
+        if (self._shutting_down and not self._queue and not self._idle and self._body is None
                 and not self._transactions and not self._waiting_reports
                 and not self.closed.fired):
             self._protocol.close()
@@ -306,7 +362,10 @@ class MSRPSession:
         if message.aborted:
             self._write(message.abort_chunk(chunk), None)
             return
-        if message.size is None:
+        if isinstance(message.source, MessageWriter):
+            data, byte_range, last = message.next_written_piece()
+            length = len(data)
+        elif message.size is None:
             data, byte_range, last = message.next_piece()
         else:
             byte_range, last = message.next_range()
@@ -561,6 +620,9 @@ class MSRPSession:
                 self._fail_message(transaction.message, error)
         for transaction in list(self._transactions.values()):
             self._response(_generated_response(transaction.chunk, 408, "Connection closed"))
+        for message in list(self._idle):
+            self._fail_message(message, error)
+        self._idle.clear()
         for item in list(self._queue):
             if isinstance(item, OutgoingMessage):
                 self._fail_message(item, error)

@@ -446,3 +446,90 @@ class StreamedChunkTests(unittest.TestCase):
         self.assertIn("ended", str(self.failureResultOf(result, MSRPSessionError).value))
         [(message, reason)] = self.bob_heard.failed
         self.assertIn("aborted", str(reason.value))
+
+
+class Producer:
+    """A push producer that records what the consumer asks of it."""
+
+    def __init__(self):
+        self.calls = []
+
+    def pauseProducing(self):
+        self.calls.append("pause")
+
+    def resumeProducing(self):
+        self.calls.append("resume")
+
+    def stopProducing(self):
+        self.calls.append("stop")
+
+
+class MessageWriterTests(unittest.TestCase):
+    def setUp(self):
+        self.received = CollectingReceiver()
+        self.pair = pair(settings=SessionSettings(keepalive_interval=0, chunk_size=10),
+                         bob_options={"receiver": self.received})
+
+    def test_written_pieces_become_one_message(self):
+        writer = self.pair.alice.open_message("text/plain")
+        self.pair.flush()
+        self.assertEqual(self.received.started, [])  # nothing written, nothing sent
+        writer.write(b"hello ")
+        self.pair.flush()
+        writer.write(b"streamed world")
+        result = writer.finish()
+        self.pair.flush()
+        self.assertTrue(self.successResultOf(result))
+        [message] = self.received.received
+        self.assertEqual(message.data, b"hello streamed world")
+        self.assertIsNone(message.first_chunk.byte_range.total)
+        self.assertRaises(MSRPSessionError, writer.write, b"more")
+
+    def test_known_size_and_empty_last_chunk(self):
+        writer = self.pair.alice.open_message("text/plain", size=5)
+        writer.write(b"12345")
+        self.pair.flush()
+        self.assertEqual(self.received.received, [])
+        result = writer.finish()
+        self.pair.flush()
+        self.successResultOf(result)
+        self.assertEqual(self.received.received[0].data, b"12345")
+        self.assertEqual(self.received.received[0].size, 5)
+
+    def test_a_fast_producer_is_paused_until_the_link_catches_up(self):
+        protocol = self.pair.alice.transport.protocol
+        protocol.pauseProducing()  # the link is full
+        writer = self.pair.alice.open_message("application/octet-stream")
+        producer = Producer()
+        writer.registerProducer(producer, True)
+        for _ in range(6):
+            writer.write(b"x" * 10)
+        self.assertEqual(producer.calls, ["pause"])
+        protocol.resumeProducing()
+        self.pair.flush()
+        self.assertEqual(producer.calls, ["pause", "resume"])
+        writer.unregisterProducer()
+        result = writer.finish()
+        self.pair.flush()
+        self.successResultOf(result)
+        self.assertEqual(self.received.received[0].data, b"x" * 60)
+
+    def test_a_pull_producer_is_asked_for_more(self):
+        writer = self.pair.alice.open_message("text/plain")
+        producer = Producer()
+        writer.registerProducer(producer, False)
+        self.assertEqual(producer.calls, ["resume"])
+        writer.write(b"abc")
+        self.pair.flush()
+        self.assertEqual(producer.calls, ["resume", "resume"])
+
+    def test_abort_while_waiting_for_bytes(self):
+        writer = self.pair.alice.open_message("text/plain", message_id="w1")
+        writer.write(b"part")
+        self.pair.flush()
+        self.pair.alice.abort_message("w1")
+        self.pair.flush()
+        self.assertEqual(self.failureResultOf(writer.result, MSRPTransactionError).value.code,
+                         499)
+        [(message, _)] = self.received.failed
+        self.assertEqual(message.message_id, "w1")

@@ -164,3 +164,25 @@ class LoopbackSessionTests(unittest.TestCase):
             self.assertEqual(target.seek(0, os.SEEK_END), size)
         # Both ends live in this process; the file is 96 MiB, the peak was about 1.4 MiB.
         self.assertLess(peak, 8 * 1024 * 1024)
+
+
+class ProducerLoopbackTests(unittest.TestCase):
+    @inlineCallbacks
+    def test_file_body_producer_into_a_message_writer(self):
+        from io import BytesIO
+
+        from twisted.web.client import FileBodyProducer
+        received = CollectingReceiver()
+        alice_link, bob_link = yield bind_pair(self)
+        alice = MSRPSession(alice_link, settings=SETTINGS)
+        MSRPSession(bob_link, settings=SETTINGS, receiver=received)
+        payload = os.urandom(8 * 1024 * 1024)
+        writer = alice.open_message("application/octet-stream", size=len(payload),
+                                    success_report="yes")
+        producer = FileBodyProducer(BytesIO(payload), readSize=256 * 1024)
+        writer.registerProducer(producer, True)
+        yield producer.startProducing(writer)
+        writer.unregisterProducer()
+        yield writer.finish()
+        [message] = received.received
+        self.assertEqual(hashlib.sha256(message.data).digest(), hashlib.sha256(payload).digest())
