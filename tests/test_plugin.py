@@ -98,6 +98,15 @@ class ServiceTests(unittest.TestCase):
 
     @inlineCallbacks
     def test_message_and_file_through_the_control_api(self):
+        from twisted.logger import formatEvent, globalLogPublisher
+        logged = []
+
+        def observe(event):
+            if event.get("log_namespace") == "msrplib.service.MSRPEndpointService":
+                logged.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
         alice_service = self.start("alice", "--tls", "--traffic-log")
         bob_service = self.start("bob", "--tls")
         yield task.deferLater(reactor, 0, lambda: None)
@@ -146,6 +155,12 @@ class ServiceTests(unittest.TestCase):
         yield alice.ok("DELETE", "/sessions/%s" % offer["id"])
         while (yield bob.ok("GET", "/sessions/%s" % answer["id"]))["state"] != "closed":
             yield task.deferLater(reactor, 0.01, lambda: None)
+        # Alice logged her traffic: start lines and headers, never bodies.
+        self.assertTrue(any(line.startswith("out MSRP ") and " SEND\n  To-Path: " in line
+                            for line in logged), logged[:3])
+        self.assertTrue(any(line.startswith("in MSRP ") and " 200 OK" in line
+                            for line in logged))
+        self.assertFalse(any("héllo" in line for line in logged))
 
     @inlineCallbacks
     def test_errors(self):

@@ -6,7 +6,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.trial import unittest
 
 from msrplib.errors import MSRPSessionError, MSRPTransactionError
-from msrplib.protocol import ByteRange, MSRPData
+from msrplib.protocol import ByteRange, Headers, MSRPData, make_report
 from msrplib.session import RESPONSE_TIMEOUT, SessionSettings
 from msrplib.testing import CollectingReceiver, SessionPair
 
@@ -533,3 +533,42 @@ class MessageWriterTests(unittest.TestCase):
                          499)
         [(message, _)] = self.received.failed
         self.assertEqual(message.message_id, "w1")
+
+
+class ReportCombinationTests(unittest.TestCase):
+    """Success-Report yes with every Failure-Report: the message is done at its REPORT."""
+
+    def test_success_report_with_each_failure_report(self):
+        for failure_report in ("yes", "partial", "no"):
+            received = CollectingReceiver()
+            sessions = pair(settings=SessionSettings(keepalive_interval=0, chunk_size=8),
+                            bob_options={"receiver": received})
+            answers = []
+            original = sessions.alice._response
+
+            def spy(response, original=original, answers=answers):
+                answers.append(response.code)
+                original(response)
+
+            self.patch(sessions.alice, "_response", spy)
+            result = sessions.alice.send_message(b"r" * 20, "text/plain", success_report="yes",
+                                                 failure_report=failure_report)
+            sessions.flush()
+            self.assertEqual(self.successResultOf(result), received.received[0].message_id)
+            expected = {"yes": [200, 200, 200], "partial": [], "no": []}[failure_report]
+            self.assertEqual(answers, expected, failure_report)
+
+    def test_failure_report_from_the_peer_fails_the_message(self):
+        sessions = pair(settings=SessionSettings(keepalive_interval=0))
+        self.patch(sessions.bob._requests, "ended", lambda chunk: None)  # Bob never answers
+        result = sessions.alice.send_message(b"z", "text/plain", success_report="yes",
+                                             failure_report="no")
+        sessions.flush()
+        [message_id] = list(sessions.alice._waiting_reports)
+        sent = MSRPData("abcd", method="SEND", headers=Headers([
+            ("To-Path", str(sessions.bob.transport.local_uri)),
+            ("From-Path", str(sessions.alice.transport.local_uri)),
+            ("Message-ID", message_id), ("Byte-Range", "1-1/1")]))
+        sessions.bob.send_chunk(make_report(sent, 415))
+        sessions.flush()
+        self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 415)
