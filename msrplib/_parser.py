@@ -284,8 +284,8 @@ class ChunkParser:
         chunk = self._chunk
         assert chunk is not None
         if chunk.method is not None:
-            for name in ("To-Path", "From-Path"):
-                if name not in chunk.headers:
+            for name, lower in (("To-Path", "to-path"), ("From-Path", "from-path")):
+                if chunk.headers.get_lower(lower) is None:
                     raise self._fail("%s request without %s" % (chunk.method, name))
 
     def _finish(self, flag: bytes) -> MSRPData:

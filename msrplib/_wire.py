@@ -190,12 +190,13 @@ def make_response(request: MSRPData, code: int, comment: Optional[str] = None) -
     From-Path the first URI of the request's To-Path (us), RFC 4975 section 7.2.
     """
     headers = Headers()
+    items = headers._items
     from_path = request.headers.get_lower("from-path")
     to_path = request.headers.get_lower("to-path")
     if from_path:
-        headers.add("To-Path", from_path.split()[0])
+        items.append(("To-Path", "to-path", from_path.split(None, 1)[0]))
     if to_path:
-        headers.add("From-Path", to_path.split()[0])
+        items.append(("From-Path", "from-path", to_path.split(None, 1)[0]))
     if comment is None:
         comment = RESPONSE_COMMENTS.get(code)
     return MSRPData(request.transaction_id, code=code, comment=comment, headers=headers)
