@@ -50,6 +50,13 @@ class ServerTimeoutTests(unittest.TestCase):
         self.uri = self.successResultOf(self.server.prepare(URI(host="127.0.0.1")))[0]
         self.factory = self.reactor.tcpServers[0][1]
 
+    def accept(self):
+        """A connection as the server's port would accept it, over a StringTransport."""
+        protocol = self.factory.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
     def test_bind_timeout(self):
         result = self.server.complete([URI(host="127.0.0.1", session_id="peer")])
         self.reactor.advance(6.9)
@@ -66,18 +73,14 @@ class ServerTimeoutTests(unittest.TestCase):
         self.failureResultOf(result, MSRPBindSessionTimeout)
 
     def test_silent_connection_is_closed(self):
-        protocol = self.factory.buildProtocol(PEER)
-        transport = StringTransport(peerAddress=PEER)
-        protocol.makeConnection(transport)
+        protocol, transport = self.accept()
         self.reactor.advance(7)
         self.assertTrue(transport.disconnecting)
 
     def test_binding_fed_one_byte_at_a_time(self):
         peer = URI(host="127.0.0.1", port=5555, session_id="peer")
         result = self.server.complete([peer])
-        protocol = self.factory.buildProtocol(PEER)
-        transport = StringTransport(peerAddress=PEER)
-        protocol.makeConnection(transport)
+        protocol, transport = self.accept()
         binding = (b"MSRP bind1234 SEND\r\nTo-Path: %s\r\nFrom-Path: %s\r\n"
                    b"Message-ID: m\r\nByte-Range: 1-0/0\r\n-------bind1234$\r\n"
                    % (str(self.uri).encode(), str(peer).encode()))
@@ -94,9 +97,7 @@ class ServerTimeoutTests(unittest.TestCase):
     def test_first_chunk_with_content_is_left_for_the_reader(self):
         peer = URI(host="127.0.0.1", port=5555, session_id="peer")
         result = self.server.complete([peer])
-        protocol = self.factory.buildProtocol(PEER)
-        transport = StringTransport(peerAddress=PEER)
-        protocol.makeConnection(transport)
+        protocol, transport = self.accept()
         sender = MSRPTransport(MSRPProtocol(), [peer], [self.uri])
         protocol.dataReceived(sender.make_chunk(data=b"first message").encode())
         bound = self.successResultOf(result)
@@ -104,16 +105,12 @@ class ServerTimeoutTests(unittest.TestCase):
         self.assertEqual(self.successResultOf(bound.read_chunk()).data, b"first message")
 
     def test_response_as_first_chunk_closes(self):
-        protocol = self.factory.buildProtocol(PEER)
-        transport = StringTransport(peerAddress=PEER)
-        protocol.makeConnection(transport)
+        protocol, transport = self.accept()
         protocol.dataReceived(b"MSRP abcd 200 OK\r\n-------abcd$\r\n")
         self.assertTrue(transport.disconnecting)
 
     def test_bad_to_path_gets_400(self):
-        protocol = self.factory.buildProtocol(PEER)
-        transport = StringTransport(peerAddress=PEER)
-        protocol.makeConnection(transport)
+        protocol, transport = self.accept()
         protocol.dataReceived(b"MSRP abcd SEND\r\nTo-Path: nonsense\r\n"
                               b"From-Path: msrp://a/b;tcp\r\n-------abcd$\r\n")
         [response] = sent_chunks(transport)
