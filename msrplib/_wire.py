@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from typing import List, Optional, Tuple
 
 from msrplib._headers import (AuthParams, ByteRange, HeaderField, Headers, Status,
@@ -33,13 +33,17 @@ RESPONSE_COMMENTS = {
 
 
 def new_transaction_id() -> str:
-    """A fresh random transaction id (12 hex digits, within RFC 4975's 4 to 32)."""
-    return secrets.token_hex(6)
+    """A fresh random transaction id (12 hex digits, within RFC 4975's 4 to 32).
+
+    It comes from the operating system's random source: a streamed body is not searched
+    for its end-line, so the id must be one nobody can guess.
+    """
+    return os.urandom(6).hex()
 
 
 def new_message_id() -> str:
     """A fresh random Message-ID."""
-    return secrets.token_hex(8)
+    return os.urandom(8).hex()
 
 
 def _text(value: str) -> str:

@@ -117,7 +117,7 @@ class MSRPProtocol(Protocol):
             self.transport.writeSequence(parts)
             return
         batch.extend(parts)
-        self._batched += sum(len(part) for part in parts)
+        self._batched += sum(map(len, parts))
         if self._batched > BATCH_LIMIT:
             self._flush()
             self._batch = []
