@@ -88,13 +88,16 @@ class LoopbackSessionTests(unittest.TestCase):
 
     @inlineCallbacks
     def test_abort_mid_file(self):
-        received = CollectingReceiver()
+        consumer = HashingConsumer(hold=True)  # Bob stalls after the first piece...
+        received = CollectingReceiver(sink=consumer)
         alice, bob = yield self.sessions(received)
         sending = alice.send_message(b"A" * (8 * 1024 * 1024), "application/octet-stream",
                                      message_id="to-abort")
-        while not received.started:
+        while consumer.count == 0:
             yield sleep(0.001)
         alice.abort_message("to-abort")
+        received.sink = None  # ...and reads on, the next message into memory
+        consumer.release()
         error = yield self.assertFailure(sending, MSRPTransactionError)
         self.assertEqual(error.code, 499)
         while not received.failed:
@@ -107,16 +110,18 @@ class LoopbackSessionTests(unittest.TestCase):
 
     @inlineCallbacks
     def test_peer_disconnect_mid_message_both_sides_learn(self):
-        received = CollectingReceiver()
+        consumer = HashingConsumer(hold=True)  # Bob takes the first piece, then stalls
+        received = CollectingReceiver(sink=consumer)
         alice, bob = yield self.sessions(received)
         sending = alice.send_message(b"B" * (16 * 1024 * 1024), "application/octet-stream")
-        while not received.started or received.started[0].received < 1024 * 1024:
+        while consumer.count == 0:
             yield sleep(0.001)
         bob.transport.protocol.transport.abortConnection()
         yield self.assertFailure(sending, MSRPSessionError)
         while not received.failed:
             yield sleep(0.001)
         self.assertEqual(received.received, [])
+        self.assertLess(received.failed[0][0].received, 16 * 1024 * 1024)
         self.assertTrue(alice.closed.fired and bob.closed.fired)
 
     @inlineCallbacks
