@@ -133,6 +133,17 @@ class TCPTests(ExchangeMixin, unittest.TestCase):
     tls = False
 
     @inlineCallbacks
+    def test_prepare_fills_the_uri_in_place(self):
+        acceptor = AcceptorDirect()
+        self.addCleanup(acceptor.cleanup)
+        uri = URI(host="127.0.0.1", port=0)
+        [prepared] = yield acceptor.prepare(uri)
+        self.assertIs(prepared, uri)
+        self.assertNotEqual(uri.port, 0)
+        self.assertEqual(len(uri.session_id), 20)
+        self.assertIsInstance(get_acceptor(None, use_acm=True), AcceptorDirect)
+
+    @inlineCallbacks
     def test_unknown_session_gets_481(self):
         server = MSRPServer()
         self.addCleanup(server.stop)
