@@ -84,6 +84,10 @@ class RequestHandler:
             byte_range = chunk.byte_range or ByteRange(1, None, None)
         except MSRPError:
             return 400, None, 0
+        start, end, total = byte_range
+        if start < 1 or (end is not None and end < start - 1) or \
+                (total is not None and end is not None and end > total):
+            return 400, None, 0
         if message_id is None:
             return 400, None, 0
         if message_id in self._refused:

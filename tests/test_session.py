@@ -572,3 +572,19 @@ class ReportCombinationTests(unittest.TestCase):
         sessions.bob.send_chunk(make_report(sent, 415))
         sessions.flush()
         self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 415)
+
+
+class ByteRangeSanityTests(unittest.TestCase):
+    def test_impossible_byte_ranges_get_400(self):
+        target = io.BytesIO()
+        received = CollectingReceiver(sink=target)
+        sessions = pair(bob_options={"receiver": received})
+        responses = []
+        for byte_range in ["0-4/5", "5-2/9", "1-9/5"]:
+            chunk = sessions.alice.transport.make_chunk(data=b"hello",
+                                                        content_type="text/plain")
+            chunk.headers["Byte-Range"] = byte_range
+            sessions.alice.send_chunk(chunk, responses.append)
+        sessions.flush()
+        self.assertEqual([r.code for r in responses], [400, 400, 400])
+        self.assertEqual((received.started, target.getvalue()), ([], b""))
