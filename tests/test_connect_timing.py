@@ -94,6 +94,17 @@ class ServerTimeoutTests(unittest.TestCase):
         self.assertEqual(response.to_path, [peer])
         self.assertFalse(self.reactor.getDelayedCalls())
 
+    def test_binding_that_came_before_complete(self):
+        peer = URI(host="127.0.0.1", port=5555, session_id="early")
+        protocol, transport = self.accept()
+        sender = MSRPTransport(MSRPProtocol(), [peer], [self.uri])
+        protocol.dataReceived(sender.make_chunk().encode())
+        self.assertEqual(transport.value(), b"")  # parked: nobody expects Alice yet
+        bound = self.successResultOf(self.server.complete([peer]))
+        self.assertEqual(bound.full_remote_path, [peer])
+        [response] = sent_chunks(transport)
+        self.assertEqual(response.code, 200)
+
     def test_first_chunk_with_content_is_left_for_the_reader(self):
         peer = URI(host="127.0.0.1", port=5555, session_id="peer")
         result = self.server.complete([peer])

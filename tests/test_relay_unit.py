@@ -7,11 +7,12 @@ from twisted.names import dns
 from twisted.names.error import DNSNameError
 from twisted.trial import unittest
 
-from msrplib.connect import (ConnectionSettings, ConnectorRelay, MSRPAuthError,
+from msrplib.connect import (AcceptorRelay, ConnectionSettings, ConnectorRelay, MSRPAuthError,
                              MSRPBindSessionTimeout, MSRPRelayNotFound, MSRPRelaySettings,
                              locate_relay)
 from msrplib.digest import answer_challenge, digest_response
-from msrplib.protocol import AuthParams, ChunkParser, Headers, MSRPData, make_response
+from msrplib.protocol import (AuthParams, ChunkParser, Headers, MSRPData, make_response,
+                              parse_uri)
 
 CHALLENGE = AuthParams("Digest", {"realm": "testrealm@host.com", "qop": "auth",
                                   "nonce": "dcd98b7102dd2f0e8b11d0f600bfb0c093",
@@ -210,3 +211,62 @@ class SettingsTests(unittest.TestCase):
         self.assertEqual((relay.host, relay.use_tls, relay.port),
                          ("relay.example.com", True, 9000))
         self.assertIsInstance(MSRPData("abcd", method="AUTH", headers=Headers()), MSRPData)
+
+
+class AcceptorRelayBindingTests(unittest.TestCase):
+    """AcceptorRelay.complete against a scripted relay connection."""
+
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.transport = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 40002))
+        relay = MSRPRelaySettings("msrp-test", "bob", "secret", host="127.0.0.1", port=2855)
+        self.endpoint = AcceptorRelay(relay, reactor=self.reactor,
+                                      settings=ConnectionSettings(bind_timeout=5))
+        prepared = self.endpoint.prepare()
+        self.protocol = self.reactor.tcpClients[0][2].buildProtocol(None)
+        self.protocol.makeConnection(self.transport)
+        [auth] = list(ChunkParser().feed(self.transport.value()))
+        self.transport.clear()
+        granted = make_response(auth, 200)
+        granted.headers["Use-Path"] = "msrp://127.0.0.1:2855/msrp-b;tcp"
+        self.protocol.dataReceived(granted.encode())
+        self.path = self.successResultOf(prepared)
+        self.alice = [parse_uri("msrp://127.0.0.1:2855/msrp-a;tcp"),
+                      parse_uri("msrp://127.0.0.1:5000/alice;tcp")]
+
+    def send_from(self, from_path):
+        headers = Headers([("To-Path", str(self.path[-1])),
+                           ("From-Path", " ".join(str(uri) for uri in from_path)),
+                           ("Message-ID", "m"), ("Byte-Range", "1-0/0")])
+        chunk = MSRPData("bind%04d" % len(from_path), method="SEND", headers=headers)
+        self.protocol.dataReceived(chunk.encode())
+        answers = list(ChunkParser().feed(self.transport.value()))
+        self.transport.clear()
+        return answers
+
+    def test_wrong_sender_gets_403_and_waiting_goes_on(self):
+        result = self.endpoint.complete(self.alice)
+        stranger = [parse_uri("msrp://127.0.0.1:2855/msrp-b;tcp"),
+                    parse_uri("msrp://127.0.0.1:6000/mallory;tcp")]
+        [refusal] = self.send_from(stranger)
+        self.assertEqual(refusal.code, 403)
+        self.assertNoResult(result)
+        relayed = [parse_uri("msrp://127.0.0.1:2855/msrp-b;tcp")] + self.alice
+        [accepted] = self.send_from(relayed)
+        self.assertEqual(accepted.code, 200)
+        bound = self.successResultOf(result)
+        self.assertEqual(bound.local_path, self.path)
+        self.assertEqual(bound.max_chunk_size, 8 * 1024)
+
+    def test_binding_that_came_before_complete(self):
+        relayed = [parse_uri("msrp://127.0.0.1:2855/msrp-b;tcp")] + self.alice
+        self.assertEqual(self.send_from(relayed), [])  # held until complete() knows Alice
+        result = self.endpoint.complete(self.alice)
+        self.successResultOf(result)
+        [accepted] = list(ChunkParser().feed(self.transport.value()))
+        self.assertEqual(accepted.code, 200)
+
+    def test_nothing_binds(self):
+        result = self.endpoint.complete(self.alice)
+        self.reactor.advance(5)
+        self.failureResultOf(result, MSRPBindSessionTimeout)

@@ -588,3 +588,45 @@ class ByteRangeSanityTests(unittest.TestCase):
         sessions.flush()
         self.assertEqual([r.code for r in responses], [400, 400, 400])
         self.assertEqual((received.started, target.getvalue()), ([], b""))
+
+
+class IncomingStreamedChunkTests(unittest.TestCase):
+    """A chunk whose body arrives over many reads reaches the session in pieces."""
+
+    def feed_in_pieces(self, sessions, chunk, piece=4096):
+        wire = chunk.encode()
+        protocol = sessions.bob.transport.protocol
+        for index in range(0, len(wire), piece):
+            protocol.dataReceived(wire[index:index + piece])
+        sessions.flush()
+
+    def test_big_chunk_in_pieces_to_a_file(self):
+        target = io.BytesIO()
+        received = CollectingReceiver(sink=target)
+        heard = Recorder()
+        sessions = pair(bob_options={"receiver": received, "on_incoming_cb": heard})
+        body = bytes(range(256)) * 2048  # 512 KiB, over the parser's buffering limit
+        chunk = sessions.alice.transport.make_chunk(data=body, content_type="x/y")
+        answers = []
+        sessions.alice.transport.protocol.set_receiver(answers.append)
+        self.feed_in_pieces(sessions, chunk)
+        self.assertEqual([(a.code, a.transaction_id) for a in answers],
+                         [(200, chunk.transaction_id)])
+        [message] = received.received
+        self.assertEqual(target.getvalue(), body)
+        self.assertEqual(message.received, len(body))
+        self.assertEqual(heard.chunks[0].data, b"")  # its body went to the sink
+
+    def test_big_chunk_for_someone_else_is_refused_once_whole(self):
+        sessions = pair()
+        chunk = sessions.alice.transport.make_chunk(data=b"q" * 300000, content_type="x/y")
+        chunk.headers["To-Path"] = "msrp://bob.test:2855/other;tcp"
+        wire = chunk.encode()
+        answers = []
+        sessions.alice.transport.protocol.set_receiver(answers.append)
+        protocol = sessions.bob.transport.protocol
+        for index in range(0, len(wire), 8192):
+            protocol.dataReceived(wire[index:index + 8192])
+        sessions.flush()
+        self.assertEqual([(a.code, a.transaction_id) for a in answers],
+                         [(481, chunk.transaction_id)])
