@@ -630,3 +630,23 @@ class IncomingStreamedChunkTests(unittest.TestCase):
         sessions.flush()
         self.assertEqual([(a.code, a.transaction_id) for a in answers],
                          [(481, chunk.transaction_id)])
+
+
+class ConnectionLostTests(unittest.TestCase):
+    def test_waiting_and_queued_chunks_hear_408(self):
+        sessions = pair(settings=SessionSettings(keepalive_interval=0,
+                                                 max_outstanding_chunks=1))
+        sessions.bob.transport.deliver_events_to(lambda event: None)  # Bob never answers
+        responses = []
+        for _ in range(2):
+            sessions.alice.send_chunk(sessions.alice.transport.make_chunk(data=b"x"),
+                                      responses.append)
+        writer = sessions.alice.open_message("text/plain")
+        sessions.flush()
+        self.assertEqual(responses, [])
+        sessions.bob.transport.loseConnection()
+        sessions.flush()
+        self.assertEqual([(r.code, r.comment) for r in responses],
+                         [(408, "Connection closed")] * 2)
+        self.failureResultOf(writer.result, MSRPSessionError)
+        self.assertRaises(MSRPSessionError, sessions.alice.send_message, b"late", "text/plain")
