@@ -8,7 +8,7 @@ from msrplib._bind import bind_active
 from msrplib.connect import (ConnectionSettings, ConnectorDirect, MSRPBindError,
                              MSRPBindSessionTimeout, MSRPServer)
 from msrplib.errors import MSRPConnectTimeout
-from msrplib.protocol import URI, ChunkParser, ParserLimits, make_response
+from msrplib.protocol import URI, ChunkParser, Headers, MSRPData, ParserLimits, make_response
 from msrplib.transport import MSRPProtocol, MSRPTransport
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
@@ -221,3 +221,27 @@ class HandOverTests(unittest.TestCase):
         msrp = MSRPTransport(protocol, [URI("a", session_id="x")], [URI("b", session_id="y")])
         msrp.deliver_events_to(lambda event: None)
         self.assertRaises(MSRPSessionError, msrp.read_chunk)
+
+
+class CheckIncomingTests(unittest.TestCase):
+    def test_codes(self):
+        local = URI("127.0.0.1", port=1000, session_id="me")
+        remote = [URI("relay.test", port=2855, session_id="r"),
+                  URI("127.0.0.1", port=2000, session_id="you")]
+        msrp = MSRPTransport(MSRPProtocol(), [local], remote)
+
+        def chunk(to_path, from_path):
+            return MSRPData("abcd", method="SEND", headers=Headers([
+                ("To-Path", to_path), ("From-Path", from_path)]))
+
+        relayed = "msrp://my-relay.test/x;tcp " + " ".join(map(str, remote))
+        self.assertIsNone(msrp.check_incoming_SEND_chunk(chunk(str(local), relayed)))
+        self.assertIsNone(msrp.check_incoming_SEND_chunk(chunk(
+            "MSRP://127.0.0.1:1000/me;TCP", " ".join(map(str, remote)))))
+        cases = [(chunk("msrp://127.0.0.1:1000/other;tcp", relayed), 481),
+                 (chunk(str(local), str(remote[-1])), 403),
+                 (chunk(str(local), "msrp://127.0.0.1:2000/other;tcp"), 403),
+                 (chunk("nonsense", relayed), 400)]
+        for bad, code in cases:
+            error = msrp.check_incoming_SEND_chunk(bad)
+            self.assertEqual(error.code, code, bad.headers)
