@@ -116,8 +116,19 @@ class ChunkParser:
         """Add ``data`` and iterate over the events it completes."""
         if self.error is not None:
             raise ChunkParseError("the parser stopped at an earlier error: %s" % self.error)
+        if self._state == _BODY and not self._buf and not self._lead and \
+                self._all_body(data):
+            return iter(self._body_piece(bytes(data)))
         self._buf += data
         return self._events()
+
+    def _all_body(self, data: bytes) -> bool:
+        """True when ``data`` is body through and through: no end-line in it, and none can
+        begin in its last bytes (an end-line starts with CR). Such data becomes a body
+        piece as it is, without being copied into the buffer and out again."""
+        marker = self._marker
+        return data.find(marker) < 0 and \
+            data.rfind(b"\r", max(0, len(data) - len(marker) + 1)) < 0
 
     def _fail(self, reason: str) -> ChunkParseError:
         self.error = ChunkParseError(reason)
@@ -329,20 +340,30 @@ class ChunkParser:
             self._streaming = False
             self._lead = 0
             return events, end + 3
-        safe_end = found if found >= 0 else len(buf) - len(marker) + 1
         start = pos + self._lead
+        if found >= 0:
+            safe_end = found
+        else:
+            # Hold back only what could begin an end-line: from a CR near the end on.
+            carriage = buf.find(b"\r", max(start, len(buf) - len(marker) + 1))
+            safe_end = len(buf) if carriage < 0 else carriage
         if safe_end <= start:
             return events, pos
-        piece = _take(buf, start, safe_end)
         self._lead = 0
+        return self._body_piece(_take(buf, start, safe_end)), safe_end
+
+    def _body_piece(self, piece: bytes) -> List[ParserEvent]:
+        """Keep ``piece`` of the current body, or stream it once the body grew too big."""
+        chunk = self._chunk
+        assert chunk is not None
         if self._streaming:
-            events.append(ChunkData(chunk, piece))
-        elif self._body_len + len(piece) > self.limits.max_buffered_body:
+            return [ChunkData(chunk, piece)]
+        if self._body_len + len(piece) > self.limits.max_buffered_body:
             self._streaming = True
-            events.append(ChunkStarted(chunk))
+            events: List[ParserEvent] = [ChunkStarted(chunk)]
             events.extend(ChunkData(chunk, part) for part in self._parts + [piece])
             self._parts = []
-        else:
-            self._parts.append(piece)
-            self._body_len += len(piece)
-        return events, safe_end
+            return events
+        self._parts.append(piece)
+        self._body_len += len(piece)
+        return []
