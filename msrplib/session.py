@@ -18,19 +18,17 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msrplib._incoming import IncomingMessage, RangeSet
-from msrplib._receiving import RequestHandler, should_respond
 from msrplib._observer import Observer
 from msrplib._outgoing import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
+from msrplib._receiving import RequestHandler, should_respond
+from msrplib._wire import MSRPData, make_response, new_message_id, new_transaction_id
 from msrplib._writer import MessageWriter
-from msrplib._wire import (MSRPData, make_response, new_message_id,
-                           new_transaction_id)
 from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
 from msrplib.transport import MSRPTransport
 
 __all__ = ["MSRPSession", "SessionSettings", "MessageReceiver", "IncomingMessage",
-           "MessageWriter",
-           "RESPONSE_TIMEOUT"]
+           "MessageWriter", "RESPONSE_TIMEOUT"]
 
 #: Seconds to wait for a transaction's response before one is generated locally (the seed's).
 RESPONSE_TIMEOUT = 30.0
@@ -196,7 +194,8 @@ class MSRPSession:
             self._write(make_response(request, code, comment))
 
     def shutdown(self, sync: bool = True) -> Deferred:
-        """Send what is queued, then close; fire once the connection is closed."""
+        """Send what is queued, wait for the answers and success REPORTs still due (and
+        for open ``MessageWriter`` s to be finished), then close; fire once closed."""
         self._shutting_down = True
         closed = self.closed.observe()
         closed.addErrback(lambda failure: None)
