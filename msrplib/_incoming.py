@@ -15,6 +15,7 @@ from zope.interface import implementer
 
 from msrplib._headers import ByteRange
 from msrplib._wire import MSRPData
+from msrplib.errors import ExcessiveBufferingError
 
 __all__ = ["IncomingMessage", "RangeSet", "make_sink"]
 
@@ -91,22 +92,29 @@ class _FileSink:
 class _ConsumerSink:
     """Writes to an ``IConsumer`` in order; pauses the connection when the consumer asks."""
 
-    def __init__(self, consumer: Any, transport: Any) -> None:
+    def __init__(self, consumer: Any, transport: Any, max_held: Optional[int]) -> None:
         self.consumer = consumer
         self.transport = transport
+        self.max_held = max_held
         self.next_offset = 0
         self.held: Dict[int, bytes] = {}
+        self.held_bytes = 0
         self.paused = False
         consumer.registerProducer(self, True)
 
     def write(self, offset: int, data: bytes) -> None:
         if offset != self.next_offset:
+            if self.max_held is not None and self.held_bytes + len(data) > self.max_held:
+                raise ExcessiveBufferingError(
+                    "more than %d bytes arrived ahead of a gap" % self.max_held)
             self.held[offset] = data
+            self.held_bytes += len(data)
             return
         self.consumer.write(data)
         self.next_offset += len(data)
         while self.next_offset in self.held:
             piece = self.held.pop(self.next_offset)
+            self.held_bytes -= len(piece)
             self.consumer.write(piece)
             self.next_offset += len(piece)
 
@@ -137,12 +145,16 @@ class _ConsumerSink:
         """The consumer gave up; the message fails when its connection does."""
 
 
-def make_sink(target: Any, transport: Any) -> Any:
-    """The sink for a message body: memory for ``None``, a consumer, or a file object."""
+def make_sink(target: Any, transport: Any, max_out_of_order: Optional[int] = None) -> Any:
+    """The sink for a message body: memory for ``None``, a consumer, or a file object.
+
+    A consumer takes bytes in order; at most ``max_out_of_order`` bytes that arrived ahead
+    of a gap are held for it (``ExcessiveBufferingError`` past that).
+    """
     if target is None:
         return _MemorySink()
     if IConsumer.providedBy(target):
-        return _ConsumerSink(target, transport)
+        return _ConsumerSink(target, transport, max_out_of_order)
     return _FileSink(target)
 
 

@@ -99,7 +99,8 @@ class RequestHandler:
         if message is None:
             message = IncomingMessage(chunk, byte_range)
             message.sink = make_sink(self.session.receiver.message_started(message),
-                                     self.session.transport.protocol.transport)
+                                     self.session.transport.protocol.transport,
+                                     self.session.settings.max_out_of_order)
             self.incoming[message_id] = message
         return None, message, byte_range.start - 1
 
@@ -125,7 +126,11 @@ class RequestHandler:
         if limit is not None and inbound.offset + len(data) > limit:
             inbound.code = 413
             return
-        inbound.message.add(inbound.offset, data)
+        try:
+            inbound.message.add(inbound.offset, data)
+        except MSRPError as error:
+            inbound.code = error.code
+            return
         inbound.offset += len(data)
 
     def ended(self, chunk: MSRPData) -> None:

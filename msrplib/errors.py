@@ -19,6 +19,7 @@ __all__ = [
     "MSRPBindSessionTimeout",
     "MSRPBindError",
     "FingerprintMismatch",
+    "ExcessiveBufferingError",
 ]
 
 
@@ -88,3 +89,12 @@ class FingerprintMismatch(MSRPError):
 
     code = 403
     comment = "Certificate fingerprint mismatch"
+
+
+class ExcessiveBufferingError(MSRPError):
+    """More of a message arrived out of order than may be held for an in-order consumer
+    (``SessionSettings.max_out_of_order``); the message is refused rather than buffered
+    without bound."""
+
+    code = 413
+    comment = "Too much out of order"

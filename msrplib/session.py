@@ -50,6 +50,8 @@ class SessionSettings:
     ``chunk_size``: body bytes per chunk of ``send_message`` (relays may need less).
     ``max_message_size``: largest incoming message; bigger ones are refused with 413.
     ``max_outstanding_chunks``: chunks sent and not yet answered before sending waits.
+    ``max_out_of_order``: bytes held for an ``IConsumer`` sink that arrived ahead of a gap;
+    past it the message is refused (413) rather than buffered without bound.
     """
 
     response_timeout: float = RESPONSE_TIMEOUT
@@ -58,6 +60,7 @@ class SessionSettings:
     chunk_size: int = 64 * 1024
     max_message_size: Optional[int] = 64 * 1024 * 1024
     max_outstanding_chunks: int = 32
+    max_out_of_order: Optional[int] = 16 * 1024 * 1024
 
 
 class MessageReceiver:

@@ -650,3 +650,24 @@ class ConnectionLostTests(unittest.TestCase):
                          [(408, "Connection closed")] * 2)
         self.failureResultOf(writer.result, MSRPSessionError)
         self.assertRaises(MSRPSessionError, sessions.alice.send_message, b"late", "text/plain")
+
+
+class OutOfOrderLimitTests(unittest.TestCase):
+    def test_a_consumer_is_not_buffered_for_without_bound(self):
+        from tests.test_session_loopback import HashingConsumer
+        consumer = HashingConsumer()
+        received = CollectingReceiver(sink=consumer)
+        sessions = pair(settings=SessionSettings(keepalive_interval=0, max_out_of_order=25),
+                        bob_options={"receiver": received})
+        responses = []
+        transport = sessions.alice.transport
+        # Bytes 1-10 never come; 11-30 and 31-40 arrive ahead of the gap.
+        for start in (11, 21, 31):
+            chunk = transport.make_chunk(data=b"k" * 10, start=start, length=100,
+                                         message_id="gap", content_type="x/y")
+            sessions.alice.send_chunk(chunk, responses.append)
+        sessions.flush()
+        self.assertEqual([r.code for r in responses], [200, 200, 413])
+        [(message, reason)] = received.failed
+        self.assertEqual(reason.value.code, 413)
+        self.assertEqual(consumer.count, 0)
