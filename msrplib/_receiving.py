@@ -97,6 +97,8 @@ class RequestHandler:
             return 413, None, 0
         message = self.incoming.get(message_id)
         if message is None:
+            if len(self.incoming) >= self.session.settings.max_incoming_messages:
+                return 413, None, 0
             message = IncomingMessage(chunk, byte_range)
             message.sink = make_sink(self.session.receiver.message_started(message),
                                      self.session.transport.protocol.transport,

@@ -52,6 +52,7 @@ class SessionSettings:
     ``max_outstanding_chunks``: chunks sent and not yet answered before sending waits.
     ``max_out_of_order``: bytes held for an ``IConsumer`` sink that arrived ahead of a gap;
     past it the message is refused (413) rather than buffered without bound.
+    ``max_incoming_messages``: messages arriving at once; a new one past it gets 413.
     """
 
     response_timeout: float = RESPONSE_TIMEOUT
@@ -61,6 +62,7 @@ class SessionSettings:
     max_message_size: Optional[int] = 64 * 1024 * 1024
     max_outstanding_chunks: int = 32
     max_out_of_order: Optional[int] = 16 * 1024 * 1024
+    max_incoming_messages: int = 64
 
 
 class MessageReceiver:

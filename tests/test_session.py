@@ -671,3 +671,19 @@ class OutOfOrderLimitTests(unittest.TestCase):
         [(message, reason)] = received.failed
         self.assertEqual(reason.value.code, 413)
         self.assertEqual(consumer.count, 0)
+
+
+class IncomingMessageLimitTests(unittest.TestCase):
+    def test_too_many_unfinished_messages(self):
+        received = CollectingReceiver()
+        sessions = pair(settings=SessionSettings(keepalive_interval=0, max_incoming_messages=2),
+                        bob_options={"receiver": received})
+        responses = []
+        for message_id in ("a", "b", "c"):
+            chunk = sessions.alice.transport.make_chunk(data=b"x", length=5,
+                                                        message_id=message_id,
+                                                        content_type="text/plain")
+            sessions.alice.send_chunk(chunk, responses.append)
+        sessions.flush()
+        self.assertEqual([r.code for r in responses], [200, 200, 413])
+        self.assertEqual([m.message_id for m in received.started], ["a", "b"])
