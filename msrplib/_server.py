@@ -90,6 +90,7 @@ class _Pending:
     head: Optional[MSRPData] = None
     local_uri: Optional[URI] = None
     held: List[ParserEvent] = field(default_factory=list)
+    paused: bool = False
 
 
 class MSRPServer:
@@ -259,6 +260,10 @@ class MSRPServer:
                 return
         if any(w.local_uri == local for w in self._waiters):
             self._refuse(protocol, head, 403, "unexpected From-Path %s" % from_path)
+            return
+        # Parked until complete() names this peer: read no more from it meanwhile.
+        pending.paused = True
+        protocol.transport.pauseProducing()
 
     def _matches(self, waiter: _Waiter, pending: _Pending) -> bool:
         assert pending.head is not None
@@ -270,6 +275,8 @@ class MSRPServer:
 
     def _bind(self, waiter: _Waiter, pending: _Pending) -> None:
         self._forget(pending.protocol)
+        if pending.paused:
+            pending.protocol.transport.resumeProducing()
         if waiter in self._waiters:
             self._waiters.remove(waiter)
         if waiter.timer is not None:

@@ -100,7 +100,9 @@ class ServerTimeoutTests(unittest.TestCase):
         sender = MSRPTransport(MSRPProtocol(), [peer], [self.uri])
         protocol.dataReceived(sender.make_chunk().encode())
         self.assertEqual(transport.value(), b"")  # parked: nobody expects Alice yet
+        self.assertEqual(transport.producerState, "paused")  # and not read meanwhile
         bound = self.successResultOf(self.server.complete([peer]))
+        self.assertEqual(transport.producerState, "producing")
         self.assertEqual(bound.full_remote_path, [peer])
         [response] = sent_chunks(transport)
         self.assertEqual(response.code, 200)
