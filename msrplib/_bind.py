@@ -35,6 +35,8 @@ class ConnectionSettings:
     ``traffic_log``: called as ``traffic_log(direction, chunk)`` (``"in"`` or ``"out"``) for
     every chunk's start line and headers, for a traffic trace; ``None`` for none.
     ``listen_backlog``: connections the kernel queues for a listening port before accepting.
+    ``max_unbound_connections``: accepted connections that may wait to bind at once; more
+    are closed as they arrive.
     """
 
     connect_timeout: float = 10.0
@@ -43,6 +45,7 @@ class ConnectionSettings:
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
     traffic_log: Optional[TrafficLog] = None
     listen_backlog: int = 511
+    max_unbound_connections: int = 1024
 
     def bind_seconds(self) -> float:
         """The bind timeout in force now."""

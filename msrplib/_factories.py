@@ -38,17 +38,17 @@ class MSRPClientFactory(ClientFactory):
 
 
 class MSRPServerFactory(ServerFactory):
-    """Makes a protocol for every incoming connection and hands each to ``on_connection``."""
+    """Makes a protocol for every incoming connection and hands each to ``on_connection``,
+    which may refuse it by answering False (the connection is then closed at once)."""
 
-    def __init__(self, on_connection: Callable[[MSRPProtocol], None],
+    def __init__(self, on_connection: Callable[[MSRPProtocol], bool],
                  limits: ParserLimits = ParserLimits(),
                  traffic_log: Optional[TrafficLog] = None) -> None:
         self.on_connection = on_connection
         self.limits = limits
         self.traffic_log = traffic_log
 
-    def buildProtocol(self, addr: Any) -> MSRPProtocol:
+    def buildProtocol(self, addr: Any) -> Optional[MSRPProtocol]:
         protocol = MSRPProtocol(self.limits, self.traffic_log)
         protocol.factory = self
-        self.on_connection(protocol)
-        return protocol
+        return protocol if self.on_connection(protocol) else None

@@ -222,12 +222,17 @@ class MSRPServer:
 
     # Connections, from accept to bind.
 
-    def _connection_made(self, protocol: MSRPProtocol) -> None:
+    def _connection_made(self, protocol: MSRPProtocol) -> bool:
+        if len(self._pending) >= self.settings.max_unbound_connections:
+            self.log.warn("refusing a connection: {count} are waiting to bind",
+                          count=len(self._pending))
+            return False
         timer = self.reactor.callLater(self.settings.bind_seconds(), self._unbound_timed_out,
                                        protocol)
         self._pending[protocol] = _Pending(protocol, timer)
         protocol.set_receiver(lambda event: self._event(protocol, event))
         protocol.lost.observe().addErrback(lambda reason: self._forget(protocol))
+        return True
 
     def _event(self, protocol: MSRPProtocol, event: ParserEvent) -> None:
         pending = self._pending.get(protocol)

@@ -247,3 +247,19 @@ class CheckIncomingTests(unittest.TestCase):
         for bad, code in cases:
             error = msrp.check_incoming_SEND_chunk(bad)
             self.assertEqual(error.code, code, bad.headers)
+
+
+class UnboundLimitTests(unittest.TestCase):
+    def test_connections_past_the_limit_are_refused(self):
+        reactor = MemoryReactorClock()
+        server = MSRPServer(reactor=reactor,
+                            settings=ConnectionSettings(max_unbound_connections=2))
+        server.prepare(URI(host="127.0.0.1"))
+        factory = reactor.tcpServers[0][1]
+        accepted = [factory.buildProtocol(PEER) for _ in range(3)]
+        self.assertIsNotNone(accepted[0])
+        self.assertIsNotNone(accepted[1])
+        self.assertIsNone(accepted[2])
+        accepted[0].makeConnection(StringTransport(peerAddress=PEER))
+        accepted[0].connectionLost()
+        self.assertIsNotNone(factory.buildProtocol(PEER))
