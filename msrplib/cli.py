@@ -16,6 +16,7 @@ import argparse
 import mimetypes
 import os
 import sys
+from pathlib import Path
 from typing import Any, List, Optional, TextIO
 
 from twisted.internet import task
@@ -23,11 +24,11 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 
 from msrplib._incoming import IncomingMessage
 from msrplib.connect import MSRPServer, get_connector
-from msrplib.inbox import Inbox, InboxFile
+from msrplib.inbox import Inbox, InboxReceiver
 from msrplib.protocol import URI
 from msrplib.sdp import parse_path_attribute
 from msrplib.service import relay_from_options
-from msrplib.session import MessageReceiver, MSRPSession, SessionSettings
+from msrplib.session import MSRPSession, SessionSettings
 from msrplib.tls import TLSIdentity
 
 __all__ = ["main", "run", "parser"]
@@ -74,19 +75,14 @@ def _relay(args: argparse.Namespace) -> Any:
                                "no-verify-relay": args.no_verify_relay})
 
 
-class _Printer(MessageReceiver):
+class _Printer(InboxReceiver):
+    """Prints text messages and where files went."""
+
     def __init__(self, inbox: Inbox, out: TextIO) -> None:
-        self.inbox = inbox
+        super().__init__(inbox, "msrp")
         self.out = out
-        self.files: dict = {}
 
-    def message_started(self, message: IncomingMessage) -> Any:
-        target: InboxFile = self.inbox.open("msrp", message)
-        self.files[message.message_id] = target
-        return target.file
-
-    def message_received(self, message: IncomingMessage) -> None:
-        path = self.files.pop(message.message_id).commit()
+    def filed(self, message: IncomingMessage, path: Path) -> None:
         if (message.content_type or "").startswith("text/"):
             self.out.write("%s\n" % path.read_bytes().decode("utf-8", "replace"))
         else:
@@ -94,10 +90,7 @@ class _Printer(MessageReceiver):
                            % (message.received, message.content_type, path))
         self.out.flush()
 
-    def message_failed(self, message: IncomingMessage, reason: Any) -> None:
-        target = self.files.pop(message.message_id, None)
-        if target is not None:
-            target.discard()
+    def discarded(self, message: IncomingMessage, reason: Any) -> None:
         self.out.write("message %s failed: %s\n" % (message.message_id, reason.value))
 
 

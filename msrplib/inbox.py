@@ -8,11 +8,14 @@ import mimetypes
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Dict, Optional
+
+from twisted.python.failure import Failure
 
 from msrplib._incoming import IncomingMessage
+from msrplib.session import MessageReceiver
 
-__all__ = ["Inbox", "InboxFile", "file_name_of"]
+__all__ = ["Inbox", "InboxFile", "InboxReceiver", "file_name_of"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 _FILENAME = re.compile(r'filename\*?=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
@@ -71,3 +74,35 @@ class Inbox:
             media = (message.content_type or "").split(";")[0].strip()
             final = stem + (mimetypes.guess_extension(media) or ".bin")
         return InboxFile(self.directory / (".%s.part" % stem), self.directory / final)
+
+
+class InboxReceiver(MessageReceiver):
+    """A :class:`~msrplib.session.MessageReceiver` that files every message in an inbox.
+
+    Subclasses hear the outcome through :meth:`filed` and :meth:`discarded`.
+    """
+
+    def __init__(self, inbox: Inbox, session_id: str) -> None:
+        self.inbox = inbox
+        self.session_id = session_id
+        self._files: Dict[str, InboxFile] = {}
+
+    def message_started(self, message: IncomingMessage) -> Any:
+        target = self.inbox.open(self.session_id, message)
+        self._files[message.message_id or ""] = target
+        return target.file
+
+    def message_received(self, message: IncomingMessage) -> None:
+        self.filed(message, self._files.pop(message.message_id or "").commit())
+
+    def message_failed(self, message: IncomingMessage, reason: Failure) -> None:
+        target = self._files.pop(message.message_id or "", None)
+        if target is not None:
+            target.discard()
+        self.discarded(message, reason)
+
+    def filed(self, message: IncomingMessage, path: Path) -> None:
+        """``message`` is complete and in the inbox at ``path``."""
+
+    def discarded(self, message: IncomingMessage, reason: Failure) -> None:
+        """``message`` failed; nothing of it is left in the inbox."""

@@ -12,6 +12,7 @@ import os
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Deque, Dict, List, Mapping, Optional
 
 from twisted.application.service import Service
@@ -28,9 +29,9 @@ from msrplib._incoming import IncomingMessage
 from msrplib._relay import AcceptorRelay, ConnectorRelay, MSRPRelaySettings
 from msrplib._uri import URI
 from msrplib._wire import MSRPData
-from msrplib.inbox import Inbox, InboxFile
+from msrplib.inbox import Inbox, InboxReceiver
 from msrplib.sdp import parse_path_attribute
-from msrplib.session import MessageReceiver, MSRPSession, SessionSettings
+from msrplib.session import MSRPSession, SessionSettings
 from msrplib.tls import TLSIdentity
 
 __all__ = ["EndpointOptions", "MSRPEndpointService", "ManagedSession", "SessionNotFound",
@@ -72,22 +73,14 @@ class EndpointOptions:
     max_events: int = 1000
 
 
-class _InboxReceiver(MessageReceiver):
+class _InboxReceiver(InboxReceiver):
     """Files one session's incoming messages and reports them as events."""
 
     def __init__(self, managed: ManagedSession, inbox: Inbox) -> None:
+        super().__init__(inbox, managed.id)
         self.managed = managed
-        self.inbox = inbox
-        self.files: Dict[str, InboxFile] = {}
 
-    def message_started(self, message: IncomingMessage) -> Any:
-        target = self.inbox.open(self.managed.id, message)
-        self.files[message.message_id or ""] = target
-        return target.file
-
-    def message_received(self, message: IncomingMessage) -> None:
-        target = self.files.pop(message.message_id or "")
-        path = target.commit()
+    def filed(self, message: IncomingMessage, path: Path) -> None:
         event: Dict[str, Any] = {"type": "message", "message_id": message.message_id,
                                  "content_type": message.content_type,
                                  "size": message.received, "file": str(path)}
@@ -96,10 +89,7 @@ class _InboxReceiver(MessageReceiver):
             event["text"] = path.read_bytes().decode("utf-8", "replace")
         self.managed.add_event(event)
 
-    def message_failed(self, message: IncomingMessage, reason: Failure) -> None:
-        target = self.files.pop(message.message_id or "", None)
-        if target is not None:
-            target.discard()
+    def discarded(self, message: IncomingMessage, reason: Failure) -> None:
         self.managed.add_event({"type": "message-failed", "message_id": message.message_id,
                                 "received": message.received,
                                 "reason": str(reason.value)})
