@@ -215,7 +215,7 @@ class MSRPProtocol(Protocol):
         buffer size; this fires at once when it has not, else when it resumes.
         """
         if self.lost.fired:
-            return self.lost.observe().addCallback(lambda reason: reason)
+            return self.lost.observe()  # fails with the reason the connection closed
         waiter: Deferred = Deferred()
         if self._writing_paused:
             self._drain_waiters.append(waiter)
