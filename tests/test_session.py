@@ -247,12 +247,18 @@ class MessageTests(unittest.TestCase):
 
     def test_too_large_is_413_and_stops_the_sender(self):
         self.bob.settings = SessionSettings(keepalive_interval=0, max_message_size=50)
+        self.alice.settings.max_outstanding_chunks = 1  # one chunk in flight at a time
+        sent = []
+        self.alice.transport.protocol.traffic_log = (
+            lambda direction, chunk: sent.append(chunk) if chunk.method == "SEND" else None)
         result = self.alice.send_message(b"z" * 200, "text/plain")
         self.pair.flush()
         self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 413)
         self.assertEqual(self.received.received, [])
         self.assertEqual(self.received.started, [])
-        self.assertLess(self.alice._queue.__len__(), 1)
+        # The first of the 20 chunks got the 413; the only one sent after it is the abort.
+        self.assertEqual([(len(c.data), c.contflag) for c in sent], [(10, "+"), (0, "#")])
+        self.assertEqual(len(self.alice._queue), 0)
 
     def test_too_large_without_total_is_413(self):
         self.bob.settings = SessionSettings(keepalive_interval=0, max_message_size=15)
