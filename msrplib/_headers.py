@@ -27,25 +27,28 @@ class Headers:
     """An ordered, case-insensitive multi-map of header names to their text values.
 
     Order and the spelling of names are kept as given, so a parsed chunk is re-sent as it
-    came. ``headers[name]`` and :meth:`get` return the first value of that name.
+    came. ``headers[name]`` and :meth:`get` return the first value of that name, from an
+    index kept beside the list: chunks are looked up far more often than they are built.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "first")
 
     def __init__(self, items: Iterable[Tuple[str, str]] = ()) -> None:
-        self._items: List[Tuple[str, str, str]] = [
-            (name, name.lower(), value) for name, value in items]
+        self._items: List[Tuple[str, str, str]] = []
+        #: The first value of each header, by lower-case name: the fast way to look one
+        #: up. Read it; change headers through the methods, which keep it in step.
+        self.first: Dict[str, str] = {}
+        for name, value in items:
+            self.add(name, value)
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first value of header ``name``, or ``default``."""
-        return self.get_lower(name.lower(), default)
+        return self.first.get(name.lower(), default)
 
-    def get_lower(self, lower: str, default: Optional[str] = None) -> Optional[str]:
-        """:meth:`get` for a name already in lower case (the hot paths' spelling)."""
-        for _, item_lower, value in self._items:
-            if item_lower == lower:
-                return value
-        return default
+    def append_lower(self, name: str, lower: str, value: str) -> None:
+        """:meth:`add` for a caller that has ``name`` in lower case already."""
+        self._items.append((name, lower, value))
+        self.first.setdefault(lower, value)
 
     def get_all(self, name: str) -> List[str]:
         """Every value of header ``name``, in order."""
@@ -54,10 +57,10 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a header, even if one of that name exists."""
-        self._items.append((name, name.lower(), value))
+        self.append_lower(name, name.lower(), value)
 
     def __getitem__(self, name: str) -> str:
-        value = self.get(name)
+        value = self.first.get(name.lower())
         if value is None:
             raise KeyError(name)
         return value
@@ -65,20 +68,24 @@ class Headers:
     def __setitem__(self, name: str, value: str) -> None:
         """Replace the first header of that name in place (dropping later ones), or append."""
         lower = name.lower()
-        for index, (_, item_lower, _) in enumerate(self._items):
-            if item_lower == lower:
-                self._items[index] = (name, lower, value)
-                self._items[index + 1:] = [
-                    item for item in self._items[index + 1:] if item[1] != lower]
-                return
-        self._items.append((name, lower, value))
+        if lower not in self.first:
+            self.append_lower(name, lower, value)
+            return
+        kept = []
+        for item in self._items:
+            if item[1] != lower:
+                kept.append(item)
+            elif lower in self.first:
+                kept.append((name, lower, value))
+                del self.first[lower]
+        self._items = kept
+        self.first[lower] = value
 
     def __delitem__(self, name: str) -> None:
         lower = name.lower()
-        before = len(self._items)
-        self._items = [item for item in self._items if item[1] != lower]
-        if len(self._items) == before:
+        if self.first.pop(lower, None) is None:
             raise KeyError(name)
+        self._items = [item for item in self._items if item[1] != lower]
 
     def pop(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """Remove every header of that name; return the first value, or ``default``."""
@@ -89,7 +96,7 @@ class Headers:
         return value
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        return isinstance(name, str) and name.lower() in self.first
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, _, _ in self._items)
@@ -142,7 +149,7 @@ class HeaderField(Generic[T]):
     def __get__(self, obj: Optional[_HasHeaders], owner: type) -> Optional[T] | HeaderField[T]:
         if obj is None:
             return self
-        raw = obj.headers.get_lower(self.lower)
+        raw = obj.headers.first.get(self.lower)
         return None if raw is None else self.parse(raw)
 
     def __set__(self, obj: _HasHeaders, value: Optional[T]) -> None:

@@ -28,6 +28,16 @@ class RangeSet:
 
     def add(self, start: int, end: int) -> List[Tuple[int, int]]:
         """Add ``[start, end)``; return the parts of it that were not in the set yet."""
+        ranges = self.ranges
+        if not ranges or ranges[-1][1] <= start:
+            # At or past the end: in-order arrival, the usual case, needs no search.
+            if end <= start:
+                return []
+            if ranges and ranges[-1][1] == start:
+                ranges[-1] = (ranges[-1][0], end)
+            else:
+                ranges.append((start, end))
+            return [(start, end)]
         new: List[Tuple[int, int]] = []
         cursor = start
         merged: List[Tuple[int, int]] = []
@@ -66,6 +76,8 @@ class _MemorySink:
         self.pieces[offset] = data
 
     def finish(self) -> Optional[bytes]:
+        if len(self.pieces) == 1:
+            return next(iter(self.pieces.values()))
         return b"".join(self.pieces[offset] for offset in sorted(self.pieces))
 
     def fail(self) -> None:
@@ -167,9 +179,9 @@ class IncomingMessage:
 
     def __init__(self, first_chunk: MSRPData, byte_range: Optional[ByteRange] = None) -> None:
         self.first_chunk = first_chunk
-        self.message_id = first_chunk.message_id
-        self.content_type = first_chunk.content_type
         self.headers = first_chunk.headers
+        self.message_id = self.headers.first.get("message-id")
+        self.content_type = self.headers.first.get("content-type")
         if byte_range is None:
             byte_range = first_chunk.byte_range
         #: The total size when a chunk has announced it, else ``None``.

@@ -66,10 +66,13 @@ ParserEvent = Union[MSRPData, ChunkStarted, ChunkData, ChunkEnded]
 
 _TID_RE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9.+%=-]{3,31}")
 _METHOD_RE = re.compile(rb"[A-Z]+")
-_NAME_RE = re.compile(rb"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-_BYTE_RANGE_RE = re.compile(rb" ?[0-9]+-(?:[0-9]+|\*)/(?:[0-9]+|\*) *")
+_NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_BYTE_RANGE_RE = re.compile(r"[0-9]+-(?:[0-9]+|\*)/(?:[0-9]+|\*) *")
 #: Header names seen before, as (name, lower-case name); most chunks repeat a few.
-_NAMES: Dict[bytes, Tuple[str, str]] = {}
+_NAMES: Dict[str, Tuple[str, str]] = {}
+#: Request methods seen before.
+_METHODS: Dict[bytes, str] = {}
+_FLAGS = {b"$": "$", b"+": "+", b"#": "#"}
 _NAMES_CACHED = 256
 
 _START, _HEADERS, _BODY = range(3)
@@ -158,6 +161,11 @@ class ChunkParser:
                                          % self.limits.max_line_length)
                     self._start_line(bytes(buf[pos:eol]))
                     pos = self._scan = eol + 2
+                    whole = self._whole_chunk(pos)
+                    if whole is not None:
+                        event, pos = whole
+                        self._scan = pos
+                        yield event
                 else:
                     found = self._header_block(pos)
                     if found is None:
@@ -214,14 +222,48 @@ class ChunkParser:
             self._scan = end
             return None
         if block_end > done:
-            self._header_lines(bytes(buf[done:block_end]).split(b"\r\n"))
+            self._header_lines(bytes(buf[done:block_end]))
         self._lines_done = self._line_scan = 0
         self._check_paths()
         if blank >= 0:
             self._state = _BODY
             self._lead = 2
             return None, blank + 2
-        after = end + len(marker)
+        return self._end_line(end + len(marker))
+
+    def _whole_chunk(self, pos: int) -> Optional[Tuple[MSRPData, int]]:
+        """The chunk whose headers start at ``pos``, parsed in one go when all of it is in
+        the buffer and its body is small: ``(chunk, position after it)``. ``None`` leaves
+        it to the step-by-step path (:meth:`_header_block`, :meth:`_body`).
+
+        Tried once per chunk, right after its start line, so a chunk trickling in a byte
+        at a time is not searched again and again.
+        """
+        buf = self._buf
+        marker = self._marker
+        limits = self.limits
+        # The end-line may share the start line's CRLF (a chunk without headers).
+        end = buf.find(marker, pos - 2, pos + limits.max_header_block + limits.max_buffered_body)
+        if end < 0 or len(buf) < end + len(marker) + 3:
+            return None
+        blank = buf.find(b"\r\n\r\n", pos - 2, end + 2)
+        block_end = end if blank < 0 else blank
+        if block_end - pos > limits.max_header_block:
+            raise self._fail("header block longer than %d bytes" % limits.max_header_block)
+        if blank >= 0 and end - blank - 4 > limits.max_buffered_body:
+            return None
+        if block_end > pos:
+            self._header_lines(bytes(buf[pos:block_end]))
+        self._check_paths()
+        chunk = self._chunk
+        assert chunk is not None
+        if blank >= 0:
+            chunk.data = _take(buf, blank + 4, end)
+        return self._end_line(end + len(marker))
+
+    def _end_line(self, after: int) -> Tuple[MSRPData, int]:
+        """Finish the chunk whose end-line's flag is at ``after``."""
+        buf = self._buf
         flag = bytes(buf[after:after + 1])
         if buf[after + 1:after + 3] != b"\r\n" and flag in (b"$", b"+", b"#"):
             raise self._fail("end-line of %s not followed by CRLF"
@@ -231,15 +273,11 @@ class ChunkParser:
     def _complete_lines(self, done: int) -> int:
         """Check the header lines that are complete in the buffer from ``done`` on."""
         buf = self._buf
-        lines = []
-        eol = buf.find(b"\r\n", max(done, self._line_scan))
-        while eol >= 0:
-            lines.append(bytes(buf[done:eol]))
-            done = eol + 2
-            eol = buf.find(b"\r\n", done)
+        last = buf.rfind(b"\r\n", max(done, self._line_scan))
+        if last >= done:
+            self._header_lines(bytes(buf[done:last]))
+            done = last + 2
         self._line_scan = max(done, len(buf) - 1)
-        if lines:
-            self._header_lines(lines)
         return done
 
     def _start_line(self, line: bytes) -> None:
@@ -251,11 +289,16 @@ class ChunkParser:
             raise self._fail("transaction id %r is not 4 to 32 letters, digits or .+%%=-"
                              % tid[:40])
         word = parts[2]
-        if len(word) == 3 and word.isdigit():
+        method = _METHODS.get(word)
+        if method is None and len(word) == 3 and word.isdigit():
             comment = parts[3].decode("utf-8", "surrogateescape") if len(parts) == 4 else None
             chunk = MSRPData(tid.decode(), code=int(word), comment=comment, contflag=None)
-        elif len(parts) == 3 and _METHOD_RE.fullmatch(word):
-            chunk = MSRPData(tid.decode(), method=word.decode(), contflag=None)
+        elif len(parts) == 3 and (method is not None or _METHOD_RE.fullmatch(word)):
+            if method is None:
+                method = word.decode()
+                if len(_METHODS) < _NAMES_CACHED:
+                    _METHODS[word] = method
+            chunk = MSRPData(tid.decode(), method=method, contflag=None)
         else:
             raise self._fail("malformed start line %r: neither a method nor a status code"
                              % line[:80])
@@ -263,48 +306,58 @@ class ChunkParser:
         self._marker = b"\r\n-------" + tid
         self._state = _HEADERS
 
-    def _header_lines(self, lines: List[bytes]) -> None:
-        assert self._chunk is not None
-        items = self._chunk.headers._items
+    def _header_lines(self, block: bytes) -> None:
+        """Check and keep the header lines of ``block`` (whole lines joined by CRLF)."""
+        chunk = self._chunk
+        assert chunk is not None
         max_line = self.limits.max_line_length
-        for line in lines:
-            if len(line) > max_line:
-                raise self._fail("line longer than %d bytes" % max_line)
-            name, colon, value = line.partition(b":")
+        if len(block) > max_line:
+            for line in block.split(b"\r\n"):
+                if len(line) > max_line:
+                    raise self._fail("line longer than %d bytes" % max_line)
+        headers = chunk.headers
+        items = headers._items
+        first = headers.first
+        for line in block.decode("utf-8", "surrogateescape").split("\r\n"):
+            name, colon, value = line.partition(":")
             if not colon:
-                if line.startswith(b"-------"):
+                if line.startswith("-------"):
                     raise self._fail("end-line %r does not match transaction %s"
-                                     % (line[:80], self._chunk.transaction_id))
+                                     % (line[:80], chunk.transaction_id))
                 raise self._fail("header line without a colon: %r" % line[:80])
             known = _NAMES.get(name)
             if known is None:
                 if not _NAME_RE.fullmatch(name):
                     raise self._fail("bad header name %r" % name[:80])
-                text = name.decode()
-                known = (text, text.lower())
+                known = (name, name.lower())
                 if len(_NAMES) < _NAMES_CACHED:
                     _NAMES[name] = known
-            if value[:1] == b" ":
+            if value[:1] == " ":
                 value = value[1:]
-            if known[1] == "byte-range" and not _BYTE_RANGE_RE.fullmatch(value):
+            lower = known[1]
+            if lower == "byte-range" and not _BYTE_RANGE_RE.fullmatch(value):
                 raise self._fail("Byte-Range %r is not start-end/total numbers or *"
                                  % value[:80])
-            items.append((known[0], known[1], value.decode("utf-8", "surrogateescape")))
+            items.append((name, lower, value))
+            if lower not in first:
+                first[lower] = value
 
     def _check_paths(self) -> None:
         chunk = self._chunk
         assert chunk is not None
         if chunk.method is not None:
+            first = chunk.headers.first
             for name, lower in (("To-Path", "to-path"), ("From-Path", "from-path")):
-                if chunk.headers.get_lower(lower) is None:
+                if lower not in first:
                     raise self._fail("%s request without %s" % (chunk.method, name))
 
     def _finish(self, flag: bytes) -> MSRPData:
-        if flag not in (b"$", b"+", b"#"):
+        contflag = _FLAGS.get(flag)
+        if contflag is None:
             raise self._fail("end-line with unknown continuation flag %r" % flag)
         chunk = self._chunk
         assert chunk is not None
-        chunk.contflag = flag.decode()
+        chunk.contflag = contflag
         self._chunk = None
         self._state = _START
         return chunk
@@ -324,16 +377,13 @@ class ChunkParser:
             body_end = max(found, pos + self._lead)
             piece = _take(buf, pos + self._lead, body_end)
             flag = bytes(buf[end:end + 1])
+            if piece:
+                events = self._body_piece(piece)  # may start streaming
             if self._streaming:
-                if piece:
-                    events.append(ChunkData(chunk, piece))
                 self._finish(flag)
                 events.append(ChunkEnded(chunk))
             else:
-                if self._parts:
-                    self._parts.append(piece)
-                    piece = b"".join(self._parts)
-                chunk.data = piece
+                chunk.data = b"".join(self._parts)
                 events.append(self._finish(flag))
             self._parts = []
             self._body_len = 0

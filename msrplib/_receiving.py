@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from twisted.python.failure import Failure
 
-from msrplib._headers import ByteRange
+from msrplib._headers import ByteRange, parse_byte_range
 from msrplib._incoming import IncomingMessage, make_sink
 from msrplib._wire import MSRPData, make_report
 from msrplib.errors import MSRPError
@@ -26,7 +26,7 @@ REFUSED_REMEMBERED = 1000
 
 def should_respond(request: MSRPData, code: int) -> bool:
     """Whether ``request``'s Failure-Report allows answering it with ``code``."""
-    failure_report = request.headers.get_lower("failure-report")
+    failure_report = request.headers.first.get("failure-report")
     if failure_report == "no":
         return False
     if failure_report == "partial":
@@ -73,15 +73,18 @@ class RequestHandler:
         self._inbound = _Inbound(chunk, code, message, offset)
 
     def _send_started(self, chunk: MSRPData) -> Any:
-        content_type = chunk.content_type
-        message_id = chunk.message_id
+        get = chunk.headers.first.get
+        content_type = get("content-type")
+        message_id = get("message-id")
         if content_type is None and not chunk.data and message_id not in self.incoming \
                 and message_id not in self._refused:
             return None, None, 0
         if content_type is not None and not self._accepts(content_type):
             return 415, None, 0
+        raw_range = get("byte-range")
         try:
-            byte_range = chunk.byte_range or ByteRange(1, None, None)
+            byte_range = ByteRange(1, None, None) if raw_range is None \
+                else parse_byte_range(raw_range)
         except MSRPError:
             return 400, None, 0
         start, end, total = byte_range
@@ -92,19 +95,20 @@ class RequestHandler:
             return 400, None, 0
         if message_id in self._refused:
             return self._refused[message_id], None, 0
-        limit = self.session.settings.max_message_size
-        if limit is not None and byte_range.total is not None and byte_range.total > limit:
+        settings = self.session.settings
+        limit = settings.max_message_size
+        if limit is not None and total is not None and total > limit:
             return 413, None, 0
         message = self.incoming.get(message_id)
         if message is None:
-            if len(self.incoming) >= self.session.settings.max_incoming_messages:
+            if len(self.incoming) >= settings.max_incoming_messages:
                 return 413, None, 0
             message = IncomingMessage(chunk, byte_range)
             message.sink = make_sink(self.session.receiver.message_started(message),
                                      self.session.transport.protocol.transport,
-                                     self.session.settings.max_out_of_order)
+                                     settings.max_out_of_order)
             self.incoming[message_id] = message
-        return None, message, byte_range.start - 1
+        return None, message, start - 1
 
     def _accepts(self, content_type: str) -> bool:
         if self._accept_cache_for != self.session.accept_types:
@@ -167,7 +171,7 @@ class RequestHandler:
         if message.complete:
             self.incoming.pop(message.message_id or "", None)
             message.data = message.sink.finish()
-            if message.first_chunk.headers.get_lower("success-report") == "yes":
+            if message.first_chunk.headers.first.get("success-report") == "yes":
                 size = message.size or 0
                 self.session._write(make_report(message.first_chunk, 200,
                                         byte_range=ByteRange(1, size, size)))
@@ -177,7 +181,7 @@ class RequestHandler:
         if len(self._refused) > REFUSED_REMEMBERED:
             self._refused.pop(next(iter(self._refused)))
         self._refused[message.message_id or ""] = code
-        if message.first_chunk.headers.get_lower("failure-report") in (None, "yes", "partial") \
+        if message.first_chunk.headers.first.get("failure-report") in (None, "yes", "partial") \
                 and code == 413:
             self.session._write(make_report(message.first_chunk, 413,
                                     byte_range=ByteRange(1, message.received, message.size)))

@@ -174,7 +174,7 @@ class MSRPData:
 
     def encode_end(self) -> bytes:
         """The end-line (with the CRLF that ends a body, if there is one)."""
-        prefix = "\r\n" if self.data or self.headers.get_lower("content-type") is not None else ""
+        prefix = "\r\n" if self.data or self.headers.first.get("content-type") is not None else ""
         return ("%s-------%s%s\r\n" % (prefix, self.transaction_id, self.contflag)).encode()
 
     def encode_parts(self) -> Tuple[bytes, bytes, bytes]:
@@ -194,13 +194,12 @@ def make_response(request: MSRPData, code: int, comment: Optional[str] = None) -
     From-Path the first URI of the request's To-Path (us), RFC 4975 section 7.2.
     """
     headers = Headers()
-    items = headers._items
-    from_path = request.headers.get_lower("from-path")
-    to_path = request.headers.get_lower("to-path")
+    from_path = request.headers.first.get("from-path")
+    to_path = request.headers.first.get("to-path")
     if from_path:
-        items.append(("To-Path", "to-path", from_path.split(None, 1)[0]))
+        headers.append_lower("To-Path", "to-path", from_path.split(None, 1)[0])
     if to_path:
-        items.append(("From-Path", "from-path", to_path.split(None, 1)[0]))
+        headers.append_lower("From-Path", "from-path", to_path.split(None, 1)[0])
     if comment is None:
         comment = RESPONSE_COMMENTS.get(code)
     return MSRPData(request.transaction_id, code=code, comment=comment, headers=headers)

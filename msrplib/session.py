@@ -177,7 +177,7 @@ class MSRPSession:
 
         With Failure-Report ``no`` nothing will answer, so this fires with ``None`` at once.
         """
-        if chunk.headers.get_lower("failure-report") == "no":
+        if chunk.headers.first.get("failure-report") == "no":
             self.send_chunk(chunk)
             return succeed(None)
         result: Deferred = Deferred()
@@ -436,7 +436,7 @@ class MSRPSession:
         """Wait for the response to a request just written (REPORTs get none)."""
         if chunk.method is None or chunk.method == "REPORT":
             return
-        counted = chunk.headers.get_lower("failure-report") in (None, "yes")
+        counted = chunk.headers.first.get("failure-report") in (None, "yes")
         timeout = self.settings.response_timeout
         self._transactions[chunk.transaction_id] = _Transaction(
             chunk, response_cb, counted, message, size)
@@ -470,7 +470,7 @@ class MSRPSession:
 
     def _timed_out(self, transaction_id: str) -> None:
         transaction = self._transactions[transaction_id]
-        if transaction.chunk.headers.get_lower("failure-report") in (None, "yes"):
+        if transaction.chunk.headers.first.get("failure-report") in (None, "yes"):
             response = _generated_response(transaction.chunk, 408, "Request Timeout")
         else:
             response = _generated_response(transaction.chunk, 200, "OK")

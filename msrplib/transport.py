@@ -392,8 +392,8 @@ class MSRPTransport:
     def new_headers(self) -> Headers:
         """Headers holding just this connection's To-Path and From-Path, to build on."""
         headers = Headers()
-        headers._items = [("To-Path", "to-path", self._to_path_text),
-                          ("From-Path", "from-path", self._from_path_text)]
+        headers.append_lower("To-Path", "to-path", self._to_path_text)
+        headers.append_lower("From-Path", "from-path", self._from_path_text)
         return headers
 
     def write(self, bytes: bytes, sync: bool = True) -> Optional[Deferred]:
@@ -453,8 +453,8 @@ class MSRPTransport:
         """``None`` if ``chunk`` is addressed to us from our peer, else the error to answer
         (see :func:`check_paths`)."""
         headers = chunk.headers
-        from_text = headers.get_lower("from-path")
-        if headers.get_lower("to-path") == self._from_path_text and from_text is not None \
+        from_text = headers.first.get("from-path")
+        if headers.first.get("to-path") == self._from_path_text and from_text is not None \
                 and (from_text == self._remote_text
                      or from_text.endswith(" " + self._remote_text)):
             return None  # the paths are the very text we expect: no need to parse them

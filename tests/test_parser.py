@@ -77,6 +77,15 @@ class StreamingTests(unittest.TestCase):
         self.assertEqual(len(events), 1)
         self.assertEqual((events[0].data, events[0].contflag), (b"x" * 1000, "+"))
 
+    def test_whole_chunk_in_one_read_still_streams_past_the_limit(self):
+        body = b"y" * 5000
+        events = feed_all(ChunkParser(ParserLimits(max_buffered_body=4096)),
+                          [send_chunk(body).encode() + RFC4975[0]])
+        self.assertIsInstance(events[0], ChunkStarted)
+        self.assertEqual(b"".join(e.data for e in events if isinstance(e, ChunkData)), body)
+        self.assertIsInstance(events[-2], ChunkEnded)
+        self.assertIsInstance(events[-1], MSRPData)
+
     def test_end_line_split_across_feeds_while_streaming(self):
         body = b"y" * 5000
         raw = send_chunk(body).encode()
@@ -125,6 +134,10 @@ class ErrorTests(unittest.TestCase):
                               limits)
         many = b"MSRP abcd SEND\r\n" + b"X-Filler: 1234567890\r\n" * 20
         self.assertParseError(many, "header block", limits)
+        # The same, with the whole chunk (end-line and all) in one read.
+        self.assertParseError(b"MSRP abcd 200\r\nX: " + b"x" * 200 + b"\r\n-------abcd$\r\n",
+                              "line longer", limits)
+        self.assertParseError(many + b"-------abcd$\r\n", "header block", limits)
 
     def test_byte_range(self):
         self.assertParseError(b"MSRP abcd SEND\r\nByte-Range: 1-a/5\r\n", "Byte-Range")

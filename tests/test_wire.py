@@ -68,6 +68,21 @@ class HeaderTests(unittest.TestCase):
         self.assertEqual(list(headers), ["To-Path"])
         self.assertEqual(len(headers), 1)
 
+    def test_first_value_index_follows_every_change(self):
+        headers = Headers([("X-A", "1"), ("x-a", "2"), ("X-B", "3")])
+        self.assertEqual(headers.first, {"x-a": "1", "x-b": "3"})
+        headers["x-A"] = "4"
+        self.assertEqual(headers.first, {"x-a": "4", "x-b": "3"})
+        self.assertEqual(headers.items(), [("x-A", "4"), ("X-B", "3")])
+        headers.add("X-C", "5")
+        headers.add("X-C", "6")
+        self.assertEqual(headers.first["x-c"], "5")
+        self.assertEqual(headers.pop("x-c"), "5")
+        self.assertNotIn("x-c", headers.first)
+        del headers["X-B"]
+        self.assertEqual(headers.first, {"x-a": "4"})
+        self.assertEqual(headers.copy().first, {"x-a": "4"})
+
     def test_typed_setters_format(self):
         chunk = MSRPData("abcd", method="SEND")
         chunk.to_path = [parse_uri("msrp://b.example.com:1/s;tcp")]
