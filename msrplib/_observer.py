@@ -64,6 +64,10 @@ class ResponseWaiters:
         self._waiting[transaction_id] = waiter
         return waiter
 
+    def __bool__(self) -> bool:
+        """True while some response is awaited."""
+        return bool(self._waiting)
+
     def deliver(self, transaction_id: str, response: Any) -> bool:
         """Fire the waiter for ``transaction_id`` with ``response``; False if none waits."""
         waiter = self._waiting.pop(transaction_id, None)

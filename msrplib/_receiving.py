@@ -55,22 +55,44 @@ class RequestHandler:
         self._accept_cache: Dict[str, bool] = {}
         self._accept_cache_for: Optional[list] = None
 
+    def whole(self, chunk: MSRPData) -> None:
+        """A request that arrived in one piece (body and all): the usual case."""
+        inbound = self._check(chunk)
+        if chunk.data:
+            self._add(inbound, chunk.data)
+        self._finish(inbound, chunk)
+
     def started(self, chunk: MSRPData) -> None:
-        """A request's headers arrived: decide its answer, prepare for its body."""
+        """A request's headers arrived (its body is streamed): decide its answer."""
+        self._inbound = self._check(chunk)
+
+    def data(self, data: bytes) -> None:
+        """The next piece of the streamed request's body."""
+        if self._inbound is not None:
+            self._add(self._inbound, data)
+
+    def ended(self, chunk: MSRPData) -> None:
+        """The streamed request is complete: answer it, and finish its message."""
+        inbound, self._inbound = self._inbound, None
+        if inbound is not None:
+            self._finish(inbound, chunk)
+
+    def _check(self, chunk: MSRPData) -> _Inbound:
+        """Decide a request's answer from its headers, and prepare for its body."""
         code: Optional[int] = None
         message: Optional[IncomingMessage] = None
         offset = 0
         session = self.session
         error = session.transport.check_incoming_SEND_chunk(chunk)
-        method = chunk.method or ""
+        method = chunk.method
         if error is not None:
             code = error.code
-        elif method not in ("SEND", "REPORT") and (
-                method not in session.extension_methods or session.on_incoming_cb is None):
-            code = 501
         elif method == "SEND":
             code, message, offset = self._send_started(chunk)
-        self._inbound = _Inbound(chunk, code, message, offset)
+        elif method != "REPORT" and (
+                method not in session.extension_methods or session.on_incoming_cb is None):
+            code = 501
+        return _Inbound(chunk, code, message, offset)
 
     def _send_started(self, chunk: MSRPData) -> Any:
         get = chunk.headers.first.get
@@ -123,10 +145,8 @@ class RequestHandler:
                 self._accept_cache[content_type] = verdict
         return verdict
 
-    def data(self, data: bytes) -> None:
-        """The next piece of the current request's body."""
-        inbound = self._inbound
-        if inbound is None or inbound.message is None or inbound.code is not None or not data:
+    def _add(self, inbound: _Inbound, data: bytes) -> None:
+        if inbound.message is None or inbound.code is not None or not data:
             return
         limit = self.session.settings.max_message_size
         if limit is not None and inbound.offset + len(data) > limit:
@@ -139,11 +159,8 @@ class RequestHandler:
             return
         inbound.offset += len(data)
 
-    def ended(self, chunk: MSRPData) -> None:
-        """The current request is complete: answer it, and finish its message."""
-        inbound, self._inbound = self._inbound, None
-        if inbound is None:
-            return
+    def _finish(self, inbound: _Inbound, chunk: MSRPData) -> None:
+        """Answer the request, tell the application, and complete its message."""
         head = inbound.chunk
         head.contflag = chunk.contflag
         if head.method == "REPORT":

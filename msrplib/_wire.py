@@ -32,18 +32,46 @@ RESPONSE_COMMENTS = {
 }
 
 
+class _RandomHex:
+    """Hex digits from the operating system's random source, fetched 4 KiB at a time so
+    that one system call serves hundreds of ids. A forked child starts afresh, so parent
+    and child never hand out the same ids. Like the rest of msrplib, for the reactor thread.
+    """
+
+    FETCH = 4096
+
+    def __init__(self) -> None:
+        self._digits = ""
+        self._used = 0
+
+    def take(self, count: int) -> str:
+        """``count`` fresh random hex digits."""
+        used = self._used
+        if used + count > len(self._digits):
+            self._digits, used = os.urandom(self.FETCH).hex(), 0
+        self._used = used + count
+        return self._digits[used:used + count]
+
+    def forget(self) -> None:
+        self._digits, self._used = "", 0
+
+
+_random_hex = _RandomHex()
+os.register_at_fork(after_in_child=_random_hex.forget)
+
+
 def new_transaction_id() -> str:
     """A fresh random transaction id (12 hex digits, within RFC 4975's 4 to 32).
 
     It comes from the operating system's random source: a streamed body is not searched
     for its end-line, so the id must be one nobody can guess.
     """
-    return os.urandom(6).hex()
+    return _random_hex.take(12)
 
 
 def new_message_id() -> str:
     """A fresh random Message-ID."""
-    return os.urandom(8).hex()
+    return _random_hex.take(16)
 
 
 def _text(value: str) -> str:

@@ -138,6 +138,7 @@ class MSRPSession:
         self.settings = settings or SessionSettings()
         self.extension_methods = set(extension_methods)
         self.reactor = reactor
+        self._seconds = reactor.seconds
         self.closed = Observer()
         self._protocol = msrptransport.protocol
         self._queue: Deque[Any] = deque()
@@ -564,14 +565,11 @@ class MSRPSession:
 
     def _event(self, event: ParserEvent) -> None:
         self._touch()
-        if isinstance(event, MSRPData):
+        if type(event) is MSRPData:
             if event.code is not None:
                 self._response(event)
-                return
-            requests = self._requests
-            requests.started(event)
-            requests.data(event.data)
-            requests.ended(event)
+            else:
+                self._requests.whole(event)
         elif isinstance(event, ChunkStarted):
             if event.chunk.code is None:
                 self._requests.started(event.chunk)
@@ -587,7 +585,7 @@ class MSRPSession:
 
     def _touch(self) -> None:
         """Note traffic; the keepalive timer, armed once, finds out when it fires."""
-        self._last_activity = self.reactor.seconds()
+        self._last_activity = self._seconds()
         if self._keepalive is None and self.settings.keepalive_interval > 0 \
                 and not self.closed.fired:
             self._keepalive = self.reactor.callLater(self.settings.keepalive_interval,

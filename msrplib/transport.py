@@ -461,7 +461,7 @@ class MSRPTransport:
         return check_paths(chunk, self.local_uri, self.full_remote_path)
 
     def _event_received(self, event: ParserEvent) -> None:
-        if isinstance(event, MSRPData) and event.code is not None and \
+        if self._expected and isinstance(event, MSRPData) and event.code is not None and \
                 self._expected.deliver(event.transaction_id, event):
             return
         if self._handler is not None:

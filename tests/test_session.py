@@ -566,7 +566,7 @@ class ReportCombinationTests(unittest.TestCase):
 
     def test_failure_report_from_the_peer_fails_the_message(self):
         sessions = pair(settings=SessionSettings(keepalive_interval=0))
-        self.patch(sessions.bob._requests, "ended", lambda chunk: None)  # Bob never answers
+        self.patch(sessions.bob._requests, "whole", lambda chunk: None)  # Bob never answers
         result = sessions.alice.send_message(b"z", "text/plain", success_report="yes",
                                              failure_report="no")
         sessions.flush()

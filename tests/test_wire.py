@@ -1,9 +1,12 @@
 """MSRPData: typed headers, serialisation, responses and reports."""
 
+import os
+
 from twisted.trial import unittest
 
 from msrplib.protocol import (AuthParams, ByteRange, ChunkParser, HeaderParseError, Headers,
-                              MSRPData, Status, make_report, make_response, parse_uri)
+                              MSRPData, Status, make_report, make_response, new_message_id,
+                              new_transaction_id, parse_uri)
 from tests.rfc_examples import RFC4975, RFC4976
 
 
@@ -203,3 +206,25 @@ class ResponseAndReportTests(unittest.TestCase):
         self.assertEqual(report.byte_range, ByteRange(1, 8, 8))
         self.assertEqual(report.status, Status(200, "OK"))
         self.assertEqual(make_report(send, 413).byte_range, ByteRange(1, None, None))
+
+
+class IdTests(unittest.TestCase):
+    def test_ids_are_fresh_hex_across_refills(self):
+        ids = [new_transaction_id() for _ in range(2000)]  # several 4 KiB fetches
+        self.assertEqual(len(set(ids)), len(ids))
+        self.assertTrue(all(len(tid) == 12 and int(tid, 16) >= 0 for tid in ids))
+        self.assertEqual(len(new_message_id()), 16)
+
+    def test_a_forked_child_does_not_repeat_the_parents_ids(self):
+        new_transaction_id()  # the parent holds unused random digits now
+        reader, writer = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.write(writer, new_transaction_id().encode())
+            os._exit(0)
+        os.close(writer)
+        os.waitpid(child, 0)
+        with os.fdopen(reader, "rb") as pipe:
+            child_id = pipe.read().decode()
+        self.assertEqual(len(child_id), 12)
+        self.assertNotEqual(child_id, new_transaction_id())
