@@ -68,12 +68,16 @@ _TID_RE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9.+%=-]{3,31}")
 _METHOD_RE = re.compile(rb"[A-Z]+")
 _NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _BYTE_RANGE_RE = re.compile(r"[0-9]+-(?:[0-9]+|\*)/(?:[0-9]+|\*) *")
-#: Header names seen before, as (name, lower-case name); most chunks repeat a few.
-_NAMES: Dict[str, Tuple[str, str]] = {}
+#: Header lines seen before, checked and split: the chunks of a session repeat most of
+#: theirs (paths, Content-Type, often Byte-Range). Bounded in count (emptied when full)
+#: and line length.
+_LINES: Dict[str, Tuple[str, str, str]] = {}
+_LINES_CACHED = 1024
+_LINE_CACHED_LENGTH = 256
 #: Request methods seen before.
 _METHODS: Dict[bytes, str] = {}
 _FLAGS = {b"$": "$", b"+": "+", b"#": "#"}
-_NAMES_CACHED = 256
+_METHODS_CACHED = 64
 
 _START, _HEADERS, _BODY = range(3)
 
@@ -296,7 +300,7 @@ class ChunkParser:
         elif len(parts) == 3 and (method is not None or _METHOD_RE.fullmatch(word)):
             if method is None:
                 method = word.decode()
-                if len(_METHODS) < _NAMES_CACHED:
+                if len(_METHODS) < _METHODS_CACHED:
                     _METHODS[word] = method
             chunk = MSRPData(tid.decode(), method=method, contflag=None)
         else:
@@ -318,29 +322,36 @@ class ChunkParser:
         headers = chunk.headers
         items = headers._items
         first = headers.first
+        known = _LINES.get
         for line in block.decode("utf-8", "surrogateescape").split("\r\n"):
-            name, colon, value = line.partition(":")
-            if not colon:
-                if line.startswith("-------"):
-                    raise self._fail("end-line %r does not match transaction %s"
-                                     % (line[:80], chunk.transaction_id))
-                raise self._fail("header line without a colon: %r" % line[:80])
-            known = _NAMES.get(name)
-            if known is None:
-                if not _NAME_RE.fullmatch(name):
-                    raise self._fail("bad header name %r" % name[:80])
-                known = (name, name.lower())
-                if len(_NAMES) < _NAMES_CACHED:
-                    _NAMES[name] = known
-            if value[:1] == " ":
-                value = value[1:]
-            lower = known[1]
-            if lower == "byte-range" and not _BYTE_RANGE_RE.fullmatch(value):
-                raise self._fail("Byte-Range %r is not start-end/total numbers or *"
-                                 % value[:80])
-            items.append((name, lower, value))
-            if lower not in first:
-                first[lower] = value
+            header = known(line)
+            if header is None:
+                header = self._header_line(line)
+            items.append(header)
+            if header[1] not in first:
+                first[header[1]] = header[2]
+
+    def _header_line(self, line: str) -> Tuple[str, str, str]:
+        """One header line, checked: ``(name, lower-case name, value)``."""
+        name, colon, value = line.partition(":")
+        if not colon:
+            if line.startswith("-------"):
+                raise self._fail("end-line %r does not match transaction %s"
+                                 % (line[:80], self._chunk and self._chunk.transaction_id))
+            raise self._fail("header line without a colon: %r" % line[:80])
+        if not _NAME_RE.fullmatch(name):
+            raise self._fail("bad header name %r" % name[:80])
+        if value[:1] == " ":
+            value = value[1:]
+        lower = name.lower()
+        if lower == "byte-range" and not _BYTE_RANGE_RE.fullmatch(value):
+            raise self._fail("Byte-Range %r is not start-end/total numbers or *" % value[:80])
+        header = (name, lower, value)
+        if len(line) <= _LINE_CACHED_LENGTH and lower != "message-id":  # those never repeat
+            if len(_LINES) >= _LINES_CACHED:
+                _LINES.clear()
+            _LINES[line] = header
+        return header
 
     def _check_paths(self) -> None:
         chunk = self._chunk

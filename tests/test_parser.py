@@ -162,3 +162,16 @@ class ErrorTests(unittest.TestCase):
             for event in parser.feed(RFC4975[0] + RFC4975[1] + b"garbage\r\n"):
                 received.append(event)
         self.assertEqual([e.encode() for e in received], [RFC4975[0], RFC4975[1]])
+
+
+class LineCacheTests(unittest.TestCase):
+    def test_repeated_lines_parse_the_same_and_the_cache_stays_bounded(self):
+        from msrplib import _parser
+        parser = ChunkParser()
+        for number in range(3 * _parser._LINES_CACHED):
+            chunk = send_chunk(b"x", tid="seq%05d" % number)
+            chunk.headers.add("X-Seq", str(number))
+            [event] = list(parser.feed(chunk.encode()))
+            self.assertEqual(event.headers["X-Seq"], str(number))
+            self.assertEqual(event.headers["content-type"], "application/octet-stream")
+            self.assertLessEqual(len(_parser._LINES), _parser._LINES_CACHED)
