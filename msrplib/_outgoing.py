@@ -127,17 +127,17 @@ class OutgoingMessage:
     def fill(self, chunk: MSRPData, byte_range: ByteRange, last: bool) -> MSRPData:
         """Set the message headers on ``chunk`` (made by the transport for our paths)."""
         headers = chunk.headers
-        headers.add("Message-ID", self.message_id)
-        headers.add("Byte-Range", "%d-%d/%s" % (byte_range.start, byte_range.end or 0,
-                                                "*" if byte_range.total is None
-                                                else byte_range.total))
+        headers.append_lower("Message-ID", "message-id", self.message_id)
+        headers.append_lower("Byte-Range", "byte-range", "%d-%d/%s" % (
+            byte_range.start, byte_range.end or 0,
+            "*" if byte_range.total is None else byte_range.total))
         if self.success_report != "no":
-            headers.add("Success-Report", self.success_report)
+            headers.append_lower("Success-Report", "success-report", self.success_report)
         if self.failure_report != "yes":
-            headers.add("Failure-Report", self.failure_report)
+            headers.append_lower("Failure-Report", "failure-report", self.failure_report)
         for name, value in self.headers.items():
             headers.add(name, value)
-        headers.add("Content-Type", self.content_type)
+        headers.append_lower("Content-Type", "content-type", self.content_type)
         chunk.contflag = "$" if last else "+"
         if last:
             self.finished_sending = True

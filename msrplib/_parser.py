@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import chain
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from msrplib._wire import MSRPData
@@ -81,6 +82,10 @@ _METHODS_CACHED = 64
 
 _START, _HEADERS, _BODY = range(3)
 
+#: Chunks up to this size (start line excepted) that are all in the buffer are parsed in
+#: one go; larger ones take the general path, which searches each byte once.
+WHOLE_CHUNK_SPAN = 16 * 1024
+
 
 def _take(buf: bytearray, start: int, end: int) -> bytes:
     """``bytes(buf[start:end])``, with one copy instead of two for big bodies."""
@@ -123,19 +128,27 @@ class ChunkParser:
         """Add ``data`` and iterate over the events it completes."""
         if self.error is not None:
             raise ChunkParseError("the parser stopped at an earlier error: %s" % self.error)
-        if self._state == _BODY and not self._buf and not self._lead and \
-                self._all_body(data):
-            return iter(self._body_piece(bytes(data)))
+        if self._state == _BODY and not self._buf and not self._lead:
+            return self._continue_body(data)
         self._buf += data
         return self._events()
 
-    def _all_body(self, data: bytes) -> bool:
-        """True when ``data`` is body through and through: no end-line in it, and none can
-        begin in its last bytes (an end-line starts with CR). Such data becomes a body
-        piece as it is, without being copied into the buffer and out again."""
+    def _continue_body(self, data: bytes) -> Iterator[ParserEvent]:
+        """``data`` continues a body: the part before its end-line (all of it when there is
+        none, but for a CR at its very end, which may begin one) becomes a body piece
+        as it is, without a trip through the buffer; the rest is parsed as usual. Each
+        byte of a big body is searched once."""
         marker = self._marker
-        return data.find(marker) < 0 and \
-            data.rfind(b"\r", max(0, len(data) - len(marker) + 1)) < 0
+        body_end = data.find(marker)
+        if body_end < 0:
+            carriage = data.rfind(b"\r", max(0, len(data) - len(marker) + 1))
+            body_end = len(data) if carriage < 0 else carriage
+        events = self._body_piece(data[:body_end]) if body_end else []
+        if body_end == len(data):
+            return iter(events)
+        with memoryview(data) as view:
+            self._buf += view[body_end:]
+        return chain(events, self._events())
 
     def _fail(self, reason: str) -> ChunkParseError:
         self.error = ChunkParseError(reason)
@@ -203,12 +216,14 @@ class ChunkParser:
             # Neither search may run past what a header block can be, and a blank line
             # only counts before the end-line (it may share the end-line's CRLF, for an
             # empty body): each chunk costs a bounded scan.
+            # The blank line is looked for first, so that the end-line search stops there
+            # instead of running on through a body.
             start = max(pos, done - 2, self._scan)
             stop = pos + limits.max_header_block + len(marker) + 4
-            end = buf.find(marker, start, stop)
-            blank = buf.find(b"\r\n\r\n", start, stop if end < 0 else end + 2)
-            if blank >= 0:
-                end = -1
+            blank = buf.find(b"\r\n\r\n", start, stop)
+            end = buf.find(marker, start, stop if blank < 0 else blank + 1 + len(marker))
+            if end >= 0:
+                blank = -1
         if blank < 0 and end < 0:
             done = self._complete_lines(done)
             self._lines_done = done - pos
@@ -226,7 +241,7 @@ class ChunkParser:
             self._scan = end
             return None
         if block_end > done:
-            self._header_lines(bytes(buf[done:block_end]))
+            self._header_lines(buf[done:block_end])
         self._lines_done = self._line_scan = 0
         self._check_paths()
         if blank >= 0:
@@ -246,8 +261,9 @@ class ChunkParser:
         buf = self._buf
         marker = self._marker
         limits = self.limits
-        # The end-line may share the start line's CRLF (a chunk without headers).
-        end = buf.find(marker, pos - 2, pos + limits.max_header_block + limits.max_buffered_body)
+        # The end-line may share the start line's CRLF (a chunk without headers). Bigger
+        # chunks are not searched here: the general path finds their end-line once.
+        end = buf.find(marker, pos - 2, pos + WHOLE_CHUNK_SPAN)
         if end < 0 or len(buf) < end + len(marker) + 3:
             return None
         blank = buf.find(b"\r\n\r\n", pos - 2, end + 2)
@@ -257,7 +273,7 @@ class ChunkParser:
         if blank >= 0 and end - blank - 4 > limits.max_buffered_body:
             return None
         if block_end > pos:
-            self._header_lines(bytes(buf[pos:block_end]))
+            self._header_lines(buf[pos:block_end])
         self._check_paths()
         chunk = self._chunk
         assert chunk is not None
@@ -279,7 +295,7 @@ class ChunkParser:
         buf = self._buf
         last = buf.rfind(b"\r\n", max(done, self._line_scan))
         if last >= done:
-            self._header_lines(bytes(buf[done:last]))
+            self._header_lines(buf[done:last])
             done = last + 2
         self._line_scan = max(done, len(buf) - 1)
         return done
@@ -310,7 +326,7 @@ class ChunkParser:
         self._marker = b"\r\n-------" + tid
         self._state = _HEADERS
 
-    def _header_lines(self, block: bytes) -> None:
+    def _header_lines(self, block: bytearray) -> None:
         """Check and keep the header lines of ``block`` (whole lines joined by CRLF)."""
         chunk = self._chunk
         assert chunk is not None

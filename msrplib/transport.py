@@ -116,8 +116,9 @@ class MSRPProtocol(Protocol):
         if batch is None:
             self.transport.writeSequence(parts)
             return
-        batch.extend(parts)
-        self._batched += sum(map(len, parts))
+        batch += parts
+        for part in parts:
+            self._batched += len(part)
         if self._batched > BATCH_LIMIT:
             self._flush()
             self._batch = []
