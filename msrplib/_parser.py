@@ -87,7 +87,13 @@ _START, _HEADERS, _BODY = range(3)
 WHOLE_CHUNK_SPAN = 16 * 1024
 
 
-def _take(buf: bytearray, start: int, end: int) -> bytes:
+def _then_raise(events: List[ParserEvent], error: ChunkParseError) -> Iterator[ParserEvent]:
+    """Yield ``events``, then raise ``error``: bad input fails after what came before it."""
+    yield from events
+    raise error
+
+
+def _take(buf: Union[bytes, bytearray], start: int, end: int) -> bytes:
     """``bytes(buf[start:end])``, with one copy instead of two for big bodies."""
     if end - start < 4096:
         return bytes(buf[start:end])
@@ -128,10 +134,40 @@ class ChunkParser:
         """Add ``data`` and iterate over the events it completes."""
         if self.error is not None:
             raise ChunkParseError("the parser stopped at an earlier error: %s" % self.error)
-        if self._state == _BODY and not self._buf and not self._lead:
-            return self._continue_body(data)
+        if not self._buf:
+            if self._state == _START:
+                return self._fresh(data)
+            if self._state == _BODY and not self._lead:
+                return self._continue_body(data)
         self._buf += data
         return self._events()
+
+    def _fresh(self, data: bytes) -> Iterator[ParserEvent]:
+        """``data`` begins with a chunk: the chunks wholly inside it (a read of chat
+        messages or answers, typically) are parsed where they are, without a trip through
+        the buffer; what is left is parsed as usual."""
+        events: List[ParserEvent] = []
+        pos = 0
+        max_line = self.limits.max_line_length
+        try:
+            while pos < len(data):
+                eol = data.find(b"\r\n", pos, pos + max_line + 2)
+                if eol < 0:
+                    break
+                self._start_line(data[pos:eol])
+                whole = self._whole_chunk(data, eol + 2)
+                if whole is None:
+                    self._state, self._chunk = _START, None  # the general path starts over
+                    break
+                chunk, pos = whole
+                events.append(chunk)
+        except ChunkParseError as error:
+            return _then_raise(events, error)
+        if pos == len(data):
+            return iter(events)
+        with memoryview(data) as view:
+            self._buf += view[pos:]
+        return chain(events, self._events())
 
     def _continue_body(self, data: bytes) -> Iterator[ParserEvent]:
         """``data`` continues a body: the part before its end-line (all of it when there is
@@ -178,7 +214,7 @@ class ChunkParser:
                                          % self.limits.max_line_length)
                     self._start_line(bytes(buf[pos:eol]))
                     pos = self._scan = eol + 2
-                    whole = self._whole_chunk(pos)
+                    whole = self._whole_chunk(buf, pos)
                     if whole is not None:
                         event, pos = whole
                         self._scan = pos
@@ -248,17 +284,18 @@ class ChunkParser:
             self._state = _BODY
             self._lead = 2
             return None, blank + 2
-        return self._end_line(end + len(marker))
+        return self._end_line(buf, end + len(marker))
 
-    def _whole_chunk(self, pos: int) -> Optional[Tuple[MSRPData, int]]:
+    def _whole_chunk(self, buf: Union[bytes, bytearray], pos: int
+                     ) -> Optional[Tuple[MSRPData, int]]:
         """The chunk whose headers start at ``pos``, parsed in one go when all of it is in
         the buffer and its body is small: ``(chunk, position after it)``. ``None`` leaves
         it to the step-by-step path (:meth:`_header_block`, :meth:`_body`).
 
-        Tried once per chunk, right after its start line, so a chunk trickling in a byte
-        at a time is not searched again and again.
+        Tried right after a chunk's start line (at most twice per chunk, the second time
+        by the general path), so a chunk trickling in a byte at a time is not searched
+        again and again.
         """
-        buf = self._buf
         marker = self._marker
         limits = self.limits
         # The end-line may share the start line's CRLF (a chunk without headers). Bigger
@@ -279,11 +316,10 @@ class ChunkParser:
         assert chunk is not None
         if blank >= 0:
             chunk.data = _take(buf, blank + 4, end)
-        return self._end_line(end + len(marker))
+        return self._end_line(buf, end + len(marker))
 
-    def _end_line(self, after: int) -> Tuple[MSRPData, int]:
+    def _end_line(self, buf: Union[bytes, bytearray], after: int) -> Tuple[MSRPData, int]:
         """Finish the chunk whose end-line's flag is at ``after``."""
-        buf = self._buf
         flag = bytes(buf[after:after + 1])
         if buf[after + 1:after + 3] != b"\r\n" and flag in (b"$", b"+", b"#"):
             raise self._fail("end-line of %s not followed by CRLF"
@@ -326,7 +362,7 @@ class ChunkParser:
         self._marker = b"\r\n-------" + tid
         self._state = _HEADERS
 
-    def _header_lines(self, block: bytearray) -> None:
+    def _header_lines(self, block: Union[bytes, bytearray]) -> None:
         """Check and keep the header lines of ``block`` (whole lines joined by CRLF)."""
         chunk = self._chunk
         assert chunk is not None
