@@ -84,7 +84,7 @@ _START, _HEADERS, _BODY = range(3)
 
 #: Chunks up to this size (start line excepted) that are all in the buffer are parsed in
 #: one go; larger ones take the general path, which searches each byte once.
-WHOLE_CHUNK_SPAN = 16 * 1024
+WHOLE_CHUNK_SPAN = 4 * 1024
 
 
 def _then_raise(events: List[ParserEvent], error: ChunkParseError) -> Iterator[ParserEvent]:

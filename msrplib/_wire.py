@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from msrplib._headers import (AuthParams, ByteRange, HeaderField, Headers, Status,
                               format_path, parse_auth_params, parse_byte_range, parse_int,
@@ -72,6 +72,20 @@ def new_transaction_id() -> str:
 def new_message_id() -> str:
     """A fresh random Message-ID."""
     return _random_hex.take(16)
+
+
+#: Where each header goes on the wire: To-Path, From-Path, the others in their order, the
+#: other Content-* headers, Content-Type last (RFC 4975 section 7). Learnt per name.
+_WIRE_GROUPS: Dict[str, int] = {"to-path": 0, "from-path": 1, "content-type": 4}
+
+
+def _wire_group(lower: str) -> int:
+    group = _WIRE_GROUPS.get(lower)
+    if group is None:
+        group = 3 if lower.startswith("content-") else 2
+        if len(_WIRE_GROUPS) < 256:
+            _WIRE_GROUPS[lower] = group
+    return group
 
 
 def _text(value: str) -> str:
@@ -172,37 +186,32 @@ class MSRPData:
             while ("-------" + tid).encode() in self.data:
                 tid = self.transaction_id = new_transaction_id()
         if self.method is not None:
-            lines = ["MSRP %s %s\r\n" % (tid, self.method)]
+            head = "MSRP %s %s\r\n" % (tid, self.method)
         elif self.comment:
-            lines = ["MSRP %s %03d %s\r\n" % (tid, self.code or 0, self.comment)]
+            head = "MSRP %s %03d %s\r\n" % (tid, self.code or 0, self.comment)
         else:
-            lines = ["MSRP %s %03d\r\n" % (tid, self.code or 0)]
+            head = "MSRP %s %03d\r\n" % (tid, self.code or 0)
+        lines = [head]
         items = self.headers._items
-        middle = []
-        content = []
-        content_type = None
+        groups = _WIRE_GROUPS
+        previous = 0
         for name, lower, value in items:
-            if lower == "to-path":
-                lines.insert(1, "%s: %s\r\n" % (name, value))
-            elif lower == "from-path":
-                lines.append("%s: %s\r\n" % (name, value))
-            elif lower == "content-type":
-                content_type = "%s: %s\r\n" % (name, value)
-            elif lower.startswith("content-"):
-                content.append("%s: %s\r\n" % (name, value))
-            else:
-                middle.append("%s: %s\r\n" % (name, value))
-        lines += middle
-        lines += content
-        if content_type is not None:
-            lines.append(content_type)
-        if self.data or content_type is not None:
+            group = groups.get(lower)
+            if group is None:
+                group = _wire_group(lower)
+            if group < previous:  # out of wire order (rare): sort, keeping each group's order
+                lines[1:] = ["%s: %s\r\n" % (name, value) for name, _, value
+                             in sorted(items, key=lambda item: _wire_group(item[1]))]
+                break
+            previous = group
+            lines.append("%s: %s\r\n" % (name, value))
+        if self.data or "content-type" in self.headers.first:
             lines.append("\r\n")
         return "".join(lines).encode("utf-8", "surrogateescape")
 
     def encode_end(self) -> bytes:
         """The end-line (with the CRLF that ends a body, if there is one)."""
-        prefix = "\r\n" if self.data or self.headers.first.get("content-type") is not None else ""
+        prefix = "\r\n" if self.data or "content-type" in self.headers.first else ""
         return ("%s-------%s%s\r\n" % (prefix, self.transaction_id, self.contflag)).encode()
 
     def encode_parts(self) -> Tuple[bytes, bytes, bytes]:
