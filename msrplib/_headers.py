@@ -110,7 +110,10 @@ class Headers:
 
     def copy(self) -> Headers:
         """An independent copy."""
-        return Headers(self.items())
+        clone = Headers()
+        clone._items = list(self._items)
+        clone.first = dict(self.first)
+        return clone
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):

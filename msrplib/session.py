@@ -197,7 +197,8 @@ class MSRPSession:
     def respond(self, request: MSRPData, code: int, comment: Optional[str] = None) -> None:
         """Answer ``request`` (e.g. a NICKNAME), if its Failure-Report allows that answer."""
         if should_respond(request, code):
-            self._write(make_response(request, code, comment))
+            self._protocol.write_chunk(make_response(request, code, comment))
+            self._touch()
 
     def shutdown(self, sync: bool = True) -> Deferred:
         """Send what is queued, wait for the answers and success REPORTs still due (and

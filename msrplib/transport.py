@@ -319,6 +319,8 @@ class MSRPTransport:
         self._to_path_text = format_path(self.local_path[:-1] + self.full_remote_path)
         self._from_path_text = str(self.local_uri)
         self._remote_text = format_path(self.full_remote_path)
+        self._path_headers = Headers([("To-Path", self._to_path_text),
+                                      ("From-Path", self._from_path_text)])
         self._events: Deque[ParserEvent] = deque()
         self._queued_bytes = 0
         self._reading_paused = False
@@ -392,10 +394,7 @@ class MSRPTransport:
 
     def new_headers(self) -> Headers:
         """Headers holding just this connection's To-Path and From-Path, to build on."""
-        headers = Headers()
-        headers.append_lower("To-Path", "to-path", self._to_path_text)
-        headers.append_lower("From-Path", "from-path", self._from_path_text)
-        return headers
+        return self._path_headers.copy()
 
     def write(self, bytes: bytes, sync: bool = True) -> Optional[Deferred]:
         """Write raw bytes. With ``sync``, return a Deferred that fires once the socket's
