@@ -2,7 +2,8 @@
 
 msrplib: 100-byte text messages with send_message, each awaiting its 200 (one at a time),
 then with 32 outstanding. Baseline: a plain Twisted protocol that sends a frame of the same
-size and waits for a small answer, in the same process and the same run.
+size and waits for a small answer, in the same process and the same run. The two take
+turns for three rounds and the best round of each is reported.
 """
 
 from twisted.internet import defer, reactor, task
@@ -14,6 +15,8 @@ from msrplib.session import MSRPSession, SessionSettings
 COUNT = 20000
 BODY = b"m" * 100
 WINDOW = 32
+#: Rounds of msrplib then baseline; the best of each is reported.
+ROUNDS = 3
 
 
 class Answerer(Protocol):
@@ -102,10 +105,12 @@ def main(reactor):
     MSRPSession(bob_link, settings=settings)
     frame = len(alice_link.make_chunk(data=BODY).encode())
     for window, label in [(1, "one at a time"), (WINDOW, "%d outstanding" % WINDOW)]:
-        with Timer() as timer:
-            yield run_window(lambda: alice.send_message(BODY, "text/plain"), window)
-        ours = COUNT / timer.seconds
-        baseline = yield echo_baseline(frame, window)
+        ours = baseline = 0.0
+        for _ in range(ROUNDS):  # alternating, so that a noisy moment hits both sides
+            with Timer() as timer:
+                yield run_window(lambda: alice.send_message(BODY, "text/plain"), window)
+            ours = max(ours, COUNT / timer.seconds)
+            baseline = max(baseline, (yield echo_baseline(frame, window)))
         report("100-byte messages, %s" % label, ours, baseline, "msg/s")
     yield alice.shutdown()
 
