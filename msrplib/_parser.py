@@ -8,15 +8,16 @@ Feed bytes in any split; the parser yields
   :class:`ChunkEnded`, for a chunk whose body grew past that limit, so that a 1 GiB chunk
   never sits in memory whole.
 
-The end-line is found with ``bytearray.find`` over the new bytes plus at most the end-line's
-length of older ones, so the work is linear in the input whatever the split.
+The end-line is found with ``find`` over the new bytes plus at most the end-line's length
+of older ones, so the work is linear in the input whatever the split. A read is parsed
+where it is when nothing was left over from the one before; only an unfinished end is
+kept in the parser's buffer.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from itertools import chain
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from msrplib._wire import MSRPData
@@ -94,8 +95,9 @@ def _then_raise(events: List[ParserEvent], error: ChunkParseError) -> Iterator[P
 
 
 def _take(buf: Union[bytes, bytearray], start: int, end: int) -> bytes:
-    """``bytes(buf[start:end])``, with one copy instead of two for big bodies."""
-    if end - start < 4096:
+    """``bytes(buf[start:end])``, with one copy instead of two for big bodies (and none
+    for the whole of a ``bytes`` read)."""
+    if type(buf) is bytes or end - start < 4096:
         return bytes(buf[start:end])
     with memoryview(buf) as view:
         return view[start:end].tobytes()
@@ -134,104 +136,70 @@ class ChunkParser:
         """Add ``data`` and iterate over the events it completes."""
         if self.error is not None:
             raise ChunkParseError("the parser stopped at an earlier error: %s" % self.error)
-        if not self._buf:
-            if self._state == _START:
-                return self._fresh(data)
-            if self._state == _BODY and not self._lead:
-                return self._continue_body(data)
-        self._buf += data
-        return self._events()
+        if self._buf:
+            self._buf += data
+            return self._parse(self._buf)
+        if not isinstance(data, (bytes, bytearray)):
+            data = bytes(data)  # a memoryview, say
+        # Nothing is left over: parse the read where it is, and keep only its
+        # unfinished end (often nothing: a read of whole chunks, or of body only).
+        return self._parse(data)
 
-    def _fresh(self, data: bytes) -> Iterator[ParserEvent]:
-        """``data`` begins with a chunk: the chunks wholly inside it (a read of chat
-        messages or answers, typically) are parsed where they are, without a trip through
-        the buffer; what is left is parsed as usual."""
+    def _parse(self, buf: Union[bytes, bytearray]) -> Iterator[ParserEvent]:
         events: List[ParserEvent] = []
-        pos = 0
-        max_line = self.limits.max_line_length
         try:
-            while pos < len(data):
-                eol = data.find(b"\r\n", pos, pos + max_line + 2)
-                if eol < 0:
-                    break
-                self._start_line(data[pos:eol])
-                whole = self._whole_chunk(data, eol + 2)
-                if whole is None:
-                    self._state, self._chunk = _START, None  # the general path starts over
-                    break
-                chunk, pos = whole
-                events.append(chunk)
+            pos = self._run(buf, events)
         except ChunkParseError as error:
             return _then_raise(events, error)
-        if pos == len(data):
-            return iter(events)
-        with memoryview(data) as view:
-            self._buf += view[pos:]
-        return chain(events, self._events())
-
-    def _continue_body(self, data: bytes) -> Iterator[ParserEvent]:
-        """``data`` continues a body: the part before its end-line (all of it when there is
-        none, but for a CR at its very end, which may begin one) becomes a body piece
-        as it is, without a trip through the buffer; the rest is parsed as usual. Each
-        byte of a big body is searched once."""
-        marker = self._marker
-        body_end = data.find(marker)
-        if body_end < 0:
-            carriage = data.rfind(b"\r", max(0, len(data) - len(marker) + 1))
-            body_end = len(data) if carriage < 0 else carriage
-        events = self._body_piece(data[:body_end]) if body_end else []
-        if body_end == len(data):
-            return iter(events)
-        with memoryview(data) as view:
-            self._buf += view[body_end:]
-        return chain(events, self._events())
+        if buf is self._buf:
+            del self._buf[:pos]
+        elif pos < len(buf):
+            with memoryview(buf) as view:
+                self._buf += view[pos:]
+        self._scan = max(0, self._scan - pos)
+        self._line_scan = max(0, self._line_scan - pos)
+        return iter(events)
 
     def _fail(self, reason: str) -> ChunkParseError:
         self.error = ChunkParseError(reason)
         return self.error
 
-    def _events(self) -> Iterator[ParserEvent]:
-        buf = self._buf
+    def _run(self, buf: Union[bytes, bytearray], events: List[ParserEvent]) -> int:
+        """Parse ``buf`` into ``events`` as far as it goes; return the position reached."""
         pos = 0
-        try:
-            while True:
-                state = self._state
-                if state == _BODY:
-                    events, pos = self._body(pos)
-                    if not events:
-                        return
-                    yield from events
-                elif state == _START:
-                    eol = buf.find(b"\r\n", max(pos, self._scan))
-                    if eol < 0:
-                        if len(buf) - pos > self.limits.max_line_length:
-                            raise self._fail("line longer than %d bytes"
-                                             % self.limits.max_line_length)
-                        self._scan = max(pos, len(buf) - 1)
-                        return
-                    if eol - pos > self.limits.max_line_length:
-                        raise self._fail("line longer than %d bytes"
-                                         % self.limits.max_line_length)
-                    self._start_line(bytes(buf[pos:eol]))
-                    pos = self._scan = eol + 2
-                    whole = self._whole_chunk(buf, pos)
-                    if whole is not None:
-                        event, pos = whole
-                        self._scan = pos
-                        yield event
-                else:
-                    found = self._header_block(pos)
-                    if found is None:
-                        return
-                    event, pos = found
-                    if event is not None:
-                        yield event
-        finally:
-            del buf[:pos]
-            self._scan = max(0, self._scan - pos)
-            self._line_scan = max(0, self._line_scan - pos)
+        max_line = self.limits.max_line_length
+        while True:
+            state = self._state
+            if state == _BODY:
+                pos, ended = self._body(buf, pos, events)
+                if not ended:
+                    return pos
+            elif state == _START:
+                eol = buf.find(b"\r\n", max(pos, self._scan))
+                if eol < 0:
+                    if len(buf) - pos > max_line:
+                        raise self._fail("line longer than %d bytes" % max_line)
+                    self._scan = max(pos, len(buf) - 1)
+                    return pos
+                if eol - pos > max_line:
+                    raise self._fail("line longer than %d bytes" % max_line)
+                self._start_line(bytes(buf[pos:eol]))
+                pos = self._scan = eol + 2
+                whole = self._whole_chunk(buf, pos)
+                if whole is not None:
+                    chunk, pos = whole
+                    self._scan = pos
+                    events.append(chunk)
+            else:
+                found = self._header_block(buf, pos)
+                if found is None:
+                    return pos
+                event, pos = found
+                if event is not None:
+                    events.append(event)
 
-    def _header_block(self, pos: int) -> Optional[Tuple[Optional[MSRPData], int]]:
+    def _header_block(self, buf: Union[bytes, bytearray], pos: int
+                      ) -> Optional[Tuple[Optional[MSRPData], int]]:
         """Parse the headers that start at ``pos``.
 
         They end at a blank line (a body follows) or at the end-line (no body). While they
@@ -239,7 +207,6 @@ class ChunkParser:
         and ``None`` is returned; then the finished chunk (or ``None`` when a body follows)
         and the position after what was consumed.
         """
-        buf = self._buf
         marker = self._marker
         limits = self.limits
         done = pos + self._lines_done
@@ -261,7 +228,7 @@ class ChunkParser:
             if end >= 0:
                 blank = -1
         if blank < 0 and end < 0:
-            done = self._complete_lines(done)
+            done = self._complete_lines(buf, done)
             self._lines_done = done - pos
             if len(buf) - done > limits.max_line_length:
                 raise self._fail("line longer than %d bytes" % limits.max_line_length)
@@ -326,9 +293,8 @@ class ChunkParser:
                              % self._marker[9:].decode())
         return self._finish(flag), after + 3
 
-    def _complete_lines(self, done: int) -> int:
-        """Check the header lines that are complete in the buffer from ``done`` on."""
-        buf = self._buf
+    def _complete_lines(self, buf: Union[bytes, bytearray], done: int) -> int:
+        """Check the header lines that are complete in ``buf`` from ``done`` on."""
         last = buf.rfind(b"\r\n", max(done, self._line_scan))
         if last >= done:
             self._header_lines(buf[done:last])
@@ -425,23 +391,23 @@ class ChunkParser:
         self._state = _START
         return chunk
 
-    def _body(self, pos: int) -> tuple[List[ParserEvent], int]:
-        """Look for the end-line from ``pos``; return the events and the new position."""
-        buf = self._buf
+    def _body(self, buf: Union[bytes, bytearray], pos: int, events: List[ParserEvent]
+              ) -> Tuple[int, bool]:
+        """Take the body from ``pos`` up to its end-line, or as much as is safe: add the
+        events to ``events``; return the new position and whether the chunk ended."""
         marker = self._marker
         chunk = self._chunk
         assert chunk is not None
-        events: List[ParserEvent] = []
+        start = pos + self._lead
         found = buf.find(marker, pos)
         if found >= 0 and len(buf) >= found + len(marker) + 3:
             end = found + len(marker)
             if buf[end + 1:end + 3] != b"\r\n" and buf[end:end + 1] in (b"$", b"+", b"#"):
                 raise self._fail("end-line of %s not followed by CRLF" % chunk.transaction_id)
-            body_end = max(found, pos + self._lead)
-            piece = _take(buf, pos + self._lead, body_end)
+            piece = _take(buf, start, max(found, start))
             flag = bytes(buf[end:end + 1])
             if piece:
-                events = self._body_piece(piece)  # may start streaming
+                events += self._body_piece(piece)  # may start streaming
             if self._streaming:
                 self._finish(flag)
                 events.append(ChunkEnded(chunk))
@@ -452,8 +418,7 @@ class ChunkParser:
             self._body_len = 0
             self._streaming = False
             self._lead = 0
-            return events, end + 3
-        start = pos + self._lead
+            return end + 3, True
         if found >= 0:
             safe_end = found
         else:
@@ -461,9 +426,10 @@ class ChunkParser:
             carriage = buf.find(b"\r", max(start, len(buf) - len(marker) + 1))
             safe_end = len(buf) if carriage < 0 else carriage
         if safe_end <= start:
-            return events, pos
+            return pos, False
         self._lead = 0
-        return self._body_piece(_take(buf, start, safe_end)), safe_end
+        events += self._body_piece(_take(buf, start, safe_end))
+        return safe_end, False
 
     def _body_piece(self, piece: bytes) -> List[ParserEvent]:
         """Keep ``piece`` of the current body, or stream it once the body grew too big."""
