@@ -571,11 +571,11 @@ class MSRPSession:
                 self._response(event)
             else:
                 self._requests.whole(event)
+        elif type(event) is ChunkData:
+            self._requests.data(event.data)
         elif isinstance(event, ChunkStarted):
             if event.chunk.code is None:
                 self._requests.started(event.chunk)
-        elif isinstance(event, ChunkData):
-            self._requests.data(event.data)
         elif isinstance(event, ChunkEnded):
             if event.chunk.code is not None:
                 self._response(event.chunk)
