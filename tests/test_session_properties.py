@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
+from msrplib._incoming import RangeSet
 from msrplib.protocol import Headers, MSRPData
 from msrplib.session import SessionSettings
 from msrplib.testing import ALICE_URI, BOB_URI, CollectingReceiver, SessionPair
@@ -73,3 +74,19 @@ class HostilePeerProperties(unittest.TestCase):
         pair, _ = self.bob()
         pair.bob.transport.protocol.dataReceived(data)
         pair.flush()
+
+
+class RangeSetProperties(unittest.TestCase):
+    @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 15)), max_size=12))
+    def test_matches_a_set_of_byte_offsets(self, additions):
+        ranges, offsets = RangeSet(), set()
+        for start, length in additions:
+            new = ranges.add(start, start + length)
+            added = {offset for low, high in new for offset in range(low, high)}
+            self.assertEqual(added, set(range(start, start + length)) - offsets)
+            offsets |= added
+            self.assertEqual({offset for low, high in ranges.ranges
+                              for offset in range(low, high)}, offsets)
+            for (_, high), (low, _) in zip(ranges.ranges, ranges.ranges[1:]):
+                self.assertLess(high, low)  # disjoint and merged
+        self.assertEqual(ranges.count, len(offsets))
