@@ -334,8 +334,8 @@ class ChunkParser:
         assert chunk is not None
         max_line = self.limits.max_line_length
         if len(block) > max_line:
-            for line in block.split(b"\r\n"):
-                if len(line) > max_line:
+            for raw_line in block.split(b"\r\n"):
+                if len(raw_line) > max_line:
                     raise self._fail("line longer than %d bytes" % max_line)
         headers = chunk.headers
         items = headers._items
