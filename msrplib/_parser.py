@@ -216,11 +216,11 @@ class ChunkParser:
         elif done == pos and buf.startswith(b"\r\n", pos):
             blank = pos - 2
         else:
-            # Neither search may run past what a header block can be, and a blank line
-            # only counts before the end-line (it may share the end-line's CRLF, for an
-            # empty body): each chunk costs a bounded scan.
-            # The blank line is looked for first, so that the end-line search stops there
-            # instead of running on through a body.
+            # Neither search may run past what a header block can be: each chunk costs a
+            # bounded scan. The blank line is looked for first, so that the end-line
+            # search stops there instead of running on through a body; an end-line that
+            # starts before it means no body (an empty body's blank line may share the
+            # end-line's CRLF).
             start = max(pos, done - 2, self._scan)
             stop = pos + limits.max_header_block + len(marker) + 4
             blank = buf.find(b"\r\n\r\n", start, stop)
