@@ -259,9 +259,8 @@ class ChunkParser:
         the buffer and its body is small: ``(chunk, position after it)``. ``None`` leaves
         it to the step-by-step path (:meth:`_header_block`, :meth:`_body`).
 
-        Tried right after a chunk's start line (at most twice per chunk, the second time
-        by the general path), so a chunk trickling in a byte at a time is not searched
-        again and again.
+        Tried once per chunk, right after its start line, so a chunk trickling in a byte
+        at a time is not searched again and again.
         """
         marker = self._marker
         limits = self.limits
@@ -355,7 +354,7 @@ class ChunkParser:
         if not colon:
             if line.startswith("-------"):
                 raise self._fail("end-line %r does not match transaction %s"
-                                 % (line[:80], self._chunk and self._chunk.transaction_id))
+                                 % (line[:80], self._marker[9:].decode()))
             raise self._fail("header line without a colon: %r" % line[:80])
         if not _NAME_RE.fullmatch(name):
             raise self._fail("bad header name %r" % name[:80])

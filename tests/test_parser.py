@@ -77,6 +77,12 @@ class StreamingTests(unittest.TestCase):
         self.assertEqual(len(events), 1)
         self.assertEqual((events[0].data, events[0].contflag), (b"x" * 1000, "+"))
 
+    def test_chunk_past_the_one_go_span_in_one_read_is_whole(self):
+        body = bytes(range(256)) * 64  # 16 KiB: parsed by the general path
+        events = feed_all(ChunkParser(), [send_chunk(body).encode() + RFC4975[0]])
+        self.assertEqual([type(e) for e in events], [MSRPData, MSRPData])
+        self.assertEqual((events[0].data, events[0].contflag), (body, "$"))
+
     def test_whole_chunk_in_one_read_still_streams_past_the_limit(self):
         body = b"y" * 5000
         events = feed_all(ChunkParser(ParserLimits(max_buffered_body=4096)),
