@@ -429,7 +429,9 @@ class MSRPSession:
 
     def _write(self, chunk: MSRPData, response_cb: Optional[ResponseCallback] = None,
                message: Optional[OutgoingMessage] = None, size: int = 0) -> None:
-        self._protocol.write_chunk(chunk)
+        # A message's chunks get a fresh random id (_send_next_chunk): like a streamed
+        # body, their body need not be searched for the end-line.
+        self._protocol.write_chunk(chunk, check_body=message is None)
         self._touch()
         self._register(chunk, response_cb, message, size)
 

@@ -77,7 +77,7 @@ class MSRPProtocol(Protocol):
         self._writing_paused = False
         self._drain_waiters: List[Deferred] = []
         self._body_open = False
-        self._held_chunks: List[MSRPData] = []
+        self._held_chunks: List[Tuple[MSRPData, bool]] = []
         self._batch: Optional[List[bytes]] = None
         self._batched = 0
 
@@ -171,16 +171,18 @@ class MSRPProtocol(Protocol):
 
     # Writing, with the socket's backpressure.
 
-    def write_chunk(self, chunk: MSRPData) -> None:
+    def write_chunk(self, chunk: MSRPData, check_body: bool = True) -> None:
         """Serialise ``chunk`` onto the connection (its body is not copied for TCP).
 
         While a streamed body is being written (:meth:`begin_body`), the chunk waits and
         goes out right after that body's end-line: nothing may cut into a chunk.
+        ``check_body=False`` is for a chunk whose transaction id was just drawn at random:
+        its body is not searched for the end-line (:meth:`MSRPData.encode_start`).
         """
         if self._body_open:
-            self._held_chunks.append(chunk)
+            self._held_chunks.append((chunk, check_body))
             return
-        parts = chunk.encode_parts()
+        parts = chunk.encode_parts(check_body)
         if self.traffic_log is not None:
             self.traffic_log("out", chunk)
         self._send(parts)
@@ -206,8 +208,8 @@ class MSRPProtocol(Protocol):
         self._send((chunk.encode_end(),))
         self._body_open = False
         held, self._held_chunks = self._held_chunks, []
-        for waiting in held:
-            self.write_chunk(waiting)
+        for waiting, check_body in held:
+            self.write_chunk(waiting, check_body)
 
     def drained(self) -> Deferred:
         """A Deferred that fires once the socket's outgoing buffer is below its high-water mark.

@@ -132,6 +132,16 @@ class SendChunkTests(unittest.TestCase):
         self.assertEqual(error.code, 415)
         self.assertIsNone(self.successResultOf(self.alice.deliver_chunk(self.chunk("no"))))
 
+    def test_a_chunk_given_to_deliver_is_checked_for_its_end_line(self):
+        chunk = self.chunk(data=b"x")
+        chunk.data = b"a\r\n-------%s$\r\nb" % chunk.transaction_id.encode()
+        given = chunk.transaction_id
+        result = self.alice.deliver_chunk(chunk)
+        self.pair.flush()
+        self.assertEqual(self.successResultOf(result).code, 200)
+        self.assertNotEqual(chunk.transaction_id, given)
+        self.assertEqual(self.bob_heard.chunks[-1].data, chunk.data)
+
     def test_late_response_is_ignored(self):
         self.pair.bob.transport.deliver_events_to(lambda event: None)
         chunk = self.chunk()

@@ -156,6 +156,14 @@ class SerialisationTests(unittest.TestCase):
         self.assertEqual(parsed.data, chunk.data)
         self.assertEqual(parsed.transaction_id, chunk.transaction_id)
 
+    def test_unchecked_body_keeps_its_transaction_id(self):
+        # For chunks whose id was just drawn at random (the session's own): not searched.
+        chunk = MSRPData("abcd", method="SEND", data=b"evil\r\n-------abcd$\r\nmore")
+        chunk.headers.add("Content-Type", "text/plain")
+        start, body, end = chunk.encode_parts(check_body=False)
+        self.assertEqual((chunk.transaction_id, start[:15], end),
+                         ("abcd", b"MSRP abcd SEND\r", b"\r\n-------abcd$\r\n"))
+
     def test_empty_body_with_content_type(self):
         chunk = MSRPData("abcd", method="SEND")
         chunk.headers.add("To-Path", "msrp://b.example.com/s;tcp")
