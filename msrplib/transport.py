@@ -32,8 +32,8 @@ from msrplib._uri import URI
 from msrplib._wire import MSRPData, new_message_id, new_transaction_id
 from msrplib.errors import ChunkParseError, MSRPError, MSRPSessionError
 
-__all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "check_paths",
-           "TrafficLog"]
+__all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "SMALL_READ",
+           "LARGE_READ", "check_paths", "TrafficLog"]
 
 #: Default for ``MSRPTransport.max_queued_bytes``: unread inbound body bytes held before the
 #: socket stops being read.
@@ -49,6 +49,15 @@ TrafficLog = Callable[[str, MSRPData], None]
 
 #: Bytes gathered while handling received data before they are written anyway.
 BATCH_LIMIT = 64 * 1024
+
+#: How much a TCP connection reads at a time: Twisted's 64 KiB to start with, and up to
+#: LARGE_READ once a read fills that (a file is on its way: several of its chunks then come
+#: in one read, and the receiver goes round the reactor a quarter as often). A read under
+#: SMALL_READ goes back down: every read first allocates its whole size, which would cost
+#: each small message more than it saves. (Twisted's ``bufferSize`` is also how much unsent
+#: data pauses writers; both ends of a file transfer are fine with either.)
+SMALL_READ = 64 * 1024
+LARGE_READ = 256 * 1024
 
 
 @implementer(IPushProducer, IHandshakeListener)
@@ -80,18 +89,27 @@ class MSRPProtocol(Protocol):
         self._held_chunks: List[Tuple[MSRPData, bool]] = []
         self._batch: Optional[List[bytes]] = None
         self._batched = 0
+        self._tcp: Any = None
 
     # Connection life.
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)
         if not ISSLTransport.providedBy(self.transport):
+            if isinstance(getattr(self.transport, "bufferSize", None), int):
+                self._tcp = self.transport  # a real socket: see LARGE_READ
             self.ready.fire(self)
 
     def handshakeCompleted(self) -> None:
         self.ready.fire(self)
 
     def dataReceived(self, data: bytes) -> None:
+        tcp = self._tcp
+        if tcp is not None:  # the next read's size (see LARGE_READ)
+            if len(data) >= tcp.bufferSize:
+                tcp.bufferSize = LARGE_READ
+            elif len(data) < SMALL_READ:
+                tcp.bufferSize = SMALL_READ
         # What handling these bytes writes (answers, mostly) goes out in one write at the
         # end: over TLS that is one record instead of one per answer.
         self._batch = []

@@ -12,6 +12,7 @@ from msrplib.connect import (AcceptorDirect, ConnectorDirect, FingerprintMismatc
                              MSRPBindError, MSRPServer, get_acceptor, get_connector)
 from msrplib.protocol import ByteRange, ChunkParseError, URI, make_response
 from msrplib.tls import TLSIdentity
+from msrplib.transport import LARGE_READ, SMALL_READ
 from tests.helpers import bind_pair, close, local_uri
 
 
@@ -127,6 +128,23 @@ class ExchangeMixin:
             self.assertEqual(accepted.full_remote_path, client_paths[index])
         yield gatherResults([self.exchange(c, s, b"message %d" % i)
                              for i, (c, s) in enumerate(zip(clients, served))])
+
+
+    @inlineCallbacks
+    def test_a_full_read_makes_the_next_one_larger_over_tcp(self):
+        sender, receiver = yield bind_pair(self, self.tls)
+        protocol = receiver.protocol
+        socket = protocol.transport.transport if self.tls else protocol.transport
+        full = sender.make_chunk(data=b"")
+        full.data = b"x" * (SMALL_READ - len(full.encode()))
+        protocol.dataReceived(full.encode())
+        # TLS hands over records, not reads: its socket keeps Twisted's size.
+        self.assertEqual(socket.bufferSize, SMALL_READ if self.tls else LARGE_READ)
+        protocol.dataReceived(sender.make_chunk(data=b"small").encode())
+        self.assertEqual(socket.bufferSize, SMALL_READ)
+        first = yield receiver.read_chunk()
+        second = yield receiver.read_chunk()
+        self.assertEqual((first.data, second.data), (full.data, b"small"))
 
 
 class TCPTests(ExchangeMixin, unittest.TestCase):
