@@ -60,13 +60,13 @@ _random_hex = _RandomHex()
 os.register_at_fork(after_in_child=_random_hex.forget)
 
 
-def new_transaction_id() -> str:
-    """A fresh random transaction id (12 hex digits, within RFC 4975's 4 to 32).
+def new_transaction_id(digits: int = 12) -> str:
+    """A fresh random transaction id of ``digits`` hex digits (RFC 4975 allows 4 to 32).
 
     It comes from the operating system's random source: a streamed body is not searched
     for its end-line, so the id must be one nobody can guess.
     """
-    return _random_hex.take(12)
+    return _random_hex.take(digits)
 
 
 def new_message_id() -> str:

@@ -210,7 +210,7 @@ class MSRPProtocol(Protocol):
         :meth:`write_body` pieces, then :meth:`end_body`.
 
         The body cannot be checked for the end-line in advance, so a streamed chunk relies
-        on its transaction id being random and unguessable (48 random bits).
+        on its transaction id being random and unguessable (a session's has 128 bits).
         """
         if self.traffic_log is not None:
             self.traffic_log("out", chunk)

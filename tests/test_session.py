@@ -7,7 +7,7 @@ from twisted.trial import unittest
 
 from msrplib.errors import MSRPSessionError, MSRPTransactionError
 from msrplib.protocol import ByteRange, Headers, MSRPData, make_report
-from msrplib.session import RESPONSE_TIMEOUT, SessionSettings
+from msrplib.session import LONG_ID_BODY, RESPONSE_TIMEOUT, STREAM_PIECE, SessionSettings
 from msrplib.testing import CollectingReceiver, SessionPair
 
 
@@ -269,6 +269,17 @@ class MessageTests(unittest.TestCase):
         # The first of the 20 chunks got the 413; the only one sent after it is the abort.
         self.assertEqual([(len(c.data), c.contflag) for c in sent], [(10, "+"), (0, "#")])
         self.assertEqual(len(self.alice._queue), 0)
+
+    def test_big_chunks_get_long_transaction_ids(self):
+        heard = []
+        self.bob.transport.protocol.traffic_log = (
+            lambda direction, chunk: heard.append(chunk) if chunk.method == "SEND" else None)
+        sizes = (LONG_ID_BODY - 1, LONG_ID_BODY, STREAM_PIECE + 1)
+        for size in sizes:
+            self.alice.send_message(b"b" * size, "text/plain", chunk_size=size)
+        self.pair.flush()
+        self.assertEqual([len(c.transaction_id) for c in heard], [12, 32, 32])
+        self.assertEqual([len(m.data) for m in self.received.received], list(sizes))
 
     def test_too_large_without_total_is_413(self):
         self.bob.settings = SessionSettings(keepalive_interval=0, max_message_size=15)
