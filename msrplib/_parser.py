@@ -421,9 +421,16 @@ class ChunkParser:
         if found >= 0:
             safe_end = found
         else:
-            # Hold back only what could begin an end-line: from a CR near the end on.
+            # Hold back only a tail that could be the start of the end-line. (Holding back
+            # from any CR near the end would, for a file with CRLF lines, copy most reads
+            # into the buffer: a held-back tail makes the next read join it.)
+            safe_end = len(buf)
             carriage = buf.find(b"\r", max(start, len(buf) - len(marker) + 1))
-            safe_end = len(buf) if carriage < 0 else carriage
+            while carriage >= 0:
+                if marker.startswith(buf[carriage:]):
+                    safe_end = carriage
+                    break
+                carriage = buf.find(b"\r", carriage + 1)
         if safe_end <= start:
             return pos, False
         self._lead = 0

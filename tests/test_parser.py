@@ -104,6 +104,21 @@ class StreamingTests(unittest.TestCase):
             self.assertIsInstance(events[-1], ChunkEnded)
 
 
+    def test_only_the_start_of_an_end_line_is_held_back(self):
+        lines = b"line one\r\nline two\r\n-------abcd12\r\n" * 200  # CRLF text
+        head = send_chunk(lines + b"tail").encode()
+        head = head[:head.index(lines) + len(lines)]
+        for tail, held in ((b"\r\nline", b""), (b"\r\n---", b"\r\n---"),
+                           (b"\r", b"\r"), (b"\r\r\n-", b"\r\n-")):
+            parser = ChunkParser(ParserLimits(max_buffered_body=100))
+            events = feed_all(parser, [head + tail])
+            body = b"".join(e.data for e in events if isinstance(e, ChunkData))
+            self.assertEqual(body + held, lines + tail, tail)
+            rest = feed_all(parser, [b"x\r\n-------abcd1234$\r\n"])
+            self.assertEqual(b"".join(e.data for e in rest if isinstance(e, ChunkData)),
+                             held + b"x", tail)
+            self.assertIsInstance(rest[-1], ChunkEnded)
+
 class ErrorTests(unittest.TestCase):
     def assertParseError(self, raw, reason, limits=ParserLimits()):
         parser = ChunkParser(limits)
