@@ -175,6 +175,8 @@ class ChunkParser:
                 if not ended:
                     return pos
             elif state == _START:
+                if pos == len(buf):  # the read ended with a chunk (the usual case)
+                    return pos
                 eol = buf.find(b"\r\n", max(pos, self._scan))
                 if eol < 0:
                     if len(buf) - pos > max_line:
@@ -373,11 +375,10 @@ class ChunkParser:
     def _check_paths(self) -> None:
         chunk = self._chunk
         assert chunk is not None
-        if chunk.method is not None:
-            first = chunk.headers.first
-            for name, lower in (("To-Path", "to-path"), ("From-Path", "from-path")):
-                if lower not in first:
-                    raise self._fail("%s request without %s" % (chunk.method, name))
+        first = chunk.headers.first
+        if chunk.method is not None and ("to-path" not in first or "from-path" not in first):
+            missing = "To-Path" if "to-path" not in first else "From-Path"
+            raise self._fail("%s request without %s" % (chunk.method, missing))
 
     def _finish(self, flag: bytes) -> MSRPData:
         contflag = _FLAGS.get(flag)
