@@ -394,7 +394,9 @@ class MSRPSession:
         if message.size is not None and len(data) < length:
             self._file_ended_early(message, chunk)
             return
-        self._write(chunk, None, message, len(data))
+        # Its id was drawn at random just now (_new_send): like a streamed body, its body
+        # need not be searched for the end-line.
+        self._write(chunk, None, message, len(data), check_body=False)
         self._chunk_sent(message, len(data), last)
 
     def _new_send(self, body_size: int) -> MSRPData:
@@ -441,10 +443,9 @@ class MSRPSession:
                 self._message_sent(message)
 
     def _write(self, chunk: MSRPData, response_cb: Optional[ResponseCallback] = None,
-               message: Optional[OutgoingMessage] = None, size: int = 0) -> None:
-        # A message's chunks get a fresh random id (_send_next_chunk): like a streamed
-        # body, their body need not be searched for the end-line.
-        self._protocol.write_chunk(chunk, check_body=message is None)
+               message: Optional[OutgoingMessage] = None, size: int = 0,
+               check_body: bool = True) -> None:
+        self._protocol.write_chunk(chunk, check_body)
         self._touch()
         self._register(chunk, response_cb, message, size)
 
