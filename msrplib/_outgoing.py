@@ -88,6 +88,11 @@ class OutgoingMessage:
         """True once the result has fired, either way."""
         return self.result.called
 
+    def stop_report_timer(self) -> None:
+        """Stop waiting for the success REPORT, if a timer waits for it."""
+        if self.report_timer is not None and self.report_timer.active():
+            self.report_timer.cancel()
+
     def acknowledge(self, count: int) -> None:
         """``count`` more body bytes were accepted (or sent); tell ``progress``."""
         self.acknowledged += count

@@ -116,6 +116,12 @@ def _generated_response(chunk: MSRPData, code: int, comment: str) -> MSRPData:
     return MSRPData(chunk.transaction_id, code=code, comment=comment)
 
 
+def _response_error(response: MSRPData) -> MSRPTransactionError:
+    """The error a request's non-200 ``response`` fails it with."""
+    return MSRPTransactionError("%s %s" % (response.code, response.comment or ""),
+                                code=response.code, comment=response.comment)
+
+
 class MSRPSession:
     """A message session over a bound :class:`~msrplib.transport.MSRPTransport`.
 
@@ -193,9 +199,7 @@ class MSRPSession:
             if response.code == 200:
                 result.callback(response)
             else:
-                result.errback(MSRPTransactionError(
-                    "%s %s" % (response.code, response.comment or ""),
-                    code=response.code, comment=response.comment))
+                result.errback(_response_error(response))
 
         self.send_chunk(chunk, answered)
         return result
@@ -518,9 +522,7 @@ class MSRPSession:
             return
         if response.code != 200:
             message.aborted = not message.finished_sending
-            self._fail_message(message, MSRPTransactionError(
-                "%s %s" % (response.code, response.comment or ""), code=response.code,
-                comment=response.comment))
+            self._fail_message(message, _response_error(response))
         elif message.finished_sending and message.outstanding == 0 and \
                 message.failure_report == "yes":
             self._message_sent(message)
@@ -541,8 +543,7 @@ class MSRPSession:
 
     def _fail_message(self, message: OutgoingMessage, error: Exception) -> None:
         self._waiting_reports.pop(message.message_id, None)
-        if message.report_timer is not None and message.report_timer.active():
-            message.report_timer.cancel()
+        message.stop_report_timer()
         if not message.done:
             message.result.errback(Failure(error))
         self._close_if_done()
@@ -573,8 +574,7 @@ class MSRPSession:
             message.reported.add(byte_range.start - 1, end)
         if message.reported.covers(total):
             del self._waiting_reports[message.message_id]
-            if message.report_timer is not None and message.report_timer.active():
-                message.report_timer.cancel()
+            message.stop_report_timer()
             message.result.callback(message.message_id)
             self._close_if_done()
 
