@@ -72,8 +72,13 @@ class HostilePeerProperties(unittest.TestCase):
     @given(st.binary(max_size=400))
     def test_garbage(self, data):
         pair, _ = self.bob()
-        pair.bob.transport.protocol.dataReceived(data)
+        protocol = pair.bob.transport.protocol
+        protocol.dataReceived(data)
         pair.flush()
+        # Unintelligible input closes the connection with that parse error.
+        if protocol.parser.error is not None:
+            self.assertTrue(protocol.lost.fired)
+            self.assertIs(protocol.lost.result.value, protocol.parser.error)
 
 
 class RangeSetProperties(unittest.TestCase):
