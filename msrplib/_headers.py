@@ -221,12 +221,13 @@ def format_path(path: List[URI]) -> str:
     return " ".join(str(uri) for uri in path)
 
 
-_BYTE_RANGE_RE = re.compile(r"([0-9]+)-([0-9]+|\*)/([0-9]+|\*)")
+#: A Byte-Range value (once stripped): ``start-end/total``, ``end`` and ``total`` may be ``*``.
+BYTE_RANGE_RE = re.compile(r"([0-9]+)-([0-9]+|\*)/([0-9]+|\*)")
 
 
 def parse_byte_range(text: str) -> ByteRange:
     """``1-25/25``, ``1-*/*`` and the like."""
-    match = _BYTE_RANGE_RE.fullmatch(text.strip())
+    match = BYTE_RANGE_RE.fullmatch(text.strip())
     if match is None:
         raise HeaderParseError("bad Byte-Range %r" % (text,))
     start, end, total = match.groups()

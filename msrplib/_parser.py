@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
+from msrplib._headers import BYTE_RANGE_RE
 from msrplib._wire import MSRPData
 from msrplib.errors import ChunkParseError
 
@@ -69,7 +70,6 @@ ParserEvent = Union[MSRPData, ChunkStarted, ChunkData, ChunkEnded]
 _TID_RE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9.+%=-]{3,31}")
 _METHOD_RE = re.compile(rb"[A-Z]+")
 _NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-_BYTE_RANGE_RE = re.compile(r"[0-9]+-(?:[0-9]+|\*)/(?:[0-9]+|\*) *")
 #: Header lines seen before, checked and split: the chunks of a session repeat most of
 #: theirs (paths, Content-Type, often Byte-Range). Bounded in count (emptied when full)
 #: and line length.
@@ -363,7 +363,7 @@ class ChunkParser:
         if value[:1] == " ":
             value = value[1:]
         lower = name.lower()
-        if lower == "byte-range" and not _BYTE_RANGE_RE.fullmatch(value):
+        if lower == "byte-range" and not BYTE_RANGE_RE.fullmatch(value.strip()):
             raise self._fail("Byte-Range %r is not start-end/total numbers or *" % value[:80])
         header = (name, lower, value)
         if len(line) <= _LINE_CACHED_LENGTH and lower != "message-id":  # those never repeat
