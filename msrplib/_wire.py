@@ -10,7 +10,7 @@ from msrplib._headers import (AuthParams, ByteRange, HeaderField, Headers, Statu
                               parse_path, parse_quoted, parse_status, quote)
 from msrplib._uri import URI
 
-__all__ = ["MSRPData", "make_response", "make_report", "new_transaction_id",
+__all__ = ["MSRPData", "make_response", "encode_response", "make_report", "new_transaction_id",
            "new_message_id", "RESPONSE_COMMENTS", "CONTINUATION_FLAGS"]
 
 #: ``$`` ends a message, ``+`` says more chunks follow, ``#`` aborts the message.
@@ -94,6 +94,16 @@ def _text(value: str) -> str:
 
 def _auth_info(text: str) -> AuthParams:
     return parse_auth_params(text, with_scheme=False)
+
+
+def _start_line(tid: str, method: Optional[str], code: Optional[int],
+                comment: Optional[str]) -> str:
+    """A chunk's start line, with its CRLF."""
+    if method is not None:
+        return "MSRP %s %s\r\n" % (tid, method)
+    if comment:
+        return "MSRP %s %03d %s\r\n" % (tid, code or 0, comment)
+    return "MSRP %s %03d\r\n" % (tid, code or 0)
 
 
 class MSRPData:
@@ -186,13 +196,7 @@ class MSRPData:
             tid = self.transaction_id = new_transaction_id()
             while ("-------" + tid).encode() in self.data:
                 tid = self.transaction_id = new_transaction_id()
-        if self.method is not None:
-            head = "MSRP %s %s\r\n" % (tid, self.method)
-        elif self.comment:
-            head = "MSRP %s %03d %s\r\n" % (tid, self.code or 0, self.comment)
-        else:
-            head = "MSRP %s %03d\r\n" % (tid, self.code or 0)
-        lines = [head]
+        lines = [_start_line(tid, self.method, self.code, self.comment)]
         items = self.headers._items
         groups = _WIRE_GROUPS
         previous = 0
@@ -234,15 +238,47 @@ def make_response(request: MSRPData, code: int, comment: Optional[str] = None) -
     From-Path the first URI of the request's To-Path (us), RFC 4975 section 7.2.
     """
     headers = Headers()
-    from_path = request.headers.first.get("from-path")
-    to_path = request.headers.first.get("to-path")
-    if from_path:
-        headers.append_lower("To-Path", "to-path", from_path.split(None, 1)[0])
-    if to_path:
-        headers.append_lower("From-Path", "from-path", to_path.split(None, 1)[0])
+    first = request.headers.first
+    for name, value in _response_paths(first.get("from-path"), first.get("to-path")):
+        headers.append_lower(name, name.lower(), value)
     if comment is None:
         comment = RESPONSE_COMMENTS.get(code)
     return MSRPData(request.transaction_id, code=code, comment=comment, headers=headers)
+
+
+def _response_paths(from_path: Optional[str], to_path: Optional[str]
+                    ) -> List[Tuple[str, str]]:
+    """A response's path headers, from its request's From-Path and To-Path values."""
+    paths = []
+    if from_path:
+        paths.append(("To-Path", from_path.split(None, 1)[0]))
+    if to_path:
+        paths.append(("From-Path", to_path.split(None, 1)[0]))
+    return paths
+
+
+#: The path header lines of responses, by their request's (From-Path, To-Path): a
+#: session's requests all carry the same. Bounded (emptied when full).
+_RESPONSE_PATH_LINES: Dict[Tuple[Optional[str], Optional[str]], str] = {}
+_RESPONSE_PATH_LINES_CACHED = 256
+
+
+def encode_response(request: MSRPData, code: int, comment: Optional[str] = None) -> bytes:
+    """``make_response(request, code, comment).encode()`` without building the response:
+    how a session answers each chunk it receives (a third of the work otherwise)."""
+    first = request.headers.first
+    key = (first.get("from-path"), first.get("to-path"))
+    path_lines = _RESPONSE_PATH_LINES.get(key)
+    if path_lines is None:
+        path_lines = "".join("%s: %s\r\n" % line for line in _response_paths(*key))
+        if len(_RESPONSE_PATH_LINES) >= _RESPONSE_PATH_LINES_CACHED:
+            _RESPONSE_PATH_LINES.clear()
+        _RESPONSE_PATH_LINES[key] = path_lines
+    if comment is None:
+        comment = RESPONSE_COMMENTS.get(code)
+    tid = request.transaction_id
+    return ("%s%s-------%s$\r\n" % (_start_line(tid, None, code, comment), path_lines, tid)
+            ).encode("utf-8", "surrogateescape")
 
 
 def make_report(chunk: MSRPData, code: int, comment: Optional[str] = None,

@@ -22,7 +22,7 @@ from msrplib._observer import Observer
 from msrplib._outgoing import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._receiving import RequestHandler, should_respond
-from msrplib._wire import MSRPData, make_response, new_message_id, new_transaction_id
+from msrplib._wire import MSRPData, new_message_id, new_transaction_id
 from msrplib._writer import MessageWriter
 from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
 from msrplib.transport import MSRPTransport
@@ -207,7 +207,7 @@ class MSRPSession:
     def respond(self, request: MSRPData, code: int, comment: Optional[str] = None) -> None:
         """Answer ``request`` (e.g. a NICKNAME), if its Failure-Report allows that answer."""
         if should_respond(request, code):
-            self._protocol.write_chunk(make_response(request, code, comment))
+            self._protocol.write_response(request, code, comment)
             self._touch()
 
     def shutdown(self, sync: bool = True) -> Deferred:

@@ -29,7 +29,8 @@ from msrplib._observer import Observer, ResponseWaiters
 from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, ParserEvent,
                              ParserLimits)
 from msrplib._uri import URI
-from msrplib._wire import MSRPData, new_message_id, new_transaction_id
+from msrplib._wire import (MSRPData, encode_response, make_response, new_message_id,
+                           new_transaction_id)
 from msrplib.errors import ChunkParseError, MSRPError, MSRPSessionError
 
 __all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "SMALL_READ",
@@ -204,6 +205,16 @@ class MSRPProtocol(Protocol):
         if self.traffic_log is not None:
             self.traffic_log("out", chunk)
         self._send(parts)
+
+    def write_response(self, request: MSRPData, code: int,
+                       comment: Optional[str] = None) -> None:
+        """Answer ``request``: :meth:`write_chunk` of ``make_response(request, code,
+        comment)``, serialised straight from the request (no chunk is built unless it
+        is logged or has to wait)."""
+        if self._body_open or self.traffic_log is not None:
+            self.write_chunk(make_response(request, code, comment))
+        else:
+            self._send((encode_response(request, code, comment),))
 
     def begin_body(self, chunk: MSRPData) -> None:
         """Write ``chunk``'s start line and headers; its body follows in

@@ -270,6 +270,19 @@ class MessageTests(unittest.TestCase):
         self.assertEqual([(len(c.data), c.contflag) for c in sent], [(10, "+"), (0, "#")])
         self.assertEqual(len(self.alice._queue), 0)
 
+    def test_answers_are_logged_as_chunks(self):
+        # A logged connection builds each answer as a chunk (unlogged ones only encode it).
+        logged = []
+        self.bob.transport.protocol.traffic_log = (
+            lambda direction, chunk: logged.append((direction, chunk)))
+        result = self.alice.send_message(b"hi", "text/plain")
+        self.pair.flush()
+        self.successResultOf(result)
+        [(_, send), (direction, answer)] = logged
+        self.assertEqual((direction, answer.code, answer.transaction_id),
+                         ("out", 200, send.transaction_id))
+        self.assertEqual(answer.to_path, send.from_path)
+
     def test_big_chunks_get_long_transaction_ids(self):
         heard = []
         self.bob.transport.protocol.traffic_log = (

@@ -7,6 +7,7 @@ from twisted.trial import unittest
 from msrplib.protocol import (AuthParams, ByteRange, ChunkParser, HeaderParseError, Headers,
                               MSRPData, Status, make_report, make_response, new_message_id,
                               new_transaction_id, parse_uri)
+from msrplib._wire import encode_response
 from tests.rfc_examples import RFC4975, RFC4976
 
 
@@ -203,6 +204,21 @@ class ResponseAndReportTests(unittest.TestCase):
 
     def test_rfc4975_response_matches_example(self):
         self.assertEqual(make_response(parse_one(RFC4975[0]), 200).encode(), RFC4975[1])
+
+    def test_encoded_response_is_the_made_one_encoded(self):
+        # encode_response is how sessions answer; it must match make_response byte for byte,
+        # with its cache of path lines never answering one request with another's paths.
+        bare = MSRPData("bare1", method="SEND")
+        odd = parse_one(RFC4975[0])
+        odd.headers["To-Path"] = "msrp://b\udce9.example.com:8888/9di4ea;tcp"
+        cases = [(parse_one(RFC4975[0]), 200, None), (parse_one(RFC4976[6]), 200, None),
+                 (parse_one(RFC4976[6]), 481, None), (parse_one(RFC4975[0]), 413, "Too big"),
+                 (parse_one(RFC4975[0]), 499, None), (bare, 200, None), (odd, 400, None),
+                 (parse_one(RFC4975[0]), 200, None)]
+        for request, code, comment in cases:
+            self.assertEqual(encode_response(request, code, comment),
+                             make_response(request, code, comment).encode())
+        self.assertIn(b"From-Path: msrp://b\xe9.example.com", encode_response(odd, 200))
 
     def test_report_goes_back_end_to_end(self):
         send = parse_one(RFC4976[6])
