@@ -76,10 +76,11 @@ _NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _LINES: Dict[str, Tuple[str, str, str]] = {}
 _LINES_CACHED = 1024
 _LINE_CACHED_LENGTH = 256
-#: Request methods seen before.
-_METHODS: Dict[bytes, str] = {}
+#: What followed the transaction id in start lines seen before (``SEND``, ``200 OK``), as
+#: ``(method, code, comment)``. Bounded (emptied when full): comments come from peers.
+_KINDS: Dict[bytes, Tuple[Optional[str], Optional[int], Optional[str]]] = {}
+_KINDS_CACHED = 64
 _FLAGS = {b"$": "$", b"+": "+", b"#": "#"}
-_METHODS_CACHED = 64
 
 _START, _HEADERS, _BODY = range(3)
 
@@ -136,16 +137,16 @@ class ChunkParser:
         """Add ``data`` and iterate over the events it completes."""
         if self.error is not None:
             raise ChunkParseError("the parser stopped at an earlier error: %s" % self.error)
+        buf: Union[bytes, bytearray]
         if self._buf:
-            self._buf += data
-            return self._parse(self._buf)
-        if not isinstance(data, (bytes, bytearray)):
-            data = bytes(data)  # a memoryview, say
-        # Nothing is left over: parse the read where it is, and keep only its
-        # unfinished end (often nothing: a read of whole chunks, or of body only).
-        return self._parse(data)
-
-    def _parse(self, buf: Union[bytes, bytearray]) -> Iterator[ParserEvent]:
+            buf = self._buf
+            buf += data
+        elif isinstance(data, (bytes, bytearray)):
+            # Nothing is left over: parse the read where it is, and keep only its
+            # unfinished end (often nothing: a read of whole chunks, or of body only).
+            buf = data
+        else:
+            buf = bytes(data)  # a memoryview, say
         events: List[ParserEvent] = []
         try:
             pos = self._run(buf, events)
@@ -156,8 +157,9 @@ class ChunkParser:
         elif pos < len(buf):
             with memoryview(buf) as view:
                 self._buf += view[pos:]
-        self._scan = max(0, self._scan - pos)
-        self._line_scan = max(0, self._line_scan - pos)
+        if pos:
+            self._scan = max(0, self._scan - pos)
+            self._line_scan = max(0, self._line_scan - pos)
         return iter(events)
 
     def _fail(self, reason: str) -> ChunkParseError:
@@ -185,10 +187,10 @@ class ChunkParser:
                     return pos
                 if eol - pos > max_line:
                     raise self._fail("line longer than %d bytes" % max_line)
-                self._start_line(bytes(buf[pos:eol]))
-                pos = self._scan = eol + 2
-                whole = self._whole_chunk(buf, pos)
-                if whole is not None:
+                whole = self._chunk_start(buf, pos, eol)
+                if whole is None:
+                    pos = self._scan = eol + 2
+                else:
                     chunk, pos = whole
                     self._scan = pos
                     events.append(chunk)
@@ -245,45 +247,16 @@ class ChunkParser:
         if end >= 0 and len(buf) < end + len(marker) + 3:
             self._scan = end
             return None
+        chunk = self._chunk
+        assert chunk is not None
         if block_end > done:
-            self._header_lines(buf[done:block_end])
+            self._header_lines(chunk, buf[done:block_end])
         self._lines_done = self._line_scan = 0
-        self._check_paths()
+        self._check_paths(chunk)
         if blank >= 0:
             self._state = _BODY
             self._lead = 2
             return None, blank + 2
-        return self._end_line(buf, end + len(marker))
-
-    def _whole_chunk(self, buf: Union[bytes, bytearray], pos: int
-                     ) -> Optional[Tuple[MSRPData, int]]:
-        """The chunk whose headers start at ``pos``, parsed in one go when all of it is in
-        the buffer and its body is small: ``(chunk, position after it)``. ``None`` leaves
-        it to the step-by-step path (:meth:`_header_block`, :meth:`_body`).
-
-        Tried once per chunk, right after its start line, so a chunk trickling in a byte
-        at a time is not searched again and again.
-        """
-        marker = self._marker
-        limits = self.limits
-        # The end-line may share the start line's CRLF (a chunk without headers). Bigger
-        # chunks are not searched here: the general path finds their end-line once.
-        end = buf.find(marker, pos - 2, pos + WHOLE_CHUNK_SPAN)
-        if end < 0 or len(buf) < end + len(marker) + 3:
-            return None
-        blank = buf.find(b"\r\n\r\n", pos - 2, end + 2)
-        block_end = end if blank < 0 else blank
-        if block_end - pos > limits.max_header_block:
-            raise self._fail("header block longer than %d bytes" % limits.max_header_block)
-        if blank >= 0 and end - blank - 4 > limits.max_buffered_body:
-            return None
-        if block_end > pos:
-            self._header_lines(buf[pos:block_end])
-        self._check_paths()
-        chunk = self._chunk
-        assert chunk is not None
-        if blank >= 0:
-            chunk.data = _take(buf, blank + 4, end)
         return self._end_line(buf, end + len(marker))
 
     def _end_line(self, buf: Union[bytes, bytearray], after: int) -> Tuple[MSRPData, int]:
@@ -298,41 +271,86 @@ class ChunkParser:
         """Check the header lines that are complete in ``buf`` from ``done`` on."""
         last = buf.rfind(b"\r\n", max(done, self._line_scan))
         if last >= done:
-            self._header_lines(buf[done:last])
+            chunk = self._chunk
+            assert chunk is not None
+            self._header_lines(chunk, buf[done:last])
             done = last + 2
         self._line_scan = max(done, len(buf) - 1)
         return done
 
-    def _start_line(self, line: bytes) -> None:
-        parts = line.split(b" ", 3)
+    def _chunk_start(self, buf: Union[bytes, bytearray], pos: int, eol: int
+                     ) -> Optional[Tuple[MSRPData, int]]:
+        """Parse the start line ``buf[pos:eol]``, then the whole chunk when all of it is in
+        the buffer and its body is small: ``(chunk, position after it)``. ``None`` leaves
+        the rest to the step-by-step path (:meth:`_header_block`, :meth:`_body`).
+
+        The whole chunk is tried once, right after its start line, so a chunk trickling in
+        a byte at a time is not searched again and again.
+        """
+        line = bytes(buf[pos:eol])
+        parts = line.split(b" ", 2)
         if len(parts) < 3 or parts[0] != b"MSRP":
             raise self._fail("malformed start line %r" % line[:80])
         tid = parts[1]
         if not _TID_RE.fullmatch(tid):
             raise self._fail("transaction id %r is not 4 to 32 letters, digits or .+%%=-"
                              % tid[:40])
-        word = parts[2]
-        method = _METHODS.get(word)
-        if method is None and len(word) == 3 and word.isdigit():
-            comment = parts[3].decode("utf-8", "surrogateescape") if len(parts) == 4 else None
-            chunk = MSRPData(tid.decode(), code=int(word), comment=comment, contflag=None)
-        elif len(parts) == 3 and (method is not None or _METHOD_RE.fullmatch(word)):
-            if method is None:
-                method = word.decode()
-                if len(_METHODS) < _METHODS_CACHED:
-                    _METHODS[word] = method
-            chunk = MSRPData(tid.decode(), method=method, contflag=None)
+        kind = _KINDS.get(parts[2])
+        if kind is None:
+            kind = self._kind(parts[2], line)
+        method, code, comment = kind
+        chunk = MSRPData(tid.decode(), method, code, comment, contflag=None)
+        self._marker = marker = b"\r\n-------" + tid
+        # The end-line may share the start line's CRLF (a chunk without headers). Bigger
+        # chunks are not searched here: the general path finds their end-line once.
+        start = eol + 2
+        end = buf.find(marker, eol, start + WHOLE_CHUNK_SPAN)
+        after = end + len(marker)
+        if end >= 0 and len(buf) >= after + 3:
+            limits = self.limits
+            blank = buf.find(b"\r\n\r\n", eol, end + 2)
+            block_end = end if blank < 0 else blank
+            if block_end - start > limits.max_header_block:
+                raise self._fail("header block longer than %d bytes"
+                                 % limits.max_header_block)
+            if blank < 0 or end - blank - 4 <= limits.max_buffered_body:
+                if block_end > start:
+                    self._header_lines(chunk, buf[start:block_end])
+                if method is not None:
+                    self._check_paths(chunk)
+                if blank >= 0:
+                    chunk.data = _take(buf, blank + 4, end)
+                contflag = _FLAGS.get(bytes(buf[after:after + 1]))
+                if contflag is None or buf[after + 1:after + 3] != b"\r\n":
+                    self._chunk = chunk
+                    return self._end_line(buf, after)  # raises
+                chunk.contflag = contflag
+                return chunk, after + 3
+        self._chunk = chunk
+        self._state = _HEADERS
+        return None
+
+    def _kind(self, rest: bytes, line: bytes) -> Tuple[Optional[str], Optional[int],
+                                                       Optional[str]]:
+        """What follows a start line's transaction id, checked: ``(method, code, comment)``."""
+        kind: Tuple[Optional[str], Optional[int], Optional[str]]
+        word, space, comment = rest.partition(b" ")
+        if len(word) == 3 and word.isdigit():
+            kind = (None, int(word),
+                    comment.decode("utf-8", "surrogateescape") if space else None)
+        elif not space and _METHOD_RE.fullmatch(word):
+            kind = (word.decode(), None, None)
         else:
             raise self._fail("malformed start line %r: neither a method nor a status code"
                              % line[:80])
-        self._chunk = chunk
-        self._marker = b"\r\n-------" + tid
-        self._state = _HEADERS
+        if len(_KINDS) >= _KINDS_CACHED:
+            _KINDS.clear()
+        _KINDS[rest] = kind
+        return kind
 
-    def _header_lines(self, block: Union[bytes, bytearray]) -> None:
-        """Check and keep the header lines of ``block`` (whole lines joined by CRLF)."""
-        chunk = self._chunk
-        assert chunk is not None
+    def _header_lines(self, chunk: MSRPData, block: Union[bytes, bytearray]) -> None:
+        """Check and keep in ``chunk`` the header lines of ``block`` (whole lines joined by
+        CRLF)."""
         max_line = self.limits.max_line_length
         if len(block) > max_line:
             for raw_line in block.split(b"\r\n"):
@@ -372,9 +390,8 @@ class ChunkParser:
             _LINES[line] = header
         return header
 
-    def _check_paths(self) -> None:
-        chunk = self._chunk
-        assert chunk is not None
+    def _check_paths(self, chunk: MSRPData) -> None:
+        """A request must have To-Path and From-Path."""
         first = chunk.headers.first
         if chunk.method is not None and ("to-path" not in first or "from-path" not in first):
             missing = "To-Path" if "to-path" not in first else "From-Path"

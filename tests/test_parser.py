@@ -196,3 +196,18 @@ class LineCacheTests(unittest.TestCase):
             self.assertEqual(event.headers["X-Seq"], str(number))
             self.assertEqual(event.headers["content-type"], "application/octet-stream")
             self.assertLessEqual(len(_parser._LINES), _parser._LINES_CACHED)
+
+    def test_start_lines_parse_the_same_and_their_cache_stays_bounded(self):
+        # What follows the transaction id is cached ("SEND", "200 OK"): every comment a
+        # peer sends is a new entry, so the cache must stay bounded and never mix them up.
+        from msrplib import _parser
+        parser = ChunkParser()
+        for number in range(3 * _parser._KINDS_CACHED):
+            raw = b"MSRP t%04d 200 Fine %d\r\n-------t%04d$\r\n" % (number, number, number)
+            [event, other] = list(parser.feed(raw + b"MSRP abcd 404\r\n-------abcd$\r\n"))
+            self.assertEqual((event.code, event.comment), (200, "Fine %d" % number))
+            self.assertEqual((other.code, other.comment), (404, None))
+            self.assertLessEqual(len(_parser._KINDS), _parser._KINDS_CACHED)
+        [bare, empty] = list(parser.feed(b"MSRP abcd 404\r\n-------abcd$\r\n"
+                                         b"MSRP abcd 404 \r\n-------abcd$\r\n"))
+        self.assertEqual((bare.comment, empty.comment), (None, ""))
