@@ -169,14 +169,14 @@ class RequestHandler:
             self._tell_application(head)
             return
         if inbound.code is not None:
-            self.session.respond(head, inbound.code)
+            self._answer(head, inbound.code)
             if inbound.message is not None:
                 self._refuse_message(inbound.message, inbound.code)
             return
         if head.method != "SEND":
             self._tell_application(head)
             return
-        self.session.respond(head, 200)
+        self._answer(head, 200)
         self._tell_application(head)
         message = inbound.message
         if message is None:
@@ -193,6 +193,11 @@ class RequestHandler:
                 self.session._write(make_report(message.first_chunk, 200,
                                         byte_range=ByteRange(1, size, size)))
             self.session.receiver.message_received(message)
+
+    def _answer(self, request: MSRPData, code: int) -> None:
+        """``MSRPSession.respond``, less noting the traffic: the request's arrival did."""
+        if should_respond(request, code):
+            self.session.transport.protocol.write_response(request, code)
 
     def _refuse_message(self, message: IncomingMessage, code: int) -> None:
         if len(self._refused) > REFUSED_REMEMBERED:
