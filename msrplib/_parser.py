@@ -84,6 +84,10 @@ _FLAGS = {b"$": "$", b"+": "+", b"#": "#"}
 
 _START, _HEADERS, _BODY = range(3)
 
+#: Smallest piece of a read kept as a view while the rest of its body arrives (smaller
+#: ones are copied out).
+VIEW_MIN = 1024
+
 #: Chunks up to this size (start line excepted) that are all in the buffer are parsed in
 #: one go; larger ones take the general path, which searches each byte once.
 WHOLE_CHUNK_SPAN = 4 * 1024
@@ -122,7 +126,7 @@ class ChunkParser:
         self._chunk: Optional[MSRPData] = None
         self._marker = b""
         self._lead = 0
-        self._parts: List[bytes] = []
+        self._parts: List[Union[bytes, memoryview]] = []
         self._body_len = 0
         self._streaming = False
         #: The error that stopped this parser, or ``None``.
@@ -421,10 +425,9 @@ class ChunkParser:
             end = found + len(marker)
             if buf[end + 1:end + 3] != b"\r\n" and buf[end:end + 1] in (b"$", b"+", b"#"):
                 raise self._fail("end-line of %s not followed by CRLF" % chunk.transaction_id)
-            piece = _take(buf, start, max(found, start))
             flag = bytes(buf[end:end + 1])
-            if piece:
-                events += self._body_piece(piece)  # may start streaming
+            if found > start:
+                events += self._body_piece(buf, start, found)  # may start streaming
             if self._streaming:
                 self._finish(flag)
                 events.append(ChunkEnded(chunk))
@@ -452,21 +455,33 @@ class ChunkParser:
         if safe_end <= start:
             return pos, False
         self._lead = 0
-        events += self._body_piece(_take(buf, start, safe_end))
+        events += self._body_piece(buf, start, safe_end)
         return safe_end, False
 
-    def _body_piece(self, piece: bytes) -> List[ParserEvent]:
-        """Keep ``piece`` of the current body, or stream it once the body grew too big."""
+    def _body_piece(self, buf: Union[bytes, bytearray], start: int, end: int
+                    ) -> List[ParserEvent]:
+        """Keep ``buf[start:end]`` of the current body, or stream it once the body grew
+        too big.
+
+        A body that spans reads is copied once, when its pieces are joined: a piece of a
+        read (``bytes``, which nothing changes) is kept as a view of it, not copied out
+        first. Pieces under ``VIEW_MIN`` bytes are copied, so a body trickling in does not
+        pin a read per byte.
+        """
         chunk = self._chunk
         assert chunk is not None
         if self._streaming:
-            return [ChunkData(chunk, piece)]
-        if self._body_len + len(piece) > self.limits.max_buffered_body:
+            return [ChunkData(chunk, _take(buf, start, end))]
+        if self._body_len + end - start > self.limits.max_buffered_body:
             self._streaming = True
             events: List[ParserEvent] = [ChunkStarted(chunk)]
-            events.extend(ChunkData(chunk, part) for part in self._parts + [piece])
+            events.extend(ChunkData(chunk, bytes(part)) for part in self._parts)
+            events.append(ChunkData(chunk, _take(buf, start, end)))
             self._parts = []
             return events
-        self._parts.append(piece)
-        self._body_len += len(piece)
+        if type(buf) is bytes and VIEW_MIN <= end - start < len(buf):
+            self._parts.append(memoryview(buf)[start:end])
+        else:
+            self._parts.append(_take(buf, start, end))
+        self._body_len += end - start
         return []

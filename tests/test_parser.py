@@ -46,6 +46,23 @@ class SplitTests(unittest.TestCase):
         [chunk] = feed_all(ChunkParser(), [raw])
         self.assertEqual(chunk.data, b"")
 
+    def test_a_body_across_reads_comes_out_whole_as_bytes(self):
+        # Pieces of reads are kept as views until the body is joined; what comes out must
+        # be the body, as bytes, whether the reads were big, tiny, or a mutable bytearray
+        # that the caller then reuses.
+        body = bytes(range(256)) * 200
+        raw = send_chunk(body).encode() + send_chunk(b"next", tid="efgh5678").encode()
+        for size in (5000, 1023, 1024, 7):
+            pieces = [raw[i:i + size] for i in range(0, len(raw), size)]
+            first, second = feed_all(ChunkParser(), pieces)
+            self.assertEqual((type(first.data), first.data, second.data),
+                             (bytes, body, b"next"), size)
+        parser, events, reused = ChunkParser(), [], bytearray()
+        for i in range(0, len(raw), 5000):
+            reused[:] = raw[i:i + 5000]
+            events.extend(parser.feed(reused))
+        self.assertEqual([e.data for e in events], [body, b"next"])
+
     def test_in_chunk(self):
         parser = ChunkParser()
         self.assertFalse(parser.in_chunk)
