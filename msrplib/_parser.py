@@ -465,8 +465,9 @@ class ChunkParser:
 
         A body that spans reads is copied once, when its pieces are joined: a piece of a
         read (``bytes``, which nothing changes) is kept as a view of it, not copied out
-        first. Pieces under ``VIEW_MIN`` bytes are copied, so a body trickling in does not
-        pin a read per byte.
+        first. Only a read's first or last part is ever a piece (a read in between is body
+        through and through, kept as it is), so the views hold at most the body and the
+        rest of the read it began in. Pieces under ``VIEW_MIN`` bytes are copied.
         """
         chunk = self._chunk
         assert chunk is not None
