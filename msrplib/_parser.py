@@ -304,35 +304,29 @@ class ChunkParser:
             kind = self._kind(parts[2], line)
         method, code, comment = kind
         chunk = MSRPData(tid.decode(), method, code, comment, contflag=None)
+        self._chunk = chunk
         self._marker = marker = b"\r\n-------" + tid
         # The end-line may share the start line's CRLF (a chunk without headers). Bigger
         # chunks are not searched here: the general path finds their end-line once.
         start = eol + 2
         end = buf.find(marker, eol, start + WHOLE_CHUNK_SPAN)
-        after = end + len(marker)
-        if end >= 0 and len(buf) >= after + 3:
-            limits = self.limits
-            blank = buf.find(b"\r\n\r\n", eol, end + 2)
-            block_end = end if blank < 0 else blank
-            if block_end - start > limits.max_header_block:
-                raise self._fail("header block longer than %d bytes"
-                                 % limits.max_header_block)
-            if blank < 0 or end - blank - 4 <= limits.max_buffered_body:
-                if block_end > start:
-                    self._header_lines(chunk, buf[start:block_end])
-                if method is not None:
-                    self._check_paths(chunk)
-                if blank >= 0:
-                    chunk.data = _take(buf, blank + 4, end)
-                contflag = _FLAGS.get(bytes(buf[after:after + 1]))
-                if contflag is None or buf[after + 1:after + 3] != b"\r\n":
-                    self._chunk = chunk
-                    return self._end_line(buf, after)  # raises
-                chunk.contflag = contflag
-                return chunk, after + 3
-        self._chunk = chunk
-        self._state = _HEADERS
-        return None
+        if end < 0 or len(buf) < end + len(marker) + 3:
+            self._state = _HEADERS
+            return None
+        limits = self.limits
+        blank = buf.find(b"\r\n\r\n", eol, end + 2)
+        block_end = end if blank < 0 else blank
+        if block_end - start > limits.max_header_block:
+            raise self._fail("header block longer than %d bytes" % limits.max_header_block)
+        if blank >= 0 and end - blank - 4 > limits.max_buffered_body:
+            self._state = _HEADERS  # streamed: the general path cuts the body in pieces
+            return None
+        if block_end > start:
+            self._header_lines(chunk, buf[start:block_end])
+        self._check_paths(chunk)
+        if blank >= 0:
+            chunk.data = _take(buf, blank + 4, end)
+        return self._end_line(buf, end + len(marker))
 
     def _kind(self, rest: bytes, line: bytes) -> Tuple[Optional[str], Optional[int],
                                                        Optional[str]]:
