@@ -72,12 +72,13 @@ class Headers:
             self.append_lower(name, lower, value)
             return
         kept = []
+        replaced = False
         for item in self._items:
             if item[1] != lower:
                 kept.append(item)
-            elif lower in self.first:
+            elif not replaced:
                 kept.append((name, lower, value))
-                del self.first[lower]
+                replaced = True
         self._items = kept
         self.first[lower] = value
 

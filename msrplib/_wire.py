@@ -240,7 +240,7 @@ def make_response(request: MSRPData, code: int, comment: Optional[str] = None) -
     headers = Headers()
     first = request.headers.first
     for name, value in _response_paths(first.get("from-path"), first.get("to-path")):
-        headers.append_lower(name, name.lower(), value)
+        headers.add(name, value)
     if comment is None:
         comment = RESPONSE_COMMENTS.get(code)
     return MSRPData(request.transaction_id, code=code, comment=comment, headers=headers)
