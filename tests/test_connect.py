@@ -129,7 +129,6 @@ class ExchangeMixin:
         yield gatherResults([self.exchange(c, s, b"message %d" % i)
                              for i, (c, s) in enumerate(zip(clients, served))])
 
-
     @inlineCallbacks
     def test_a_full_read_makes_the_next_one_larger_over_tcp(self):
         sender, receiver = yield bind_pair(self, self.tls)

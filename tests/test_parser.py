@@ -120,7 +120,6 @@ class StreamingTests(unittest.TestCase):
                              body, cut)
             self.assertIsInstance(events[-1], ChunkEnded)
 
-
     def test_only_the_start_of_an_end_line_is_held_back(self):
         lines = b"line one\r\nline two\r\n-------abcd12\r\n" * 200  # CRLF text
         head = send_chunk(lines + b"tail").encode()
@@ -135,6 +134,7 @@ class StreamingTests(unittest.TestCase):
             self.assertEqual(b"".join(e.data for e in rest if isinstance(e, ChunkData)),
                              held + b"x", tail)
             self.assertIsInstance(rest[-1], ChunkEnded)
+
 
 class ErrorTests(unittest.TestCase):
     def assertParseError(self, raw, reason, limits=ParserLimits()):
