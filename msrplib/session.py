@@ -364,11 +364,11 @@ class MSRPSession:
             return
         self._drain_pending = True
 
-        def drained(_: Any) -> None:
-            self._drain_pending = False
-            self._pump()
+        self._protocol.call_when_drained(self._drained)
 
-        self._protocol.drained().addCallbacks(drained, lambda failure: None)
+    def _drained(self) -> None:
+        self._drain_pending = False
+        self._pump()
 
     def _send_next_chunk(self, message: OutgoingMessage) -> None:
         """Write the next chunk of ``message``: whole when its body is small, else its

@@ -86,6 +86,7 @@ class MSRPProtocol(Protocol):
         self._early: List[ParserEvent] = []
         self._writing_paused = False
         self._drain_waiters: List[Deferred] = []
+        self._drain_callbacks: List[Callable[[], None]] = []
         self._body_open = False
         self._held_chunks: List[Tuple[MSRPData, bool]] = []
         self._batch: Optional[List[bytes]] = None
@@ -161,6 +162,7 @@ class MSRPProtocol(Protocol):
             reason = Failure(ConnectionLost("the peer closed the connection in a chunk"))
         self.ready.fire(reason)
         waiters, self._drain_waiters = self._drain_waiters, []
+        self._drain_callbacks = []
         for waiter in waiters:
             waiter.errback(reason)
         self.lost.fire(reason)
@@ -255,6 +257,16 @@ class MSRPProtocol(Protocol):
             waiter.callback(None)
         return waiter
 
+    def call_when_drained(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the socket's outgoing buffer is below its high-water mark
+        (at once when it is). :meth:`drained` without a Deferred, for the send loop, which
+        waits once per chunk; a callback still waiting when the connection is lost is
+        dropped (``lost`` reports that)."""
+        if self._writing_paused:
+            self._drain_callbacks.append(callback)
+        elif not self.lost.fired:
+            callback()
+
     @property
     def writing_paused(self) -> bool:
         """True while the socket's outgoing buffer is over its high-water mark."""
@@ -265,6 +277,9 @@ class MSRPProtocol(Protocol):
 
     def resumeProducing(self) -> None:
         self._writing_paused = False
+        callbacks, self._drain_callbacks = self._drain_callbacks, []
+        for callback in callbacks:
+            callback()
         waiters, self._drain_waiters = self._drain_waiters, []
         for waiter in waiters:
             waiter.callback(None)

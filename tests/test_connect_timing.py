@@ -1,7 +1,9 @@
 """Timeouts and flow control of connections, tested deterministically with a fake clock."""
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from msrplib._bind import bind_active
@@ -199,6 +201,24 @@ class FlowControlTests(unittest.TestCase):
         self.successResultOf(written)
         self.assertEqual(transport.value(), b"bytes")
         self.assertIsNone(msrp.write(b"more", sync=False))
+
+    def test_call_when_drained(self):
+        protocol, transport = connected_protocol()
+        calls = []
+        protocol.call_when_drained(lambda: calls.append("now"))
+        self.assertEqual(calls, ["now"])
+        protocol.pauseProducing()
+        protocol.call_when_drained(lambda: calls.append("later"))
+        self.assertEqual(calls, ["now"])
+        protocol.resumeProducing()
+        protocol.resumeProducing()  # each callback runs once
+        self.assertEqual(calls, ["now", "later"])
+        protocol.pauseProducing()
+        protocol.call_when_drained(lambda: calls.append("never"))
+        protocol.connectionLost(Failure(ConnectionDone()))
+        protocol.resumeProducing()
+        protocol.call_when_drained(lambda: calls.append("never"))
+        self.assertEqual(calls, ["now", "later"])
 
 
 class AnyPeerTests(unittest.TestCase):
