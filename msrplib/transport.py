@@ -51,14 +51,24 @@ TrafficLog = Callable[[str, MSRPData], None]
 #: Bytes gathered while handling received data before they are written anyway.
 BATCH_LIMIT = 64 * 1024
 
-#: How much a TCP connection reads at a time: Twisted's 64 KiB to start with, and up to
-#: LARGE_READ once a read fills that (a file is on its way: several of its chunks then come
-#: in one read, and the receiver goes round the reactor a quarter as often). A read under
-#: SMALL_READ goes back down: every read first allocates its whole size, which would cost
-#: each small message more than it saves. (Twisted's ``bufferSize`` is also how much unsent
-#: data pauses writers; both ends of a file transfer are fine with either.)
+#: How much a connection's socket reads at a time: Twisted's 64 KiB to start with, and up
+#: to LARGE_READ once a read fills that (a file is on its way: several of its chunks then
+#: come in one read, are answered in one write, and the receiver goes round the reactor a
+#: quarter as often). A read under SMALL_READ goes back down: every read first allocates its
+#: whole size, which would cost each small message more than it saves. Under TLS the
+#: socket's reads are sized the same way, not the records TLS hands over. (Twisted's
+#: ``bufferSize`` is also how much unsent data pauses writers; both ends of a file transfer
+#: are fine with either.)
 SMALL_READ = 64 * 1024
 LARGE_READ = 256 * 1024
+
+
+def _size_next_read(socket: Any, received: int) -> None:
+    """Set the size of ``socket``'s next read from what it just read (see LARGE_READ)."""
+    if received >= socket.bufferSize:
+        socket.bufferSize = LARGE_READ
+    elif received < SMALL_READ:
+        socket.bufferSize = SMALL_READ
 
 
 @implementer(IPushProducer, IHandshakeListener)
@@ -97,21 +107,35 @@ class MSRPProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)
-        if not ISSLTransport.providedBy(self.transport):
+        if ISSLTransport.providedBy(self.transport):
+            self._size_reads_under_tls()
+        else:
             if isinstance(getattr(self.transport, "bufferSize", None), int):
                 self._tcp = self.transport  # a real socket: see LARGE_READ
             self.ready.fire(self)
+
+    def _size_reads_under_tls(self) -> None:
+        """Size the socket's reads by what it reads (see LARGE_READ): the TLS layer (our
+        transport, Twisted's TLS protocol on the socket) is handed each read, and we only
+        see the records in it, 16 KiB at most, so the layer's ``dataReceived`` is wrapped."""
+        layer = self.transport
+        socket = getattr(layer, "transport", None)
+        if not isinstance(getattr(socket, "bufferSize", None), int):
+            return
+        decrypt = layer.dataReceived
+
+        def read(data: bytes) -> None:
+            _size_next_read(socket, len(data))
+            decrypt(data)
+
+        layer.dataReceived = read
 
     def handshakeCompleted(self) -> None:
         self.ready.fire(self)
 
     def dataReceived(self, data: bytes) -> None:
-        tcp = self._tcp
-        if tcp is not None:  # the next read's size (see LARGE_READ)
-            if len(data) >= tcp.bufferSize:
-                tcp.bufferSize = LARGE_READ
-            elif len(data) < SMALL_READ:
-                tcp.bufferSize = SMALL_READ
+        if self._tcp is not None:
+            _size_next_read(self._tcp, len(data))
         # What handling these bytes writes (answers, mostly) goes out in one write at the
         # end: over TLS that is one record instead of one per answer.
         self._batch = []
