@@ -28,6 +28,7 @@ from msrplib._headers import ByteRange, Headers, format_path
 from msrplib._observer import Observer, ResponseWaiters
 from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, ParserEvent,
                              ParserLimits)
+from msrplib._sendnow import can_send_now, send_now
 from msrplib._uri import URI
 from msrplib._wire import (MSRPData, encode_response, make_response, new_message_id,
                            new_transaction_id)
@@ -102,6 +103,7 @@ class MSRPProtocol(Protocol):
         self._batch: Optional[List[bytes]] = None
         self._batched = 0
         self._tcp: Any = None
+        self._send_now = False
 
     # Connection life.
 
@@ -112,6 +114,7 @@ class MSRPProtocol(Protocol):
         else:
             if isinstance(getattr(self.transport, "bufferSize", None), int):
                 self._tcp = self.transport  # a real socket: see LARGE_READ
+            self._send_now = can_send_now(self.transport)
             self.ready.fire(self)
 
     def _size_reads_under_tls(self) -> None:
@@ -168,9 +171,14 @@ class MSRPProtocol(Protocol):
             self._batch = []
 
     def _flush(self) -> None:
+        """Write the batch: on a TCP socket at once (see :mod:`msrplib._sendnow`), so that
+        the answers to what was just read leave before the reactor turns."""
         batch, self._batch, self._batched = self._batch, None, 0
         if batch and self.transport is not None:
-            self.transport.writeSequence(batch)
+            if self._send_now:
+                send_now(self.transport, batch)
+            else:
+                self.transport.writeSequence(batch)
 
     def _log_event(self, event: ParserEvent) -> None:
         assert self.traffic_log is not None
