@@ -3,7 +3,9 @@
 import errno
 import select
 
+from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
@@ -79,6 +81,18 @@ class AnswersLeaveAtOnceTests(unittest.TestCase):
         second = yield sender.read_chunk()
         self.assertEqual((first.method, len(first.data)), ("SEND", 5000))
         self.assertEqual((second.code, second.transaction_id), (200, request.transaction_id))
+
+    @inlineCallbacks
+    def test_writes_outside_a_read_wait_for_the_reactor_together(self):
+        sender, receiver = yield bind_pair(self)
+        yield deferLater(reactor, 0, lambda: None)  # bind_pair fires while a read is handled
+        first, second = sender.make_chunk(data=b"one"), sender.make_chunk(data=b"two")
+        sender.write_chunk(first, sync=False)
+        sender.write_chunk(second, sync=False)
+        self.assertEqual(unsent(sender.protocol.transport),
+                         len(first.encode()) + len(second.encode()))
+        received = [(yield receiver.read_chunk()), (yield receiver.read_chunk())]
+        self.assertEqual([chunk.data for chunk in received], [b"one", b"two"])
 
     @inlineCallbacks
     def test_only_plain_tcp_sockets_send_now(self):
