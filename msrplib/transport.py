@@ -109,6 +109,12 @@ class MSRPProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)
+        # Answers and REPORTs are small writes that the peer waits for: Nagle's algorithm
+        # would hold them back until the last segment is acknowledged. Our writes are
+        # already gathered per reactor turn, so nothing is left for it to coalesce.
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         if ISSLTransport.providedBy(self.transport):
             self._size_reads_under_tls()
         else:
