@@ -67,6 +67,12 @@ class RangeSet:
         """How many bytes the set holds."""
         return sum(high - low for low, high in self.ranges)
 
+    @property
+    def prefix(self) -> int:
+        """How many bytes from the start the set holds without a gap."""
+        ranges = self.ranges
+        return ranges[0][1] if ranges and ranges[0][0] == 0 else 0
+
 
 class _MemorySink:
     def __init__(self) -> None:
@@ -190,6 +196,8 @@ class IncomingMessage:
         self.ranges = RangeSet()
         self.end: Optional[int] = None
         self.sink: Any = None
+        #: Bytes from the start that a partial success REPORT already confirmed.
+        self.progress_reported = 0
 
     @property
     def received(self) -> int:

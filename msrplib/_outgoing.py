@@ -66,6 +66,10 @@ class OutgoingMessage:
         self.result: Deferred = Deferred()
         self.reported: Optional[RangeSet] = None
         self.report_timer: Any = None
+        #: Set once every chunk is sent (and answered): only the success REPORT is missing.
+        self.awaiting_report = False
+        #: Body bytes this message may run ahead of the peer's REPORTs (``ReportWindow``).
+        self.window_limit: Optional[int] = None
         self._lookahead: Optional[bytes] = None
 
     @property
@@ -87,6 +91,11 @@ class OutgoingMessage:
     def done(self) -> bool:
         """True once the result has fired, either way."""
         return self.result.called
+
+    @property
+    def confirmed(self) -> int:
+        """Body bytes from the start that the peer's success REPORTs confirmed."""
+        return 0 if self.reported is None else self.reported.prefix
 
     def stop_report_timer(self) -> None:
         """Stop waiting for the success REPORT, if a timer waits for it."""

@@ -193,6 +193,22 @@ class RequestHandler:
                 self.session._write(make_report(message.first_chunk, 200,
                                         byte_range=ByteRange(1, size, size)))
             self.session.receiver.message_received(message)
+        elif head.contflag == "+":
+            self._report_progress(message)
+
+    def _report_progress(self, message: IncomingMessage) -> None:
+        """Confirm the bytes that arrived in order so far, every ``progress_report_bytes``,
+        when the sender asked for success reports: what paces a sender behind a relay."""
+        interval = self.session.settings.progress_report_bytes
+        if interval is None:
+            return
+        arrived = message.ranges.prefix
+        if arrived - message.progress_reported < interval or \
+                message.first_chunk.headers.first.get("success-report") != "yes":
+            return
+        message.progress_reported = arrived
+        self.session._write(make_report(message.first_chunk, 200,
+                                        byte_range=ByteRange(1, arrived, message.size)))
 
     def _answer(self, request: MSRPData, code: int) -> None:
         """``MSRPSession.respond``, less noting the traffic: the request's arrival did."""

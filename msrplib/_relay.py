@@ -37,6 +37,11 @@ AUTH_REFRESH_FRACTION = 0.75
 #: Body bytes per chunk through a relay by default: Kamailio's relay drops frames over about
 #: 11 KB, so 8 KiB leaves room for the headers.
 RELAY_CHUNK_SIZE = 8 * 1024
+#: Body bytes of a message sent with success reports that may run ahead of the peer's
+#: REPORTs through a relay: relays answer each chunk themselves and apply no backpressure
+#: (Kamailio drops a receiver that falls 32-64 KB behind), so only the peer's REPORTs pace
+#: the sender.
+RELAY_UNREPORTED_BYTES = 32 * 1024
 
 
 class MSRPAuthError(MSRPError):
@@ -65,6 +70,8 @@ class MSRPRelaySettings:
     and some relays fail on it); ``verify_tls`` turns the relay name check off (tests with
     self-signed relays only); ``trust_root`` is what the relay's certificate must chain to
     (default: the platform's); ``max_chunk_size`` bounds chunk bodies through this relay;
+    ``max_unreported_bytes`` is how far a message sent with success reports may run ahead
+    of the peer's REPORTs (``SessionSettings.max_unreported_bytes``; ``None``: no limit);
     ``resolver`` is the ``twisted.names`` resolver for SRV lookups.
     """
 
@@ -79,6 +86,7 @@ class MSRPRelaySettings:
     verify_tls: bool = True
     trust_root: Any = None
     max_chunk_size: int = RELAY_CHUNK_SIZE
+    max_unreported_bytes: Optional[int] = RELAY_UNREPORTED_BYTES
     resolver: Any = None
 
     @property
@@ -288,6 +296,7 @@ class _RelayEndpoint:
     def _bound(self, transport: MSRPTransport) -> MSRPTransport:
         self._transport = transport
         transport.max_chunk_size = self.relay.max_chunk_size
+        transport.max_unreported_bytes = self.relay.max_unreported_bytes
         transport.protocol.lost.observe().addErrback(lambda reason: self._stop_refresh())
         return transport
 

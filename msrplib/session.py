@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Iterable, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -23,6 +23,7 @@ from msrplib._outgoing import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._receiving import RequestHandler, should_respond
 from msrplib._wire import MSRPData, new_message_id, new_transaction_id
+from msrplib._window import ReportWindow
 from msrplib._writer import MessageWriter
 from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
 from msrplib.transport import MSRPTransport
@@ -59,6 +60,14 @@ class SessionSettings:
     ``max_out_of_order``: bytes held for an ``IConsumer`` sink that arrived ahead of a gap;
     past it the message is refused (413) rather than buffered without bound.
     ``max_incoming_messages``: messages arriving at once; a new one past it gets 413.
+    ``progress_report_bytes``: for an incoming message that asks for success reports, a
+    partial success REPORT goes back each time this many more bytes arrived in order
+    (the sender's pacing through relays); ``None``: whole messages only.
+    ``max_unreported_bytes``: body bytes a message sent with success reports may run ahead
+    of the peer's REPORTs; ``None``: no limit (a relay transport brings its own).
+    ``progress_report_wait``: seconds a message held by that limit waits for the first
+    partial REPORT from the peer; without one the peer is taken to report whole messages
+    only and the limit is dropped for the session.
     """
 
     response_timeout: float = RESPONSE_TIMEOUT
@@ -69,6 +78,9 @@ class SessionSettings:
     max_outstanding_chunks: int = 32
     max_out_of_order: Optional[int] = 16 * 1024 * 1024
     max_incoming_messages: int = 64
+    progress_report_bytes: Optional[int] = 16 * 1024
+    max_unreported_bytes: Optional[int] = None
+    progress_report_wait: float = 5.0
 
 
 class MessageReceiver:
@@ -162,6 +174,9 @@ class MSRPSession:
         self._waiting_reports: Dict[str, OutgoingMessage] = {}
         self._body: Optional[_Body] = None
         self._idle: Set[OutgoingMessage] = set()
+        self._window = ReportWindow(reactor, lambda: self.settings.progress_report_wait,
+                                    lambda: self.settings.report_timeout,
+                                    self._window_released, self._window_expired)
         self._pumping = False
         self._shutting_down = False
         self._drain_pending = False
@@ -243,6 +258,7 @@ class MSRPSession:
         message = OutgoingMessage(data_or_file, content_type, message_id or new_message_id(),
                                   success_report, failure_report,
                                   self._chunk_size(chunk_size), headers, progress)
+        self._track_reports(message)
         self._queue.append(message)
         self._pump()
         return message.result
@@ -273,6 +289,7 @@ class MSRPSession:
         message = OutgoingMessage(writer, content_type, message_id or new_message_id(),
                                   success_report, failure_report, size_limit, headers)
         writer.result = message.result
+        self._track_reports(message)
         self._idle.add(message)
         return writer
 
@@ -282,19 +299,36 @@ class MSRPSession:
             size = min(size, self.transport.max_chunk_size)
         return size
 
+    def _track_reports(self, message: OutgoingMessage) -> None:
+        """A message that asks for success reports hears them from its first chunk on, and
+        is paced by them when a limit applies (``max_unreported_bytes``)."""
+        if message.success_report != "yes":
+            return
+        self._waiting_reports[message.message_id] = message
+        limits = [limit for limit in (self.settings.max_unreported_bytes,
+                                      self.transport.max_unreported_bytes) if limit]
+        message.window_limit = min(limits) if limits else None
+
     def abort_message(self, message_id: str) -> None:
         """Stop sending a queued message: its next chunk is an empty ``#`` chunk."""
-        for item in list(self._queue) + list(self._idle):
+        for item in list(self._queue) + list(self._idle) + list(self._window.held):
             if isinstance(item, OutgoingMessage) and item.message_id == message_id:
-                if item in self._idle:
-                    self._idle.discard(item)
-                    self._queue.append(item)
-                item.aborted = True
+                self._stop_sending(item)
                 self._fail_message(item, MSRPTransactionError(
                     "aborted by the sender", code=499, comment="Aborted"))
                 self._pump()
                 return
         raise KeyError(message_id)
+
+    def _stop_sending(self, message: OutgoingMessage) -> None:
+        """Send ``message`` no further: its next chunk is the empty ``#`` that ends it."""
+        if message.finished_sending:
+            return
+        message.aborted = True
+        if message in self._idle or message in self._window.held:
+            self._idle.discard(message)
+            self._window.forget(message)
+            self._queue.append(message)
 
     def send_nickname(self, nickname: str) -> Deferred:
         """Ask to use ``nickname`` in a chat room (RFC 7701); fires with the 200."""
@@ -345,6 +379,8 @@ class MSRPSession:
                 if not item.ready:
                     self._idle.add(item)  # a MessageWriter with nothing written yet
                     continue
+                if item.window_limit is not None and not self._window.allows(item):
+                    continue  # held until the peer's REPORTs catch up
                 self._send_next_chunk(item)
                 if not item.finished_sending:
                     self._queue.append(item)
@@ -356,7 +392,7 @@ class MSRPSession:
         """After ``shutdown``: close once nothing is queued or waits for an answer."""
         if (self._shutting_down and not self._queue and not self._idle and self._body is None
                 and not self._transactions and not self._waiting_reports
-                and not self.closed.fired):
+                and not self._window.held and not self.closed.fired):
             self._protocol.close()
 
     def _wait_for_drain(self) -> None:
@@ -531,9 +567,32 @@ class MSRPSession:
         if message.success_report != "yes":
             message.result.callback(message.message_id)
             return
-        self._waiting_reports[message.message_id] = message
+        message.awaiting_report = True
+        if message.reported is not None and message.reported.covers(message.offset):
+            self._message_reported(message)
+            return
         message.report_timer = self.reactor.callLater(
             self.settings.report_timeout, self._report_timed_out, message)
+
+    def _message_reported(self, message: OutgoingMessage) -> None:
+        del self._waiting_reports[message.message_id]
+        message.stop_report_timer()
+        message.result.callback(message.message_id)
+        self._close_if_done()
+
+    def _window_released(self, messages: List[OutgoingMessage]) -> None:
+        self._queue.extend(messages)
+        self._pump()
+
+    def _window_expired(self, messages: List[OutgoingMessage]) -> None:
+        """The peer's REPORTs stopped while these messages waited for them: give up."""
+        for message in messages:
+            self._queue.append(message)
+            self._stop_sending(message)
+            self._fail_message(message, MSRPTransactionError(
+                "no success report within %s seconds" % self.settings.report_timeout,
+                code=408, comment="No success report"))
+        self._pump()
 
     def _report_timed_out(self, message: OutgoingMessage) -> None:
         message.report_timer = None
@@ -543,6 +602,7 @@ class MSRPSession:
 
     def _fail_message(self, message: OutgoingMessage, error: Exception) -> None:
         self._waiting_reports.pop(message.message_id, None)
+        self._window.forget(message)
         message.stop_report_timer()
         if not message.done:
             message.result.errback(Failure(error))
@@ -560,9 +620,11 @@ class MSRPSession:
         if status is None:
             return
         if status.code != 200:
+            self._stop_sending(message)
             self._fail_message(message, MSRPTransactionError(
                 "failure report: %s %s" % (status.code, status.comment or ""),
                 code=status.code, comment=status.comment))
+            self._pump()
             return
         total = message.offset
         if message.reported is None:
@@ -570,13 +632,13 @@ class MSRPSession:
         if byte_range is None:
             message.reported.add(0, total)
         else:
-            end = total if byte_range.end is None else byte_range.end
+            end = total if byte_range.end is None else min(byte_range.end, total)
             message.reported.add(byte_range.start - 1, end)
-        if message.reported.covers(total):
-            del self._waiting_reports[message.message_id]
-            message.stop_report_timer()
-            message.result.callback(message.message_id)
-            self._close_if_done()
+        if message.awaiting_report and message.reported.covers(total):
+            self._message_reported(message)
+        else:
+            partial = not (message.finished_sending and message.reported.covers(total))
+            self._window.reported(message, partial)
 
     # Receiving.
 
@@ -650,6 +712,7 @@ class MSRPSession:
                 if response_cb is not None and chunk.method not in (None, "REPORT"):
                     response_cb(_generated_response(chunk, 408, "Connection closed"))
         self._queue.clear()
+        self._window.stop()  # what it held waits for reports: failed just below
         for message in list(self._waiting_reports.values()):
             self._fail_message(message, error)
         self._requests.connection_lost(error)

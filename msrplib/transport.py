@@ -415,6 +415,9 @@ class MSRPTransport:
         self._expected = ResponseWaiters()
         #: The largest chunk body this connection should carry (a relay's limit), or ``None``.
         self.max_chunk_size: Optional[int] = None
+        #: How far a message sent with success reports may run ahead of the peer's REPORTs
+        #: on this connection (a relay's limit), or ``None``.
+        self.max_unreported_bytes: Optional[int] = None
         for event in early_events:
             self._event_received(event)
         protocol.set_receiver(self._event_received)

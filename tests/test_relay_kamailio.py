@@ -109,6 +109,21 @@ class RelayCases(RelayHarness):
         [message] = bob_heard.received
         self.assertEqual(hashlib.sha256(message.data).digest(), hashlib.sha256(payload).digest())
         self.assertEqual(alice.transport.max_chunk_size, 8 * 1024)
+        self.assertEqual(alice.transport.max_unreported_bytes, 32 * 1024)
+
+    @inlineCallbacks
+    def test_a_receiver_that_stops_reading_loses_nothing(self):
+        """The relay answers every chunk itself and drops a receiver that falls tens of KB
+        behind: the sender must not run ahead of Bob's REPORTs while he reads nothing."""
+        bob_heard = CollectingReceiver()
+        alice, bob = yield self.relayed_pair(bob_receiver=bob_heard)
+        payload = os.urandom(5 * 1024 * 1024)
+        bob_socket = bob.transport.protocol.transport
+        bob_socket.pauseProducing()
+        reactor.callLater(1.0, bob_socket.resumeProducing)
+        yield alice.send_message(payload, "application/octet-stream", success_report="yes")
+        [message] = bob_heard.received
+        self.assertEqual(hashlib.sha256(message.data).digest(), hashlib.sha256(payload).digest())
 
 
 class TCPRelayTests(RelayCases, unittest.TestCase):
