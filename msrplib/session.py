@@ -174,9 +174,8 @@ class MSRPSession:
         self._waiting_reports: Dict[str, OutgoingMessage] = {}
         self._body: Optional[_Body] = None
         self._idle: Set[OutgoingMessage] = set()
-        self._window = ReportWindow(reactor, lambda: self.settings.progress_report_wait,
-                                    lambda: self.settings.report_timeout,
-                                    self._window_released, self._window_expired)
+        # Made for the first message paced by success reports (most sessions have none).
+        self._window: Optional[ReportWindow] = None
         self._pumping = False
         self._shutting_down = False
         self._drain_pending = False
@@ -311,7 +310,7 @@ class MSRPSession:
 
     def abort_message(self, message_id: str) -> None:
         """Stop sending a queued message: its next chunk is an empty ``#`` chunk."""
-        for item in list(self._queue) + list(self._idle) + list(self._window.held):
+        for item in list(self._queue) + list(self._idle) + list(self._held()):
             if isinstance(item, OutgoingMessage) and item.message_id == message_id:
                 self._stop_sending(item)
                 self._fail_message(item, MSRPTransactionError(
@@ -325,9 +324,9 @@ class MSRPSession:
         if message.finished_sending:
             return
         message.aborted = True
-        if message in self._idle or message in self._window.held:
+        if message in self._idle or message in self._held():
             self._idle.discard(message)
-            self._window.forget(message)
+            self._forget_held(message)
             self._queue.append(message)
 
     def send_nickname(self, nickname: str) -> Deferred:
@@ -379,7 +378,7 @@ class MSRPSession:
                 if not item.ready:
                     self._idle.add(item)  # a MessageWriter with nothing written yet
                     continue
-                if item.window_limit is not None and not self._window.allows(item):
+                if item.window_limit is not None and not self._pacing().allows(item):
                     continue  # held until the peer's REPORTs catch up
                 self._send_next_chunk(item)
                 if not item.finished_sending:
@@ -392,7 +391,7 @@ class MSRPSession:
         """After ``shutdown``: close once nothing is queued or waits for an answer."""
         if (self._shutting_down and not self._queue and not self._idle and self._body is None
                 and not self._transactions and not self._waiting_reports
-                and not self._window.held and not self.closed.fired):
+                and not self._held() and not self.closed.fired):
             self._protocol.close()
 
     def _wait_for_drain(self) -> None:
@@ -580,6 +579,21 @@ class MSRPSession:
         message.result.callback(message.message_id)
         self._close_if_done()
 
+    def _pacing(self) -> ReportWindow:
+        if self._window is None:
+            self._window = ReportWindow(self.reactor, lambda: self.settings.progress_report_wait,
+                                        lambda: self.settings.report_timeout,
+                                        self._window_released, self._window_expired)
+        return self._window
+
+    def _held(self) -> Dict[OutgoingMessage, None]:
+        """The messages waiting for the peer's REPORTs to catch up."""
+        return self._window.held if self._window is not None else {}
+
+    def _forget_held(self, message: OutgoingMessage) -> None:
+        if self._window is not None:
+            self._window.forget(message)
+
     def _window_released(self, messages: List[OutgoingMessage]) -> None:
         self._queue.extend(messages)
         self._pump()
@@ -602,7 +616,7 @@ class MSRPSession:
 
     def _fail_message(self, message: OutgoingMessage, error: Exception) -> None:
         self._waiting_reports.pop(message.message_id, None)
-        self._window.forget(message)
+        self._forget_held(message)
         message.stop_report_timer()
         if not message.done:
             message.result.errback(Failure(error))
@@ -636,7 +650,7 @@ class MSRPSession:
             message.reported.add(byte_range.start - 1, end)
         if message.awaiting_report and message.reported.covers(total):
             self._message_reported(message)
-        else:
+        elif self._window is not None:
             partial = not (message.finished_sending and message.reported.covers(total))
             self._window.reported(message, partial)
 
@@ -712,7 +726,8 @@ class MSRPSession:
                 if response_cb is not None and chunk.method not in (None, "REPORT"):
                     response_cb(_generated_response(chunk, 408, "Connection closed"))
         self._queue.clear()
-        self._window.stop()  # what it held waits for reports: failed just below
+        if self._window is not None:
+            self._window.stop()  # what it held waits for reports: failed just below
         for message in list(self._waiting_reports.values()):
             self._fail_message(message, error)
         self._requests.connection_lost(error)
