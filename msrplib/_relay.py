@@ -70,9 +70,9 @@ class MSRPRelaySettings:
     and some relays fail on it); ``verify_tls`` turns the relay name check off (tests with
     self-signed relays only); ``trust_root`` is what the relay's certificate must chain to
     (default: the platform's); ``max_chunk_size`` bounds chunk bodies through this relay;
-    ``max_unreported_bytes`` is how far a message sent with success reports may run ahead
-    of the peer's REPORTs (``SessionSettings.max_unreported_bytes``; ``None``: no limit);
-    ``resolver`` is the ``twisted.names`` resolver for SRV lookups.
+    ``resolver`` is the ``twisted.names`` resolver for SRV lookups; ``max_unreported_bytes``
+    is how far a message sent with success reports may run ahead of the peer's REPORTs
+    (``SessionSettings.max_unreported_bytes``; ``None``: no limit).
     """
 
     domain: str
@@ -86,8 +86,8 @@ class MSRPRelaySettings:
     verify_tls: bool = True
     trust_root: Any = None
     max_chunk_size: int = RELAY_CHUNK_SIZE
-    max_unreported_bytes: Optional[int] = RELAY_UNREPORTED_BYTES
     resolver: Any = None
+    max_unreported_bytes: Optional[int] = RELAY_UNREPORTED_BYTES
 
     @property
     def uri(self) -> URI:
