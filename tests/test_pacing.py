@@ -99,6 +99,15 @@ class PacingTests(unittest.TestCase):
         return Pair(self, settings(max_unreported_bytes=40),
                     settings(progress_report_bytes=progress_report_bytes))
 
+    def held_message(self, **options):
+        """A pair whose Bob reports whole messages only, and Alice's message held by the
+        limit after its first 40 bytes."""
+        pair = self.paced_pair(progress_report_bytes=None)
+        result = pair.alice.send_message(BODY, "text/plain", success_report="yes", **options)
+        pair.flush()
+        self.assertEqual(pair.bob_has(), 40)
+        return pair, result
+
     def test_a_reporting_peer_gets_the_whole_message(self):
         pair = self.paced_pair()
         result = pair.alice.send_message(BODY, "text/plain", success_report="yes")
@@ -138,10 +147,7 @@ class PacingTests(unittest.TestCase):
         self.assertEqual((message.received, reason.value.code), (40, 499))
 
     def test_a_peer_that_reports_whole_messages_only_is_waited_for_once(self):
-        pair = self.paced_pair(progress_report_bytes=None)
-        result = pair.alice.send_message(BODY, "text/plain", success_report="yes")
-        pair.flush()
-        self.assertEqual(pair.bob_has(), 40)
+        pair, result = self.held_message()
         pair.clock.advance(pair.alice.settings.progress_report_wait)
         pair.flush()
         self.successResultOf(result)
@@ -158,10 +164,7 @@ class PacingTests(unittest.TestCase):
         self.successResultOf(result)
 
     def test_a_held_message_can_be_aborted(self):
-        pair = self.paced_pair(progress_report_bytes=None)
-        result = pair.alice.send_message(BODY, "text/plain", success_report="yes",
-                                         message_id="held")
-        pair.flush()
+        pair, result = self.held_message(message_id="held")
         pair.alice.abort_message("held")
         pair.flush()
         self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 499)
@@ -170,9 +173,7 @@ class PacingTests(unittest.TestCase):
         self.assertEqual(pair.alice._window.held, {})
 
     def test_a_failure_report_stops_a_held_message(self):
-        pair = self.paced_pair(progress_report_bytes=None)
-        result = pair.alice.send_message(BODY, "text/plain", success_report="yes")
-        pair.flush()
+        pair, result = self.held_message()
         [message] = pair.bob._requests.incoming.values()
         pair.bob.send_chunk(make_report(message.first_chunk, 415))
         pair.flush()
@@ -181,9 +182,7 @@ class PacingTests(unittest.TestCase):
         self.assertEqual((failed.received, reason.value.code), (40, 499))
 
     def test_a_closed_connection_fails_a_held_message(self):
-        pair = self.paced_pair(progress_report_bytes=None)
-        result = pair.alice.send_message(BODY, "text/plain", success_report="yes")
-        pair.flush()
+        pair, result = self.held_message()
         pair.bob.transport.loseConnection()
         pair.flush()
         self.failureResultOf(result, MSRPSessionError)
@@ -191,8 +190,7 @@ class PacingTests(unittest.TestCase):
         self.assertEqual(pair.clock.getDelayedCalls(), [])
 
     def test_shutdown_waits_for_a_held_message(self):
-        pair = self.paced_pair(progress_report_bytes=None)
-        result = pair.alice.send_message(BODY, "text/plain", success_report="yes")
+        pair, result = self.held_message()
         closed = pair.alice.shutdown()
         pair.flush()
         self.assertNoResult(closed)
