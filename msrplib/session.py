@@ -648,11 +648,11 @@ class MSRPSession:
         else:
             end = total if byte_range.end is None else min(byte_range.end, total)
             message.reported.add(byte_range.start - 1, end)
-        if message.awaiting_report and message.reported.covers(total):
+        whole = message.finished_sending and message.reported.covers(total)
+        if whole and message.awaiting_report:
             self._message_reported(message)
         elif self._window is not None:
-            partial = not (message.finished_sending and message.reported.covers(total))
-            self._window.reported(message, partial)
+            self._window.reported(message, partial=not whole)
 
     # Receiving.
 
