@@ -7,7 +7,7 @@ stops reading is in ``test_relay_kamailio``.
 from twisted.trial import unittest
 
 from msrplib.errors import MSRPSessionError, MSRPTransactionError
-from msrplib.protocol import make_report
+from msrplib.protocol import ByteRange, make_report
 from msrplib.session import SessionSettings
 from msrplib.testing import CollectingReceiver, SessionPair
 
@@ -180,6 +180,15 @@ class PacingTests(unittest.TestCase):
         self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 415)
         [(failed, reason)] = pair.received.failed
         self.assertEqual((failed.received, reason.value.code), (40, 499))
+
+    def test_a_report_on_bytes_not_sent_yet_confirms_only_those_sent(self):
+        pair, result = self.held_message()
+        [message] = pair.bob._requests.incoming.values()
+        pair.bob.send_chunk(make_report(message.first_chunk, 200,
+                                        byte_range=ByteRange(1, 100, 100)))
+        pair.flush()
+        self.assertEqual(pair.bob_has(), 80)
+        self.assertNoResult(result)
 
     def test_a_closed_connection_fails_a_held_message(self):
         pair, result = self.held_message()
