@@ -67,7 +67,8 @@ class ChunkEnded:
 
 ParserEvent = Union[MSRPData, ChunkStarted, ChunkData, ChunkEnded]
 
-_TID_RE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9.+%=-]{3,31}")
+#: A start line (without its CRLF): ``MSRP``, the transaction id, and what follows it.
+_START_LINE_RE = re.compile(rb"MSRP ([A-Za-z0-9][A-Za-z0-9.+%=-]{3,31}) (.*)", re.DOTALL)
 _METHOD_RE = re.compile(rb"[A-Z]+")
 _NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 #: Header lines seen before, checked and split: the chunks of a session repeat most of
@@ -291,17 +292,13 @@ class ChunkParser:
         The whole chunk is tried once, right after its start line, so a chunk trickling in
         a byte at a time is not searched again and again.
         """
-        line = bytes(buf[pos:eol])
-        parts = line.split(b" ", 2)
-        if len(parts) < 3 or parts[0] != b"MSRP":
-            raise self._fail("malformed start line %r" % line[:80])
-        tid = parts[1]
-        if not _TID_RE.fullmatch(tid):
-            raise self._fail("transaction id %r is not 4 to 32 letters, digits or .+%%=-"
-                             % tid[:40])
-        kind = _KINDS.get(parts[2])
+        match = _START_LINE_RE.fullmatch(buf, pos, eol)
+        if match is None:
+            raise self._start_line_error(bytes(buf[pos:eol]))
+        tid, rest = match.groups()
+        kind = _KINDS.get(rest)
         if kind is None:
-            kind = self._kind(parts[2], line)
+            kind = self._kind(rest, bytes(buf[pos:eol]))
         method, code, comment = kind
         chunk = MSRPData(tid.decode(), method, code, comment, contflag=None)
         self._chunk = chunk
@@ -327,6 +324,14 @@ class ChunkParser:
         if blank >= 0:
             chunk.data = _take(buf, blank + 4, end)
         return self._end_line(buf, end + len(marker))
+
+    def _start_line_error(self, line: bytes) -> ChunkParseError:
+        """The error for a start line that is not ``MSRP <transaction id> <rest>``."""
+        parts = line.split(b" ", 2)
+        if len(parts) < 3 or parts[0] != b"MSRP":
+            return self._fail("malformed start line %r" % line[:80])
+        return self._fail("transaction id %r is not 4 to 32 letters, digits or .+%%=-"
+                          % parts[1][:40])
 
     def _kind(self, rest: bytes, line: bytes) -> Tuple[Optional[str], Optional[int],
                                                        Optional[str]]:
