@@ -226,14 +226,27 @@ def format_path(path: List[URI]) -> str:
 BYTE_RANGE_RE = re.compile(r"([0-9]+)-([0-9]+|\*)/([0-9]+|\*)")
 
 
+#: Byte-Range values parsed before: every message of one size has the same one. Bounded
+#: (emptied when full).
+_BYTE_RANGES: Dict[str, ByteRange] = {}
+_BYTE_RANGES_CACHED = 256
+
+
 def parse_byte_range(text: str) -> ByteRange:
     """``1-25/25``, ``1-*/*`` and the like."""
+    byte_range = _BYTE_RANGES.get(text)
+    if byte_range is not None:
+        return byte_range
     match = BYTE_RANGE_RE.fullmatch(text.strip())
     if match is None:
         raise HeaderParseError("bad Byte-Range %r" % (text,))
     start, end, total = match.groups()
-    return ByteRange(int(start), None if end == "*" else int(end),
-                     None if total == "*" else int(total))
+    byte_range = ByteRange(int(start), None if end == "*" else int(end),
+                           None if total == "*" else int(total))
+    if len(_BYTE_RANGES) >= _BYTE_RANGES_CACHED:
+        _BYTE_RANGES.clear()
+    _BYTE_RANGES[text] = byte_range
+    return byte_range
 
 
 _STATUS_RE = re.compile(r"([0-9]{3}) ([0-9]{3})(?: (.*))?", re.DOTALL)

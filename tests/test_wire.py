@@ -7,6 +7,7 @@ from twisted.trial import unittest
 from msrplib.protocol import (AuthParams, ByteRange, ChunkParser, HeaderParseError, Headers,
                               MSRPData, Status, make_report, make_response, new_message_id,
                               new_transaction_id, parse_uri)
+from msrplib._headers import parse_byte_range
 from msrplib._wire import encode_response
 from tests.rfc_examples import RFC4975, RFC4976
 
@@ -115,6 +116,19 @@ class HeaderTests(unittest.TestCase):
         ]:
             chunk.headers[name] = value
             self.assertRaises(HeaderParseError, getattr, chunk, attribute)
+
+    def test_byte_ranges_parse_the_same_again_and_their_cache_stays_bounded(self):
+        # Parsed Byte-Range values are cached by their text: each one must still come
+        # out as its own, a bad one must still raise, and the cache must stay bounded.
+        from msrplib import _headers
+        for number in range(1, 3 * _headers._BYTE_RANGES_CACHED):
+            for _ in range(2):
+                self.assertEqual(parse_byte_range("%d-%d/*" % (number, 2 * number)),
+                                 ByteRange(number, 2 * number, None))
+            self.assertLessEqual(len(_headers._BYTE_RANGES), _headers._BYTE_RANGES_CACHED)
+        for _ in range(2):
+            self.assertRaises(HeaderParseError, parse_byte_range, "1-2/x")
+        self.assertEqual(parse_byte_range(" 1-*/* "), ByteRange(1, None, None))
 
     def test_authentication_info_has_no_scheme(self):
         chunk = MSRPData("abcd", code=200)
