@@ -111,7 +111,7 @@ class Headers:
 
     def copy(self) -> Headers:
         """An independent copy."""
-        clone = Headers()
+        clone = Headers.__new__(Headers)  # no __init__: both fields are set just below
         clone._items = list(self._items)
         clone.first = dict(self.first)
         return clone
