@@ -77,11 +77,16 @@ _NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _LINES: Dict[str, Tuple[str, str, str]] = {}
 _LINES_CACHED = 1024
 _LINE_CACHED_LENGTH = 256
+#: Header names seen before in lines that were not cached (Message-ID's, mostly), checked,
+#: with their lower-case form. Bounded (emptied when full).
+_NAMES: Dict[str, str] = {}
+_NAMES_CACHED = 256
 #: What followed the transaction id in start lines seen before (``SEND``, ``200 OK``), as
 #: ``(method, code, comment)``. Bounded (emptied when full): comments come from peers.
 _KINDS: Dict[bytes, Tuple[Optional[str], Optional[int], Optional[str]]] = {}
 _KINDS_CACHED = 64
-_FLAGS = {b"$": "$", b"+": "+", b"#": "#"}
+#: An end-line's continuation flag with the CRLF after it, and the flag it stands for.
+_END_FLAGS = {b"$\r\n": "$", b"+\r\n": "+", b"#\r\n": "#"}
 
 _START, _HEADERS, _BODY = range(3)
 
@@ -266,11 +271,18 @@ class ChunkParser:
 
     def _end_line(self, buf: Union[bytes, bytearray], after: int) -> Tuple[MSRPData, int]:
         """Finish the chunk whose end-line's flag is at ``after``."""
-        flag = bytes(buf[after:after + 1])
-        if buf[after + 1:after + 3] != b"\r\n" and flag in (b"$", b"+", b"#"):
-            raise self._fail("end-line of %s not followed by CRLF"
-                             % self._marker[9:].decode())
-        return self._finish(flag), after + 3
+        return self._finish(self._end_flag(buf, after)), after + 3
+
+    def _end_flag(self, buf: Union[bytes, bytearray], after: int) -> str:
+        """The continuation flag at ``after``, checked with the CRLF that must follow it."""
+        contflag = _END_FLAGS.get(bytes(buf[after:after + 3]))
+        if contflag is None:
+            flag = bytes(buf[after:after + 1])
+            if flag in (b"$", b"+", b"#"):
+                raise self._fail("end-line of %s not followed by CRLF"
+                                 % self._marker[9:].decode())
+            raise self._fail("end-line with unknown continuation flag %r" % flag)
+        return contflag
 
     def _complete_lines(self, buf: Union[bytes, bytearray], done: int) -> int:
         """Check the header lines that are complete in ``buf`` from ``done`` on."""
@@ -301,29 +313,33 @@ class ChunkParser:
             kind = self._kind(rest, bytes(buf[pos:eol]))
         method, code, comment = kind
         chunk = MSRPData(tid.decode(), method, code, comment, contflag=None)
-        self._chunk = chunk
         self._marker = marker = b"\r\n-------" + tid
         # The end-line may share the start line's CRLF (a chunk without headers). Bigger
         # chunks are not searched here: the general path finds their end-line once.
         start = eol + 2
         end = buf.find(marker, eol, start + WHOLE_CHUNK_SPAN)
         if end < 0 or len(buf) < end + len(marker) + 3:
-            self._state = _HEADERS
-            return None
+            return self._step_by_step(chunk)
         limits = self.limits
         blank = buf.find(b"\r\n\r\n", eol, end + 2)
         block_end = end if blank < 0 else blank
         if block_end - start > limits.max_header_block:
             raise self._fail("header block longer than %d bytes" % limits.max_header_block)
         if blank >= 0 and end - blank - 4 > limits.max_buffered_body:
-            self._state = _HEADERS  # streamed: the general path cuts the body in pieces
-            return None
+            return self._step_by_step(chunk)  # streamed: the general path cuts the body
         if block_end > start:
             self._header_lines(chunk, buf[start:block_end])
         self._check_paths(chunk)
         if blank >= 0:
-            chunk.data = _take(buf, blank + 4, end)
-        return self._end_line(buf, end + len(marker))
+            chunk.data = bytes(buf[blank + 4:end])  # small: see WHOLE_CHUNK_SPAN
+        after = end + len(marker)
+        chunk.contflag = self._end_flag(buf, after)
+        return chunk, after + 3
+
+    def _step_by_step(self, chunk: MSRPData) -> None:
+        """Leave ``chunk``, whose start line was parsed, to the general path."""
+        self._chunk = chunk
+        self._state = _HEADERS
 
     def _start_line_error(self, line: bytes) -> ChunkParseError:
         """The error for a start line that is not ``MSRP <transaction id> <rest>``."""
@@ -379,11 +395,16 @@ class ChunkParser:
                 raise self._fail("end-line %r does not match transaction %s"
                                  % (line[:80], self._marker[9:].decode()))
             raise self._fail("header line without a colon: %r" % line[:80])
-        if not _NAME_RE.fullmatch(name):
-            raise self._fail("bad header name %r" % name[:80])
+        lower = _NAMES.get(name)
+        if lower is None:
+            if not _NAME_RE.fullmatch(name):
+                raise self._fail("bad header name %r" % name[:80])
+            lower = name.lower()
+            if len(_NAMES) >= _NAMES_CACHED:
+                _NAMES.clear()
+            _NAMES[name] = lower
         if value[:1] == " ":
             value = value[1:]
-        lower = name.lower()
         if lower == "byte-range" and not BYTE_RANGE_RE.fullmatch(value.strip()):
             raise self._fail("Byte-Range %r is not start-end/total numbers or *" % value[:80])
         header = (name, lower, value)
@@ -400,10 +421,7 @@ class ChunkParser:
             missing = "To-Path" if "to-path" not in first else "From-Path"
             raise self._fail("%s request without %s" % (chunk.method, missing))
 
-    def _finish(self, flag: bytes) -> MSRPData:
-        contflag = _FLAGS.get(flag)
-        if contflag is None:
-            raise self._fail("end-line with unknown continuation flag %r" % flag)
+    def _finish(self, contflag: str) -> MSRPData:
         chunk = self._chunk
         assert chunk is not None
         chunk.contflag = contflag
@@ -422,9 +440,7 @@ class ChunkParser:
         found = buf.find(marker, pos)
         if found >= 0 and len(buf) >= found + len(marker) + 3:
             end = found + len(marker)
-            if buf[end + 1:end + 3] != b"\r\n" and buf[end:end + 1] in (b"$", b"+", b"#"):
-                raise self._fail("end-line of %s not followed by CRLF" % chunk.transaction_id)
-            flag = bytes(buf[end:end + 1])
+            flag = self._end_flag(buf, end)
             if found > start:
                 events += self._body_piece(buf, start, found)  # may start streaming
             if self._streaming:

@@ -193,6 +193,18 @@ class ErrorTests(unittest.TestCase):
         raw = send_chunk(b"body").encode()[:-2] + b"XX"
         self.assertParseError(raw, "not followed by CRLF")
 
+    def test_bad_end_lines_after_a_body_parsed_step_by_step(self):
+        # A body past WHOLE_CHUNK_SPAN takes the general path: its end-line gets the same
+        # checks as a small chunk's.
+        big = b"x" * 10000
+        self.assertParseError(send_chunk(big).encode()[:-2] + b"XX", "not followed by CRLF")
+        self.assertParseError(send_chunk(big, flag="!").encode(), "unknown continuation")
+
+    def test_bad_header_name(self):
+        for _ in range(2):  # checked names are cached: a bad one must fail every time
+            self.assertParseError(b"MSRP abcd SEND\r\nTo Path: msrp://b/s;tcp\r\n",
+                                  "bad header name")
+
     def test_events_before_the_error_are_delivered(self):
         parser = ChunkParser()
         received = []
@@ -213,6 +225,19 @@ class LineCacheTests(unittest.TestCase):
             self.assertEqual(event.headers["X-Seq"], str(number))
             self.assertEqual(event.headers["content-type"], "application/octet-stream")
             self.assertLessEqual(len(_parser._LINES), _parser._LINES_CACHED)
+
+    def test_names_of_uncached_lines_are_cached_bounded(self):
+        # Message-ID lines are never cached whole; their names are, checked.
+        from msrplib import _parser
+        parser = ChunkParser()
+        for number in range(3 * _parser._NAMES_CACHED):
+            chunk = send_chunk(b"x", tid="seq%05d" % number)
+            chunk.headers.add("Message-ID", "id%d" % number)
+            chunk.headers.add("X-Name-%d" % number, "a" * 300)  # too long to be cached
+            [event] = list(parser.feed(chunk.encode()))
+            self.assertEqual((event.message_id, event.headers["x-name-%d" % number]),
+                             ("id%d" % number, "a" * 300))
+            self.assertLessEqual(len(_parser._NAMES), _parser._NAMES_CACHED)
 
     def test_start_lines_parse_the_same_and_their_cache_stays_bounded(self):
         # What follows the transaction id is cached ("SEND", "200 OK"): every comment a
