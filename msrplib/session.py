@@ -351,8 +351,9 @@ class MSRPSession:
         A call made while the loop runs (a producer writing as it is read from, say) only
         adds work: the running loop picks it up.
         """
-        if self._pumping:
-            return
+        if self._pumping or (not self._queue and self._body is None
+                             and not self._shutting_down):
+            return  # already running, or nothing to send and nothing to close
         self._pumping = True
         try:
             self._pump_loop()
@@ -497,7 +498,7 @@ class MSRPSession:
         timeout = self.settings.response_timeout
         self._transactions[chunk.transaction_id] = _Transaction(
             chunk, response_cb, counted, message, size)
-        self._deadlines.append((self.reactor.seconds() + timeout, chunk.transaction_id))
+        self._deadlines.append((self._seconds() + timeout, chunk.transaction_id))
         if self._deadline_timer is None:
             self._deadline_timer = self.reactor.callLater(timeout, self._expire)
         if counted:
