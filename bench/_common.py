@@ -19,11 +19,13 @@ def _figure(value):
     return "%.0f" % value if value >= 100 else "%.3g" % value
 
 
-def report(name, ours, baseline, unit):
-    """One line: our figure, the baseline's, and ours divided by the baseline's."""
+def report(name, ours, baseline, unit, lower_is_better=False):
+    """One line: our figure, the baseline's, and ours divided by the baseline's (the
+    baseline's divided by ours for a cost, so that a higher ratio is always better)."""
+    top, bottom = (baseline, ours) if lower_is_better else (ours, baseline)
     print("%-44s %10s %-7s baseline %10s  ratio %.2f"
           % (name, _figure(ours), unit, _figure(baseline),
-             ours / baseline if baseline else float("nan")))
+             top / bottom if bottom else float("nan")))
     sys.stdout.flush()
 
 

@@ -1,0 +1,260 @@
+"""CPU instructions per message and per 64 KiB chunk, counted by valgrind: the same every run.
+
+Rates on these shared machines move by a third from run to run, so a change of a few per
+cent cannot be seen in them. An instruction count can: with the hash seed fixed it repeats
+to within a few instructions in a hundred thousand. It counts the work of both ends in one
+process, in memory (no sockets, no reactor, no kernel), so it tells what a change to
+msrplib's Python costs, not how fast a real transfer is: ``messages.py`` and ``files.py``
+say that.
+
+Each workload runs under callgrind twice, at two lengths; the difference, divided by the
+extra messages or chunks, is the figure per unit, free of start-up. The baselines, in the
+same run and measured the same way: a plain Twisted request/response in memory (the frames
+of ``messages.py``'s echo, a Deferred per request) for messages, and a plain Twisted
+protocol taking the same bytes in the same pieces for chunks. The ratio is baseline over
+msrplib: 1.0 would be as cheap as the baseline, and like every other ratio here, higher
+is better.
+
+    python bench/instructions.py     # needs valgrind (Debian: apt-get install valgrind)
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from _common import report
+from files import BLOCK, Counter, Pattern
+
+BODY = b"m" * 100
+WINDOW = 32
+PIECE = 64 * 1024
+#: (shorter, longer) run of each workload, in rounds of WINDOW messages or in chunks.
+LENGTHS = {"messages": (20, 120), "echo": (20, 120), "chunks": (16, 80), "pump": (16, 80)}
+
+
+class MemoryTransport(StringTransport):
+    """A StringTransport that keeps what is written as it is written, uncopied.
+
+    StringTransport's BytesIO copies its growing buffer again and again; that would count
+    against whichever side writes more before its peer reads. What :func:`deliver` does
+    instead is the same for msrplib and the baselines: two copies of every byte, as the
+    kernel makes (into the socket, then out of it).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.written = []
+
+    def write(self, data):
+        self.written.append(data)
+
+    def writeSequence(self, parts):
+        self.written.extend(parts)
+
+
+def memory_sessions(receiver=None):
+    """Alice's and Bob's MSRPSessions over MemoryTransports, and their protocols."""
+    from msrplib.protocol import URI
+    from msrplib.session import MSRPSession, SessionSettings
+    from msrplib.transport import MSRPProtocol, MSRPTransport
+
+    alice_uri = URI.parse("msrp://127.0.0.1:40001/alicesessionid12;tcp")
+    bob_uri = URI.parse("msrp://127.0.0.1:40002/bobsessionid1234;tcp")
+    alice_protocol, bob_protocol = MSRPProtocol(), MSRPProtocol()
+    alice_protocol.makeConnection(MemoryTransport())
+    bob_protocol.makeConnection(MemoryTransport())
+    settings = SessionSettings(keepalive_interval=0, max_outstanding_chunks=64,
+                               max_message_size=None)
+    clock = Clock()
+    alice = MSRPSession(MSRPTransport(alice_protocol, [alice_uri], [bob_uri]),
+                        settings=settings, reactor=clock)
+    MSRPSession(MSRPTransport(bob_protocol, [bob_uri], [alice_uri]),
+                settings=settings, reactor=clock, receiver=receiver)
+    return alice, alice_protocol, bob_protocol
+
+
+def deliver(sender, receiver):
+    """Hand what ``sender``'s protocol wrote to ``receiver``'s, in reads of PIECE bytes."""
+    written, sender.transport.written = sender.transport.written, []
+    stream = bytearray().join(written)  # a copy even of a single part, made to size
+    with memoryview(stream) as view:
+        for start in range(0, len(stream), PIECE):
+            receiver.dataReceived(view[start:start + PIECE].tobytes())
+
+
+def run_messages(rounds):
+    """WINDOW messages sent at once, then their 200s, ``rounds`` times."""
+    alice, alice_protocol, bob_protocol = memory_sessions()
+    answered = []
+    for _ in range(rounds):
+        for _ in range(WINDOW):
+            alice.send_message(BODY, "text/plain").addCallback(answered.append)
+        deliver(alice_protocol, bob_protocol)
+        deliver(bob_protocol, alice_protocol)
+    assert len(answered) == rounds * WINDOW, len(answered)
+
+
+def run_chunks(count):
+    """A file of ``count`` 64 KiB chunks, every chunk answered with a 200; read and taken
+    as ``files.py`` does (one repeated block, a consumer that counts), so that neither
+    end copies more than msrplib does."""
+    from msrplib.session import MessageReceiver
+
+    class Consume(MessageReceiver):
+        def message_started(self, message):
+            self.counter = Counter()
+            return self.counter
+
+    receiver = Consume()
+    alice, alice_protocol, bob_protocol = memory_sessions(receiver)
+    sent = alice.send_message(Pattern(count * PIECE), "application/octet-stream")
+    answered = []
+    sent.addCallback(answered.append)
+    while not answered:
+        deliver(alice_protocol, bob_protocol)
+        deliver(bob_protocol, alice_protocol)
+    assert receiver.counter.count == count * PIECE
+
+
+class Answerer(Protocol):
+    """Answers every ``size``-byte frame with a 60-byte response (``messages.py``'s echo)."""
+
+    def __init__(self, size):
+        self.size = size
+        self.buffered = 0
+
+    def dataReceived(self, data):
+        self.buffered += len(data)
+        while self.buffered >= self.size:
+            self.buffered -= self.size
+            self.transport.write(b"r" * 60)
+
+
+class Asker(Protocol):
+    def __init__(self, frame):
+        self.frame = frame
+        self.received = 0
+        self.waiters = []
+
+    def ask(self):
+        waiter = Deferred()
+        self.waiters.append(waiter)
+        self.transport.write(self.frame)
+        return waiter
+
+    def dataReceived(self, data):
+        self.received += len(data)
+        while self.received >= 60:
+            self.received -= 60
+            self.waiters.pop(0).callback(None)
+
+
+def run_echo(rounds):
+    """The plain request/response, with the frame size of an msrplib message."""
+    alice, _, _ = memory_sessions()  # start-up, the same at both lengths
+    frame_size = len(alice.transport.make_chunk(data=BODY).encode())
+    asker, answerer = Asker(b"x" * frame_size), Answerer(frame_size)
+    asker.makeConnection(MemoryTransport())
+    answerer.makeConnection(MemoryTransport())
+    answered = []
+    for _ in range(rounds):
+        for _ in range(WINDOW):
+            asker.ask().addCallback(answered.append)
+        deliver(asker, answerer)
+        deliver(answerer, asker)
+    assert len(answered) == rounds * WINDOW, len(answered)
+
+
+class Counting(Protocol):
+    def connectionMade(self):
+        self.count = 0
+
+    def dataReceived(self, data):
+        self.count += len(data)
+
+
+def run_pump(count):
+    """The same bytes written in PIECE blocks and taken by a protocol that counts them."""
+    writer, counter = Protocol(), Counting()
+    writer.makeConnection(MemoryTransport())
+    counter.makeConnection(MemoryTransport())
+    for _ in range(count):
+        writer.transport.write(BLOCK)
+        deliver(writer, counter)
+    assert counter.count == count * PIECE
+
+
+WORKLOADS = {"messages": run_messages, "chunks": run_chunks, "echo": run_echo,
+             "pump": run_pump}
+
+
+def instructions(workload, length):
+    """``(instructions, of which memory copies)`` that valgrind counts for this script
+    running ``workload`` at ``length``."""
+    with tempfile.NamedTemporaryFile() as output:
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + output.name,
+                   sys.executable, os.path.abspath(__file__), "--workload", workload,
+                   "--length", str(length)]
+        subprocess.run(command, env=dict(os.environ, PYTHONHASHSEED="0"),
+                       capture_output=True, check=True)
+        summary = subprocess.run(["callgrind_annotate", "--threshold=100", output.name],
+                                 capture_output=True, text=True, check=True).stdout
+    total = copies = 0
+    for line in summary.splitlines():
+        found = re.match(r"\s*([0-9,]+) .*?(PROGRAM TOTALS|\S*mem(?:p?cpy|move)\S*)", line)
+        if found is None:
+            continue
+        count = int(found.group(1).replace(",", ""))
+        if found.group(2) == "PROGRAM TOTALS":
+            total = count
+        else:
+            copies += count
+    if not total:
+        raise RuntimeError("callgrind_annotate printed no totals:\n%s" % summary[-2000:])
+    return total, copies
+
+
+def per_unit(workload):
+    """Instructions per message (or per 64 KiB chunk) of ``workload`` other than memory
+    copies, and the instructions of memory copies."""
+    short, long = LENGTHS[workload]
+    units = (long - short) * (WINDOW if workload in ("messages", "echo") else 1)
+    (total_short, copies_short), (total_long, copies_long) = (
+        instructions(workload, short), instructions(workload, long))
+    copies = (copies_long - copies_short) / units
+    return (total_long - total_short) / units - copies, copies
+
+
+def main():
+    arguments = argparse.ArgumentParser()
+    arguments.add_argument("--workload", choices=sorted(WORKLOADS))
+    arguments.add_argument("--length", type=int)
+    options = arguments.parse_args()
+    if options.workload is not None:
+        WORKLOADS[options.workload](options.length)
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("instructions.py counts with valgrind, which is not installed "
+                 "(Debian: apt-get install valgrind)")
+    print("CPU instructions, both ends in memory, memory copies apart; "
+          "ratio = baseline / msrplib")
+    for ours, baseline, name in [
+            ("messages", "echo", "per 100-byte message, %d outstanding" % WINDOW),
+            ("chunks", "pump", "per 64 KiB chunk of a file")]:
+        (work, copies), (base_work, base_copies) = per_unit(ours), per_unit(baseline)
+        report(name, work, base_work, "instr", lower_is_better=True)
+        # valgrind counts a large copy's "rep movsb" once per byte, so this is about how
+        # many bytes were copied; the baseline's two copies per byte are deliver()'s.
+        print("    memory copies: %.0f instructions (baseline %.0f)" % (copies, base_copies))
+
+if __name__ == "__main__":
+    main()
