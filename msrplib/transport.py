@@ -520,7 +520,9 @@ class MSRPTransport:
 
         Fails with the reason the connection closed; cancel it to stop waiting.
         """
-        return self._expected.expect(transaction_id)
+        waiter = self._expected.expect(transaction_id)
+        self.protocol.set_receiver(self._event_received)  # to look for it among the events
+        return waiter
 
     def deliver_events_to(self, handler: EventReceiver) -> None:
         """Hand every parser event to ``handler`` from now on, queued ones first.
@@ -535,6 +537,13 @@ class MSRPTransport:
         if self._reading_paused:
             self._reading_paused = False
             self.protocol.transport.resumeProducing()
+        self._route()
+
+    def _route(self) -> None:
+        """Have the protocol hand events straight to the handler while no response is
+        expected here (:meth:`expect_response`): one call less for every chunk."""
+        direct = self._handler is not None and not self._expected
+        self.protocol.set_receiver(self._handler if direct else self._event_received)
 
     def check_incoming_SEND_chunk(self, chunk: MSRPData) -> Optional[MSRPError]:
         """``None`` if ``chunk`` is addressed to us from our peer, else the error to answer
@@ -548,10 +557,15 @@ class MSRPTransport:
         return check_paths(chunk, self.local_uri, self.full_remote_path)
 
     def _event_received(self, event: ParserEvent) -> None:
-        if self._expected and isinstance(event, MSRPData) and event.code is not None and \
-                self._expected.deliver(event.transaction_id, event):
+        expected = self._expected
+        if expected and isinstance(event, MSRPData) and event.code is not None and \
+                expected.deliver(event.transaction_id, event):
+            if not expected and self._handler is not None:
+                self._route()
             return
         if self._handler is not None:
+            if not expected:
+                self._route()  # the awaited responses were cancelled
             self._handler(event)
             return
         self._events.append(event)
