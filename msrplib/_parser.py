@@ -319,14 +319,16 @@ class ChunkParser:
         start = eol + 2
         end = buf.find(marker, eol, start + WHOLE_CHUNK_SPAN)
         if end < 0 or len(buf) < end + len(marker) + 3:
-            return self._step_by_step(chunk)
+            self._step_by_step(chunk)
+            return None
         limits = self.limits
         blank = buf.find(b"\r\n\r\n", eol, end + 2)
         block_end = end if blank < 0 else blank
         if block_end - start > limits.max_header_block:
             raise self._fail("header block longer than %d bytes" % limits.max_header_block)
         if blank >= 0 and end - blank - 4 > limits.max_buffered_body:
-            return self._step_by_step(chunk)  # streamed: the general path cuts the body
+            self._step_by_step(chunk)  # streamed: the general path cuts the body in pieces
+            return None
         if block_end > start:
             self._header_lines(chunk, buf[start:block_end])
         self._check_paths(chunk)
