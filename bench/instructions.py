@@ -27,12 +27,13 @@ import sys
 import tempfile
 
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from _common import report
 from files import BLOCK, Counter, Pattern
+from messages import Answerer, Asker
 
 BODY = b"m" * 100
 WINDOW = 32
@@ -125,46 +126,17 @@ def run_chunks(count):
     assert receiver.counter.count == count * PIECE
 
 
-class Answerer(Protocol):
-    """Answers every ``size``-byte frame with a 60-byte response (``messages.py``'s echo)."""
-
-    def __init__(self, size):
-        self.size = size
-        self.buffered = 0
-
-    def dataReceived(self, data):
-        self.buffered += len(data)
-        while self.buffered >= self.size:
-            self.buffered -= self.size
-            self.transport.write(b"r" * 60)
-
-
-class Asker(Protocol):
-    def __init__(self, frame):
-        self.frame = frame
-        self.received = 0
-        self.waiters = []
-
-    def ask(self):
-        waiter = Deferred()
-        self.waiters.append(waiter)
-        self.transport.write(self.frame)
-        return waiter
-
-    def dataReceived(self, data):
-        self.received += len(data)
-        while self.received >= 60:
-            self.received -= 60
-            self.waiters.pop(0).callback(None)
-
-
 def run_echo(rounds):
-    """The plain request/response, with the frame size of an msrplib message."""
+    """``messages.py``'s plain request/response, with the frame size of an msrplib message."""
     alice, _, _ = memory_sessions()  # start-up, the same at both lengths
     frame_size = len(alice.transport.make_chunk(data=BODY).encode())
-    asker, answerer = Asker(b"x" * frame_size), Answerer(frame_size)
+    Answerer.size = frame_size  # as messages.py's echo_baseline sets it
+    asker, answerer = Asker(), Answerer()
+    asker.factory = Factory()
+    asker.factory.connected = Deferred()
     asker.makeConnection(MemoryTransport())
     answerer.makeConnection(MemoryTransport())
+    asker.received, asker.waiters, asker.frame = 0, [], b"x" * frame_size
     answered = []
     for _ in range(rounds):
         for _ in range(WINDOW):
