@@ -226,8 +226,9 @@ def format_path(path: List[URI]) -> str:
 BYTE_RANGE_RE = re.compile(r"([0-9]+)-([0-9]+|\*)/([0-9]+|\*)")
 
 
-#: Byte-Range values parsed before: every message of one size has the same one. Bounded
-#: (emptied when full).
+#: Byte-Range values of whole messages (``1-N/N``) parsed before: every message of one
+#: size has the same one (the ranges of a file's chunks never repeat, and are not kept).
+#: Bounded (emptied when full).
 _BYTE_RANGES: Dict[str, ByteRange] = {}
 _BYTE_RANGES_CACHED = 256
 
@@ -243,9 +244,10 @@ def parse_byte_range(text: str) -> ByteRange:
     start, end, total = match.groups()
     byte_range = ByteRange(int(start), None if end == "*" else int(end),
                            None if total == "*" else int(total))
-    if len(_BYTE_RANGES) >= _BYTE_RANGES_CACHED:
-        _BYTE_RANGES.clear()
-    _BYTE_RANGES[text] = byte_range
+    if byte_range.start == 1 and byte_range.end == byte_range.total:
+        if len(_BYTE_RANGES) >= _BYTE_RANGES_CACHED:
+            _BYTE_RANGES.clear()
+        _BYTE_RANGES[text] = byte_range
     return byte_range
 
 
