@@ -38,6 +38,9 @@ from messages import Answerer, Asker
 BODY = b"m" * 100
 WINDOW = 32
 PIECE = 64 * 1024
+#: Bytes per read handed to a receiving protocol (``--read-size``): a socket's 64 KiB, or
+#: the 16 KiB records that TLS hands over.
+read_size = PIECE
 #: (shorter, longer) run of each workload, in rounds of WINDOW messages or in chunks.
 LENGTHS = {"messages": (20, 120), "echo": (20, 120), "chunks": (16, 80), "pump": (16, 80)}
 
@@ -84,12 +87,12 @@ def memory_sessions(receiver=None):
 
 
 def deliver(sender, receiver):
-    """Hand what ``sender``'s protocol wrote to ``receiver``'s, in reads of PIECE bytes."""
+    """Hand what ``sender``'s protocol wrote to ``receiver``'s, in reads of ``read_size``."""
     written, sender.transport.written = sender.transport.written, []
     stream = bytearray().join(written)  # a copy even of a single part, made to size
     with memoryview(stream) as view:
-        for start in range(0, len(stream), PIECE):
-            receiver.dataReceived(view[start:start + PIECE].tobytes())
+        for start in range(0, len(stream), read_size):
+            receiver.dataReceived(view[start:start + read_size].tobytes())
 
 
 def run_messages(rounds):
@@ -169,13 +172,13 @@ WORKLOADS = {"messages": run_messages, "chunks": run_chunks, "echo": run_echo,
              "pump": run_pump}
 
 
-def instructions(workload, length):
+def instructions(workload, length, reads=PIECE):
     """``(instructions, of which memory copies)`` that valgrind counts for this script
-    running ``workload`` at ``length``."""
+    running ``workload`` at ``length``, its receivers reading ``reads`` bytes at a time."""
     with tempfile.NamedTemporaryFile() as output:
         command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + output.name,
                    sys.executable, os.path.abspath(__file__), "--workload", workload,
-                   "--length", str(length)]
+                   "--length", str(length), "--read-size", str(reads)]
         subprocess.run(command, env=dict(os.environ, PYTHONHASHSEED="0"),
                        capture_output=True, check=True)
         summary = subprocess.run(["callgrind_annotate", "--threshold=100", output.name],
@@ -195,23 +198,26 @@ def instructions(workload, length):
     return total, copies
 
 
-def per_unit(workload):
+def per_unit(workload, reads=PIECE):
     """Instructions per message (or per 64 KiB chunk) of ``workload`` other than memory
     copies, and the instructions of memory copies."""
     short, long = LENGTHS[workload]
     units = (long - short) * (WINDOW if workload in ("messages", "echo") else 1)
     (total_short, copies_short), (total_long, copies_long) = (
-        instructions(workload, short), instructions(workload, long))
+        instructions(workload, short, reads), instructions(workload, long, reads))
     copies = (copies_long - copies_short) / units
     return (total_long - total_short) / units - copies, copies
 
 
 def main():
+    global read_size
     arguments = argparse.ArgumentParser()
     arguments.add_argument("--workload", choices=sorted(WORKLOADS))
     arguments.add_argument("--length", type=int)
+    arguments.add_argument("--read-size", type=int, default=PIECE)
     options = arguments.parse_args()
     if options.workload is not None:
+        read_size = options.read_size
         WORKLOADS[options.workload](options.length)
         return
     if shutil.which("valgrind") is None:
@@ -219,10 +225,12 @@ def main():
                  "(Debian: apt-get install valgrind)")
     print("CPU instructions, both ends in memory, memory copies apart; "
           "ratio = baseline / msrplib")
-    for ours, baseline, name in [
-            ("messages", "echo", "per 100-byte message, %d outstanding" % WINDOW),
-            ("chunks", "pump", "per 64 KiB chunk of a file")]:
-        (work, copies), (base_work, base_copies) = per_unit(ours), per_unit(baseline)
+    for ours, baseline, reads, name in [
+            ("messages", "echo", PIECE, "per 100-byte message, %d outstanding" % WINDOW),
+            ("chunks", "pump", PIECE, "per 64 KiB chunk of a file"),
+            ("chunks", "pump", 16 * 1024, "the same, read 16 KiB at a time (as TLS)")]:
+        (work, copies), (base_work, base_copies) = (per_unit(ours, reads),
+                                                    per_unit(baseline, reads))
         report(name, work, base_work, "instr", lower_is_better=True)
         # valgrind counts a large copy's "rep movsb" once per byte, so this is about how
         # many bytes were copied; the baseline's two copies per byte are deliver()'s.
