@@ -167,7 +167,7 @@ class ChunkParser:
         elif pos < len(buf):
             with memoryview(buf) as view:
                 self._buf += view[pos:]
-        if pos:
+        if pos and (self._scan or self._line_scan):  # a no-op for 0s, as while a body goes on
             self._scan = max(0, self._scan - pos)
             self._line_scan = max(0, self._line_scan - pos)
         return iter(events)
@@ -444,7 +444,7 @@ class ChunkParser:
             end = found + len(marker)
             flag = self._end_flag(buf, end)
             if found > start:
-                events += self._body_piece(buf, start, found)  # may start streaming
+                self._body_piece(buf, start, found, events)  # may start streaming
             if self._streaming:
                 self._finish(flag)
                 events.append(ChunkEnded(chunk))
@@ -472,13 +472,13 @@ class ChunkParser:
         if safe_end <= start:
             return pos, False
         self._lead = 0
-        events += self._body_piece(buf, start, safe_end)
+        self._body_piece(buf, start, safe_end, events)
         return safe_end, False
 
-    def _body_piece(self, buf: Union[bytes, bytearray], start: int, end: int
-                    ) -> List[ParserEvent]:
-        """Keep ``buf[start:end]`` of the current body, or stream it once the body grew
-        too big.
+    def _body_piece(self, buf: Union[bytes, bytearray], start: int, end: int,
+                    events: List[ParserEvent]) -> None:
+        """Keep ``buf[start:end]`` of the current body, or stream it (adding the events to
+        ``events``) once the body grew too big.
 
         A body that spans reads is copied once, when its pieces are joined: a piece of a
         read (``bytes``, which nothing changes) is kept as a view of it, not copied out
@@ -489,17 +489,20 @@ class ChunkParser:
         chunk = self._chunk
         assert chunk is not None
         if self._streaming:
-            return [ChunkData(chunk, _take(buf, start, end))]
+            events.append(ChunkData(chunk, _take(buf, start, end)))
+            return
         if self._body_len + end - start > self.limits.max_buffered_body:
             self._streaming = True
-            events: List[ParserEvent] = [ChunkStarted(chunk)]
+            events.append(ChunkStarted(chunk))
             events.extend(ChunkData(chunk, bytes(part)) for part in self._parts)
             events.append(ChunkData(chunk, _take(buf, start, end)))
             self._parts = []
-            return events
-        if type(buf) is bytes and VIEW_MIN <= end - start < len(buf):
-            self._parts.append(memoryview(buf)[start:end])
+            return
+        if type(buf) is not bytes or end - start < VIEW_MIN:
+            part: Union[bytes, memoryview] = _take(buf, start, end)
+        elif end - start == len(buf):
+            part = buf  # the whole read is body: kept as it is
         else:
-            self._parts.append(_take(buf, start, end))
+            part = memoryview(buf)[start:end]
+        self._parts.append(part)
         self._body_len += end - start
-        return []
