@@ -13,7 +13,9 @@ same run and measured the same way: a plain Twisted request/response in memory (
 of ``messages.py``'s echo, a Deferred per request) for messages, and a plain Twisted
 protocol taking the same bytes in the same pieces for chunks. The ratio is baseline over
 msrplib: 1.0 would be as cheap as the baseline, and like every other ratio here, higher
-is better.
+is better. A file's chunks are counted three ways: read 64 KiB at a time (a socket's
+reads), 16 KiB at a time (the size of the records TLS hands over), and through Twisted's
+TLS layer on both ends, where the baseline pays for the same encryption.
 
     python bench/instructions.py     # needs valgrind (Debian: apt-get install valgrind)
 """
@@ -65,8 +67,50 @@ class MemoryTransport(StringTransport):
         self.written.extend(parts)
 
 
+#: Whether the two ends talk TLS (``--tls``): Twisted's TLS layer over the same pipe.
+tls = False
+#: The clock of the sessions and of the TLS layer, whose small writes wait for a turn of
+#: it (:func:`deliver` turns it).
+CLOCK = Clock()
+
+
+class _Existing(Factory):
+    """Hands the TLS layer a protocol made already (its ``factory`` left as it is)."""
+
+    def __init__(self, protocol):
+        self.existing = protocol
+
+    def buildProtocol(self, addr):
+        return self.existing
+
+
+def connect(client, server):
+    """``client`` and ``server`` connected in memory, over TLS when ``tls``: the two ends
+    that :func:`deliver` moves bytes between (the protocols, or their TLS layers)."""
+    if not tls:
+        client.makeConnection(MemoryTransport())
+        server.makeConnection(MemoryTransport())
+        return client, server
+    from twisted.internet.ssl import CertificateOptions
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    from msrplib.tls import TLSIdentity
+
+    ends = []
+    for protocol, options, is_client in [(client, CertificateOptions(), True),
+                                         (server, TLSIdentity.generate().options(), False)]:
+        application = _Existing(protocol)
+        end = TLSMemoryBIOFactory(options, is_client, application, CLOCK).buildProtocol(None)
+        end.makeConnection(MemoryTransport())
+        ends.append(end)
+    for _ in range(4):  # the handshake
+        deliver(ends[0], ends[1])
+        deliver(ends[1], ends[0])
+    return ends
+
+
 def memory_sessions(receiver=None):
-    """Alice's and Bob's MSRPSessions over MemoryTransports, and their protocols."""
+    """Alice's and Bob's MSRPSessions connected in memory, and the two ends of the pipe."""
     from msrplib.protocol import URI
     from msrplib.session import MSRPSession, SessionSettings
     from msrplib.transport import MSRPProtocol, MSRPTransport
@@ -74,20 +118,20 @@ def memory_sessions(receiver=None):
     alice_uri = URI.parse("msrp://127.0.0.1:40001/alicesessionid12;tcp")
     bob_uri = URI.parse("msrp://127.0.0.1:40002/bobsessionid1234;tcp")
     alice_protocol, bob_protocol = MSRPProtocol(), MSRPProtocol()
-    alice_protocol.makeConnection(MemoryTransport())
-    bob_protocol.makeConnection(MemoryTransport())
+    alice_end, bob_end = connect(alice_protocol, bob_protocol)
     settings = SessionSettings(keepalive_interval=0, max_outstanding_chunks=64,
                                max_message_size=None)
-    clock = Clock()
     alice = MSRPSession(MSRPTransport(alice_protocol, [alice_uri], [bob_uri]),
-                        settings=settings, reactor=clock)
+                        settings=settings, reactor=CLOCK)
     MSRPSession(MSRPTransport(bob_protocol, [bob_uri], [alice_uri]),
-                settings=settings, reactor=clock, receiver=receiver)
-    return alice, alice_protocol, bob_protocol
+                settings=settings, reactor=CLOCK, receiver=receiver)
+    return alice, alice_end, bob_end
 
 
 def deliver(sender, receiver):
-    """Hand what ``sender``'s protocol wrote to ``receiver``'s, in reads of ``read_size``."""
+    """Hand what the ``sender`` end wrote to the ``receiver`` end, in reads of
+    ``read_size``; a TLS layer's small writes are let out first."""
+    CLOCK.advance(0)
     written, sender.transport.written = sender.transport.written, []
     stream = bytearray().join(written)  # a copy even of a single part, made to size
     with memoryview(stream) as view:
@@ -137,15 +181,14 @@ def run_echo(rounds):
     asker, answerer = Asker(), Answerer()
     asker.factory = Factory()
     asker.factory.connected = Deferred()
-    asker.makeConnection(MemoryTransport())
-    answerer.makeConnection(MemoryTransport())
+    asker_end, answerer_end = connect(asker, answerer)
     asker.received, asker.waiters, asker.frame = 0, [], b"x" * frame_size
     answered = []
     for _ in range(rounds):
         for _ in range(WINDOW):
             asker.ask().addCallback(answered.append)
-        deliver(asker, answerer)
-        deliver(answerer, asker)
+        deliver(asker_end, answerer_end)
+        deliver(answerer_end, asker_end)
     assert len(answered) == rounds * WINDOW, len(answered)
 
 
@@ -160,11 +203,10 @@ class Counting(Protocol):
 def run_pump(count):
     """The same bytes written in PIECE blocks and taken by a protocol that counts them."""
     writer, counter = Protocol(), Counting()
-    writer.makeConnection(MemoryTransport())
-    counter.makeConnection(MemoryTransport())
+    writer_end, counter_end = connect(writer, counter)
     for _ in range(count):
         writer.transport.write(BLOCK)
-        deliver(writer, counter)
+        deliver(writer_end, counter_end)
     assert counter.count == count * PIECE
 
 
@@ -172,13 +214,16 @@ WORKLOADS = {"messages": run_messages, "chunks": run_chunks, "echo": run_echo,
              "pump": run_pump}
 
 
-def instructions(workload, length, reads=PIECE):
+def instructions(workload, length, reads=PIECE, over_tls=False):
     """``(instructions, of which memory copies)`` that valgrind counts for this script
-    running ``workload`` at ``length``, its receivers reading ``reads`` bytes at a time."""
+    running ``workload`` at ``length``, its receivers reading ``reads`` bytes at a time,
+    over TLS if ``over_tls``."""
     with tempfile.NamedTemporaryFile() as output:
         command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + output.name,
                    sys.executable, os.path.abspath(__file__), "--workload", workload,
                    "--length", str(length), "--read-size", str(reads)]
+        if over_tls:
+            command.append("--tls")
         subprocess.run(command, env=dict(os.environ, PYTHONHASHSEED="0"),
                        capture_output=True, check=True)
         summary = subprocess.run(["callgrind_annotate", "--threshold=100", output.name],
@@ -198,26 +243,28 @@ def instructions(workload, length, reads=PIECE):
     return total, copies
 
 
-def per_unit(workload, reads=PIECE):
+def per_unit(workload, reads=PIECE, over_tls=False):
     """Instructions per message (or per 64 KiB chunk) of ``workload`` other than memory
     copies, and the instructions of memory copies."""
     short, long = LENGTHS[workload]
     units = (long - short) * (WINDOW if workload in ("messages", "echo") else 1)
     (total_short, copies_short), (total_long, copies_long) = (
-        instructions(workload, short, reads), instructions(workload, long, reads))
+        instructions(workload, short, reads, over_tls),
+        instructions(workload, long, reads, over_tls))
     copies = (copies_long - copies_short) / units
     return (total_long - total_short) / units - copies, copies
 
 
 def main():
-    global read_size
+    global read_size, tls
     arguments = argparse.ArgumentParser()
     arguments.add_argument("--workload", choices=sorted(WORKLOADS))
     arguments.add_argument("--length", type=int)
     arguments.add_argument("--read-size", type=int, default=PIECE)
+    arguments.add_argument("--tls", action="store_true")
     options = arguments.parse_args()
     if options.workload is not None:
-        read_size = options.read_size
+        read_size, tls = options.read_size, options.tls
         WORKLOADS[options.workload](options.length)
         return
     if shutil.which("valgrind") is None:
@@ -225,12 +272,14 @@ def main():
                  "(Debian: apt-get install valgrind)")
     print("CPU instructions, both ends in memory, memory copies apart; "
           "ratio = baseline / msrplib")
-    for ours, baseline, reads, name in [
-            ("messages", "echo", PIECE, "per 100-byte message, %d outstanding" % WINDOW),
-            ("chunks", "pump", PIECE, "per 64 KiB chunk of a file"),
-            ("chunks", "pump", 16 * 1024, "the same, read 16 KiB at a time (as TLS)")]:
-        (work, copies), (base_work, base_copies) = (per_unit(ours, reads),
-                                                    per_unit(baseline, reads))
+    for ours, baseline, reads, over_tls, name in [
+            ("messages", "echo", PIECE, False,
+             "per 100-byte message, %d outstanding" % WINDOW),
+            ("chunks", "pump", PIECE, False, "per 64 KiB chunk of a file"),
+            ("chunks", "pump", 16 * 1024, False, "the same, read 16 KiB at a time"),
+            ("chunks", "pump", PIECE, True, "per 64 KiB chunk of a file over TLS")]:
+        (work, copies), (base_work, base_copies) = (per_unit(ours, reads, over_tls),
+                                                    per_unit(baseline, reads, over_tls))
         report(name, work, base_work, "instr", lower_is_better=True)
         # valgrind counts a large copy's "rep movsb" once per byte, so this is about how
         # many bytes were copied; the baseline's two copies per byte are deliver()'s.
