@@ -40,9 +40,14 @@ from messages import Answerer, Asker
 BODY = b"m" * 100
 WINDOW = 32
 PIECE = 64 * 1024
-#: Bytes per read handed to a receiving protocol (``--read-size``): a socket's 64 KiB, or
-#: the 16 KiB records that TLS hands over.
+#: Bytes per read handed to a receiving end (``--read-size``): a socket's 64 KiB, or the
+#: 16 KiB records that TLS hands over.
 read_size = PIECE
+#: Whether the two ends talk TLS (``--tls``): Twisted's TLS layer over the same pipe.
+tls = False
+#: The clock of the sessions and of the TLS layer, whose small writes wait for a turn of
+#: it (:func:`deliver` turns it).
+CLOCK = Clock()
 #: (shorter, longer) run of each workload, in rounds of WINDOW messages or in chunks.
 LENGTHS = {"messages": (20, 120), "echo": (20, 120), "chunks": (16, 80), "pump": (16, 80)}
 
@@ -65,13 +70,6 @@ class MemoryTransport(StringTransport):
 
     def writeSequence(self, parts):
         self.written.extend(parts)
-
-
-#: Whether the two ends talk TLS (``--tls``): Twisted's TLS layer over the same pipe.
-tls = False
-#: The clock of the sessions and of the TLS layer, whose small writes wait for a turn of
-#: it (:func:`deliver` turns it).
-CLOCK = Clock()
 
 
 class _Existing(Factory):
@@ -141,13 +139,13 @@ def deliver(sender, receiver):
 
 def run_messages(rounds):
     """WINDOW messages sent at once, then their 200s, ``rounds`` times."""
-    alice, alice_protocol, bob_protocol = memory_sessions()
+    alice, alice_end, bob_end = memory_sessions()
     answered = []
     for _ in range(rounds):
         for _ in range(WINDOW):
             alice.send_message(BODY, "text/plain").addCallback(answered.append)
-        deliver(alice_protocol, bob_protocol)
-        deliver(bob_protocol, alice_protocol)
+        deliver(alice_end, bob_end)
+        deliver(bob_end, alice_end)
     assert len(answered) == rounds * WINDOW, len(answered)
 
 
@@ -163,13 +161,13 @@ def run_chunks(count):
             return self.counter
 
     receiver = Consume()
-    alice, alice_protocol, bob_protocol = memory_sessions(receiver)
+    alice, alice_end, bob_end = memory_sessions(receiver)
     sent = alice.send_message(Pattern(count * PIECE), "application/octet-stream")
     answered = []
     sent.addCallback(answered.append)
     while not answered:
-        deliver(alice_protocol, bob_protocol)
-        deliver(bob_protocol, alice_protocol)
+        deliver(alice_end, bob_end)
+        deliver(bob_end, alice_end)
     assert receiver.counter.count == count * PIECE
 
 
@@ -284,6 +282,7 @@ def main():
         # valgrind counts a large copy's "rep movsb" once per byte, so this is about how
         # many bytes were copied; the baseline's two copies per byte are deliver()'s.
         print("    memory copies: %.0f instructions (baseline %.0f)" % (copies, base_copies))
+
 
 if __name__ == "__main__":
     main()
