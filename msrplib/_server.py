@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from msrplib._bind import ConnectionSettings, accept_binding, check_fingerprint, ends_with
 from msrplib._factories import MSRPServerFactory
 from msrplib._parser import ChunkStarted, ParserEvent
+from msrplib._tlsrecords import TLSFactory
 from msrplib._uri import URI
 from msrplib._wire import MSRPData, make_response
 from msrplib.errors import MSRPBindSessionTimeout, MSRPError
@@ -212,7 +213,8 @@ class MSRPServer:
                                      self.settings.traffic_log)
         if uri.use_tls:
             options = tls_options_for(uri)
-            port = self.reactor.listenSSL(port_number, factory, options,
+            port = self.reactor.listenTCP(port_number,
+                                          TLSFactory(options, False, factory, self.reactor),
                                           self.settings.listen_backlog, interface)
         else:
             port = self.reactor.listenTCP(port_number, factory, self.settings.listen_backlog,
