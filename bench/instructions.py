@@ -82,9 +82,10 @@ class _Existing(Factory):
         return self.existing
 
 
-def connect(client, server):
+def connect(client, server, msrp=False):
     """``client`` and ``server`` connected in memory, over TLS when ``tls``: the two ends
-    that :func:`deliver` moves bytes between (the protocols, or their TLS layers)."""
+    that :func:`deliver` moves bytes between (the protocols, or their TLS layers). The TLS
+    layer is msrplib's for ``msrp`` ends, else Twisted's own (what ``connectSSL`` uses)."""
     if not tls:
         client.makeConnection(MemoryTransport())
         server.makeConnection(MemoryTransport())
@@ -92,13 +93,15 @@ def connect(client, server):
     from twisted.internet.ssl import CertificateOptions
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
+    from msrplib._tlsrecords import TLSFactory
     from msrplib.tls import TLSIdentity
 
+    layer = TLSFactory if msrp else TLSMemoryBIOFactory
     ends = []
     for protocol, options, is_client in [(client, CertificateOptions(), True),
                                          (server, TLSIdentity.generate().options(), False)]:
         application = _Existing(protocol)
-        end = TLSMemoryBIOFactory(options, is_client, application, CLOCK).buildProtocol(None)
+        end = layer(options, is_client, application, CLOCK).buildProtocol(None)
         end.makeConnection(MemoryTransport())
         ends.append(end)
     for _ in range(4):  # the handshake
@@ -116,7 +119,7 @@ def memory_sessions(receiver=None):
     alice_uri = URI.parse("msrp://127.0.0.1:40001/alicesessionid12;tcp")
     bob_uri = URI.parse("msrp://127.0.0.1:40002/bobsessionid1234;tcp")
     alice_protocol, bob_protocol = MSRPProtocol(), MSRPProtocol()
-    alice_end, bob_end = connect(alice_protocol, bob_protocol)
+    alice_end, bob_end = connect(alice_protocol, bob_protocol, msrp=True)
     settings = SessionSettings(keepalive_interval=0, max_outstanding_chunks=64,
                                max_message_size=None)
     alice = MSRPSession(MSRPTransport(alice_protocol, [alice_uri], [bob_uri]),
