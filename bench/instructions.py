@@ -118,7 +118,7 @@ def memory_sessions(receiver=None):
 
     alice_uri = URI.parse("msrp://127.0.0.1:40001/alicesessionid12;tcp")
     bob_uri = URI.parse("msrp://127.0.0.1:40002/bobsessionid1234;tcp")
-    alice_protocol, bob_protocol = MSRPProtocol(), MSRPProtocol()
+    alice_protocol, bob_protocol = MSRPProtocol(clock=CLOCK), MSRPProtocol(clock=CLOCK)
     alice_end, bob_end = connect(alice_protocol, bob_protocol, msrp=True)
     settings = SessionSettings(keepalive_interval=0, max_outstanding_chunks=64,
                                max_message_size=None)

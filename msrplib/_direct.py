@@ -38,7 +38,7 @@ def connect_to(uri: URI, tls_options: Any, reactor: Any, settings: ConnectionSet
     reason (``ConnectionRefusedError``...).
     """
     host, port = address or (uri.host or "", uri.effective_port)
-    factory = MSRPClientFactory(settings.parser_limits, settings.traffic_log)
+    factory = MSRPClientFactory(settings.parser_limits, settings.traffic_log, reactor)
     if uri.use_tls:
         connector = reactor.connectTCP(host, port, TLSFactory(tls_options, True, factory, reactor))
     else:

@@ -22,13 +22,14 @@ class MSRPClientFactory(ClientFactory):
     """
 
     def __init__(self, limits: ParserLimits = ParserLimits(),
-                 traffic_log: Optional[TrafficLog] = None) -> None:
+                 traffic_log: Optional[TrafficLog] = None, clock: Any = None) -> None:
         self.limits = limits
         self.traffic_log = traffic_log
+        self.clock = clock
         self.result = Observer()
 
     def buildProtocol(self, addr: Any) -> MSRPProtocol:
-        protocol = MSRPProtocol(self.limits, self.traffic_log)
+        protocol = MSRPProtocol(self.limits, self.traffic_log, self.clock)
         protocol.factory = self
         protocol.ready.observe().addBoth(self.result.fire)
         return protocol
@@ -43,12 +44,13 @@ class MSRPServerFactory(ServerFactory):
 
     def __init__(self, on_connection: Callable[[MSRPProtocol], bool],
                  limits: ParserLimits = ParserLimits(),
-                 traffic_log: Optional[TrafficLog] = None) -> None:
+                 traffic_log: Optional[TrafficLog] = None, clock: Any = None) -> None:
         self.on_connection = on_connection
         self.limits = limits
         self.traffic_log = traffic_log
+        self.clock = clock
 
     def buildProtocol(self, addr: Any) -> Optional[MSRPProtocol]:
-        protocol = MSRPProtocol(self.limits, self.traffic_log)
+        protocol = MSRPProtocol(self.limits, self.traffic_log, self.clock)
         protocol.factory = self
         return protocol if self.on_connection(protocol) else None

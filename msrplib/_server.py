@@ -210,7 +210,7 @@ class MSRPServer:
             uri.port = key[1]
             return
         factory = MSRPServerFactory(self._connection_made, self.settings.parser_limits,
-                                     self.settings.traffic_log)
+                                     self.settings.traffic_log, self.reactor)
         if uri.use_tls:
             options = tls_options_for(uri)
             port = self.reactor.listenTCP(port_number,

@@ -34,10 +34,10 @@ def connected_transports(clock: Optional[Clock] = None
     Call ``pump.flush()`` to deliver everything written so far (and its answers).
     """
     alice_uri, bob_uri = URI.parse(ALICE_URI), URI.parse(BOB_URI)
-    alice_protocol, bob_protocol = MSRPProtocol(), MSRPProtocol()
+    clock = clock or Clock()
+    alice_protocol, bob_protocol = MSRPProtocol(clock=clock), MSRPProtocol(clock=clock)
     pump = iosim.connect(bob_protocol, iosim.makeFakeServer(bob_protocol),
-                         alice_protocol, iosim.makeFakeClient(alice_protocol),
-                         clock=clock or Clock())
+                         alice_protocol, iosim.makeFakeClient(alice_protocol), clock=clock)
     alice = MSRPTransport(alice_protocol, [alice_uri], [bob_uri])
     bob = MSRPTransport(bob_protocol, [bob_uri], [alice_uri])
     return alice, bob, pump

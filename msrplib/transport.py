@@ -35,7 +35,7 @@ from msrplib._wire import (MSRPData, encode_response, make_response, new_message
 from msrplib.errors import ChunkParseError, MSRPError, MSRPSessionError
 
 __all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "SMALL_READ",
-           "LARGE_READ", "check_paths", "TrafficLog"]
+           "LARGE_READ", "HELD_ANSWERS", "HOLD_SECONDS", "check_paths", "TrafficLog"]
 
 #: Default for ``MSRPTransport.max_queued_bytes``: unread inbound body bytes held before the
 #: socket stops being read.
@@ -63,6 +63,13 @@ BATCH_LIMIT = 64 * 1024
 SMALL_READ = 64 * 1024
 LARGE_READ = 256 * 1024
 
+#: Answers held back while the chunk after them is still arriving, and for how long at
+#: most: a file's chunks are then answered a few at a time, in one write (over TLS, one
+#: record) instead of one per read, and the sender is woken less often. Its window of
+#: outstanding chunks (``SessionSettings.max_outstanding_chunks``, 32) is much larger.
+HELD_ANSWERS = 8
+HOLD_SECONDS = 0.005
+
 
 def _size_next_read(socket: Any, received: int) -> None:
     """Set the size of ``socket``'s next read from what it just read (see LARGE_READ)."""
@@ -88,7 +95,10 @@ class MSRPProtocol(Protocol):
     transport: Any
 
     def __init__(self, limits: ParserLimits = ParserLimits(),
-                 traffic_log: Optional[TrafficLog] = None) -> None:
+                 traffic_log: Optional[TrafficLog] = None, clock: Any = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
         self.parser = ChunkParser(limits)
         self.traffic_log = traffic_log
         self.ready = Observer()
@@ -102,6 +112,9 @@ class MSRPProtocol(Protocol):
         self._held_chunks: List[Tuple[MSRPData, bool]] = []
         self._batch: Optional[List[bytes]] = None
         self._batched = 0
+        self._answers_only = True  # the batch holds answers only
+        self._held: List[bytes] = []  # answers held back (see HELD_ANSWERS)
+        self._hold_timer: Any = None
         self._tcp: Any = None
         self._send_now = False
 
@@ -148,6 +161,7 @@ class MSRPProtocol(Protocol):
         # What handling these bytes writes (answers, mostly) goes out in one write at the
         # end: over TLS that is one record instead of one per answer.
         self._batch = []
+        self._answers_only = True
         try:
             for event in self.parser.feed(data):
                 if self.traffic_log is not None:
@@ -163,28 +177,54 @@ class MSRPProtocol(Protocol):
         finally:
             self._flush()
 
-    def _send(self, parts: Sequence[bytes]) -> None:
-        """Write ``parts`` now, or with the batch being gathered (flushed past 64 KiB)."""
+    def _send(self, parts: Sequence[bytes], answer: bool = False) -> None:
+        """Write ``parts`` now, or with the batch being gathered (flushed past 64 KiB).
+        ``answer``: they are a response, which may be held back (see HELD_ANSWERS)."""
         batch = self._batch
         if batch is None:
+            if self._held:
+                self._flush(hold=False)
             self.transport.writeSequence(parts)
             return
         batch += parts
+        if not answer:
+            self._answers_only = False
         for part in parts:
             self._batched += len(part)
         if self._batched > BATCH_LIMIT:
             self._flush()
             self._batch = []
+            self._answers_only = True
 
-    def _flush(self) -> None:
-        """Write the batch: on a TCP socket at once (see :mod:`msrplib._sendnow`), so that
-        the answers to what was just read leave before the reactor turns."""
-        batch, self._batch, self._batched = self._batch, None, 0
-        if batch and self.transport is not None:
-            if self._send_now:
-                send_now(self.transport, batch)
-            else:
-                self.transport.writeSequence(batch)
+    def _flush(self, hold: bool = True) -> None:
+        """Write the batch, after the answers held back: on a TCP socket at once (see
+        :mod:`msrplib._sendnow`), so that the answers to what was just read leave before
+        the reactor turns. With ``hold``, a batch of answers alone is held back instead
+        while the next chunk is arriving (see HELD_ANSWERS)."""
+        batch, self._batch, self._batched = self._batch or [], None, 0
+        held = self._held
+        if hold and self._answers_only and self.parser.in_chunk and \
+                len(held) + len(batch) <= HELD_ANSWERS:
+            if batch:
+                held += batch
+                if self._hold_timer is None:
+                    self._hold_timer = self.clock.callLater(HOLD_SECONDS, self._flush, False)
+            return
+        if held:
+            self._stop_holding()
+            batch[:0] = held
+        if not batch or self.transport is None:
+            return
+        if self._send_now:
+            send_now(self.transport, batch)
+        else:
+            self.transport.writeSequence(batch)
+
+    def _stop_holding(self) -> None:
+        self._held = []
+        if self._hold_timer is not None and self._hold_timer.active():
+            self._hold_timer.cancel()
+        self._hold_timer = None
 
     def _log_event(self, event: ParserEvent) -> None:
         assert self.traffic_log is not None
@@ -198,6 +238,7 @@ class MSRPProtocol(Protocol):
             reason = Failure(self.parser.error)
         elif self.parser.in_chunk and reason.check(ConnectionDone):
             reason = Failure(ConnectionLost("the peer closed the connection in a chunk"))
+        self._stop_holding()
         self.ready.fire(reason)
         waiters, self._drain_waiters = self._drain_waiters, []
         self._drain_callbacks = []
@@ -212,6 +253,7 @@ class MSRPProtocol(Protocol):
         its producer to go away before it shuts down.
         """
         if self.transport is not None and self.connected:
+            self._flush(hold=False)  # what is gathered or held goes before the close
             self.transport.unregisterProducer()
             self.transport.loseConnection()
 
@@ -246,6 +288,10 @@ class MSRPProtocol(Protocol):
             self.traffic_log("out", chunk)
         self._send(parts)
 
+    def write_raw(self, data: bytes) -> None:
+        """Write ``data`` as it is, in order with the chunks and answers written before."""
+        self._send((data,))
+
     def write_response(self, request: MSRPData, code: int,
                        comment: Optional[str] = None) -> None:
         """Answer ``request``: :meth:`write_chunk` of ``make_response(request, code,
@@ -254,7 +300,7 @@ class MSRPProtocol(Protocol):
         if self._body_open or self.traffic_log is not None:
             self.write_chunk(make_response(request, code, comment))
         else:
-            self._send((encode_response(request, code, comment),))
+            self._send((encode_response(request, code, comment),), answer=True)
 
     def begin_body(self, chunk: MSRPData) -> None:
         """Write ``chunk``'s start line and headers; its body follows in
@@ -487,7 +533,7 @@ class MSRPTransport:
         """Write raw bytes. With ``sync``, return a Deferred that fires once the socket's
         buffer is below its high-water mark (see :meth:`MSRPProtocol.drained`), or fails
         with the reason the connection closed."""
-        self.protocol.transport.write(bytes)
+        self.protocol.write_raw(bytes)
         return self.protocol.drained() if sync else None
 
     def write_chunk(self, chunk: MSRPData, sync: bool = True) -> Optional[Deferred]:
