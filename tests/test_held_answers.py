@@ -104,3 +104,30 @@ class HeldAnswerTests(unittest.TestCase):
         self.clock.advance(HOLD_SECONDS)
         self.assertEqual(self.answered(), [])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class ClosingSocket(StringTransport):
+    """Keeps what was written before ``loseConnection``: a TLS layer drops the rest."""
+
+    def loseConnection(self):
+        self.before_close = self.value()
+        super().loseConnection()
+
+
+class CloseInsideAReadTests(unittest.TestCase):
+    def test_what_a_read_wrote_goes_before_a_close_in_that_read(self):
+        clock = Clock()
+        protocol = MSRPProtocol(clock=clock)
+        socket = ClosingSocket()
+        protocol.makeConnection(socket)
+        bob = MSRPTransport(protocol, [URI.parse(BOB_URI)], [URI.parse(ALICE_URI)])
+        alice = MSRPTransport(MSRPProtocol(clock=clock), [URI.parse(ALICE_URI)],
+                              [URI.parse(BOB_URI)])
+
+        def reply_and_close(event):
+            bob.write_chunk(bob.make_chunk(data=b"goodbye"), sync=False)
+            bob.loseConnection()
+
+        bob.deliver_events_to(reply_and_close)
+        protocol.dataReceived(alice.make_chunk(data=b"hello").encode())
+        self.assertIn(b"goodbye", socket.before_close)
