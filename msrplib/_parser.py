@@ -85,6 +85,12 @@ _NAMES_CACHED = 256
 #: ``(method, code, comment)``. Bounded (emptied when full): comments come from peers.
 _KINDS: Dict[bytes, Tuple[Optional[str], Optional[int], Optional[str]]] = {}
 _KINDS_CACHED = 64
+#: Header blocks of responses seen before, checked and split, as (header lines, first
+#: values): a session's responses all carry the same paths. Bounded (emptied when full) in
+#: count and length.
+_RESPONSE_BLOCKS: Dict[bytes, Tuple[Tuple[Tuple[str, str, str], ...], Dict[str, str]]] = {}
+_RESPONSE_BLOCKS_CACHED = 256
+_RESPONSE_BLOCK_LENGTH = 1024
 #: An end-line's continuation flag with the CRLF after it, and the flag it stands for.
 _END_FLAGS = {b"$\r\n": "$", b"+\r\n": "+", b"#\r\n": "#"}
 
@@ -330,7 +336,10 @@ class ChunkParser:
             self._step_by_step(chunk)  # streamed: the general path cuts the body in pieces
             return None
         if block_end > start:
-            self._header_lines(chunk, buf[start:block_end])
+            if code is None:
+                self._header_lines(chunk, buf[start:block_end])
+            else:
+                self._response_headers(chunk, bytes(buf[start:block_end]))
         self._check_paths(chunk)
         if blank >= 0:
             chunk.data = bytes(buf[blank + 4:end])  # small: see WHOLE_CHUNK_SPAN
@@ -388,6 +397,21 @@ class ChunkParser:
             items.append(header)
             if header[1] not in first:
                 first[header[1]] = header[2]
+
+    def _response_headers(self, chunk: MSRPData, block: bytes) -> None:
+        """:meth:`_header_lines` for a response, whose header block (its paths) is the
+        same for every response of a session: parsed once, then copied."""
+        known = _RESPONSE_BLOCKS.get(block)
+        headers = chunk.headers
+        if known is not None:
+            headers._items = list(known[0])
+            headers.first = dict(known[1])
+            return
+        self._header_lines(chunk, block)
+        if len(block) <= _RESPONSE_BLOCK_LENGTH:
+            if len(_RESPONSE_BLOCKS) >= _RESPONSE_BLOCKS_CACHED:
+                _RESPONSE_BLOCKS.clear()
+            _RESPONSE_BLOCKS[block] = (tuple(headers._items), dict(headers.first))
 
     def _header_line(self, line: str) -> Tuple[str, str, str]:
         """One header line, checked: ``(name, lower-case name, value)``."""

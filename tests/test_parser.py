@@ -205,6 +205,11 @@ class ErrorTests(unittest.TestCase):
             self.assertParseError(b"MSRP abcd SEND\r\nTo Path: msrp://b/s;tcp\r\n",
                                   "bad header name")
 
+    def test_a_bad_response_header_block_fails_every_time(self):
+        for _ in range(2):  # response header blocks are cached once parsed
+            self.assertParseError(b"MSRP abcd 200 OK\r\nTo Path: msrp://b/s;tcp\r\n"
+                                  b"-------abcd$\r\n", "bad header name")
+
     def test_events_before_the_error_are_delivered(self):
         parser = ChunkParser()
         received = []
@@ -238,6 +243,27 @@ class LineCacheTests(unittest.TestCase):
             self.assertEqual((event.message_id, event.headers["x-name-%d" % number]),
                              ("id%d" % number, "a" * 300))
             self.assertLessEqual(len(_parser._NAMES), _parser._NAMES_CACHED)
+
+    def test_response_header_blocks_parse_the_same_and_their_cache_stays_bounded(self):
+        # A session's responses all carry the same header block, which is parsed once:
+        # each response must still get headers of its own, and every peer's paths are a
+        # new entry.
+        from msrplib import _parser
+        parser = ChunkParser()
+        for number in range(3 * _parser._RESPONSE_BLOCKS_CACHED):
+            block = b"To-Path: msrp://a/s%d;tcp\r\nFrom-Path: msrp://b/t;tcp\r\n" % number
+            raw = b"MSRP t%04d 200 OK\r\n%s-------t%04d$\r\n" % (number, block, number)
+            first, second = (event for event in parser.feed(raw + raw))
+            self.assertEqual(first.headers["To-Path"], "msrp://a/s%d;tcp" % number)
+            self.assertEqual(second.headers, first.headers)
+            first.headers["To-Path"] = "changed"  # the one parsed
+            second.headers["From-Path"] = "changed"  # the one copied from the cache
+            self.assertEqual(second.headers["To-Path"], "msrp://a/s%d;tcp" % number)
+            [third] = list(parser.feed(raw))
+            self.assertEqual(third.headers.items(), [("To-Path", "msrp://a/s%d;tcp" % number),
+                                                     ("From-Path", "msrp://b/t;tcp")])
+            self.assertEqual(third.headers["From-Path"], "msrp://b/t;tcp")
+            self.assertLessEqual(len(_parser._RESPONSE_BLOCKS), _parser._RESPONSE_BLOCKS_CACHED)
 
     def test_start_lines_parse_the_same_and_their_cache_stays_bounded(self):
         # What follows the transaction id is cached ("SEND", "200 OK"): every comment a
