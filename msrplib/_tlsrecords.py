@@ -57,7 +57,11 @@ class RecordFillingTLS(TLSMemoryBIOProtocol):
         self._flush_soon()
 
     def _add(self, part: _Piece) -> None:
-        """Write the full records that ``part`` completes or holds; keep what is left."""
+        """Write the full records that ``part`` completes or holds; keep what is left.
+        A part that is not ``bytes`` is copied first: what is kept may outlive the call,
+        and the caller may reuse a buffer of its own."""
+        if type(part) is not bytes:
+            part = bytes(part)
         size = len(part)
         taken = 0
         if self._partial_size:

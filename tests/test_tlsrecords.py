@@ -165,6 +165,14 @@ class RecordTests(unittest.TestCase):
         self.client.abortConnection()
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_a_reused_buffer_does_not_change_what_was_written(self):
+        buffer = bytearray(b"a" * 100)
+        self.client.write(buffer)  # kept: less than a record
+        buffer[:] = b"b" * 100
+        self.clock.advance(0)
+        self.sent()
+        self.assertEqual(self.received(), b"a" * 100)
+
     def test_bytes_arrive_whole_and_in_order_whatever_the_writes(self):
         generator = random.Random(4975)
         expected = []
