@@ -227,8 +227,13 @@ def instructions(workload, length, reads=PIECE, over_tls=False):
             command.append("--tls")
         subprocess.run(command, env=dict(os.environ, PYTHONHASHSEED="0"),
                        capture_output=True, check=True)
-        summary = subprocess.run(["callgrind_annotate", "--threshold=100", output.name],
-                                 capture_output=True, text=True, check=True).stdout
+        return callgrind_counts(output.name)
+
+
+def callgrind_counts(output):
+    """``(instructions, of which memory copies)`` in callgrind's output file ``output``."""
+    summary = subprocess.run(["callgrind_annotate", "--threshold=100", output],
+                             capture_output=True, text=True, check=True).stdout
     total = copies = 0
     for line in summary.splitlines():
         found = re.match(r"\s*([0-9,]+) .*?(PROGRAM TOTALS|\S*mem(?:p?cpy|move)\S*)", line)

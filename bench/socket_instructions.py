@@ -13,12 +13,12 @@ the rates of ``files.py`` say how fast it really goes.
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
 
 from _common import report
+from instructions import callgrind_counts
 
 FILES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "files.py")
 #: (shorter, longer) file, in MiB.
@@ -32,15 +32,6 @@ def counted(command, output):
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + output, sys.executable,
          FILES] + command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env=dict(os.environ, PYTHONHASHSEED="0"))
-
-
-def total(output):
-    summary = subprocess.run(["callgrind_annotate", output], capture_output=True, text=True,
-                             check=True).stdout
-    found = re.search(r"([0-9,]+) \S* *PROGRAM TOTALS", summary)
-    if found is None:
-        raise RuntimeError("callgrind_annotate printed no totals:\n%s" % summary[-2000:])
-    return int(found.group(1).replace(",", ""))
 
 
 def transfer(kind, mib, tls):
@@ -60,7 +51,7 @@ def transfer(kind, mib, tls):
         receiver.communicate()
         if sender.returncode or receiver.returncode:
             raise RuntimeError("%s transfer failed" % kind)
-        return total(sent), total(received)
+        return callgrind_counts(sent)[0], callgrind_counts(received)[0]
 
 
 def per_chunk(kind, tls):
