@@ -125,14 +125,17 @@ class RecordFillingTLS(TLSMemoryBIOProtocol):
             self._write_partial()
         super().loseConnection()
 
-    def abortConnection(self) -> None:
+    def _drop_partial(self) -> None:
+        """The connection is going away unfinished: nothing kept is sent."""
         self._stop_flush()
         self._partial, self._partial_size = [], 0
+
+    def abortConnection(self) -> None:
+        self._drop_partial()
         super().abortConnection()
 
     def connectionLost(self, reason: Optional[Failure] = None) -> None:
-        self._stop_flush()
-        self._partial, self._partial_size = [], 0
+        self._drop_partial()
         super().connectionLost(reason)
 
 
