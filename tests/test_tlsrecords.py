@@ -164,6 +164,8 @@ class RecordTests(unittest.TestCase):
         self.client.write(b"never sent")
         self.client.abortConnection()
         self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.sent()
+        self.assertEqual(self.received(), b"")
 
     def test_a_reused_buffer_does_not_change_what_was_written(self):
         buffer = bytearray(b"a" * 100)
