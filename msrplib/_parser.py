@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
-from msrplib._headers import BYTE_RANGE_RE
+from msrplib._headers import BYTE_RANGE_RE, Headers
 from msrplib._wire import MSRPData
 from msrplib.errors import ChunkParseError
 
@@ -81,14 +81,15 @@ _LINE_CACHED_LENGTH = 256
 #: with their lower-case form. Bounded (emptied when full).
 _NAMES: Dict[str, str] = {}
 _NAMES_CACHED = 256
+_Kind = Tuple[Optional[str], Optional[int], Optional[str]]
 #: What followed the transaction id in start lines seen before (``SEND``, ``200 OK``), as
 #: ``(method, code, comment)``. Bounded (emptied when full): comments come from peers.
-_KINDS: Dict[bytes, Tuple[Optional[str], Optional[int], Optional[str]]] = {}
+_KINDS: Dict[bytes, _Kind] = {}
 _KINDS_CACHED = 64
-#: Header blocks of responses seen before, checked and split, as (header lines, first
-#: values): a session's responses all carry the same paths. Bounded (emptied when full) in
+#: Header blocks of responses seen before, checked, as Headers copied for each response:
+#: a session's responses all carry the same paths. Bounded (emptied when full) in
 #: count and length.
-_RESPONSE_BLOCKS: Dict[bytes, Tuple[Tuple[Tuple[str, str, str], ...], Dict[str, str]]] = {}
+_RESPONSE_BLOCKS: Dict[bytes, Headers] = {}
 _RESPONSE_BLOCKS_CACHED = 256
 _RESPONSE_BLOCK_LENGTH = 1024
 #: An end-line's continuation flag with the CRLF after it, and the flag it stands for.
@@ -266,7 +267,7 @@ class ChunkParser:
         chunk = self._chunk
         assert chunk is not None
         if block_end > done:
-            self._header_lines(chunk, buf[done:block_end])
+            self._header_lines(chunk.headers, buf[done:block_end])
         self._lines_done = self._line_scan = 0
         self._check_paths(chunk)
         if blank >= 0:
@@ -296,7 +297,7 @@ class ChunkParser:
         if last >= done:
             chunk = self._chunk
             assert chunk is not None
-            self._header_lines(chunk, buf[done:last])
+            self._header_lines(chunk.headers, buf[done:last])
             done = last + 2
         self._line_scan = max(done, len(buf) - 1)
         return done
@@ -317,15 +318,14 @@ class ChunkParser:
         kind = _KINDS.get(rest)
         if kind is None:
             kind = self._kind(rest, bytes(buf[pos:eol]))
-        method, code, comment = kind
-        chunk = MSRPData(tid.decode(), method, code, comment, contflag=None)
         self._marker = marker = b"\r\n-------" + tid
         # The end-line may share the start line's CRLF (a chunk without headers). Bigger
         # chunks are not searched here: the general path finds their end-line once.
         start = eol + 2
         end = buf.find(marker, eol, start + WHOLE_CHUNK_SPAN)
-        if end < 0 or len(buf) < end + len(marker) + 3:
-            self._step_by_step(chunk)
+        after = end + len(marker)
+        if end < 0 or len(buf) < after + 3:
+            self._step_by_step(tid, kind)
             return None
         limits = self.limits
         blank = buf.find(b"\r\n\r\n", eol, end + 2)
@@ -333,23 +333,26 @@ class ChunkParser:
         if block_end - start > limits.max_header_block:
             raise self._fail("header block longer than %d bytes" % limits.max_header_block)
         if blank >= 0 and end - blank - 4 > limits.max_buffered_body:
-            self._step_by_step(chunk)  # streamed: the general path cuts the body in pieces
+            self._step_by_step(tid, kind)  # streamed: the general path cuts the body in pieces
             return None
-        if block_end > start:
-            if code is None:
-                self._header_lines(chunk, buf[start:block_end])
-            else:
-                self._response_headers(chunk, bytes(buf[start:block_end]))
-        self._check_paths(chunk)
-        if blank >= 0:
-            chunk.data = bytes(buf[blank + 4:end])  # small: see WHOLE_CHUNK_SPAN
-        after = end + len(marker)
-        chunk.contflag = self._end_flag(buf, after)
-        return chunk, after + 3
+        method, code, comment = kind
+        if block_end <= start:
+            headers = Headers()
+        elif code is None:
+            headers = self._header_lines(Headers(), buf[start:block_end])
+        else:
+            headers = self._response_headers(bytes(buf[start:block_end]))
+        if code is None:
+            self._require_paths(method, headers.first)
+        data = bytes(buf[blank + 4:end]) if blank >= 0 else b""  # small: see WHOLE_CHUNK_SPAN
+        # Built once, whole: filling in a chunk made empty costs twice as much.
+        return MSRPData(tid.decode(), method, code, comment, headers, data,
+                        self._end_flag(buf, after)), after + 3
 
-    def _step_by_step(self, chunk: MSRPData) -> None:
-        """Leave ``chunk``, whose start line was parsed, to the general path."""
-        self._chunk = chunk
+    def _step_by_step(self, tid: bytes, kind: _Kind) -> None:
+        """Leave the chunk whose start line was parsed to the general path."""
+        method, code, comment = kind
+        self._chunk = MSRPData(tid.decode(), method, code, comment, contflag=None)
         self._state = _HEADERS
 
     def _start_line_error(self, line: bytes) -> ChunkParseError:
@@ -360,10 +363,9 @@ class ChunkParser:
         return self._fail("transaction id %r is not 4 to 32 letters, digits or .+%%=-"
                           % parts[1][:40])
 
-    def _kind(self, rest: bytes, line: bytes) -> Tuple[Optional[str], Optional[int],
-                                                       Optional[str]]:
+    def _kind(self, rest: bytes, line: bytes) -> _Kind:
         """What follows a start line's transaction id, checked: ``(method, code, comment)``."""
-        kind: Tuple[Optional[str], Optional[int], Optional[str]]
+        kind: _Kind
         word, space, comment = rest.partition(b" ")
         if len(word) == 3 and word.isdigit():
             kind = (None, int(word),
@@ -378,15 +380,14 @@ class ChunkParser:
         _KINDS[rest] = kind
         return kind
 
-    def _header_lines(self, chunk: MSRPData, block: Union[bytes, bytearray]) -> None:
-        """Check and keep in ``chunk`` the header lines of ``block`` (whole lines joined by
-        CRLF)."""
+    def _header_lines(self, headers: Headers, block: Union[bytes, bytearray]) -> Headers:
+        """Check and keep in ``headers`` the header lines of ``block`` (whole lines joined by
+        CRLF); return ``headers``."""
         max_line = self.limits.max_line_length
         if len(block) > max_line:
             for raw_line in block.split(b"\r\n"):
                 if len(raw_line) > max_line:
                     raise self._fail("line longer than %d bytes" % max_line)
-        headers = chunk.headers
         items = headers._items
         first = headers.first
         known = _LINES.get
@@ -397,21 +398,20 @@ class ChunkParser:
             items.append(header)
             if header[1] not in first:
                 first[header[1]] = header[2]
+        return headers
 
-    def _response_headers(self, chunk: MSRPData, block: bytes) -> None:
+    def _response_headers(self, block: bytes) -> Headers:
         """:meth:`_header_lines` for a response, whose header block (its paths) is the
         same for every response of a session: parsed once, then copied."""
         known = _RESPONSE_BLOCKS.get(block)
-        headers = chunk.headers
         if known is not None:
-            headers._items = list(known[0])
-            headers.first = dict(known[1])
-            return
-        self._header_lines(chunk, block)
+            return known.copy()
+        headers = self._header_lines(Headers(), block)
         if len(block) <= _RESPONSE_BLOCK_LENGTH:
             if len(_RESPONSE_BLOCKS) >= _RESPONSE_BLOCKS_CACHED:
                 _RESPONSE_BLOCKS.clear()
-            _RESPONSE_BLOCKS[block] = (tuple(headers._items), dict(headers.first))
+            _RESPONSE_BLOCKS[block] = headers.copy()
+        return headers
 
     def _header_line(self, line: str) -> Tuple[str, str, str]:
         """One header line, checked: ``(name, lower-case name, value)``."""
@@ -442,10 +442,14 @@ class ChunkParser:
 
     def _check_paths(self, chunk: MSRPData) -> None:
         """A request must have To-Path and From-Path."""
-        first = chunk.headers.first
-        if chunk.method is not None and ("to-path" not in first or "from-path" not in first):
+        if chunk.method is not None:
+            self._require_paths(chunk.method, chunk.headers.first)
+
+    def _require_paths(self, method: Optional[str], first: Dict[str, str]) -> None:
+        """Fail unless ``first`` (a request's headers) has To-Path and From-Path."""
+        if "to-path" not in first or "from-path" not in first:
             missing = "To-Path" if "to-path" not in first else "From-Path"
-            raise self._fail("%s request without %s" % (chunk.method, missing))
+            raise self._fail("%s request without %s" % (method, missing))
 
     def _finish(self, contflag: str) -> MSRPData:
         chunk = self._chunk
