@@ -71,6 +71,8 @@ class OutgoingMessage:
         #: Body bytes this message may run ahead of the peer's REPORTs (``ReportWindow``).
         self.window_limit: Optional[int] = None
         self._lookahead: Optional[bytes] = None
+        #: What follows Byte-Range in :meth:`encode_head`, made for the first chunk.
+        self._head_lines: Optional[str] = None
 
     @property
     def ready(self) -> bool:
@@ -156,6 +158,34 @@ class OutgoingMessage:
         if last:
             self.finished_sending = True
         return chunk
+
+    def encode_head(self, transaction_id: str, path_lines: str, byte_range: ByteRange,
+                    last: bool) -> Optional[bytes]:
+        """The start line and headers of the chunk :meth:`fill` makes, encoded the way
+        ``MSRPData.encode_start`` would encode it, without building it: what sends a
+        message's chunks at half the cost. ``None`` for a message with headers of its own,
+        which is left to :meth:`fill` (they may name headers this one writes itself), or
+        a range without an end or total (not known size)."""
+        if self.headers or byte_range.end is None or byte_range.total is None:
+            return None
+        if last:
+            self.finished_sending = True
+        head = self._head_lines
+        if head is None:
+            head = self._head_lines = self._lines_after_byte_range()
+        return ("MSRP %s SEND\r\n%sMessage-ID: %s\r\nByte-Range: %d-%d/%d\r\n%s" % (
+            transaction_id, path_lines, self.message_id, byte_range.start, byte_range.end,
+            byte_range.total, head)).encode("utf-8", "surrogateescape")
+
+    def _lines_after_byte_range(self) -> str:
+        """:meth:`fill`'s headers after Byte-Range, as text, with the blank line after."""
+        lines = []
+        if self.success_report != "no":
+            lines.append("Success-Report: %s\r\n" % self.success_report)
+        if self.failure_report != "yes":
+            lines.append("Failure-Report: %s\r\n" % self.failure_report)
+        lines.append("Content-Type: %s\r\n\r\n" % self.content_type)
+        return "".join(lines)
 
     def abort_chunk(self, chunk: MSRPData) -> MSRPData:
         """Make ``chunk`` the empty ``#`` chunk that tells the peer the message is aborted."""

@@ -11,7 +11,7 @@ from msrplib._headers import (AuthParams, ByteRange, HeaderField, Headers, Statu
 from msrplib._uri import URI
 
 __all__ = ["MSRPData", "make_response", "encode_response", "make_report", "new_transaction_id",
-           "new_message_id", "RESPONSE_COMMENTS", "CONTINUATION_FLAGS"]
+           "new_message_id", "end_line", "RESPONSE_COMMENTS", "CONTINUATION_FLAGS"]
 
 #: ``$`` ends a message, ``+`` says more chunks follow, ``#`` aborts the message.
 CONTINUATION_FLAGS = frozenset("$+#")
@@ -216,8 +216,9 @@ class MSRPData:
 
     def encode_end(self) -> bytes:
         """The end-line (with the CRLF that ends a body, if there is one)."""
-        prefix = "\r\n" if self.data or "content-type" in self.headers.first else ""
-        return ("%s-------%s%s\r\n" % (prefix, self.transaction_id, self.contflag)).encode()
+        if self.data or "content-type" in self.headers.first:
+            return end_line(self.transaction_id, self.contflag or "$")
+        return ("-------%s%s\r\n" % (self.transaction_id, self.contflag)).encode()
 
     def encode_parts(self, check_body: bool = True) -> Tuple[bytes, bytes, bytes]:
         """``(start, body, end)``: write them in order; the body is not copied.
@@ -229,6 +230,11 @@ class MSRPData:
     def encode(self) -> bytes:
         """The whole chunk as bytes on the wire."""
         return b"".join(self.encode_parts())
+
+
+def end_line(transaction_id: str, contflag: str) -> bytes:
+    """The end-line after a chunk's body, with the CRLF that ends the body before it."""
+    return ("\r\n-------%s%s\r\n" % (transaction_id, contflag)).encode()
 
 
 def make_response(request: MSRPData, code: int, comment: Optional[str] = None) -> MSRPData:

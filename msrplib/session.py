@@ -17,12 +17,13 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from msrplib._headers import ByteRange
 from msrplib._incoming import IncomingMessage, RangeSet
 from msrplib._observer import Observer
 from msrplib._outgoing import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._receiving import RequestHandler, should_respond
-from msrplib._wire import MSRPData, new_message_id, new_transaction_id
+from msrplib._wire import MSRPData, end_line, new_message_id, new_transaction_id
 from msrplib._window import ReportWindow
 from msrplib._writer import MessageWriter
 from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
@@ -104,7 +105,11 @@ class MessageReceiver:
 
 @dataclass
 class _Transaction:
-    chunk: MSRPData
+    """A request written and waiting for its response. ``counted``: its Failure-Report
+    asks for a 200 (a missing one is a 408), and it counts towards
+    ``max_outstanding_chunks``."""
+
+    transaction_id: str
     response_cb: Optional[ResponseCallback]
     counted: bool
     message: Optional[OutgoingMessage] = None
@@ -124,8 +129,14 @@ class _Body:
         self.remaining = self.size
 
 
-def _generated_response(chunk: MSRPData, code: int, comment: str) -> MSRPData:
-    return MSRPData(chunk.transaction_id, code=code, comment=comment)
+def _new_send_id(body_size: int) -> str:
+    """A fresh random transaction id for a message chunk: 32 digits for a body of
+    LONG_ID_BODY or more, else 12."""
+    return new_transaction_id(32 if body_size >= LONG_ID_BODY else 12)
+
+
+def _generated_response(transaction_id: str, code: int, comment: str) -> MSRPData:
+    return MSRPData(transaction_id, code=code, comment=comment)
 
 
 def _response_error(response: MSRPData) -> MSRPTransactionError:
@@ -428,6 +439,8 @@ class MSRPSession:
                 self._body = _Body(message, chunk, length, last)
                 return
             data = message.read(length)
+            if len(data) == length and self._send_encoded(message, data, byte_range, last):
+                return
         chunk = self._new_send(len(data))
         message.fill(chunk, byte_range, last)
         chunk.data = data
@@ -439,11 +452,31 @@ class MSRPSession:
         self._write(chunk, None, message, len(data), check_body=False)
         self._chunk_sent(message, len(data), last)
 
+    def _send_encoded(self, message: OutgoingMessage, data: bytes, byte_range: ByteRange,
+                      last: bool) -> bool:
+        """Write a message chunk serialised straight from ``message``, with no MSRPData
+        made for it: the usual case. False, having written nothing, when the protocol
+        must have a chunk (``takes_encoded_chunks``) or the message cannot be encoded
+        this way (``OutgoingMessage.encode_head``)."""
+        protocol = self._protocol
+        if not protocol.takes_encoded_chunks:
+            return False
+        transaction_id = _new_send_id(len(data))
+        head = message.encode_head(transaction_id, self.transport.path_lines, byte_range, last)
+        if head is None:
+            return False
+        # Its id was drawn at random just now: its body need not be searched for the end-line.
+        protocol.write_encoded(head, data, end_line(transaction_id, "$" if last else "+"))
+        self._touch()
+        # fill() writes a Failure-Report only when it is not "yes": as _register reads it.
+        self._expect_response(transaction_id, None, message.failure_report == "yes", message,
+                              len(data))
+        self._chunk_sent(message, len(data), last)
+        return True
+
     def _new_send(self, body_size: int) -> MSRPData:
-        """A SEND for a message's next chunk, with a fresh random transaction id: 32 digits
-        for a body of LONG_ID_BODY or more, else 12."""
-        digits = 32 if body_size >= LONG_ID_BODY else 12
-        return MSRPData(new_transaction_id(digits), method="SEND",
+        """A SEND for a message's next chunk, with a fresh random transaction id."""
+        return MSRPData(_new_send_id(body_size), method="SEND",
                         headers=self.transport.new_headers())
 
     def _stream(self) -> bool:
@@ -495,10 +528,14 @@ class MSRPSession:
         if chunk.method is None or chunk.method == "REPORT":
             return
         counted = chunk.headers.first.get("failure-report") in (None, "yes")
+        self._expect_response(chunk.transaction_id, response_cb, counted, message, size)
+
+    def _expect_response(self, transaction_id: str, response_cb: Optional[ResponseCallback],
+                         counted: bool, message: Optional[OutgoingMessage], size: int) -> None:
         timeout = self.settings.response_timeout
-        self._transactions[chunk.transaction_id] = _Transaction(
-            chunk, response_cb, counted, message, size)
-        self._deadlines.append((self._seconds() + timeout, chunk.transaction_id))
+        self._transactions[transaction_id] = _Transaction(
+            transaction_id, response_cb, counted, message, size)
+        self._deadlines.append((self._seconds() + timeout, transaction_id))
         if self._deadline_timer is None:
             self._deadline_timer = self.reactor.callLater(timeout, self._expire)
         if counted:
@@ -527,11 +564,10 @@ class MSRPSession:
             deadlines.popleft()
 
     def _timed_out(self, transaction_id: str) -> None:
-        transaction = self._transactions[transaction_id]
-        if transaction.chunk.headers.first.get("failure-report") in (None, "yes"):
-            response = _generated_response(transaction.chunk, 408, "Request Timeout")
+        if self._transactions[transaction_id].counted:
+            response = _generated_response(transaction_id, 408, "Request Timeout")
         else:
-            response = _generated_response(transaction.chunk, 200, "OK")
+            response = _generated_response(transaction_id, 200, "OK")
         self._response(response)
 
     def _response(self, response: MSRPData) -> None:
@@ -715,7 +751,8 @@ class MSRPSession:
             if transaction.message is not None:
                 self._fail_message(transaction.message, error)
         for transaction in list(self._transactions.values()):
-            self._response(_generated_response(transaction.chunk, 408, "Connection closed"))
+            self._response(_generated_response(transaction.transaction_id, 408,
+                                               "Connection closed"))
         for message in list(self._idle):
             self._fail_message(message, error)
         self._idle.clear()
@@ -725,7 +762,8 @@ class MSRPSession:
             else:
                 chunk, response_cb = item
                 if response_cb is not None and chunk.method not in (None, "REPORT"):
-                    response_cb(_generated_response(chunk, 408, "Connection closed"))
+                    response_cb(_generated_response(chunk.transaction_id, 408,
+                                                    "Connection closed"))
         self._queue.clear()
         if self._window is not None:
             self._window.stop()  # what it held waits for reports: failed just below

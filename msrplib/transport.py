@@ -288,6 +288,18 @@ class MSRPProtocol(Protocol):
             self.traffic_log("out", chunk)
         self._send(parts)
 
+    @property
+    def takes_encoded_chunks(self) -> bool:
+        """Whether :meth:`write_encoded` may be used now: no streamed body is open (a chunk
+        would have to wait for its end, as an MSRPData) and no traffic log wants chunks."""
+        return not self._body_open and self.traffic_log is None
+
+    def write_encoded(self, head: bytes, body: bytes, end: bytes) -> None:
+        """Write a chunk already serialised as its head (start line and headers), body and
+        end-line, when :attr:`takes_encoded_chunks`: a message chunk sent without
+        building an MSRPData for it."""
+        self._send((head, body, end))
+
     def write_raw(self, data: bytes) -> None:
         """Write ``data`` as it is, in order with the chunks and answers written before."""
         self._send((data,))
@@ -449,6 +461,10 @@ class MSRPTransport:
         self._to_path_text = format_path(self.local_path[:-1] + self.full_remote_path)
         self._from_path_text = str(self.local_uri)
         self._remote_text = format_path(self.full_remote_path)
+        #: The To-Path and From-Path lines of the requests we send, for chunks encoded
+        #: without an MSRPData (``OutgoingMessage.encode_head``).
+        self.path_lines = "To-Path: %s\r\nFrom-Path: %s\r\n" % (self._to_path_text,
+                                                                  self._from_path_text)
         self._path_headers = Headers([("To-Path", self._to_path_text),
                                       ("From-Path", self._from_path_text)])
         self._events: Deque[ParserEvent] = deque()

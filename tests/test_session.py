@@ -1,6 +1,7 @@
 """MSRPSession, deterministically: in-memory pair (iosim) and a task.Clock for every timer."""
 
 import io
+import re
 
 from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectionDone
@@ -462,6 +463,99 @@ class ProgressAndHeadersTests(unittest.TestCase):
         self.assertEqual(seen, [(10, 25), (20, 25), (25, 25)])
         self.assertEqual(received.received[0].headers["Content-Disposition"],
                          'attachment; filename="p.bin"')
+
+
+class EncodedChunkTests(unittest.TestCase):
+    """Message chunks are written encoded straight from the message (no MSRPData); the
+    bytes must be those of the chunk the general path builds and encodes."""
+
+    def setUp(self):
+        self.received = CollectingReceiver()
+        self.pair = pair(settings=SessionSettings(keepalive_interval=0, chunk_size=10),
+                         bob_options={"receiver": self.received})
+        self.alice, self.bob = self.pair.alice, self.pair.bob
+        self.wire = []
+        protocol = self.bob.transport.protocol
+        arrived = protocol.dataReceived
+
+        def recording(data):
+            self.wire.append(data)
+            arrived(data)
+
+        protocol.dataReceived = recording
+        self.encoded = 0
+        sender = self.alice.transport.protocol
+        write_encoded = sender.write_encoded
+
+        def counting(*parts):
+            self.encoded += 1
+            write_encoded(*parts)
+
+        sender.write_encoded = counting
+
+    def sent(self, body, logged, **options):
+        """The bytes Alice wrote for one message, transaction ids replaced by ``<id>``;
+        checks that they were written encoded unless a traffic log asked for chunks."""
+        self.alice.transport.protocol.traffic_log = (lambda *_: None) if logged else None
+        del self.wire[:]
+        self.encoded = 0
+        result = self.alice.send_message(body, "text/plain", message_id="same", **options)
+        self.pair.flush()
+        self.alice.transport.protocol.traffic_log = None
+        self.successResultOf(result)
+        wire = b"".join(self.wire)
+        self.ids = re.findall(rb"MSRP (\w+) SEND", wire)
+        chunks = 0 if logged or options.get("headers") else len(self.ids)
+        self.assertEqual((self.encoded, len(self.ids) > 0), (chunks, True))
+        for tid in self.ids:
+            wire = wire.replace(tid, b"<id>")
+        return wire
+
+    def test_the_bytes_are_those_of_the_general_path(self):
+        cases = [{}, {"success_report": "yes"}, {"failure_report": "no"},
+                 {"failure_report": "partial", "success_report": "yes"}]
+        for options in cases:
+            for body in (b"short", b"twenty-five bytes long..."):
+                encoded = self.sent(body, logged=False, **options)
+                self.assertEqual(encoded, self.sent(body, logged=True, **options))
+                self.assertEqual(encoded.count(b" SEND\r\n"), (len(body) + 9) // 10)
+        self.assertEqual(len(self.received.received), 16)
+
+    def test_a_long_body_gets_a_long_id_as_in_the_general_path(self):
+        self.alice.settings.chunk_size = LONG_ID_BODY
+        encoded = self.sent(b"L" * LONG_ID_BODY, logged=False)
+        self.assertEqual([len(tid) for tid in self.ids], [32])
+        self.assertEqual(encoded, self.sent(b"L" * LONG_ID_BODY, logged=True))
+
+    def test_headers_of_its_own_are_left_to_the_general_path(self):
+        encoded = self.sent(b"with headers", logged=False, headers={
+            "Content-Disposition": "inline", "X-Note": "first"})
+        self.assertEqual(encoded, self.sent(b"with headers", logged=True, headers={
+            "Content-Disposition": "inline", "X-Note": "first"}))
+        head = encoded.split(b"\r\n\r\n")[0].split(b"\r\n")
+        self.assertEqual([line.split(b":")[0] for line in head[1:]],
+                         [b"To-Path", b"From-Path", b"Message-ID", b"Byte-Range", b"X-Note",
+                          b"Content-Disposition", b"Content-Type"])
+
+    def test_an_unanswered_encoded_chunk_times_out(self):
+        self.bob.transport.deliver_events_to(lambda event: None)  # Bob never answers
+        result = self.alice.send_message(b"lost", "text/plain")
+        silent = self.alice.send_message(b"unasked", "text/plain", failure_report="no")
+        self.pair.flush()
+        self.assertNoResult(result)
+        self.pair.clock.advance(RESPONSE_TIMEOUT)
+        self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 408)
+        self.successResultOf(silent)  # no response was asked for: sent is done
+        self.assertEqual((self.alice._outstanding, self.alice._transactions), (0, {}))
+
+    def test_connection_lost_fails_an_outstanding_encoded_chunk(self):
+        self.bob.transport.deliver_events_to(lambda event: None)
+        result = self.alice.send_message(b"in flight", "text/plain")
+        self.pair.flush()
+        self.bob.transport.loseConnection()
+        self.pair.flush()
+        self.failureResultOf(result, MSRPSessionError)
+        self.assertEqual(self.alice._transactions, {})
 
 
 class StreamedChunkTests(unittest.TestCase):
