@@ -57,10 +57,51 @@ class RequestHandler:
 
     def whole(self, chunk: MSRPData) -> None:
         """A request that arrived in one piece (body and all): the usual case."""
+        if chunk.contflag == "$" and chunk.method == "SEND" and self._message_in_one(chunk):
+            return
         inbound = self._check(chunk)
         if chunk.data:
             self._add(inbound, chunk.data)
         self._finish(inbound, chunk)
+
+    def _message_in_one(self, chunk: MSRPData) -> bool:
+        """Receive ``chunk``, a ``$`` SEND, when it is a whole new message that is to be
+        accepted (Byte-Range ``1-N/N`` for its N bytes, a Content-Type taken, within every
+        limit), without the bookkeeping of a message that arrives in pieces: the usual
+        case for chat. False, having done nothing, for every other request: those are
+        left to :meth:`_check`, which finds their answer."""
+        get = chunk.headers.first.get
+        message_id = get("message-id")
+        content_type = get("content-type")
+        data = chunk.data
+        size = len(data)
+        if message_id is None or content_type is None \
+                or get("byte-range") != "1-%d/%d" % (size, size) \
+                or message_id in self.incoming or message_id in self._refused:
+            return False
+        session = self.session
+        settings = session.settings
+        limit = settings.max_message_size
+        if (limit is not None and size > limit) \
+                or len(self.incoming) >= settings.max_incoming_messages \
+                or session.transport.check_incoming_SEND_chunk(chunk) is not None \
+                or not self._accepts(content_type):
+            return False
+        message = IncomingMessage(chunk, ByteRange(1, size, size))
+        target = session.receiver.message_started(message)
+        message.ranges.add(0, size)
+        message.last_chunk_ends(size)
+        if target is None:
+            message.data = data  # kept in memory: as a memory sink would hand it back
+        else:
+            message.sink = make_sink(target, session.transport.protocol.transport,
+                                     settings.max_out_of_order)
+            message.sink.write(0, data)
+            message.data = message.sink.finish()
+        self._answer(chunk, 200)
+        self._tell_application(chunk)
+        self._completed(message)
+        return True
 
     def started(self, chunk: MSRPData) -> None:
         """A request's headers arrived (its body is streamed): decide its answer."""
@@ -188,13 +229,18 @@ class RequestHandler:
         if message.complete:
             self.incoming.pop(message.message_id or "", None)
             message.data = message.sink.finish()
-            if message.first_chunk.headers.first.get("success-report") == "yes":
-                size = message.size or 0
-                self.session._write(make_report(message.first_chunk, 200,
-                                        byte_range=ByteRange(1, size, size)))
-            self.session.receiver.message_received(message)
+            self._completed(message)
         elif head.contflag == "+":
             self._report_progress(message)
+
+    def _completed(self, message: IncomingMessage) -> None:
+        """Every byte of ``message`` arrived: send the success REPORT it asks for, and hand
+        it to the receiver."""
+        if message.first_chunk.headers.first.get("success-report") == "yes":
+            size = message.size or 0
+            self.session._write(make_report(message.first_chunk, 200,
+                                            byte_range=ByteRange(1, size, size)))
+        self.session.receiver.message_received(message)
 
     def _report_progress(self, message: IncomingMessage) -> None:
         """Confirm the bytes that arrived in order so far, every ``progress_report_bytes``,

@@ -1,5 +1,6 @@
 """MSRPSession, deterministically: in-memory pair (iosim) and a task.Clock for every timer."""
 
+import hashlib
 import io
 import re
 
@@ -556,6 +557,110 @@ class EncodedChunkTests(unittest.TestCase):
         self.pair.flush()
         self.failureResultOf(result, MSRPSessionError)
         self.assertEqual(self.alice._transactions, {})
+
+
+class WholeMessageTests(unittest.TestCase):
+    """A new message that arrives whole in one chunk skips the bookkeeping of a message in
+    pieces; whatever arrives, Bob must answer, report and deliver exactly as the general
+    path would (``_message_in_one`` declining everything)."""
+
+    def outcome(self, chunks, general, sink=None, accept_types=("*",), **settings):
+        """Send ``chunks`` (``(transaction id, make_chunk options, headers)``) from Alice:
+        what Bob wrote and what his receiver and on_incoming_cb heard."""
+        received = CollectingReceiver(sink=sink() if sink else None)
+        heard = Recorder()
+        sessions = pair(settings=SessionSettings(keepalive_interval=0, **settings),
+                        bob_options={"receiver": received, "on_incoming_cb": heard,
+                                     "accept_types": accept_types})
+        requests = sessions.bob._requests
+        whole_ones = []
+        in_one = requests._message_in_one
+
+        def watched(chunk):
+            taken = in_one(chunk)
+            whole_ones.append(taken)
+            return taken
+
+        requests._message_in_one = (lambda chunk: False) if general else watched
+        wire = []
+        protocol = sessions.alice.transport.protocol
+        arrived = protocol.dataReceived
+        protocol.dataReceived = lambda data: (wire.append(data), arrived(data))
+        for tid, options, headers in chunks:
+            chunk = sessions.alice.transport.make_chunk(transaction_id=tid, **options)
+            for name, value in headers.items():
+                chunk.headers[name] = value
+            sessions.alice.send_chunk(chunk)
+            sessions.flush()
+        sessions.clock.advance(1)
+        sessions.flush()
+        target = received.sink
+        body = target.getvalue() if isinstance(target, io.BytesIO) else (
+            None if target is None else (target.count, target.digest.hexdigest()))
+        if not general:
+            self.whole_ones = whole_ones
+        wire = re.sub(rb"\r\nMessage-ID: \w+\r\n", b"", b"".join(wire))
+        return (re.sub(rb"\b[0-9a-f]{12}\b", b"<report id>", wire).split(b"MSRP "),
+                [(m.message_id, m.data, m.size, m.content_type, m.received, m.headers.items())
+                 for m in received.received],
+                [(m.message_id, reason.value.code) for m, reason in received.failed],
+                [m.message_id for m in received.started],
+                [chunk.transaction_id for chunk in heard.chunks], body)
+
+    def same(self, chunks, **options):
+        fast = self.outcome(chunks, general=False, **options)
+        self.assertEqual(fast, self.outcome(chunks, general=True, **options))
+        return fast
+
+    def test_whole_messages_take_the_short_way_and_end_the_same(self):
+        for headers in ({}, {"Success-Report": "yes"}, {"Failure-Report": "partial"},
+                        {"Failure-Report": "no"}, {"Success-Report": "yes",
+                                                   "Failure-Report": "no"}):
+            wire, received = self.same([("tid1", {"data": b"whole", "message_id": "m1"},
+                                         headers)])[:2]
+            self.assertEqual(self.whole_ones, [True])
+            self.assertEqual([item[:5] for item in received],
+                             [("m1", b"whole", 5, "text/plain", 5)])
+            answered = headers.get("Failure-Report", "yes") == "yes"
+            self.assertEqual(any(b"tid1 200 OK" in part for part in wire), answered)
+            reported = headers.get("Success-Report") == "yes"
+            self.assertEqual(any(b" REPORT\r\n" in part for part in wire), reported)
+
+    def test_files_and_consumers_get_a_whole_message_too(self):
+        from tests.test_session_loopback import HashingConsumer
+        for sink in (io.BytesIO, HashingConsumer):
+            received, _, _, _, body = self.same(
+                [("tid1", {"data": b"to the sink", "message_id": "m1"}, {})], sink=sink)[1:]
+            self.assertEqual(self.whole_ones, [True])
+            self.assertEqual([item[1:5] for item in received], [(None, 11, "text/plain", 11)])
+            self.assertIn(body, (b"to the sink", (11, hashlib.sha256(b"to the sink").hexdigest())))
+
+    def test_what_is_not_a_whole_new_message_goes_the_general_way(self):
+        def send(tid, data, message_id="m1", **options):
+            return (tid, dict(data=data, message_id=message_id, **options), {})
+
+        cases = [
+            ([send("tid1", b"abc", length=6), send("tid2", b"abcdef")], {}),  # in progress
+            ([send("tid1", b"x" * 10), send("tid2", b"abc")], {"max_message_size": 5}),
+            ([send("tid1", b"abcd", length=5, contflag="$")], {}),  # 1-4/5, $
+            ([send("tid1", b"bcd", start=2, contflag="$")], {}),  # byte 1 missing
+            ([("tid1", {"data": b"abc", "message_id": "m1", "contflag": "+"},
+               {"Byte-Range": "1-3/*"}),
+              ("tid2", {"data": b"defghi", "message_id": "m1", "start": 4, "contflag": "+"},
+               {"Byte-Range": "4-9/*"}),  # past the limit: m1 is refused from now on
+              send("tid3", b"abc")], {"max_message_size": 5}),
+            ([send("tid1", b"abc", length=6, message_id="a"), send("tid2", b"new")],
+             {"max_incoming_messages": 1}),
+            ([send("tid1", b"twice"), send("tid2", b"twice")], {}),  # a duplicate
+            ([("tid1", {"data": b"x", "message_id": "m1"}, {"Byte-Range": "1-1/*"})], {}),
+        ]
+        for chunks, settings in cases:
+            self.same(chunks, **settings)
+        wire = self.same([("tid1", {"data": b"img", "content_type": "image/png"}, {})],
+                         accept_types=("text/*",))[0]
+        self.assertTrue(any(part.startswith(b"tid1 415") for part in wire))
+        wire = self.same([("tid1", {"data": b"mine"}, {"To-Path": "msrp://x.example/y;tcp"})])[0]
+        self.assertTrue(any(part.startswith(b"tid1 481") for part in wire))
 
 
 class StreamedChunkTests(unittest.TestCase):
