@@ -92,6 +92,12 @@ _KINDS_CACHED = 64
 _RESPONSE_BLOCKS: Dict[bytes, Headers] = {}
 _RESPONSE_BLOCKS_CACHED = 256
 _RESPONSE_BLOCK_LENGTH = 1024
+#: Header blocks of requests seen before, by their shape (the block less its Message-ID's
+#: value), checked, as Headers to copy and where in them the Message-ID goes: the chunks
+#: of a session differ in little more than their Message-ID; and whether it is the first
+#: Message-ID of its block. Bounded like responses'.
+_REQUEST_BLOCKS: Dict[bytes, Tuple[Headers, int, bool]] = {}
+_MESSAGE_ID_LINE = b"\r\nMessage-ID: "
 #: An end-line's continuation flag with the CRLF after it, and the flag it stands for.
 _END_FLAGS = {b"$\r\n": "$", b"+\r\n": "+", b"#\r\n": "#"}
 
@@ -339,7 +345,7 @@ class ChunkParser:
         if block_end <= start:
             headers = Headers()
         elif code is None:
-            headers = self._header_lines(Headers(), buf[start:block_end])
+            headers = self._request_headers(bytes(buf[start:block_end]))
         else:
             headers = self._response_headers(bytes(buf[start:block_end]))
         if code is None:
@@ -411,6 +417,37 @@ class ChunkParser:
             if len(_RESPONSE_BLOCKS) >= _RESPONSE_BLOCKS_CACHED:
                 _RESPONSE_BLOCKS.clear()
             _RESPONSE_BLOCKS[block] = headers.copy()
+        return headers
+
+    def _request_headers(self, block: bytes) -> Headers:
+        """:meth:`_header_lines` for a request: a block of the same shape as one seen
+        before (its Message-ID's value apart) is copied from it, with only the new
+        Message-ID to fill in."""
+        at = block.find(_MESSAGE_ID_LINE)
+        if at < 0 or len(block) > _RESPONSE_BLOCK_LENGTH:
+            return self._header_lines(Headers(), block)
+        start = at + len(_MESSAGE_ID_LINE)
+        end = block.find(b"\r\n", start)
+        if end < 0:
+            end = len(block)
+        shape = block[:start] + block[end:]
+        known = _REQUEST_BLOCKS.get(shape)
+        if known is None:
+            headers = self._header_lines(Headers(), block)
+            if len(_REQUEST_BLOCKS) >= _RESPONSE_BLOCKS_CACHED:
+                _REQUEST_BLOCKS.clear()
+            index = block.count(b"\r\n", 0, at) + 1
+            first = all(item[1] != "message-id" for item in headers._items[:index])
+            _REQUEST_BLOCKS[shape] = (headers.copy(), index, first)
+            return headers
+        if end - at - 2 > self.limits.max_line_length:
+            raise self._fail("line longer than %d bytes" % self.limits.max_line_length)
+        template, index, first = known
+        headers = template.copy()
+        message_id = block[start:end].decode("utf-8", "surrogateescape")
+        headers._items[index] = ("Message-ID", "message-id", message_id)
+        if first:
+            headers.first["message-id"] = message_id
         return headers
 
     def _header_line(self, line: str) -> Tuple[str, str, str]:

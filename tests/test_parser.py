@@ -265,6 +265,48 @@ class LineCacheTests(unittest.TestCase):
             self.assertEqual(third.headers["From-Path"], "msrp://b/t;tcp")
             self.assertLessEqual(len(_parser._RESPONSE_BLOCKS), _parser._RESPONSE_BLOCKS_CACHED)
 
+    def test_request_header_blocks_of_one_shape_each_get_their_message_id(self):
+        # A block of a shape seen before is copied, with only its Message-ID new: every
+        # chunk must still have its own Message-ID, in its place, and headers of its own.
+        from msrplib import _parser
+        parser = ChunkParser()
+        for number in range(3 * _parser._RESPONSE_BLOCKS_CACHED):
+            chunks = []
+            for message in ("first", "second"):
+                chunk = send_chunk(b"x", tid="seq%05d" % number)
+                chunk.headers.add("Message-ID", "%s-%d" % (message, number))
+                chunk.headers.add("X-Shape", str(number))
+                chunks.append(chunk)
+            first, second = parser.feed(b"".join(chunk.encode() for chunk in chunks))
+            self.assertEqual((first.message_id, second.message_id),
+                             ("first-%d" % number, "second-%d" % number))
+            self.assertEqual(second.encode(), chunks[1].encode())
+            second.headers["X-Shape"] = "changed"
+            [third] = parser.feed(chunks[0].encode())
+            self.assertEqual(third.headers.items(), first.headers.items())
+            self.assertLessEqual(len(_parser._REQUEST_BLOCKS), _parser._RESPONSE_BLOCKS_CACHED)
+
+    def test_a_second_message_id_of_a_known_shape_is_not_the_first(self):
+        # Headers read the first of a name: a later Message-ID must not replace it.
+        raw = (b"MSRP %s SEND\r\nTo-Path: msrp://b/s;tcp\r\nFrom-Path: msrp://a/s;tcp\r\n"
+               b"message-id: early\r\nMessage-ID: %s\r\n-------%s$\r\n")
+        parser = ChunkParser()
+        events = list(parser.feed(b"".join(raw % (tid, later, tid) for tid, later in
+                                           [(b"abcd1", b"one"), (b"abcd2", b"two")])))
+        self.assertEqual([event.message_id for event in events], ["early", "early"])
+        self.assertEqual([event.headers.get_all("Message-ID") for event in events],
+                         [["early", "one"], ["early", "two"]])
+
+    def test_an_overlong_message_id_in_a_known_shape_is_refused(self):
+        limits = ParserLimits(max_line_length=100)
+        parser = ChunkParser(limits)
+        chunk = send_chunk(b"x")
+        chunk.headers.add("Message-ID", "short")
+        list(parser.feed(chunk.encode()))
+        chunk.headers["Message-ID"] = "m" * 120
+        with self.assertRaisesRegex(ChunkParseError, "line longer than 100 bytes"):
+            list(parser.feed(chunk.encode()))
+
     def test_start_lines_parse_the_same_and_their_cache_stays_bounded(self):
         # What follows the transaction id is cached ("SEND", "200 OK"): every comment a
         # peer sends is a new entry, so the cache must stay bounded and never mix them up.
