@@ -148,6 +148,8 @@ class ChunkParser:
         self._parts: List[Union[bytes, memoryview]] = []
         self._body_len = 0
         self._streaming = False
+        #: The header block of the last response parsed whole, and its Headers.
+        self._last_response: Optional[Tuple[bytes, Headers]] = None
         #: The error that stopped this parser, or ``None``.
         self.error: Optional[ChunkParseError] = None
 
@@ -325,6 +327,10 @@ class ChunkParser:
         if kind is None:
             kind = self._kind(rest, bytes(buf[pos:eol]))
         self._marker = marker = b"\r\n-------" + tid
+        if kind[1] is not None and self._last_response is not None:
+            whole = self._like_last_response(buf, eol + 2, tid, kind)
+            if whole is not None:
+                return whole
         # The end-line may share the start line's CRLF (a chunk without headers). Bigger
         # chunks are not searched here: the general path finds their end-line once.
         start = eol + 2
@@ -347,13 +353,40 @@ class ChunkParser:
         elif code is None:
             headers = self._request_headers(bytes(buf[start:block_end]))
         else:
-            headers = self._response_headers(bytes(buf[start:block_end]))
+            block = bytes(buf[start:block_end])
+            headers = self._response_headers(block)
+            if blank < 0:
+                self._remember_response(block, headers)
         if code is None:
             self._require_paths(method, headers.first)
         data = bytes(buf[blank + 4:end]) if blank >= 0 else b""  # small: see WHOLE_CHUNK_SPAN
         # Built once, whole: filling in a chunk made empty costs twice as much.
         return MSRPData(tid.decode(), method, code, comment, headers, data,
                         self._end_flag(buf, after)), after + 3
+
+    def _like_last_response(self, buf: Union[bytes, bytearray], start: int, tid: bytes,
+                            kind: _Kind) -> Optional[Tuple[MSRPData, int]]:
+        """The response at ``start`` (its start line parsed) when its header block is the
+        very one of the last response parsed whole, with its end-line right after: a
+        session's answers to what it sent, read without a search. ``None`` otherwise."""
+        assert self._last_response is not None
+        block, headers = self._last_response
+        end = start + len(block)
+        if not (buf.startswith(block, start) and buf.startswith(self._marker, end)):
+            return None
+        after = end + len(self._marker)
+        if len(buf) < after + 3:
+            return None
+        _, code, comment = kind
+        return MSRPData(tid.decode(), None, code, comment, headers.copy(), b"",
+                        self._end_flag(buf, after)), after + 3
+
+    def _remember_response(self, block: bytes, headers: Headers) -> None:
+        """Keep a body-less response's header block for :meth:`_like_last_response`,
+        unless it holds something that might be taken for an end-line (then only the
+        search finds where the response ends)."""
+        if len(block) <= _RESPONSE_BLOCK_LENGTH and b"-------" not in block:
+            self._last_response = (block, headers.copy())
 
     def _step_by_step(self, tid: bytes, kind: _Kind) -> None:
         """Leave the chunk whose start line was parsed to the general path."""

@@ -307,6 +307,38 @@ class LineCacheTests(unittest.TestCase):
         with self.assertRaisesRegex(ChunkParseError, "line longer than 100 bytes"):
             list(parser.feed(chunk.encode()))
 
+    def test_a_response_like_the_last_is_read_the_same_way(self):
+        # A response whose header block is the last one's is read without a search: it
+        # must still end where its end-line is, whatever follows the block.
+        block = b"To-Path: msrp://a/s;tcp\r\nFrom-Path: msrp://b/t;tcp\r\n"
+        first = b"MSRP aaaa1 200 OK\r\n%s-------aaaa1$\r\n" % block
+        more = b"MSRP aaaa2 408 Late\r\n%sX-More: yes\r\n-------aaaa2$\r\n" % block
+        same = b"MSRP aaaa3 200 OK\r\n%s-------aaaa3$\r\n" % block
+        raw = first + more + same + same.replace(b"aaaa3", b"aaaa4")
+        for cut in range(len(raw) + 1):
+            events = feed_all(ChunkParser(), [raw[:cut], raw[cut:]])
+            self.assertEqual([(event.transaction_id, event.code, event.comment)
+                              for event in events],
+                             [("aaaa1", 200, "OK"), ("aaaa2", 408, "Late"),
+                              ("aaaa3", 200, "OK"), ("aaaa4", 200, "OK")])
+            self.assertEqual(b"".join(event.encode() for event in events), raw)
+            events[2].headers["To-Path"] = "changed"
+            self.assertEqual(events[3].headers["To-Path"], "msrp://a/s;tcp")
+        bad_flag = same.replace(b"aaaa3$", b"aaaa3!")
+        with self.assertRaisesRegex(ChunkParseError, "unknown continuation flag"):
+            feed_all(ChunkParser(), [first + bad_flag])
+
+    def test_a_block_that_might_hold_an_end_line_is_always_searched(self):
+        # A header named like an end-line ends the response where the search finds it,
+        # the first time and every time after.
+        block = b"To-Path: msrp://a/s;tcp\r\n-------abcd: x\r\n"
+        raw = b"MSRP abcd 200 OK\r\n%s-------abcd$\r\n" % block
+        other = b"MSRP efgh 200 OK\r\n%s-------efgh$\r\n" % block
+        parser = ChunkParser()
+        self.assertEqual([event.transaction_id for event in parser.feed(other)], ["efgh"])
+        with self.assertRaisesRegex(ChunkParseError, "unknown continuation flag"):
+            list(parser.feed(raw))
+
     def test_start_lines_parse_the_same_and_their_cache_stays_bounded(self):
         # What follows the transaction id is cached ("SEND", "200 OK"): every comment a
         # peer sends is a new entry, so the cache must stay bounded and never mix them up.
