@@ -13,7 +13,6 @@ from typing import Any, Dict, List, Optional, Tuple
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import implementer
 
-from msrplib._headers import ByteRange
 from msrplib._wire import MSRPData
 from msrplib.errors import ExcessiveBufferingError
 
@@ -183,15 +182,17 @@ class IncomingMessage:
     ``IConsumer`` sink the body went there and ``data`` stays ``None``.
     """
 
-    def __init__(self, first_chunk: MSRPData, byte_range: Optional[ByteRange] = None) -> None:
+    def __init__(self, first_chunk: MSRPData, size: Optional[int] = None) -> None:
         self.first_chunk = first_chunk
         self.headers = first_chunk.headers
         self.message_id = self.headers.first.get("message-id")
         self.content_type = self.headers.first.get("content-type")
-        if byte_range is None:
+        if size is None:
             byte_range = first_chunk.byte_range
-        #: The total size when a chunk has announced it, else ``None``.
-        self.size: Optional[int] = byte_range.total if byte_range else None
+            size = byte_range.total if byte_range else None
+        #: The total size when a chunk has announced it (``size``, or the first chunk's
+        #: Byte-Range), else ``None``.
+        self.size: Optional[int] = size
         self.data: Optional[bytes] = None
         self.ranges = RangeSet()
         self.end: Optional[int] = None

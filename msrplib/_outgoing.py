@@ -173,9 +173,9 @@ class OutgoingMessage:
         head = self._head_lines
         if head is None:
             head = self._head_lines = self._lines_after_byte_range()
-        return ("MSRP %s SEND\r\n%sMessage-ID: %s\r\nByte-Range: %d-%d/%d\r\n%s" % (
-            transaction_id, path_lines, self.message_id, byte_range.start, byte_range.end,
-            byte_range.total, head)).encode("utf-8", "surrogateescape")
+        start, end, total = byte_range
+        return (f"MSRP {transaction_id} SEND\r\n{path_lines}Message-ID: {self.message_id}\r\n"
+                f"Byte-Range: {start}-{end}/{total}\r\n{head}").encode("utf-8", "surrogateescape")
 
     def _lines_after_byte_range(self) -> str:
         """:meth:`fill`'s headers after Byte-Range, as text, with the blank line after."""

@@ -76,7 +76,7 @@ class RequestHandler:
         data = chunk.data
         size = len(data)
         if message_id is None or content_type is None \
-                or get("byte-range") != "1-%d/%d" % (size, size) \
+                or get("byte-range") != f"1-{size}/{size}" \
                 or message_id in self.incoming or message_id in self._refused:
             return False
         session = self.session
@@ -87,7 +87,7 @@ class RequestHandler:
                 or session.transport.check_incoming_SEND_chunk(chunk) is not None \
                 or not self._accepts(content_type):
             return False
-        message = IncomingMessage(chunk, ByteRange(1, size, size))
+        message = IncomingMessage(chunk, size)
         target = session.receiver.message_started(message)
         message.ranges.add(0, size)
         message.last_chunk_ends(size)
@@ -166,7 +166,7 @@ class RequestHandler:
         if message is None:
             if len(self.incoming) >= settings.max_incoming_messages:
                 return 413, None, 0
-            message = IncomingMessage(chunk, byte_range)
+            message = IncomingMessage(chunk, total)
             message.sink = make_sink(self.session.receiver.message_started(message),
                                      self.session.transport.protocol.transport,
                                      settings.max_out_of_order)

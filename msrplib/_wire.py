@@ -100,10 +100,10 @@ def _start_line(tid: str, method: Optional[str], code: Optional[int],
                 comment: Optional[str]) -> str:
     """A chunk's start line, with its CRLF."""
     if method is not None:
-        return "MSRP %s %s\r\n" % (tid, method)
+        return f"MSRP {tid} {method}\r\n"
     if comment:
-        return "MSRP %s %03d %s\r\n" % (tid, code or 0, comment)
-    return "MSRP %s %03d\r\n" % (tid, code or 0)
+        return f"MSRP {tid} {code or 0:03d} {comment}\r\n"
+    return f"MSRP {tid} {code or 0:03d}\r\n"
 
 
 class MSRPData:
@@ -234,7 +234,7 @@ class MSRPData:
 
 def end_line(transaction_id: str, contflag: str) -> bytes:
     """The end-line after a chunk's body, with the CRLF that ends the body before it."""
-    return ("\r\n-------%s%s\r\n" % (transaction_id, contflag)).encode()
+    return f"\r\n-------{transaction_id}{contflag}\r\n".encode()
 
 
 def make_response(request: MSRPData, code: int, comment: Optional[str] = None) -> MSRPData:
@@ -283,8 +283,8 @@ def encode_response(request: MSRPData, code: int, comment: Optional[str] = None)
     if comment is None:
         comment = RESPONSE_COMMENTS.get(code)
     tid = request.transaction_id
-    return ("%s%s-------%s$\r\n" % (_start_line(tid, None, code, comment), path_lines, tid)
-            ).encode("utf-8", "surrogateescape")
+    return f"{_start_line(tid, None, code, comment)}{path_lines}-------{tid}$\r\n".encode(
+        "utf-8", "surrogateescape")
 
 
 def make_report(chunk: MSRPData, code: int, comment: Optional[str] = None,
