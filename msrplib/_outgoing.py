@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from twisted.internet.defer import Deferred
 
@@ -147,10 +147,8 @@ class OutgoingMessage:
         headers.append_lower("Byte-Range", "byte-range", "%d-%d/%s" % (
             byte_range.start, byte_range.end or 0,
             "*" if byte_range.total is None else byte_range.total))
-        if self.success_report != "no":
-            headers.append_lower("Success-Report", "success-report", self.success_report)
-        if self.failure_report != "yes":
-            headers.append_lower("Failure-Report", "failure-report", self.failure_report)
+        for name, lower, value in self._report_headers():
+            headers.append_lower(name, lower, value)
         for name, value in self.headers.items():
             headers.add(name, value)
         headers.append_lower("Content-Type", "content-type", self.content_type)
@@ -179,13 +177,19 @@ class OutgoingMessage:
 
     def _lines_after_byte_range(self) -> str:
         """:meth:`fill`'s headers after Byte-Range, as text, with the blank line after."""
-        lines = []
+        reports = "".join([f"{name}: {value}\r\n" for name, _, value in self._report_headers()])
+        return f"{reports}Content-Type: {self.content_type}\r\n\r\n"
+
+    def _report_headers(self) -> List[Tuple[str, str, str]]:
+        """``(name, lower-case name, value)`` of the Success-Report and Failure-Report
+        headers of this message's chunks: only those that differ from RFC 4975's
+        defaults (``no`` and ``yes``) are written."""
+        headers = []
         if self.success_report != "no":
-            lines.append("Success-Report: %s\r\n" % self.success_report)
+            headers.append(("Success-Report", "success-report", self.success_report))
         if self.failure_report != "yes":
-            lines.append("Failure-Report: %s\r\n" % self.failure_report)
-        lines.append("Content-Type: %s\r\n\r\n" % self.content_type)
-        return "".join(lines)
+            headers.append(("Failure-Report", "failure-report", self.failure_report))
+        return headers
 
     def abort_chunk(self, chunk: MSRPData) -> MSRPData:
         """Make ``chunk`` the empty ``#`` chunk that tells the peer the message is aborted."""

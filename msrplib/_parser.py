@@ -90,12 +90,12 @@ _KINDS_CACHED = 64
 #: a session's responses all carry the same paths. Bounded (emptied when full) in
 #: count and length.
 _RESPONSE_BLOCKS: Dict[bytes, Headers] = {}
-_RESPONSE_BLOCKS_CACHED = 256
-_RESPONSE_BLOCK_LENGTH = 1024
+_BLOCKS_CACHED = 256
+_BLOCK_LENGTH = 1024
 #: Header blocks of requests seen before, by their shape (the block less its Message-ID's
 #: value), checked, as Headers to copy and where in them the Message-ID goes: the chunks
 #: of a session differ in little more than their Message-ID; and whether it is the first
-#: Message-ID of its block. Bounded like responses'.
+#: Message-ID of its block. Bounded like the responses' blocks.
 _REQUEST_BLOCKS: Dict[bytes, Tuple[Headers, int, bool]] = {}
 _MESSAGE_ID_LINE = b"\r\nMessage-ID: "
 #: An end-line's continuation flag with the CRLF after it, and the flag it stands for.
@@ -385,7 +385,7 @@ class ChunkParser:
         """Keep a body-less response's header block for :meth:`_like_last_response`,
         unless it holds something that might be taken for an end-line (then only the
         search finds where the response ends)."""
-        if len(block) <= _RESPONSE_BLOCK_LENGTH and b"-------" not in block:
+        if len(block) <= _BLOCK_LENGTH and b"-------" not in block:
             self._last_response = (block, headers.copy())
 
     def _step_by_step(self, tid: bytes, kind: _Kind) -> None:
@@ -446,8 +446,8 @@ class ChunkParser:
         if known is not None:
             return known.copy()
         headers = self._header_lines(Headers(), block)
-        if len(block) <= _RESPONSE_BLOCK_LENGTH:
-            if len(_RESPONSE_BLOCKS) >= _RESPONSE_BLOCKS_CACHED:
+        if len(block) <= _BLOCK_LENGTH:
+            if len(_RESPONSE_BLOCKS) >= _BLOCKS_CACHED:
                 _RESPONSE_BLOCKS.clear()
             _RESPONSE_BLOCKS[block] = headers.copy()
         return headers
@@ -457,7 +457,7 @@ class ChunkParser:
         before (its Message-ID's value apart) is copied from it, with only the new
         Message-ID to fill in."""
         at = block.find(_MESSAGE_ID_LINE)
-        if at < 0 or len(block) > _RESPONSE_BLOCK_LENGTH:
+        if at < 0 or len(block) > _BLOCK_LENGTH:
             return self._header_lines(Headers(), block)
         start = at + len(_MESSAGE_ID_LINE)
         end = block.find(b"\r\n", start)
@@ -467,7 +467,7 @@ class ChunkParser:
         known = _REQUEST_BLOCKS.get(shape)
         if known is None:
             headers = self._header_lines(Headers(), block)
-            if len(_REQUEST_BLOCKS) >= _RESPONSE_BLOCKS_CACHED:
+            if len(_REQUEST_BLOCKS) >= _BLOCKS_CACHED:
                 _REQUEST_BLOCKS.clear()
             index = block.count(b"\r\n", 0, at) + 1
             first = all(item[1] != "message-id" for item in headers._items[:index])

@@ -94,8 +94,7 @@ class RequestHandler:
         if target is None:
             message.data = data  # kept in memory: as a memory sink would hand it back
         else:
-            message.sink = make_sink(target, session.transport.protocol.transport,
-                                     settings.max_out_of_order)
+            message.sink = self._make_sink(target)
             message.sink.write(0, data)
             message.data = message.sink.finish()
         self._answer(chunk, 200)
@@ -167,11 +166,15 @@ class RequestHandler:
             if len(self.incoming) >= settings.max_incoming_messages:
                 return 413, None, 0
             message = IncomingMessage(chunk, total)
-            message.sink = make_sink(self.session.receiver.message_started(message),
-                                     self.session.transport.protocol.transport,
-                                     settings.max_out_of_order)
+            message.sink = self._make_sink(self.session.receiver.message_started(message))
             self.incoming[message_id] = message
         return None, message, start - 1
+
+    def _make_sink(self, target: Any) -> Any:
+        """Where a message's body goes, for what ``message_started`` returned."""
+        session = self.session
+        return make_sink(target, session.transport.protocol.transport,
+                         session.settings.max_out_of_order)
 
     def _accepts(self, content_type: str) -> bool:
         if self._accept_cache_for != self.session.accept_types:

@@ -250,7 +250,7 @@ class LineCacheTests(unittest.TestCase):
         # new entry.
         from msrplib import _parser
         parser = ChunkParser()
-        for number in range(3 * _parser._RESPONSE_BLOCKS_CACHED):
+        for number in range(3 * _parser._BLOCKS_CACHED):
             block = b"To-Path: msrp://a/s%d;tcp\r\nFrom-Path: msrp://b/t;tcp\r\n" % number
             raw = b"MSRP t%04d 200 OK\r\n%s-------t%04d$\r\n" % (number, block, number)
             first, second = (event for event in parser.feed(raw + raw))
@@ -263,14 +263,14 @@ class LineCacheTests(unittest.TestCase):
             self.assertEqual(third.headers.items(), [("To-Path", "msrp://a/s%d;tcp" % number),
                                                      ("From-Path", "msrp://b/t;tcp")])
             self.assertEqual(third.headers["From-Path"], "msrp://b/t;tcp")
-            self.assertLessEqual(len(_parser._RESPONSE_BLOCKS), _parser._RESPONSE_BLOCKS_CACHED)
+            self.assertLessEqual(len(_parser._RESPONSE_BLOCKS), _parser._BLOCKS_CACHED)
 
     def test_request_header_blocks_of_one_shape_each_get_their_message_id(self):
         # A block of a shape seen before is copied, with only its Message-ID new: every
         # chunk must still have its own Message-ID, in its place, and headers of its own.
         from msrplib import _parser
         parser = ChunkParser()
-        for number in range(3 * _parser._RESPONSE_BLOCKS_CACHED):
+        for number in range(3 * _parser._BLOCKS_CACHED):
             chunks = []
             for message in ("first", "second"):
                 chunk = send_chunk(b"x", tid="seq%05d" % number)
@@ -284,7 +284,7 @@ class LineCacheTests(unittest.TestCase):
             second.headers["X-Shape"] = "changed"
             [third] = parser.feed(chunks[0].encode())
             self.assertEqual(third.headers.items(), first.headers.items())
-            self.assertLessEqual(len(_parser._REQUEST_BLOCKS), _parser._RESPONSE_BLOCKS_CACHED)
+            self.assertLessEqual(len(_parser._REQUEST_BLOCKS), _parser._BLOCKS_CACHED)
 
     def test_a_second_message_id_of_a_known_shape_is_not_the_first(self):
         # Headers read the first of a name: a later Message-ID must not replace it.
