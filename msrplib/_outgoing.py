@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -26,6 +27,32 @@ def _size_of(source: Any) -> Optional[int]:
         return end - position
     except (AttributeError, OSError, io.UnsupportedOperation):
         return None
+
+
+def _report_headers(success_report: str, failure_report: str) -> List[Tuple[str, str, str]]:
+    """``(name, lower-case name, value)`` of the Success-Report and Failure-Report headers
+    of a message's chunks: only those that differ from RFC 4975's defaults (``no`` and
+    ``yes``) are written."""
+    headers = []
+    if success_report != "no":
+        headers.append(("Success-Report", "success-report", success_report))
+    if failure_report != "yes":
+        headers.append(("Failure-Report", "failure-report", failure_report))
+    return headers
+
+
+#: How many kinds of message (Content-Type and report headers) keep their encoded lines.
+HEAD_LINES_CACHED = 64
+
+
+@functools.lru_cache(maxsize=HEAD_LINES_CACHED)
+def _lines_after_byte_range(content_type: str, success_report: str, failure_report: str
+                            ) -> str:
+    """:meth:`OutgoingMessage.fill`'s headers after Byte-Range, as text, with the blank
+    line after: the same for every message of a kind, so made once per kind."""
+    reports = "".join([f"{name}: {value}\r\n"
+                       for name, _, value in _report_headers(success_report, failure_report)])
+    return f"{reports}Content-Type: {content_type}\r\n\r\n"
 
 
 class OutgoingMessage:
@@ -71,8 +98,6 @@ class OutgoingMessage:
         #: Body bytes this message may run ahead of the peer's REPORTs (``ReportWindow``).
         self.window_limit: Optional[int] = None
         self._lookahead: Optional[bytes] = None
-        #: What follows Byte-Range in :meth:`encode_head`, made for the first chunk.
-        self._head_lines: Optional[str] = None
 
     @property
     def ready(self) -> bool:
@@ -147,7 +172,7 @@ class OutgoingMessage:
         headers.append_lower("Byte-Range", "byte-range", "%d-%d/%s" % (
             byte_range.start, byte_range.end or 0,
             "*" if byte_range.total is None else byte_range.total))
-        for name, lower, value in self._report_headers():
+        for name, lower, value in _report_headers(self.success_report, self.failure_report):
             headers.append_lower(name, lower, value)
         for name, value in self.headers.items():
             headers.add(name, value)
@@ -168,28 +193,11 @@ class OutgoingMessage:
             return None
         if last:
             self.finished_sending = True
-        head = self._head_lines
-        if head is None:
-            head = self._head_lines = self._lines_after_byte_range()
+        head = _lines_after_byte_range(self.content_type, self.success_report,
+                                       self.failure_report)
         start, end, total = byte_range
         return (f"MSRP {transaction_id} SEND\r\n{path_lines}Message-ID: {self.message_id}\r\n"
                 f"Byte-Range: {start}-{end}/{total}\r\n{head}").encode("utf-8", "surrogateescape")
-
-    def _lines_after_byte_range(self) -> str:
-        """:meth:`fill`'s headers after Byte-Range, as text, with the blank line after."""
-        reports = "".join([f"{name}: {value}\r\n" for name, _, value in self._report_headers()])
-        return f"{reports}Content-Type: {self.content_type}\r\n\r\n"
-
-    def _report_headers(self) -> List[Tuple[str, str, str]]:
-        """``(name, lower-case name, value)`` of the Success-Report and Failure-Report
-        headers of this message's chunks: only those that differ from RFC 4975's
-        defaults (``no`` and ``yes``) are written."""
-        headers = []
-        if self.success_report != "no":
-            headers.append(("Success-Report", "success-report", self.success_report))
-        if self.failure_report != "yes":
-            headers.append(("Failure-Report", "failure-report", self.failure_report))
-        return headers
 
     def abort_chunk(self, chunk: MSRPData) -> MSRPData:
         """Make ``chunk`` the empty ``#`` chunk that tells the peer the message is aborted."""
