@@ -105,7 +105,9 @@ class MSRPProtocol(Protocol):
         self.lost = Observer()
         self._receiver: Optional[EventReceiver] = None
         self._early: List[ParserEvent] = []
-        self._writing_paused = False
+        #: True while the socket's outgoing buffer is over its high-water mark (the socket
+        #: paused us as its producer). Read it; the connection sets it.
+        self.writing_paused = False
         self._drain_waiters: List[Deferred] = []
         self._drain_callbacks: List[Callable[[], None]] = []
         self._body_open = False
@@ -347,7 +349,7 @@ class MSRPProtocol(Protocol):
         if self.lost.fired:
             return self.lost.observe()  # fails with the reason the connection closed
         waiter: Deferred = Deferred()
-        if self._writing_paused:
+        if self.writing_paused:
             self._drain_waiters.append(waiter)
         else:
             waiter.callback(None)
@@ -358,21 +360,16 @@ class MSRPProtocol(Protocol):
         (at once when it is). :meth:`drained` without a Deferred, for the send loop, which
         waits once per chunk; a callback still waiting when the connection is lost is
         dropped (``lost`` reports that)."""
-        if self._writing_paused:
+        if self.writing_paused:
             self._drain_callbacks.append(callback)
         elif not self.lost.fired:
             callback()
 
-    @property
-    def writing_paused(self) -> bool:
-        """True while the socket's outgoing buffer is over its high-water mark."""
-        return self._writing_paused
-
     def pauseProducing(self) -> None:
-        self._writing_paused = True
+        self.writing_paused = True
 
     def resumeProducing(self) -> None:
-        self._writing_paused = False
+        self.writing_paused = False
         callbacks, self._drain_callbacks = self._drain_callbacks, []
         for callback in callbacks:
             callback()
