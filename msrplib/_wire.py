@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -101,9 +102,14 @@ def _start_line(tid: str, method: Optional[str], code: Optional[int],
     """A chunk's start line, with its CRLF."""
     if method is not None:
         return f"MSRP {tid} {method}\r\n"
+    return f"MSRP {tid} {_status_text(code, comment)}"
+
+
+def _status_text(code: Optional[int], comment: Optional[str]) -> str:
+    """What follows the transaction id in a response's start line, with the CRLF."""
     if comment:
-        return f"MSRP {tid} {code or 0:03d} {comment}\r\n"
-    return f"MSRP {tid} {code or 0:03d}\r\n"
+        return f"{code or 0:03d} {comment}\r\n"
+    return f"{code or 0:03d}\r\n"
 
 
 class MSRPData:
@@ -263,28 +269,28 @@ def _response_paths(from_path: Optional[str], to_path: Optional[str]
     return paths
 
 
-#: The path header lines of responses, by their request's (From-Path, To-Path): a
-#: session's requests all carry the same. Bounded (emptied when full).
-_RESPONSE_PATH_LINES: Dict[Tuple[Optional[str], Optional[str]], str] = {}
-_RESPONSE_PATH_LINES_CACHED = 256
+#: How many kinds of response (path pair, code and comment) keep their encoded text.
+RESPONSE_TEXTS_CACHED = 256
+
+
+@functools.lru_cache(maxsize=RESPONSE_TEXTS_CACHED)
+def _response_text(from_path: Optional[str], to_path: Optional[str], code: int,
+                   comment: Optional[str]) -> str:
+    """What follows ``MSRP <transaction id> `` in a response, up to its end-line: its code,
+    comment and path lines, the same for every answer a session gives of that code."""
+    if comment is None:
+        comment = RESPONSE_COMMENTS.get(code)
+    paths = "".join("%s: %s\r\n" % line for line in _response_paths(from_path, to_path))
+    return _status_text(code, comment) + paths
 
 
 def encode_response(request: MSRPData, code: int, comment: Optional[str] = None) -> bytes:
     """``make_response(request, code, comment).encode()`` without building the response:
     how a session answers each chunk it receives (a third of the work otherwise)."""
     first = request.headers.first
-    key = (first.get("from-path"), first.get("to-path"))
-    path_lines = _RESPONSE_PATH_LINES.get(key)
-    if path_lines is None:
-        path_lines = "".join("%s: %s\r\n" % line for line in _response_paths(*key))
-        if len(_RESPONSE_PATH_LINES) >= _RESPONSE_PATH_LINES_CACHED:
-            _RESPONSE_PATH_LINES.clear()
-        _RESPONSE_PATH_LINES[key] = path_lines
-    if comment is None:
-        comment = RESPONSE_COMMENTS.get(code)
     tid = request.transaction_id
-    return f"{_start_line(tid, None, code, comment)}{path_lines}-------{tid}$\r\n".encode(
-        "utf-8", "surrogateescape")
+    text = _response_text(first.get("from-path"), first.get("to-path"), code, comment)
+    return f"MSRP {tid} {text}-------{tid}$\r\n".encode("utf-8", "surrogateescape")
 
 
 def make_report(chunk: MSRPData, code: int, comment: Optional[str] = None,
