@@ -210,6 +210,13 @@ class IncomingMessage:
         for low, high in self.ranges.add(offset, offset + len(data)):
             self.sink.write(low, data[low - offset:high - offset])
 
+    def arrived_whole(self) -> None:
+        """Every byte of the message (``size`` of them) came in its first chunk."""
+        assert self.size is not None and not self.ranges.ranges
+        if self.size:
+            self.ranges.ranges.append((0, self.size))
+        self.end = self.size
+
     def last_chunk_ends(self, end: int) -> None:
         """The chunk with the ``$`` flag ended at ``end``: the message is that long."""
         self.end = end

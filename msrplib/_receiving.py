@@ -89,8 +89,7 @@ class RequestHandler:
             return False
         message = IncomingMessage(chunk, size)
         target = session.receiver.message_started(message)
-        message.ranges.add(0, size)
-        message.last_chunk_ends(size)
+        message.arrived_whole()
         if target is None:
             message.data = data  # kept in memory: as a memory sink would hand it back
         else:
