@@ -152,6 +152,19 @@ class OutgoingMessage:
         self.offset += len(data)
         return data
 
+    def read_whole(self, most: int) -> Optional[bytes]:
+        """The whole body, when it is bytes that fit in one chunk, at most ``most`` of them,
+        and none of it was read yet (then read, as by :meth:`read`); ``None``, having
+        read nothing, otherwise."""
+        data = self._bytes
+        if data is None or self.offset:
+            return None
+        size = len(data)
+        if size > self.chunk_size or size > most:
+            return None
+        self.offset = size
+        return data
+
     def next_piece(self) -> Tuple[bytes, ByteRange, bool]:
         """For a message of unknown size: the next chunk's whole body (read ahead by one
         chunk to learn whether it is the last), its Byte-Range, and that answer."""
@@ -183,14 +196,12 @@ class OutgoingMessage:
         return chunk
 
     def encode_head(self, transaction_id: str, path_lines: str, byte_range: ByteRange,
-                    last: bool) -> Optional[bytes]:
+                    last: bool) -> bytes:
         """The start line and headers of the chunk :meth:`fill` makes, encoded the way
         ``MSRPData.encode_start`` would encode it, without building it: what sends a
-        message's chunks at half the cost. ``None`` for a message with headers of its own,
-        which is left to :meth:`fill` (they may name headers this one writes itself), or
-        a range without an end or total (not known size)."""
-        if self.headers or byte_range.end is None or byte_range.total is None:
-            return None
+        message's chunks at half the cost. Only for a message without headers of its own
+        (they may name headers that this writes itself: :meth:`fill` is for those) and a
+        range with an end and a total (a message of known size)."""
         if last:
             self.finished_sending = True
         head = _lines_after_byte_range(self.content_type, self.success_report,

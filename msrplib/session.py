@@ -269,9 +269,28 @@ class MSRPSession:
                                   success_report, failure_report,
                                   self._chunk_size(chunk_size), headers, progress)
         self._track_reports(message)
-        self._queue.append(message)
-        self._pump()
+        if not self._send_in_one(message):
+            self._queue.append(message)
+            self._pump()
         return message.result
+
+    def _send_in_one(self, message: OutgoingMessage) -> bool:
+        """Write ``message`` at once as its only chunk when its body is bytes that fit in
+        one (and need no streaming: STREAM_PIECE), nothing is queued before it, and neither
+        the socket nor the window of outstanding chunks holds sending back: a chat
+        message, the usual case, without a trip through the send loop. (A chunk whose body
+        is being streamed holds the protocol: see :meth:`_encodes`. A message's first
+        chunk is never held for success reports: nothing of it is unconfirmed yet.) False,
+        having written nothing, otherwise: the send loop then sends it in turn."""
+        if self._queue or self._protocol.writing_paused \
+                or self._outstanding >= self.settings.max_outstanding_chunks \
+                or not self._encodes(message):
+            return False
+        data = message.read_whole(STREAM_PIECE)
+        if data is None:
+            return False
+        self._send_encoded(message, data, ByteRange(1, len(data), len(data)), True)
+        return True
 
     def open_message(self, content_type: str, size: Optional[int] = None,
                      message_id: Optional[str] = None, success_report: str = "no",
@@ -439,7 +458,8 @@ class MSRPSession:
                 self._body = _Body(message, chunk, length, last)
                 return
             data = message.read(length)
-            if len(data) == length and self._send_encoded(message, data, byte_range, last):
+            if len(data) == length and self._encodes(message):
+                self._send_encoded(message, data, byte_range, last)
                 return
         chunk = self._new_send(len(data))
         message.fill(chunk, byte_range, last)
@@ -452,27 +472,26 @@ class MSRPSession:
         self._write(chunk, None, message, len(data), check_body=False)
         self._chunk_sent(message, len(data), last)
 
+    def _encodes(self, message: OutgoingMessage) -> bool:
+        """Whether ``message``'s chunks may be written serialised straight from it, with no
+        MSRPData made for them (:meth:`_send_encoded`): the usual case. Not while the
+        protocol must have chunks (``takes_encoded_chunks``), nor for a message with
+        headers of its own (they may name headers that the encoding writes itself)."""
+        return self._protocol.takes_encoded_chunks and not message.headers
+
     def _send_encoded(self, message: OutgoingMessage, data: bytes, byte_range: ByteRange,
-                      last: bool) -> bool:
-        """Write a message chunk serialised straight from ``message``, with no MSRPData
-        made for it: the usual case. False, having written nothing, when the protocol
-        must have a chunk (``takes_encoded_chunks``) or the message cannot be encoded
-        this way (``OutgoingMessage.encode_head``)."""
-        protocol = self._protocol
-        if not protocol.takes_encoded_chunks:
-            return False
+                      last: bool) -> None:
+        """Write a chunk of ``message`` whose range has an end and a total (a message of
+        known size) serialised straight from it, when :meth:`_encodes` allows."""
         transaction_id = _new_send_id(len(data))
         head = message.encode_head(transaction_id, self.transport.path_lines, byte_range, last)
-        if head is None:
-            return False
         # Its id was drawn at random just now: its body need not be searched for the end-line.
-        protocol.write_encoded(head, data, end_line(transaction_id, "$" if last else "+"))
+        self._protocol.write_encoded(head, data, end_line(transaction_id, "$" if last else "+"))
         self._touch()
         # fill() writes a Failure-Report only when it is not "yes": as _register reads it.
         self._expect_response(transaction_id, None, message.failure_report == "yes", message,
                               len(data))
         self._chunk_sent(message, len(data), last)
-        return True
 
     def _new_send(self, body_size: int) -> MSRPData:
         """A SEND for a message's next chunk, with a fresh random transaction id."""

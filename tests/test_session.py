@@ -559,6 +559,89 @@ class EncodedChunkTests(unittest.TestCase):
         self.assertEqual(self.alice._transactions, {})
 
 
+class SentAtOnceTests(unittest.TestCase):
+    """A message whose body fits in one chunk is written the moment it is sent when nothing
+    is queued before it and nothing holds sending back; otherwise it waits its turn."""
+
+    def setUp(self):
+        self.received = CollectingReceiver()
+        self.pair = pair(settings=SessionSettings(keepalive_interval=0, chunk_size=10),
+                         bob_options={"receiver": self.received})
+        self.alice = self.pair.alice
+        self.protocol = self.alice.transport.protocol
+        self.written = []
+        write_encoded = self.protocol.write_encoded
+
+        def recording(head, body, end):
+            self.written.append(body)
+            write_encoded(head, body, end)
+
+        self.protocol.write_encoded = recording
+
+    def send(self, *bodies, **options):
+        return [self.alice.send_message(body, "text/plain", **options) for body in bodies]
+
+    def arrive_in_order(self, results, bodies):
+        self.pair.flush()
+        for result in results:
+            self.successResultOf(result)
+        self.assertEqual([message.data for message in self.received.received], bodies)
+
+    def test_written_at_once(self):
+        results = self.send(b"one", b"two", b"")
+        self.assertEqual(self.written, [b"one", b"two", b""])  # before any bytes moved
+        self.arrive_in_order(results, [b"one", b"two", b""])
+
+    def test_behind_a_full_window(self):
+        self.alice.settings.max_outstanding_chunks = 1
+        results = self.send(b"one", b"two", b"three")
+        self.assertEqual(self.written, [b"one"])
+        self.arrive_in_order(results, [b"one", b"two", b"three"])
+
+    def test_while_the_socket_is_full(self):
+        self.protocol.pauseProducing()
+        results = self.send(b"one", b"two")
+        self.assertEqual(self.written, [])
+        self.protocol.resumeProducing()
+        self.assertEqual(self.written, [b"one", b"two"])
+        self.arrive_in_order(results, [b"one", b"two"])
+
+    def test_behind_a_message_that_is_still_queued(self):
+        self.alice.settings.max_outstanding_chunks = 2
+        results = self.send(b"twenty-five bytes long...", b"short")
+        self.assertEqual(self.written, [b"twenty-fiv", b"e bytes lo"])
+        self.arrive_in_order(results, [b"twenty-five bytes long...", b"short"])
+        self.assertEqual(self.written[2:], [b"ng...", b"short"])
+
+    def test_sent_from_inside_the_send_loop(self):
+        # A progress callback runs while the send loop writes a message's chunks: what it
+        # sends goes behind the message the loop has queued, not ahead of it.
+        later = []
+
+        def progress(done, total):
+            if not later:
+                later.extend(self.send(b"later"))
+
+        self.protocol.pauseProducing()
+        results = [self.alice.send_message(b"twenty-five bytes long...", "text/plain",
+                                           failure_report="no", progress=progress)]
+        results += self.send(b"queued")
+        self.protocol.resumeProducing()
+        self.assertEqual(self.written, [b"twenty-fiv", b"queued", b"later", b"e bytes lo",
+                                        b"ng..."])
+        self.arrive_in_order(results + later,
+                             [b"queued", b"later", b"twenty-five bytes long..."])
+
+    def test_a_body_to_stream_or_to_cut_goes_through_the_queue(self):
+        self.alice.settings.chunk_size = 1 << 30
+        results = self.send(b"s" * (STREAM_PIECE + 1))
+        self.assertEqual(self.written, [])  # streamed: begin_body and write_body pieces
+        self.alice.settings.chunk_size = 10
+        results += self.send(b"eleven byte")
+        self.assertEqual(self.written, [b"eleven byt", b"e"])
+        self.arrive_in_order(results, [b"s" * (STREAM_PIECE + 1), b"eleven byte"])
+
+
 class WholeMessageTests(unittest.TestCase):
     """A new message that arrives whole in one chunk skips the bookkeeping of a message in
     pieces; whatever arrives, Bob must answer, report and deliver exactly as the general
