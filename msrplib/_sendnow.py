@@ -43,6 +43,8 @@ def send_now(transport: Any, parts: Sequence[bytes]) -> None:
         sent = transport.socket.sendmsg(parts)
     except OSError:  # full (EAGAIN), or failed: the transport's own write finds out which
         sent = 0
+    if sent == sum(map(len, parts)):
+        return  # the usual case: the socket took it all
     for index, part in enumerate(parts):
         if sent < len(part):
             transport.writeSequence([part[sent:], *parts[index + 1:]])
