@@ -150,6 +150,10 @@ class ChunkParser:
         self._streaming = False
         #: The header block of the last response parsed whole, and its Headers.
         self._last_response: Optional[Tuple[bytes, Headers]] = None
+        #: The last request parsed whole with a body: its header block up to its
+        #: Message-ID's value and from the end of that value to the body, and its Headers
+        #: (as in _REQUEST_BLOCKS).
+        self._last_request: Optional[Tuple[bytes, bytes, Headers, int, bool]] = None
         #: The error that stopped this parser, or ``None``.
         self.error: Optional[ChunkParseError] = None
 
@@ -327,8 +331,13 @@ class ChunkParser:
         if kind is None:
             kind = self._kind(rest, bytes(buf[pos:eol]))
         self._marker = marker = b"\r\n-------" + tid
-        if kind[1] is not None and self._last_response is not None:
-            whole = self._like_last_response(buf, eol + 2, tid, kind)
+        if kind[1] is not None:
+            if self._last_response is not None:
+                whole = self._like_last_response(buf, eol + 2, tid, kind)
+                if whole is not None:
+                    return whole
+        elif self._last_request is not None:
+            whole = self._like_last_request(buf, eol + 2, tid, kind)
             if whole is not None:
                 return whole
         # The end-line may share the start line's CRLF (a chunk without headers). Bigger
@@ -351,7 +360,7 @@ class ChunkParser:
         if block_end <= start:
             headers = Headers()
         elif code is None:
-            headers = self._request_headers(bytes(buf[start:block_end]))
+            headers = self._request_headers(bytes(buf[start:block_end]), blank >= 0)
         else:
             block = bytes(buf[start:block_end])
             headers = self._response_headers(block)
@@ -379,6 +388,37 @@ class ChunkParser:
             return None
         _, code, comment = kind
         return MSRPData(tid.decode(), None, code, comment, headers.copy(), b"",
+                        self._end_flag(buf, after)), after + 3
+
+    def _like_last_request(self, buf: Union[bytes, bytearray], start: int, tid: bytes,
+                           kind: _Kind) -> Optional[Tuple[MSRPData, int]]:
+        """The request at ``start`` (its start line parsed) when its header block is the
+        very one of the last request parsed whole but for its Message-ID's value, and all
+        of it is in the buffer: a session's messages read without a search of their
+        headers. ``None`` otherwise, for the general path (which also reports errors)."""
+        assert self._last_request is not None
+        prefix, suffix, template, index, first = self._last_request
+        if not buf.startswith(prefix, start):
+            return None
+        limits = self.limits
+        value = start + len(prefix)
+        value_end = buf.find(b"\r\n", value, value + limits.max_line_length)
+        if value_end < 0 or not buf.startswith(suffix, value_end):
+            return None
+        body = value_end + len(suffix)
+        marker = self._marker
+        end = buf.find(marker, body, start + WHOLE_CHUNK_SPAN)
+        after = end + len(marker)
+        if end < 0 or len(buf) < after + 3 or end - body > limits.max_buffered_body \
+                or body - 4 - start > limits.max_header_block \
+                or value_end - value + len(_MESSAGE_ID_LINE) - 2 > limits.max_line_length:
+            return None
+        headers = template.copy()
+        message_id = bytes(buf[value:value_end]).decode("utf-8", "surrogateescape")
+        headers._items[index] = ("Message-ID", "message-id", message_id)
+        if first:
+            headers.first["message-id"] = message_id
+        return MSRPData(tid.decode(), kind[0], None, None, headers, bytes(buf[body:end]),
                         self._end_flag(buf, after)), after + 3
 
     def _remember_response(self, block: bytes, headers: Headers) -> None:
@@ -452,10 +492,12 @@ class ChunkParser:
             _RESPONSE_BLOCKS[block] = headers.copy()
         return headers
 
-    def _request_headers(self, block: bytes) -> Headers:
+    def _request_headers(self, block: bytes, body_follows: bool) -> Headers:
         """:meth:`_header_lines` for a request: a block of the same shape as one seen
         before (its Message-ID's value apart) is copied from it, with only the new
-        Message-ID to fill in."""
+        Message-ID to fill in. With ``body_follows`` the block is also kept for
+        :meth:`_like_last_request`, unless it holds something that might be taken for an
+        end-line."""
         at = block.find(_MESSAGE_ID_LINE)
         if at < 0 or len(block) > _BLOCK_LENGTH:
             return self._header_lines(Headers(), block)
@@ -471,16 +513,18 @@ class ChunkParser:
                 _REQUEST_BLOCKS.clear()
             index = block.count(b"\r\n", 0, at) + 1
             first = all(item[1] != "message-id" for item in headers._items[:index])
-            _REQUEST_BLOCKS[shape] = (headers.copy(), index, first)
-            return headers
-        if end - at - 2 > self.limits.max_line_length:
+            known = _REQUEST_BLOCKS[shape] = (headers.copy(), index, first)
+        elif end - at - 2 > self.limits.max_line_length:
             raise self._fail("line longer than %d bytes" % self.limits.max_line_length)
-        template, index, first = known
-        headers = template.copy()
-        message_id = block[start:end].decode("utf-8", "surrogateescape")
-        headers._items[index] = ("Message-ID", "message-id", message_id)
-        if first:
-            headers.first["message-id"] = message_id
+        else:
+            template, index, first = known
+            headers = template.copy()
+            message_id = block[start:end].decode("utf-8", "surrogateescape")
+            headers._items[index] = ("Message-ID", "message-id", message_id)
+            if first:
+                headers.first["message-id"] = message_id
+        if body_follows and b"-------" not in shape:
+            self._last_request = (block[:start], block[end:] + b"\r\n\r\n", *known)
         return headers
 
     def _header_line(self, line: str) -> Tuple[str, str, str]:

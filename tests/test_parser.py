@@ -299,13 +299,15 @@ class LineCacheTests(unittest.TestCase):
 
     def test_an_overlong_message_id_in_a_known_shape_is_refused(self):
         limits = ParserLimits(max_line_length=100)
-        parser = ChunkParser(limits)
         chunk = send_chunk(b"x")
         chunk.headers.add("Message-ID", "short")
-        list(parser.feed(chunk.encode()))
-        chunk.headers["Message-ID"] = "m" * 120
-        with self.assertRaisesRegex(ChunkParseError, "line longer than 100 bytes"):
+        for length in (120, 95):  # its line is 12 bytes longer: "Message-ID: "
+            parser = ChunkParser(limits)
             list(parser.feed(chunk.encode()))
+            overlong = chunk.copy()
+            overlong.headers["Message-ID"] = "m" * length
+            with self.assertRaisesRegex(ChunkParseError, "line longer than 100 bytes"):
+                list(parser.feed(overlong.encode()))
 
     def test_a_response_like_the_last_is_read_the_same_way(self):
         # A response whose header block is the last one's is read without a search: it
@@ -338,6 +340,64 @@ class LineCacheTests(unittest.TestCase):
         self.assertEqual([event.transaction_id for event in parser.feed(other)], ["efgh"])
         with self.assertRaisesRegex(ChunkParseError, "unknown continuation flag"):
             list(parser.feed(raw))
+
+    def test_a_request_like_the_last_is_read_the_same_way(self):
+        # A request whose header block is the last one's but for its Message-ID is read
+        # without a search of its headers: it must still end where its end-line is and
+        # get headers of its own, whatever its body holds.
+        def request(tid, message_id, body, method="SEND", flag="$"):
+            chunk = send_chunk(body, tid=tid, flag=flag)
+            chunk.method = method
+            chunk.headers.add("Message-ID", message_id)
+            return chunk.encode()
+
+        chunks = [request("aaaa1", "m1", b"first"), request("aaaa2", "m2", b""),
+                  request("aaaa3", "m-three", b"a\r\n\r\nb\r\n-------aaaa1$\r\n", flag="+"),
+                  request("aaaa4", "", b"x", method="NICKNAME"),
+                  request("aaaa5", "m5", b"\r\n-------aaaa5 not yet\r\n")]
+        raw = b"".join(chunks)
+        for cut in range(len(raw) + 1):
+            events = feed_all(ChunkParser(), [raw[:cut], raw[cut:]])
+            self.assertEqual([(event.method, event.message_id, event.contflag)
+                              for event in events],
+                             [("SEND", "m1", "$"), ("SEND", "m2", "$"), ("SEND", "m-three", "+"),
+                              ("NICKNAME", "", "$"), ("SEND", "m5", "$")])
+            self.assertEqual([event.encode() for event in events], chunks)
+            events[0].headers["To-Path"] = "changed"
+            events[1].headers.add("X-Later", "only here")
+            self.assertEqual(events[2].headers.items(), [
+                ("To-Path", "msrp://b.example.com/s;tcp"),
+                ("From-Path", "msrp://a.example.com/s;tcp"), ("Message-ID", "m-three"),
+                ("Content-Type", "application/octet-stream")])
+
+    def test_a_request_like_the_last_keeps_to_the_limits(self):
+        def request(tid, message_id, body):
+            chunk = send_chunk(body, tid=tid)
+            chunk.headers.add("Message-ID", message_id)
+            return chunk.encode()
+
+        parser = ChunkParser(ParserLimits(max_buffered_body=10))
+        events = feed_all(parser, [request("aaaa1", "m1", b"short") +
+                                   request("aaaa2", "m2", b"past the limit")])
+        self.assertEqual([type(event) for event in events],
+                         [MSRPData, ChunkStarted, ChunkData, ChunkEnded])
+        parser = ChunkParser(ParserLimits(max_header_block=170))
+        self.assertEqual(len(list(parser.feed(request("aaaa1", "m1", b"x")))), 1)
+        with self.assertRaisesRegex(ChunkParseError, "header block longer than 170"):
+            list(parser.feed(request("aaaa2", "m" * 60, b"x")))
+
+    def test_a_request_block_that_might_hold_an_end_line_is_always_searched(self):
+        # As for responses: a header named like an end-line ends the request where the
+        # search finds it, the first time and every time after.
+        raw = (b"MSRP %s SEND\r\nTo-Path: msrp://b/s;tcp\r\nFrom-Path: msrp://a/s;tcp\r\n"
+               b"Message-ID: %s\r\n-------abcd: x\r\nContent-Type: text/plain\r\n\r\n"
+               b"hi\r\n-------%s$\r\n")
+        parser = ChunkParser()
+        self.assertEqual([event.message_id for event in parser.feed(raw % (b"efgh", b"one",
+                                                                          b"efgh"))],
+                         ["one"])
+        with self.assertRaisesRegex(ChunkParseError, "unknown continuation flag"):
+            list(parser.feed(raw % (b"abcd", b"two", b"abcd")))
 
     def test_start_lines_parse_the_same_and_their_cache_stays_bounded(self):
         # What follows the transaction id is cached ("SEND", "200 OK"): every comment a
