@@ -20,7 +20,9 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
-from msrplib._headers import BYTE_RANGE_RE, Headers
+from msrplib._headerblock import (BLOCK_LENGTH, MESSAGE_ID_LINE, SplitBlock, read_header_lines,
+                                  request_headers, response_headers)
+from msrplib._headers import Headers
 from msrplib._wire import MSRPData
 from msrplib.errors import ChunkParseError
 
@@ -70,34 +72,11 @@ ParserEvent = Union[MSRPData, ChunkStarted, ChunkData, ChunkEnded]
 #: A start line (without its CRLF): ``MSRP``, the transaction id, and what follows it.
 _START_LINE_RE = re.compile(rb"MSRP ([A-Za-z0-9][A-Za-z0-9.+%=-]{3,31}) (.*)", re.DOTALL)
 _METHOD_RE = re.compile(rb"[A-Z]+")
-_NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-#: Header lines seen before, checked and split: the chunks of a session repeat most of
-#: theirs (paths, Content-Type, often Byte-Range). Bounded in count (emptied when full)
-#: and line length.
-_LINES: Dict[str, Tuple[str, str, str]] = {}
-_LINES_CACHED = 1024
-_LINE_CACHED_LENGTH = 256
-#: Header names seen before in lines that were not cached (Message-ID's, mostly), checked,
-#: with their lower-case form. Bounded (emptied when full).
-_NAMES: Dict[str, str] = {}
-_NAMES_CACHED = 256
 _Kind = Tuple[Optional[str], Optional[int], Optional[str]]
 #: What followed the transaction id in start lines seen before (``SEND``, ``200 OK``), as
 #: ``(method, code, comment)``. Bounded (emptied when full): comments come from peers.
 _KINDS: Dict[bytes, _Kind] = {}
 _KINDS_CACHED = 64
-#: Header blocks of responses seen before, checked, as Headers copied for each response:
-#: a session's responses all carry the same paths. Bounded (emptied when full) in
-#: count and length.
-_RESPONSE_BLOCKS: Dict[bytes, Headers] = {}
-_BLOCKS_CACHED = 256
-_BLOCK_LENGTH = 1024
-#: Header blocks of requests seen before, by their shape (the block less its Message-ID's
-#: value), checked, as Headers to copy and where in them the Message-ID goes: the chunks
-#: of a session differ in little more than their Message-ID; and whether it is the first
-#: Message-ID of its block. Bounded like the responses' blocks.
-_REQUEST_BLOCKS: Dict[bytes, Tuple[Headers, int, bool]] = {}
-_MESSAGE_ID_LINE = b"\r\nMessage-ID: "
 #: An end-line's continuation flag with the CRLF after it, and the flag it stands for.
 _END_FLAGS = {b"$\r\n": "$", b"+\r\n": "+", b"#\r\n": "#"}
 
@@ -150,10 +129,9 @@ class ChunkParser:
         self._streaming = False
         #: The header block of the last response parsed whole, and its Headers.
         self._last_response: Optional[Tuple[bytes, Headers]] = None
-        #: The last request parsed whole with a body: its header block up to its
-        #: Message-ID's value and from the end of that value to the body, and its Headers
-        #: (as in _REQUEST_BLOCKS).
-        self._last_request: Optional[Tuple[bytes, bytes, Headers, int, bool]] = None
+        #: The header block of the last request parsed whole with a body, split around
+        #: its Message-ID's value.
+        self._last_request: Optional[SplitBlock] = None
         #: The error that stopped this parser, or ``None``.
         self.error: Optional[ChunkParseError] = None
 
@@ -180,6 +158,7 @@ class ChunkParser:
         try:
             pos = self._run(buf, events)
         except ChunkParseError as error:
+            self.error = error
             return _then_raise(events, error)
         if buf is self._buf:
             del self._buf[:pos]
@@ -190,10 +169,6 @@ class ChunkParser:
             self._scan = max(0, self._scan - pos)
             self._line_scan = max(0, self._line_scan - pos)
         return iter(events)
-
-    def _fail(self, reason: str) -> ChunkParseError:
-        self.error = ChunkParseError(reason)
-        return self.error
 
     def _run(self, buf: Union[bytes, bytearray], events: List[ParserEvent]) -> int:
         """Parse ``buf`` into ``events`` as far as it goes; return the position reached."""
@@ -211,11 +186,11 @@ class ChunkParser:
                 eol = buf.find(b"\r\n", max(pos, self._scan))
                 if eol < 0:
                     if len(buf) - pos > max_line:
-                        raise self._fail("line longer than %d bytes" % max_line)
+                        raise ChunkParseError("line longer than %d bytes" % max_line)
                     self._scan = max(pos, len(buf) - 1)
                     return pos
                 if eol - pos > max_line:
-                    raise self._fail("line longer than %d bytes" % max_line)
+                    raise ChunkParseError("line longer than %d bytes" % max_line)
                 whole = self._chunk_start(buf, pos, eol)
                 if whole is None:
                     pos = self._scan = eol + 2
@@ -264,22 +239,23 @@ class ChunkParser:
             done = self._complete_lines(buf, done)
             self._lines_done = done - pos
             if len(buf) - done > limits.max_line_length:
-                raise self._fail("line longer than %d bytes" % limits.max_line_length)
+                raise ChunkParseError("line longer than %d bytes" % limits.max_line_length)
             if len(buf) - pos > limits.max_header_block:
-                raise self._fail("header block longer than %d bytes"
-                                 % limits.max_header_block)
+                raise ChunkParseError("header block longer than %d bytes"
+                                      % limits.max_header_block)
             self._scan = max(pos, len(buf) - len(marker) + 1)
             return None
         block_end = max(blank, end)
         if block_end - pos > limits.max_header_block:
-            raise self._fail("header block longer than %d bytes" % limits.max_header_block)
+            raise ChunkParseError("header block longer than %d bytes" % limits.max_header_block)
         if end >= 0 and len(buf) < end + len(marker) + 3:
             self._scan = end
             return None
         chunk = self._chunk
         assert chunk is not None
         if block_end > done:
-            self._header_lines(chunk.headers, buf[done:block_end])
+            read_header_lines(chunk.headers, buf[done:block_end], limits.max_line_length,
+                              chunk.transaction_id)
         self._lines_done = self._line_scan = 0
         self._check_paths(chunk)
         if blank >= 0:
@@ -298,9 +274,9 @@ class ChunkParser:
         if contflag is None:
             flag = bytes(buf[after:after + 1])
             if flag in (b"$", b"+", b"#"):
-                raise self._fail("end-line of %s not followed by CRLF"
-                                 % self._marker[9:].decode())
-            raise self._fail("end-line with unknown continuation flag %r" % flag)
+                raise ChunkParseError("end-line of %s not followed by CRLF"
+                                      % self._marker[9:].decode())
+            raise ChunkParseError("end-line with unknown continuation flag %r" % flag)
         return contflag
 
     def _complete_lines(self, buf: Union[bytes, bytearray], done: int) -> int:
@@ -309,7 +285,8 @@ class ChunkParser:
         if last >= done:
             chunk = self._chunk
             assert chunk is not None
-            self._header_lines(chunk.headers, buf[done:last])
+            read_header_lines(chunk.headers, buf[done:last], self.limits.max_line_length,
+                              chunk.transaction_id)
             done = last + 2
         self._line_scan = max(done, len(buf) - 1)
         return done
@@ -352,7 +329,7 @@ class ChunkParser:
         blank = buf.find(b"\r\n\r\n", eol, end + 2)
         block_end = end if blank < 0 else blank
         if block_end - start > limits.max_header_block:
-            raise self._fail("header block longer than %d bytes" % limits.max_header_block)
+            raise ChunkParseError("header block longer than %d bytes" % limits.max_header_block)
         if blank >= 0 and end - blank - 4 > limits.max_buffered_body:
             self._step_by_step(tid, kind)  # streamed: the general path cuts the body in pieces
             return None
@@ -360,10 +337,13 @@ class ChunkParser:
         if block_end <= start:
             headers = Headers()
         elif code is None:
-            headers = self._request_headers(bytes(buf[start:block_end]), blank >= 0)
+            headers, split = request_headers(bytes(buf[start:block_end]),
+                                             limits.max_line_length, tid.decode())
+            if blank >= 0 and split is not None:
+                self._last_request = split
         else:
             block = bytes(buf[start:block_end])
-            headers = self._response_headers(block)
+            headers = response_headers(block, limits.max_line_length, tid.decode())
             if blank < 0:
                 self._remember_response(block, headers)
         if code is None:
@@ -397,7 +377,7 @@ class ChunkParser:
         of it is in the buffer: a session's messages read without a search of their
         headers. ``None`` otherwise, for the general path (which also reports errors)."""
         assert self._last_request is not None
-        prefix, suffix, template, index, first = self._last_request
+        prefix, suffix, shape = self._last_request
         if not buf.startswith(prefix, start):
             return None
         limits = self.limits
@@ -411,13 +391,9 @@ class ChunkParser:
         after = end + len(marker)
         if end < 0 or len(buf) < after + 3 or end - body > limits.max_buffered_body \
                 or body - 4 - start > limits.max_header_block \
-                or value_end - value + len(_MESSAGE_ID_LINE) - 2 > limits.max_line_length:
+                or value_end - value + len(MESSAGE_ID_LINE) - 2 > limits.max_line_length:
             return None
-        headers = template.copy()
-        message_id = bytes(buf[value:value_end]).decode("utf-8", "surrogateescape")
-        headers._items[index] = ("Message-ID", "message-id", message_id)
-        if first:
-            headers.first["message-id"] = message_id
+        headers = shape.headers(bytes(buf[value:value_end]).decode("utf-8", "surrogateescape"))
         return MSRPData(tid.decode(), kind[0], None, None, headers, bytes(buf[body:end]),
                         self._end_flag(buf, after)), after + 3
 
@@ -425,7 +401,7 @@ class ChunkParser:
         """Keep a body-less response's header block for :meth:`_like_last_response`,
         unless it holds something that might be taken for an end-line (then only the
         search finds where the response ends)."""
-        if len(block) <= _BLOCK_LENGTH and b"-------" not in block:
+        if len(block) <= BLOCK_LENGTH and b"-------" not in block:
             self._last_response = (block, headers.copy())
 
     def _step_by_step(self, tid: bytes, kind: _Kind) -> None:
@@ -438,9 +414,9 @@ class ChunkParser:
         """The error for a start line that is not ``MSRP <transaction id> <rest>``."""
         parts = line.split(b" ", 2)
         if len(parts) < 3 or parts[0] != b"MSRP":
-            return self._fail("malformed start line %r" % line[:80])
-        return self._fail("transaction id %r is not 4 to 32 letters, digits or .+%%=-"
-                          % parts[1][:40])
+            return ChunkParseError("malformed start line %r" % line[:80])
+        return ChunkParseError("transaction id %r is not 4 to 32 letters, digits or .+%%=-"
+                               % parts[1][:40])
 
     def _kind(self, rest: bytes, line: bytes) -> _Kind:
         """What follows a start line's transaction id, checked: ``(method, code, comment)``."""
@@ -452,107 +428,12 @@ class ChunkParser:
         elif not space and _METHOD_RE.fullmatch(word):
             kind = (word.decode(), None, None)
         else:
-            raise self._fail("malformed start line %r: neither a method nor a status code"
-                             % line[:80])
+            raise ChunkParseError("malformed start line %r: neither a method nor a status code"
+                                  % line[:80])
         if len(_KINDS) >= _KINDS_CACHED:
             _KINDS.clear()
         _KINDS[rest] = kind
         return kind
-
-    def _header_lines(self, headers: Headers, block: Union[bytes, bytearray]) -> Headers:
-        """Check and keep in ``headers`` the header lines of ``block`` (whole lines joined by
-        CRLF); return ``headers``."""
-        max_line = self.limits.max_line_length
-        if len(block) > max_line:
-            for raw_line in block.split(b"\r\n"):
-                if len(raw_line) > max_line:
-                    raise self._fail("line longer than %d bytes" % max_line)
-        items = headers._items
-        first = headers.first
-        known = _LINES.get
-        for line in block.decode("utf-8", "surrogateescape").split("\r\n"):
-            header = known(line)
-            if header is None:
-                header = self._header_line(line)
-            items.append(header)
-            if header[1] not in first:
-                first[header[1]] = header[2]
-        return headers
-
-    def _response_headers(self, block: bytes) -> Headers:
-        """:meth:`_header_lines` for a response, whose header block (its paths) is the
-        same for every response of a session: parsed once, then copied."""
-        known = _RESPONSE_BLOCKS.get(block)
-        if known is not None:
-            return known.copy()
-        headers = self._header_lines(Headers(), block)
-        if len(block) <= _BLOCK_LENGTH:
-            if len(_RESPONSE_BLOCKS) >= _BLOCKS_CACHED:
-                _RESPONSE_BLOCKS.clear()
-            _RESPONSE_BLOCKS[block] = headers.copy()
-        return headers
-
-    def _request_headers(self, block: bytes, body_follows: bool) -> Headers:
-        """:meth:`_header_lines` for a request: a block of the same shape as one seen
-        before (its Message-ID's value apart) is copied from it, with only the new
-        Message-ID to fill in. With ``body_follows`` the block is also kept for
-        :meth:`_like_last_request`, unless it holds something that might be taken for an
-        end-line."""
-        at = block.find(_MESSAGE_ID_LINE)
-        if at < 0 or len(block) > _BLOCK_LENGTH:
-            return self._header_lines(Headers(), block)
-        start = at + len(_MESSAGE_ID_LINE)
-        end = block.find(b"\r\n", start)
-        if end < 0:
-            end = len(block)
-        shape = block[:start] + block[end:]
-        known = _REQUEST_BLOCKS.get(shape)
-        if known is None:
-            headers = self._header_lines(Headers(), block)
-            if len(_REQUEST_BLOCKS) >= _BLOCKS_CACHED:
-                _REQUEST_BLOCKS.clear()
-            index = block.count(b"\r\n", 0, at) + 1
-            first = all(item[1] != "message-id" for item in headers._items[:index])
-            known = _REQUEST_BLOCKS[shape] = (headers.copy(), index, first)
-        elif end - at - 2 > self.limits.max_line_length:
-            raise self._fail("line longer than %d bytes" % self.limits.max_line_length)
-        else:
-            template, index, first = known
-            headers = template.copy()
-            message_id = block[start:end].decode("utf-8", "surrogateescape")
-            headers._items[index] = ("Message-ID", "message-id", message_id)
-            if first:
-                headers.first["message-id"] = message_id
-        if body_follows and b"-------" not in shape:
-            self._last_request = (block[:start], block[end:] + b"\r\n\r\n", *known)
-        return headers
-
-    def _header_line(self, line: str) -> Tuple[str, str, str]:
-        """One header line, checked: ``(name, lower-case name, value)``."""
-        name, colon, value = line.partition(":")
-        if not colon:
-            if line.startswith("-------"):
-                raise self._fail("end-line %r does not match transaction %s"
-                                 % (line[:80], self._marker[9:].decode()))
-            raise self._fail("header line without a colon: %r" % line[:80])
-        lower = _NAMES.get(name)
-        if lower is None:
-            if not _NAME_RE.fullmatch(name):
-                raise self._fail("bad header name %r" % name[:80])
-            lower = name.lower()
-            if len(_NAMES) >= _NAMES_CACHED:
-                _NAMES.clear()
-            _NAMES[name] = lower
-        if value[:1] == " ":
-            value = value[1:]
-        if lower == "byte-range" and not BYTE_RANGE_RE.fullmatch(value.strip()):
-            raise self._fail("Byte-Range %r is not start-end/total numbers or *" % value[:80])
-        header = (name, lower, value)
-        if len(line) <= _LINE_CACHED_LENGTH and lower != "message-id":  # those never repeat
-            if len(_LINES) >= _LINES_CACHED:
-                _LINES.clear()
-            _LINES[line] = header
-        return header
 
     def _check_paths(self, chunk: MSRPData) -> None:
         """A request must have To-Path and From-Path."""
@@ -563,7 +444,7 @@ class ChunkParser:
         """Fail unless ``first`` (a request's headers) has To-Path and From-Path."""
         if "to-path" not in first or "from-path" not in first:
             missing = "To-Path" if "to-path" not in first else "From-Path"
-            raise self._fail("%s request without %s" % (method, missing))
+            raise ChunkParseError("%s request without %s" % (method, missing))
 
     def _finish(self, contflag: str) -> MSRPData:
         chunk = self._chunk

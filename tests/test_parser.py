@@ -221,36 +221,36 @@ class ErrorTests(unittest.TestCase):
 
 class LineCacheTests(unittest.TestCase):
     def test_repeated_lines_parse_the_same_and_the_cache_stays_bounded(self):
-        from msrplib import _parser
+        from msrplib import _headerblock
         parser = ChunkParser()
-        for number in range(3 * _parser._LINES_CACHED):
+        for number in range(3 * _headerblock._LINES_CACHED):
             chunk = send_chunk(b"x", tid="seq%05d" % number)
             chunk.headers.add("X-Seq", str(number))
             [event] = list(parser.feed(chunk.encode()))
             self.assertEqual(event.headers["X-Seq"], str(number))
             self.assertEqual(event.headers["content-type"], "application/octet-stream")
-            self.assertLessEqual(len(_parser._LINES), _parser._LINES_CACHED)
+            self.assertLessEqual(len(_headerblock._LINES), _headerblock._LINES_CACHED)
 
     def test_names_of_uncached_lines_are_cached_bounded(self):
         # Message-ID lines are never cached whole; their names are, checked.
-        from msrplib import _parser
+        from msrplib import _headerblock
         parser = ChunkParser()
-        for number in range(3 * _parser._NAMES_CACHED):
+        for number in range(3 * _headerblock._NAMES_CACHED):
             chunk = send_chunk(b"x", tid="seq%05d" % number)
             chunk.headers.add("Message-ID", "id%d" % number)
             chunk.headers.add("X-Name-%d" % number, "a" * 300)  # too long to be cached
             [event] = list(parser.feed(chunk.encode()))
             self.assertEqual((event.message_id, event.headers["x-name-%d" % number]),
                              ("id%d" % number, "a" * 300))
-            self.assertLessEqual(len(_parser._NAMES), _parser._NAMES_CACHED)
+            self.assertLessEqual(len(_headerblock._NAMES), _headerblock._NAMES_CACHED)
 
     def test_response_header_blocks_parse_the_same_and_their_cache_stays_bounded(self):
         # A session's responses all carry the same header block, which is parsed once:
         # each response must still get headers of its own, and every peer's paths are a
         # new entry.
-        from msrplib import _parser
+        from msrplib import _headerblock
         parser = ChunkParser()
-        for number in range(3 * _parser._BLOCKS_CACHED):
+        for number in range(3 * _headerblock._BLOCKS_CACHED):
             block = b"To-Path: msrp://a/s%d;tcp\r\nFrom-Path: msrp://b/t;tcp\r\n" % number
             raw = b"MSRP t%04d 200 OK\r\n%s-------t%04d$\r\n" % (number, block, number)
             first, second = (event for event in parser.feed(raw + raw))
@@ -263,14 +263,14 @@ class LineCacheTests(unittest.TestCase):
             self.assertEqual(third.headers.items(), [("To-Path", "msrp://a/s%d;tcp" % number),
                                                      ("From-Path", "msrp://b/t;tcp")])
             self.assertEqual(third.headers["From-Path"], "msrp://b/t;tcp")
-            self.assertLessEqual(len(_parser._RESPONSE_BLOCKS), _parser._BLOCKS_CACHED)
+            self.assertLessEqual(len(_headerblock._RESPONSE_BLOCKS), _headerblock._BLOCKS_CACHED)
 
     def test_request_header_blocks_of_one_shape_each_get_their_message_id(self):
         # A block of a shape seen before is copied, with only its Message-ID new: every
         # chunk must still have its own Message-ID, in its place, and headers of its own.
-        from msrplib import _parser
+        from msrplib import _headerblock
         parser = ChunkParser()
-        for number in range(3 * _parser._BLOCKS_CACHED):
+        for number in range(3 * _headerblock._BLOCKS_CACHED):
             chunks = []
             for message in ("first", "second"):
                 chunk = send_chunk(b"x", tid="seq%05d" % number)
@@ -284,7 +284,7 @@ class LineCacheTests(unittest.TestCase):
             second.headers["X-Shape"] = "changed"
             [third] = parser.feed(chunks[0].encode())
             self.assertEqual(third.headers.items(), first.headers.items())
-            self.assertLessEqual(len(_parser._REQUEST_BLOCKS), _parser._BLOCKS_CACHED)
+            self.assertLessEqual(len(_headerblock._REQUEST_BLOCKS), _headerblock._BLOCKS_CACHED)
 
     def test_a_second_message_id_of_a_known_shape_is_not_the_first(self):
         # Headers read the first of a name: a later Message-ID must not replace it.
