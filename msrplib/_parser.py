@@ -77,8 +77,6 @@ _Kind = Tuple[Optional[str], Optional[int], Optional[str]]
 #: ``(method, code, comment)``. Bounded (emptied when full): comments come from peers.
 _KINDS: Dict[bytes, _Kind] = {}
 _KINDS_CACHED = 64
-#: An end-line's continuation flag with the CRLF after it, and the flag it stands for.
-_END_FLAGS = {b"$\r\n": "$", b"+\r\n": "+", b"#\r\n": "#"}
 
 _START, _HEADERS, _BODY = range(3)
 
@@ -270,14 +268,18 @@ class ChunkParser:
 
     def _end_flag(self, buf: Union[bytes, bytearray], after: int) -> str:
         """The continuation flag at ``after``, checked with the CRLF that must follow it."""
-        contflag = _END_FLAGS.get(bytes(buf[after:after + 3]))
-        if contflag is None:
-            flag = bytes(buf[after:after + 1])
-            if flag in (b"$", b"+", b"#"):
-                raise ChunkParseError("end-line of %s not followed by CRLF"
-                                      % self._marker[9:].decode())
-            raise ChunkParseError("end-line with unknown continuation flag %r" % flag)
-        return contflag
+        end = buf[after:after + 3]
+        if end == b"$\r\n":
+            return "$"
+        if end == b"+\r\n":
+            return "+"
+        if end == b"#\r\n":
+            return "#"
+        flag = bytes(end[:1])
+        if flag in (b"$", b"+", b"#"):
+            raise ChunkParseError("end-line of %s not followed by CRLF"
+                                  % self._marker[9:].decode())
+        raise ChunkParseError("end-line with unknown continuation flag %r" % flag)
 
     def _complete_lines(self, buf: Union[bytes, bytearray], done: int) -> int:
         """Check the header lines that are complete in ``buf`` from ``done`` on."""
@@ -308,15 +310,16 @@ class ChunkParser:
         if kind is None:
             kind = self._kind(rest, bytes(buf[pos:eol]))
         self._marker = marker = b"\r\n-------" + tid
-        if kind[1] is not None:
-            if self._last_response is not None:
-                whole = self._like_last_response(buf, eol + 2, tid, kind)
+        if type(buf) is bytes:  # what these hand out are slices of it
+            if kind[1] is not None:
+                if self._last_response is not None:
+                    whole = self._like_last_response(buf, eol + 2, tid, kind)
+                    if whole is not None:
+                        return whole
+            elif self._last_request is not None:
+                whole = self._like_last_request(buf, eol + 2, tid, kind)
                 if whole is not None:
                     return whole
-        elif self._last_request is not None:
-            whole = self._like_last_request(buf, eol + 2, tid, kind)
-            if whole is not None:
-                return whole
         # The end-line may share the start line's CRLF (a chunk without headers). Bigger
         # chunks are not searched here: the general path finds their end-line once.
         start = eol + 2
@@ -353,7 +356,7 @@ class ChunkParser:
         return MSRPData(tid.decode(), method, code, comment, headers, data,
                         self._end_flag(buf, after)), after + 3
 
-    def _like_last_response(self, buf: Union[bytes, bytearray], start: int, tid: bytes,
+    def _like_last_response(self, buf: bytes, start: int, tid: bytes,
                             kind: _Kind) -> Optional[Tuple[MSRPData, int]]:
         """The response at ``start`` (its start line parsed) when its header block is the
         very one of the last response parsed whole, with its end-line right after: a
@@ -370,7 +373,7 @@ class ChunkParser:
         return MSRPData(tid.decode(), None, code, comment, headers.copy(), b"",
                         self._end_flag(buf, after)), after + 3
 
-    def _like_last_request(self, buf: Union[bytes, bytearray], start: int, tid: bytes,
+    def _like_last_request(self, buf: bytes, start: int, tid: bytes,
                            kind: _Kind) -> Optional[Tuple[MSRPData, int]]:
         """The request at ``start`` (its start line parsed) when its header block is the
         very one of the last request parsed whole but for its Message-ID's value, and all
@@ -393,8 +396,8 @@ class ChunkParser:
                 or body - 4 - start > limits.max_header_block \
                 or value_end - value + len(MESSAGE_ID_LINE) - 2 > limits.max_line_length:
             return None
-        headers = shape.headers(bytes(buf[value:value_end]).decode("utf-8", "surrogateescape"))
-        return MSRPData(tid.decode(), kind[0], None, None, headers, bytes(buf[body:end]),
+        headers = shape.headers(buf[value:value_end].decode("utf-8", "surrogateescape"))
+        return MSRPData(tid.decode(), kind[0], None, None, headers, buf[body:end],
                         self._end_flag(buf, after)), after + 3
 
     def _remember_response(self, block: bytes, headers: Headers) -> None:
