@@ -195,20 +195,21 @@ class OutgoingMessage:
             self.finished_sending = True
         return chunk
 
-    def encode_head(self, transaction_id: str, path_lines: str, byte_range: ByteRange,
+    def encode_head(self, transaction_id: str, path_lines: str, start: int, length: int,
                     last: bool) -> bytes:
-        """The start line and headers of the chunk :meth:`fill` makes, encoded the way
+        """The start line and headers of the chunk :meth:`fill` makes for the ``length``
+        body bytes from byte ``start`` (counted from 1), encoded the way
         ``MSRPData.encode_start`` would encode it, without building it: what sends a
-        message's chunks at half the cost. Only for a message without headers of its own
-        (they may name headers that this writes itself: :meth:`fill` is for those) and a
-        range with an end and a total (a message of known size)."""
+        message's chunks at half the cost. Only for a message of known size without
+        headers of its own (they may name headers that this writes itself: :meth:`fill`
+        is for those)."""
         if last:
             self.finished_sending = True
         head = _lines_after_byte_range(self.content_type, self.success_report,
                                        self.failure_report)
-        start, end, total = byte_range
         return (f"MSRP {transaction_id} SEND\r\n{path_lines}Message-ID: {self.message_id}\r\n"
-                f"Byte-Range: {start}-{end}/{total}\r\n{head}").encode("utf-8", "surrogateescape")
+                f"Byte-Range: {start}-{start + length - 1}/{self.size}\r\n{head}"
+                ).encode("utf-8", "surrogateescape")
 
     def abort_chunk(self, chunk: MSRPData) -> MSRPData:
         """Make ``chunk`` the empty ``#`` chunk that tells the peer the message is aborted."""

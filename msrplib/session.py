@@ -17,7 +17,6 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._headers import ByteRange
 from msrplib._incoming import IncomingMessage, RangeSet
 from msrplib._observer import Observer
 from msrplib._outgoing import OutgoingMessage, Source
@@ -289,7 +288,7 @@ class MSRPSession:
         data = message.read_whole(STREAM_PIECE)
         if data is None:
             return False
-        self._send_encoded(message, data, ByteRange(1, len(data), len(data)), True)
+        self._send_encoded(message, data, 1, True)
         return True
 
     def open_message(self, content_type: str, size: Optional[int] = None,
@@ -459,7 +458,7 @@ class MSRPSession:
                 return
             data = message.read(length)
             if len(data) == length and self._encodes(message):
-                self._send_encoded(message, data, byte_range, last)
+                self._send_encoded(message, data, byte_range.start, last)
                 return
         chunk = self._new_send(len(data))
         message.fill(chunk, byte_range, last)
@@ -479,19 +478,21 @@ class MSRPSession:
         headers of its own (they may name headers that the encoding writes itself)."""
         return self._protocol.takes_encoded_chunks and not message.headers
 
-    def _send_encoded(self, message: OutgoingMessage, data: bytes, byte_range: ByteRange,
+    def _send_encoded(self, message: OutgoingMessage, data: bytes, start: int,
                       last: bool) -> None:
-        """Write a chunk of ``message`` whose range has an end and a total (a message of
-        known size) serialised straight from it, when :meth:`_encodes` allows."""
-        transaction_id = _new_send_id(len(data))
-        head = message.encode_head(transaction_id, self.transport.path_lines, byte_range, last)
+        """Write ``data``, the body bytes of ``message`` (of known size) from byte ``start``
+        (counted from 1), as a chunk serialised straight from it, when :meth:`_encodes`
+        allows."""
+        size = len(data)
+        transaction_id = _new_send_id(size)
+        head = message.encode_head(transaction_id, self.transport.path_lines, start, size, last)
         # Its id was drawn at random just now: its body need not be searched for the end-line.
         self._protocol.write_encoded(head, data, end_line(transaction_id, "$" if last else "+"))
         self._touch()
         # fill() writes a Failure-Report only when it is not "yes": as _register reads it.
         self._expect_response(transaction_id, None, message.failure_report == "yes", message,
-                              len(data))
-        self._chunk_sent(message, len(data), last)
+                              size)
+        self._chunk_sent(message, size, last)
 
     def _new_send(self, body_size: int) -> MSRPData:
         """A SEND for a message's next chunk, with a fresh random transaction id."""
