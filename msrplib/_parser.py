@@ -181,7 +181,8 @@ class ChunkParser:
             elif state == _START:
                 if pos == len(buf):  # the read ended with a chunk (the usual case)
                     return pos
-                eol = buf.find(b"\r\n", max(pos, self._scan))
+                scan = self._scan  # past pos only while a start line is arriving
+                eol = buf.find(b"\r\n", scan if scan > pos else pos)
                 if eol < 0:
                     if len(buf) - pos > max_line:
                         raise ChunkParseError("line longer than %d bytes" % max_line)

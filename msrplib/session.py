@@ -610,7 +610,7 @@ class MSRPSession:
         self._pump()
 
     def _message_response(self, message: OutgoingMessage, response: MSRPData) -> None:
-        if message.done:
+        if message.result.called:  # message.done, read on every response
             return
         if response.code != 200:
             message.aborted = not message.finished_sending
