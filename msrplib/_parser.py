@@ -88,6 +88,11 @@ VIEW_MIN = 1024
 #: one go; larger ones take the general path, which searches each byte once.
 WHOLE_CHUNK_SPAN = 4 * 1024
 
+#: Bytes left unfinished by a read, at most, that are joined with the next read into one
+#: ``bytes`` (only the paths for chunks like the last read bytes); a longer rest is kept
+#: growing in the parser's own buffer, so that input trickling in costs linear time.
+JOINED_LEFTOVER = 4 * 1024
+
 
 def _then_raise(events: List[ParserEvent], error: ChunkParseError) -> Iterator[ParserEvent]:
     """Yield ``events``, then raise ``error``: bad input fails after what came before it."""
@@ -143,8 +148,13 @@ class ChunkParser:
         if self.error is not None:
             raise ChunkParseError("the parser stopped at an earlier error: %s" % self.error)
         buf: Union[bytes, bytearray]
-        if self._buf:
-            buf = self._buf
+        if self._buf and len(self._buf) <= JOINED_LEFTOVER and type(data) is bytes:
+            # A short unfinished end goes in front of the read in one bytes (one copy of
+            # each), so that the whole read takes the paths that read bytes.
+            buf = b"".join((self._buf, data))
+            self._buf.clear()
+        elif self._buf:
+            buf = self._buf  # a long one grows in place: what trickles in stays linear
             buf += data
         elif isinstance(data, (bytes, bytearray)):
             # Nothing is left over: parse the read where it is, and keep only its
@@ -311,7 +321,7 @@ class ChunkParser:
         if kind is None:
             kind = self._kind(rest, bytes(buf[pos:eol]))
         self._marker = marker = b"\r\n-------" + tid
-        if type(buf) is bytes:  # what these hand out are slices of it
+        if isinstance(buf, bytes):  # what these hand out are slices of it
             if kind[1] is not None:
                 if self._last_response is not None:
                     whole = self._like_last_response(buf, eol + 2, tid, kind)
