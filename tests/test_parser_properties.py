@@ -120,6 +120,26 @@ def run(parser, pieces):
     return events
 
 
+@st.composite
+def session_chunks(draw):
+    """A chunk of one session: a SEND or a 200 whose header block is the same as the
+    others' of its kind but for its Message-ID, as the parser's like-the-last paths read
+    them; bodies that hold blank lines and end-lines of their own."""
+    tid = draw(transaction_ids)
+    headers = Headers([("To-Path", "msrp://b.example.com:1/s;tcp"),
+                       ("From-Path", "msrp://a.example.com:2/t;tcp")])
+    if draw(st.booleans()):
+        return MSRPData(tid, code=200, comment="OK", headers=headers)
+    headers.add("Message-ID", draw(header_values))
+    headers.add("Byte-Range", "1-*/*")
+    headers.add("Content-Type", "text/plain")
+    pieces = st.sampled_from([b"x", b"\r\n", b"\r\n\r\n", b"-------", tid.encode(), b"$",
+                              b"\r\n-------" + tid.encode() + b"+"])
+    body = b"".join(draw(st.lists(pieces, max_size=40)))
+    return MSRPData(tid, method="SEND", headers=headers, data=body,
+                    contflag=draw(st.sampled_from("$+#")))
+
+
 class RoundTripProperties(unittest.TestCase):
     @settings(max_examples=300, deadline=None)
     @given(st.lists(chunks(), min_size=1, max_size=4), st.lists(st.integers(0, 20000)),
@@ -129,6 +149,17 @@ class RoundTripProperties(unittest.TestCase):
         parser = ChunkParser(ParserLimits(max_buffered_body=buffered))
         parsed = reassemble(run(parser, split(wire, cuts)))
         self.assertEqual(parsed, originals)
+        self.assertFalse(parser.in_chunk)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(session_chunks(), min_size=1, max_size=8),
+           st.lists(st.integers(0, 3000)), st.integers(1, 400))
+    def test_a_session_s_chunks_parse_back_in_any_split(self, originals, cuts, buffered):
+        # The chunks but the first of each kind take the like-the-last paths when they
+        # are whole in a read (bytes, or a short rest joined with the next read).
+        wire = b"".join(c.encode() for c in originals)
+        parser = ChunkParser(ParserLimits(max_buffered_body=buffered))
+        self.assertEqual(reassemble(run(parser, split(wire, cuts))), originals)
         self.assertFalse(parser.in_chunk)
 
 
