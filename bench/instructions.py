@@ -21,6 +21,7 @@ TLS layer on both ends, where the baseline pays for the same encryption.
 """
 
 import argparse
+import itertools
 import os
 import re
 import shutil
@@ -49,7 +50,8 @@ tls = False
 #: it (:func:`deliver` turns it).
 CLOCK = Clock()
 #: (shorter, longer) run of each workload, in rounds of WINDOW messages or in chunks.
-LENGTHS = {"messages": (20, 120), "echo": (20, 120), "chunks": (16, 80), "pump": (16, 80)}
+LENGTHS = {"messages": (20, 120), "varied": (20, 120), "echo": (20, 120), "chunks": (16, 80),
+           "pump": (16, 80)}
 
 
 class MemoryTransport(StringTransport):
@@ -140,16 +142,24 @@ def deliver(sender, receiver):
             receiver.dataReceived(view[start:start + read_size].tobytes())
 
 
-def run_messages(rounds):
-    """WINDOW messages sent at once, then their 200s, ``rounds`` times."""
+def run_messages(rounds, bodies=(BODY,)):
+    """WINDOW messages sent at once, then their 200s, ``rounds`` times; their bodies are
+    ``bodies`` in turn."""
     alice, alice_end, bob_end = memory_sessions()
     answered = []
+    next_body = itertools.cycle(bodies).__next__
     for _ in range(rounds):
         for _ in range(WINDOW):
-            alice.send_message(BODY, "text/plain").addCallback(answered.append)
+            alice.send_message(next_body(), "text/plain").addCallback(answered.append)
         deliver(alice_end, bob_end)
         deliver(bob_end, alice_end)
     assert len(answered) == rounds * WINDOW, len(answered)
+
+
+def run_varied_messages(rounds):
+    """:func:`run_messages` with bodies of 50 to 150 bytes, as a chat's are: each size is
+    a new Byte-Range, so a new request header block, for the receiving parser."""
+    run_messages(rounds, [b"m" * size for size in range(50, 151)])
 
 
 def run_chunks(count):
@@ -211,8 +221,8 @@ def run_pump(count):
     assert counter.count == count * PIECE
 
 
-WORKLOADS = {"messages": run_messages, "chunks": run_chunks, "echo": run_echo,
-             "pump": run_pump}
+WORKLOADS = {"messages": run_messages, "varied": run_varied_messages, "chunks": run_chunks,
+             "echo": run_echo, "pump": run_pump}
 
 
 def instructions(workload, length, reads=PIECE, over_tls=False):
@@ -253,7 +263,7 @@ def per_unit(workload, reads=PIECE, over_tls=False):
     """Instructions per message (or per 64 KiB chunk) of ``workload`` other than memory
     copies, and the instructions of memory copies."""
     short, long = LENGTHS[workload]
-    units = (long - short) * (WINDOW if workload in ("messages", "echo") else 1)
+    units = (long - short) * (WINDOW if workload in ("messages", "varied", "echo") else 1)
     (total_short, copies_short), (total_long, copies_long) = (
         instructions(workload, short, reads, over_tls),
         instructions(workload, long, reads, over_tls))
@@ -281,6 +291,7 @@ def main():
     for ours, baseline, reads, over_tls, name in [
             ("messages", "echo", PIECE, False,
              "per 100-byte message, %d outstanding" % WINDOW),
+            ("varied", "echo", PIECE, False, "the same, 50 to 150 bytes each"),
             ("chunks", "pump", PIECE, False, "per 64 KiB chunk of a file"),
             ("chunks", "pump", 16 * 1024, False, "the same, read 16 KiB at a time"),
             ("chunks", "pump", PIECE, True, "per 64 KiB chunk of a file over TLS")]:
