@@ -16,8 +16,8 @@ from typing import Dict, NamedTuple, Optional, Tuple, Union
 from msrplib._headers import BYTE_RANGE_RE, Headers
 from msrplib.errors import ChunkParseError
 
-__all__ = ["read_header_lines", "response_headers", "request_headers", "RequestShape",
-           "BLOCK_LENGTH", "MESSAGE_ID_LINE"]
+__all__ = ["read_header_lines", "response_headers", "request_headers", "known_request_shape",
+           "RequestShape", "BLOCK_LENGTH", "MESSAGE_ID_LINE"]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 #: Header lines seen before, checked and split: the chunks of a session repeat most of
@@ -128,6 +128,12 @@ def response_headers(block: bytes, max_line: int, tid: str) -> Headers:
             _RESPONSE_BLOCKS.clear()
         _RESPONSE_BLOCKS[block] = headers.copy()
     return headers
+
+
+def known_request_shape(shape: bytes) -> Optional[RequestShape]:
+    """The request block shape ``shape`` (a block less its Message-ID's value), if one of
+    that shape was parsed before and is still kept."""
+    return _REQUEST_BLOCKS.get(shape)
 
 
 def request_headers(block: bytes, max_line: int, tid: str

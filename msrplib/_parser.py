@@ -20,8 +20,9 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
-from msrplib._headerblock import (BLOCK_LENGTH, MESSAGE_ID_LINE, SplitBlock, read_header_lines,
-                                  request_headers, response_headers)
+from msrplib._headerblock import (BLOCK_LENGTH, MESSAGE_ID_LINE, SplitBlock,
+                                  known_request_shape, read_header_lines, request_headers,
+                                  response_headers)
 from msrplib._headers import Headers
 from msrplib._wire import MSRPData
 from msrplib.errors import ChunkParseError
@@ -397,9 +398,23 @@ class ChunkParser:
         limits = self.limits
         value = start + len(prefix)
         value_end = buf.find(b"\r\n", value, value + limits.max_line_length)
-        if value_end < 0 or not buf.startswith(suffix, value_end):
+        if value_end < 0:
             return None
-        body = value_end + len(suffix)
+        if buf.startswith(suffix, value_end):
+            body = value_end + len(suffix)
+        else:
+            # Another block of the same paths seen before (a message of another size,
+            # another Byte-Range, say): this one is the last now.
+            blank = buf.find(b"\r\n\r\n", value_end, start + BLOCK_LENGTH)
+            if blank < 0:
+                return None
+            suffix = buf[value_end:blank + 4]
+            known = known_request_shape(prefix + suffix[:-4])
+            if known is None or b"-------" in suffix:
+                return None
+            shape = known
+            self._last_request = (prefix, suffix, shape)
+            body = blank + 4
         marker = self._marker
         end = buf.find(marker, body, start + WHOLE_CHUNK_SPAN)
         after = end + len(marker)

@@ -399,6 +399,35 @@ class LineCacheTests(unittest.TestCase):
         with self.assertRaisesRegex(ChunkParseError, "unknown continuation flag"):
             list(parser.feed(raw % (b"abcd", b"two", b"abcd")))
 
+    def test_a_request_like_an_earlier_one_is_read_the_same_way(self):
+        # Messages of other sizes have other Byte-Ranges, so other header blocks: one of
+        # a block seen before is read like the last too, and becomes the last.
+        def request(tid, size):
+            chunk = send_chunk(b"s" * size, tid=tid)
+            chunk.headers.add("Message-ID", "m-" + tid)
+            chunk.headers.add("Byte-Range", "1-%d/%d" % (size, size))
+            return chunk.encode()
+
+        chunks = [request("aaaa%d" % number, size)
+                  for number, size in enumerate([5, 7, 5, 7, 7, 9, 5, 0, 9])]
+        raw = b"".join(chunks)
+        for cut in range(0, len(raw) + 1, 7):
+            events = feed_all(ChunkParser(), [raw[:cut], raw[cut:]])
+            self.assertEqual([event.encode() for event in events], chunks)
+            self.assertEqual([event.byte_range.total for event in events],
+                             [5, 7, 5, 7, 7, 9, 5, 0, 9])
+
+    def test_an_earlier_block_that_might_hold_an_end_line_is_always_searched(self):
+        raw = (b"MSRP %s SEND\r\nTo-Path: msrp://b/s;tcp\r\nFrom-Path: msrp://a/s;tcp\r\n"
+               b"Message-ID: %s\r\n%sContent-Type: text/plain\r\n\r\nhi\r\n-------%s$\r\n")
+        parser = ChunkParser()
+        events = list(parser.feed(raw % (b"efgh", b"one", b"", b"efgh") +
+                                  raw % (b"ijkl", b"two", b"-------abcd: x\r\n", b"ijkl") +
+                                  raw % (b"mnop", b"three", b"", b"mnop")))
+        self.assertEqual([event.message_id for event in events], ["one", "two", "three"])
+        with self.assertRaisesRegex(ChunkParseError, "unknown continuation flag"):
+            list(parser.feed(raw % (b"abcd", b"four", b"-------abcd: x\r\n", b"abcd")))
+
     def test_start_lines_parse_the_same_and_their_cache_stays_bounded(self):
         # What follows the transaction id is cached ("SEND", "200 OK"): every comment a
         # peer sends is a new entry, so the cache must stay bounded and never mix them up.

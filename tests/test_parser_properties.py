@@ -123,15 +123,16 @@ def run(parser, pieces):
 @st.composite
 def session_chunks(draw):
     """A chunk of one session: a SEND or a 200 whose header block is the same as the
-    others' of its kind but for its Message-ID, as the parser's like-the-last paths read
-    them; bodies that hold blank lines and end-lines of their own."""
+    others' of its kind but for its Message-ID (and one of a few Byte-Ranges), as the
+    parser's like-the-last paths read them; bodies that hold blank lines and end-lines of
+    their own."""
     tid = draw(transaction_ids)
     headers = Headers([("To-Path", "msrp://b.example.com:1/s;tcp"),
                        ("From-Path", "msrp://a.example.com:2/t;tcp")])
     if draw(st.booleans()):
         return MSRPData(tid, code=200, comment="OK", headers=headers)
     headers.add("Message-ID", draw(header_values))
-    headers.add("Byte-Range", "1-*/*")
+    headers.add("Byte-Range", draw(st.sampled_from(["1-*/*", "1-5/5", "2-12/*"])))
     headers.add("Content-Type", "text/plain")
     pieces = st.sampled_from([b"x", b"\r\n", b"\r\n\r\n", b"-------", tid.encode(), b"$",
                               b"\r\n-------" + tid.encode() + b"+"])
