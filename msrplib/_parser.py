@@ -338,6 +338,10 @@ class ChunkParser:
         end = buf.find(marker, eol, start + WHOLE_CHUNK_SPAN)
         after = end + len(marker)
         if end < 0 or len(buf) < after + 3:
+            if end < 0 and kind[1] is None and len(buf) - start >= WHOLE_CHUNK_SPAN:
+                # A big request (a file's chunk): those after it are likely big too, and
+                # would only fail to be like the last small one.
+                self._last_request = None
             self._step_by_step(tid, kind)
             return None
         limits = self.limits

@@ -417,6 +417,22 @@ class LineCacheTests(unittest.TestCase):
             self.assertEqual([event.byte_range.total for event in events],
                              [5, 7, 5, 7, 7, 9, 5, 0, 9])
 
+    def test_requests_like_the_last_around_a_big_one(self):
+        # A big request (a file's chunk) goes step by step and ends the like-the-last
+        # reading; the small ones around it still come out as they went in.
+        def request(tid, body):
+            chunk = send_chunk(body, tid=tid)
+            chunk.headers.add("Message-ID", "m-" + tid)
+            return chunk.encode()
+
+        chunks = [request("aaaa1", b"small"), request("aaaa2", b"small"),
+                  request("aaaa3", b"b" * 10000), request("aaaa4", b"small"),
+                  request("aaaa5", b"small")]
+        raw = b"".join(chunks)
+        for cut in range(0, len(raw) + 1, 97):
+            events = feed_all(ChunkParser(), [raw[:cut], raw[cut:]])
+            self.assertEqual([event.encode() for event in events], chunks)
+
     def test_an_earlier_block_that_might_hold_an_end_line_is_always_searched(self):
         raw = (b"MSRP %s SEND\r\nTo-Path: msrp://b/s;tcp\r\nFrom-Path: msrp://a/s;tcp\r\n"
                b"Message-ID: %s\r\n%sContent-Type: text/plain\r\n\r\nhi\r\n-------%s$\r\n")
