@@ -353,23 +353,24 @@ class ChunkParser:
             self._step_by_step(tid, kind)  # streamed: the general path cuts the body in pieces
             return None
         method, code, comment = kind
+        transaction_id = tid.decode()
         if block_end <= start:
             headers = Headers()
         elif code is None:
             headers, split = request_headers(bytes(buf[start:block_end]),
-                                             limits.max_line_length, tid.decode())
+                                             limits.max_line_length, transaction_id)
             if blank >= 0 and split is not None:
                 self._last_request = split
         else:
             block = bytes(buf[start:block_end])
-            headers = response_headers(block, limits.max_line_length, tid.decode())
+            headers = response_headers(block, limits.max_line_length, transaction_id)
             if blank < 0:
                 self._remember_response(block, headers)
         if code is None:
             self._require_paths(method, headers.first)
         data = bytes(buf[blank + 4:end]) if blank >= 0 else b""  # small: see WHOLE_CHUNK_SPAN
         # Built once, whole: filling in a chunk made empty costs twice as much.
-        return MSRPData(tid.decode(), method, code, comment, headers, data,
+        return MSRPData(transaction_id, method, code, comment, headers, data,
                         self._end_flag(buf, after)), after + 3
 
     def _like_last_response(self, buf: bytes, start: int, tid: bytes,
