@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 
 from msrplib._headers import Headers, format_path
 from msrplib._parser import ParserEvent, ParserLimits
+from msrplib._rules import should_respond
 from msrplib._uri import URI
 from msrplib._wire import MSRPData, make_response, new_message_id, new_transaction_id
 from msrplib.errors import MSRPBindError, MSRPBindSessionTimeout, MSRPError
@@ -124,13 +125,13 @@ def accept_binding(protocol: MSRPProtocol, first: ParserEvent, local_path: List[
     """Bind a connection whose first chunk (``first``) passed the path checks.
     ``local_path`` is our relays' path (if any) and our URI.
 
-    An empty binding SEND is answered 200 here (unless its Failure-Report is ``no``); a first
+    An empty binding SEND is answered 200 here (as its Failure-Report allows); a first
     SEND that carries content is left, unanswered, as the transport's first chunk, so that
     whoever reads it answers it like any other. ``held`` are events that came after it.
     """
     if not isinstance(first, MSRPData) or first.data or first.contflag != "$":
         held = [first] + held
-    elif first.headers.get("Failure-Report") != "no":
+    elif should_respond(first, 200):
         protocol.write_chunk(make_response(first, 200))
     return MSRPTransport(protocol, local_path, full_remote_path, settings.max_queued_bytes,
                          held)

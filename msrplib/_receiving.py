@@ -8,30 +8,27 @@ import fnmatch
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from msrplib._headers import ByteRange, parse_byte_range
 from msrplib._incoming import IncomingMessage, make_sink
+from msrplib._rules import should_respond
 from msrplib._wire import MSRPData, make_report
 from msrplib.errors import MSRPError
 
 if TYPE_CHECKING:
     from msrplib.session import MSRPSession
 
-__all__ = ["RequestHandler", "should_respond"]
+__all__ = ["RequestHandler"]
 
 #: Message-IDs refused (413...) remembered, so that their later chunks get the same answer.
 REFUSED_REMEMBERED = 1000
 
-
-def should_respond(request: MSRPData, code: int) -> bool:
-    """Whether ``request``'s Failure-Report allows answering it with ``code``."""
-    failure_report = request.headers.first.get("failure-report")
-    if failure_report == "no":
-        return False
-    if failure_report == "partial":
-        return code != 200
-    return True
+#: The failure REPORT's status when a receiver fails to store a message with an error that
+#: names no MSRP code of its own: 413 asks the sender to send this message no more.
+NOT_STORED_CODE = 413
+NOT_STORED_COMMENT = "Could not store the message"
 
 
 @dataclass
@@ -236,13 +233,50 @@ class RequestHandler:
             self._report_progress(message)
 
     def _completed(self, message: IncomingMessage) -> None:
-        """Every byte of ``message`` arrived: send the success REPORT it asks for, and hand
-        it to the receiver."""
+        """Every byte of ``message`` arrived: hand it to the receiver, then report.
+
+        The receiver may store the message before it counts as received: when
+        ``message_received`` returns a Deferred, the success REPORT waits for it, and a
+        failure (or an exception) sends a failure REPORT instead, so that the sender is
+        never told of a delivery that did not happen.
+        """
+        try:
+            stored = self.session.receiver.message_received(message)
+        except Exception:
+            self._not_stored(message, Failure())
+            return
+        if isinstance(stored, Deferred):
+            stored.addCallbacks(lambda _: self._stored(message),
+                                lambda failure: self._not_stored(message, failure))
+        else:
+            self._stored(message)
+
+    def _stored(self, message: IncomingMessage) -> None:
+        """Send the success REPORT ``message`` asks for."""
         if message.first_chunk.headers.first.get("success-report") == "yes":
             size = message.size or 0
-            self.session._write(make_report(message.first_chunk, 200,
-                                            byte_range=ByteRange(1, size, size)))
-        self.session.receiver.message_received(message)
+            self._send_report(message, 200, None, ByteRange(1, size, size))
+
+    def _not_stored(self, message: IncomingMessage, failure: Failure) -> None:
+        """The receiver could not keep ``message``: tell the sender (a failure REPORT,
+        as its Failure-Report allows), with the error's code when it has one."""
+        self.session.log.failure("storing {message!r} failed", failure, message=message)
+        error = failure.value
+        if isinstance(error, MSRPError):
+            code, comment = error.code, error.comment
+        else:
+            code, comment = NOT_STORED_CODE, NOT_STORED_COMMENT
+        if message.first_chunk.headers.first.get("failure-report") in (None, "yes", "partial"):
+            self._send_report(message, code, comment, ByteRange(1, message.received,
+                                                                  message.size))
+
+    def _send_report(self, message: IncomingMessage, code: int, comment: Optional[str],
+                     byte_range: ByteRange) -> None:
+        """Write a REPORT about ``message``, unless the session has closed meanwhile."""
+        if self.session.closed.fired:
+            return
+        self.session._write(make_report(message.first_chunk, code, comment,
+                                        byte_range=byte_range))
 
     def _report_progress(self, message: IncomingMessage) -> None:
         """Confirm the bytes that arrived in order so far, every ``progress_report_bytes``,

@@ -20,6 +20,7 @@ from msrplib._direct import connect_to
 from msrplib._headers import Headers
 from msrplib._observer import ResponseWaiters
 from msrplib._parser import ChunkStarted, ParserEvent
+from msrplib._rules import should_respond
 from msrplib._server import new_session_id
 from msrplib._uri import DEFAULT_PORT, URI
 from msrplib._wire import MSRPData, make_response, new_transaction_id
@@ -361,7 +362,7 @@ class AcceptorRelay(_RelayEndpoint):
                 return False
             error = check_paths(head, local_uri, remote)
             if error is not None:
-                if head.headers.get("Failure-Report") != "no":
+                if should_respond(head, error.code):
                     link.protocol.write_chunk(make_response(head, error.code))
                 return False
             timer.cancel()

@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from msrplib._bind import ConnectionSettings, accept_binding, check_fingerprint, ends_with
 from msrplib._factories import MSRPServerFactory
 from msrplib._parser import ChunkStarted, ParserEvent
+from msrplib._rules import should_respond
 from msrplib._tlsrecords import TLSFactory
 from msrplib._uri import URI
 from msrplib._wire import MSRPData, make_response
@@ -305,7 +306,7 @@ class MSRPServer:
         self.log.info("refusing {peer} with {code}: {reason}",
                       peer=protocol.transport.getPeer(), code=code, reason=reason)
         self._forget(protocol)
-        if request.headers.get("Failure-Report") != "no":
+        if should_respond(request, code):
             protocol.write_chunk(make_response(request, code))
         protocol.close()
 

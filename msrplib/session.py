@@ -21,7 +21,8 @@ from msrplib._incoming import IncomingMessage, RangeSet
 from msrplib._observer import Observer
 from msrplib._outgoing import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
-from msrplib._receiving import RequestHandler, should_respond
+from msrplib._receiving import RequestHandler
+from msrplib._rules import should_respond
 from msrplib._wire import MSRPData, end_line, new_message_id, new_transaction_id
 from msrplib._window import ReportWindow
 from msrplib._writer import MessageWriter
@@ -95,8 +96,15 @@ class MessageReceiver:
         """The first chunk of ``message`` arrived; return its body's sink (or ``None``)."""
         return None
 
-    def message_received(self, message: IncomingMessage) -> None:
-        """Every byte of ``message`` arrived."""
+    def message_received(self, message: IncomingMessage) -> Any:
+        """Every byte of ``message`` arrived.
+
+        Return ``None`` when the message is safely kept, or a Deferred that fires once it
+        is (a file renamed to its final name, say): the success REPORT the sender asked for
+        goes out only then. A failure (or an exception raised here) sends a failure REPORT
+        instead: the error's ``code`` when it is an ``MSRPError``, else 413.
+        """
+        return None
 
     def message_failed(self, message: IncomingMessage, reason: Failure) -> None:
         """``message`` will not complete: aborted, too large, or the connection closed."""

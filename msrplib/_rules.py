@@ -1,0 +1,70 @@
+"""The rules every receiver of a request applies, in one place: whether the request's
+Failure-Report lets it be answered with a given code, and which requests are refused with
+400 for their headers alone (RFC 4975 sections 5.3, 7.1 and 9).
+
+The parser only frames chunks; what a well-framed request says is checked here, so that a
+session, a listening server and a relay acceptor answer the same request the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from msrplib._wire import MSRPData
+from msrplib.errors import MSRPError
+
+__all__ = ["should_respond", "request_error", "SINGLE_HEADERS", "MESSAGE_ID_RE"]
+
+#: Headers a request may carry at most once: a second one would make its meaning depend on
+#: which one a reader looks at.
+SINGLE_HEADERS = frozenset({
+    "to-path", "from-path", "message-id", "byte-range", "status", "content-type",
+    "success-report", "failure-report", "expires", "min-expires", "max-expires",
+})
+
+#: RFC 4975's ``ident``: a letter or digit, then 3 to 31 of ``.-+%=`` and letters or digits.
+MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+%=-]{3,31}")
+
+
+def should_respond(request: MSRPData, code: int) -> bool:
+    """Whether ``request``'s Failure-Report allows answering it with ``code``: ``no``
+    allows no answer at all, ``partial`` only an error (RFC 4975 section 7.1.1)."""
+    failure_report = request.headers.first.get("failure-report")
+    if failure_report is None or failure_report == "yes":
+        return True
+    if failure_report == "partial":
+        return code != 200
+    return failure_report != "no"
+
+
+def request_error(request: MSRPData) -> Optional[MSRPError]:
+    """The 400 that ``request`` gets for its headers alone, or ``None``.
+
+    A request must name one non-empty To-Path and From-Path, carry no header of
+    :data:`SINGLE_HEADERS` twice, and have a well-formed Message-ID when it has one
+    (SEND and REPORT must have one). Whether the paths are the right ones is the
+    receiver's own check.
+    """
+    headers = request.headers
+    first = headers.first
+    if len(first) != len(headers._items):
+        seen = set()
+        for _, lower, _ in headers._items:
+            if lower in seen and lower in SINGLE_HEADERS:
+                return MSRPError("%s appears more than once" % lower, 400, "Bad Request")
+            seen.add(lower)
+    for lower, name in (("to-path", "To-Path"), ("from-path", "From-Path")):
+        value = first.get(lower)
+        if value is None or not value.strip():
+            return MSRPError("%s request without %s" % (request.method, name), 400,
+                             "Bad Request")
+    message_id = first.get("message-id")
+    if message_id is None:
+        if request.method in ("SEND", "REPORT"):
+            return MSRPError("%s request without Message-ID" % request.method, 400,
+                             "Bad Request")
+    elif not MESSAGE_ID_RE.fullmatch(message_id):
+        return MSRPError("Message-ID %r is not 4 to 32 letters, digits or .-+%%=" %
+                         message_id[:80], 400, "Bad Request")
+    return None
