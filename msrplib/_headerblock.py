@@ -1,168 +1,209 @@
-"""A chunk's header block, checked and split into :class:`~msrplib._headers.Headers`: the
-parser's work on headers, with what was seen before kept so that it is not done again.
+"""Reading a chunk's header block into :class:`~msrplib._headers.Headers`, for one parser.
 
-The chunks of a session repeat most of their header lines (paths, Content-Type), a
-response's whole block, and a request's whole block but for its Message-ID's value. Each
-is checked once and kept. Every cache is bounded in count (emptied when full) and in the
-length of what it keeps, so a peer sending ever new text costs memory no more than it
-would without them. Bad input raises :class:`~msrplib.errors.ChunkParseError`.
+:class:`HeaderReader` checks each line (RFC 4975's ``hname ":" SP hval``, no line longer
+than the parser's limit, no bare CR or LF) and splits it. The chunks of a session repeat
+their header blocks: every response carries the same paths, and every message the same
+block but for its Message-ID's value. A reader remembers the last block of each kind it
+split, and recognises a block that repeats it without splitting it again: what it then
+gives is exactly what splitting would give (``tests/test_parser_properties.py`` holds it
+to that), and it is the reader's own, so nothing another connection sent changes it.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Dict, NamedTuple, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
-from msrplib._headers import BYTE_RANGE_RE, Headers
+from msrplib._headers import Headers
 from msrplib.errors import ChunkParseError
 
-__all__ = ["read_header_lines", "response_headers", "request_headers", "known_request_shape",
-           "RequestShape", "BLOCK_LENGTH", "MESSAGE_ID_LINE"]
+__all__ = ["HeaderReader", "RequestShape", "REMEMBERED_LENGTH"]
 
-_NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-#: Header lines seen before, checked and split: the chunks of a session repeat most of
-#: theirs (paths, Content-Type, often Byte-Range). Bounded in count and line length.
-_LINES: Dict[str, Tuple[str, str, str]] = {}
-_LINES_CACHED = 1024
-_LINE_CACHED_LENGTH = 256
-#: Header names seen before in lines that were not cached (Message-ID's, mostly), checked,
-#: with their lower-case form.
-_NAMES: Dict[str, str] = {}
-_NAMES_CACHED = 256
-#: Header blocks of responses seen before, checked, as Headers copied for each response:
-#: a session's responses all carry the same paths. Bounded in count and length.
-_RESPONSE_BLOCKS: Dict[bytes, Headers] = {}
-_BLOCKS_CACHED = 256
-#: The longest header block kept, of a response or a request.
-BLOCK_LENGTH = 1024
-#: Where a request's Message-ID value starts in its block (after the line before it).
-MESSAGE_ID_LINE = b"\r\nMessage-ID: "
+#: RFC 4975's ``hname``: a letter, then token characters.
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*")
+
+#: The names of RFC 4975's and RFC 4976's headers, with their lower-case form: valid
+#: names all, so a line that starts with one needs no other check of its name.
+_KNOWN_NAMES = {name: name.lower() for name in (
+    "To-Path", "From-Path", "Message-ID", "Byte-Range", "Content-Type", "Success-Report",
+    "Failure-Report", "Status", "Use-Path", "Expires", "Min-Expires", "Max-Expires",
+    "WWW-Authenticate", "Authorization", "Authentication-Info", "Content-ID",
+    "Content-Description", "Content-Disposition", "Use-Nickname")}
+
+#: The lines whose values differ from message to message of a session, as they begin
+#: (after the CRLF before them): a request block is remembered without their values.
+_VARYING = (b"\r\nMessage-ID: ", b"\r\nByte-Range: ")
+
+#: The longest header block a reader remembers.
+REMEMBERED_LENGTH = 1024
+
+_Buffer = Union[bytes, bytearray]
+_Header = Tuple[str, str, str]
 
 
-class RequestShape(NamedTuple):
-    """A request header block seen before, less its Message-ID's value: its headers as
-    parsed, where among them the Message-ID is, and whether that is the block's first."""
+class RequestShape:
+    """A request header block split before, cut around the values of its varying lines
+    (``_VARYING``, the first of each): what comes before the first value, and what comes
+    after it up to the body (the blank line included); when there is a second value,
+    what comes between the two and after the second. Messages of one size repeat the
+    whole block but for the first value; messages of other sizes differ in the second.
+    With the headers split from the block, and where each value goes among them."""
 
-    template: Headers
-    message_id_at: int
-    first: bool
+    __slots__ = ("before", "suffix", "between", "after", "headers", "slots", "line_feeds")
 
-    def headers(self, message_id: str) -> Headers:
-        """Headers of their own for a block of this shape with ``message_id``."""
-        headers = self.template.copy()
-        headers._items[self.message_id_at] = ("Message-ID", "message-id", message_id)
-        if self.first:
-            headers.first["message-id"] = message_id
+    def __init__(self, block: bytes, headers: Headers) -> None:
+        cuts = []
+        for line_start in _VARYING:
+            at = block.find(line_start)
+            if at >= 0:
+                value = at + len(line_start)
+                value_end = block.find(b"\r\n", value)
+                cuts.append((value, len(block) if value_end < 0 else value_end))
+        cuts.sort()
+        items = headers._items
+        slots = []
+        for value, _ in cuts:
+            index = block.count(b"\r\n", 0, value)
+            name, lower, _ = items[index]
+            slots.append((index, name, lower, all(item[1] != lower for item in items[:index])))
+        (value, value_end), *rest = cuts
+        self.before = block[:value]
+        self.suffix = block[value_end:] + b"\r\n\r\n"
+        self.between: Optional[bytes] = None
+        self.after = b""
+        if rest:
+            [(other, other_end)] = rest
+            self.between = block[value_end:other]
+            self.after = block[other_end:] + b"\r\n\r\n"
+        self.headers = headers.copy()
+        self.slots = tuple(slots)
+        #: LFs in a block of this shape (one per line but the last).
+        self.line_feeds = block.count(b"\n")
+
+    @staticmethod
+    def of(block: bytes, headers: Headers) -> Optional[RequestShape]:
+        """The shape of ``block`` (split into ``headers``), if it has a varying line."""
+        if all(line_start not in block for line_start in _VARYING):
+            return None
+        return RequestShape(block, headers)
+
+    def match(self, buf: bytes, head: int, value_max: int) -> Optional[Tuple[int, Headers]]:
+        """When ``buf`` holds, at ``head``, a block of this shape with values of at most
+        ``value_max`` bytes and no CR or LF in them, followed by the blank line: where the
+        blank line is, and the block's headers."""
+        if not buf.startswith(self.before, head):
+            return None
+        value = head + len(self.before)
+        value_end = buf.find(b"\r", value, value + value_max + 1)
+        if value_end < 0:
+            return None
+        other = -1
+        if buf.startswith(self.suffix, value_end):
+            blank = value_end + len(self.suffix) - 4
+        else:
+            between = self.between
+            if between is None or not buf.startswith(between, value_end):
+                return None
+            other = value_end + len(between)
+            other_end = buf.find(b"\r", other, other + value_max + 1)
+            if other_end < 0 or not buf.startswith(self.after, other_end):
+                return None
+            blank = other_end + len(self.after) - 4
+        if buf.count(b"\n", head, blank) != self.line_feeds:
+            return None  # a value holds an LF: left to the general path's error
+        slots = self.slots
+        index, name, lower, first = slots[0]
+        text = buf[value:value_end].decode("utf-8", "surrogateescape")
+        headers = Headers.__new__(Headers)
+        headers._items = items = list(self.headers._items)
+        headers.first = dict(self.headers.first)
+        items[index] = (name, lower, text)
+        if first:
+            headers.first[lower] = text
+        if other >= 0:
+            index, name, lower, first = slots[1]
+            text = buf[other:other_end].decode("utf-8", "surrogateescape")
+            items[index] = (name, lower, text)
+            if first:
+                headers.first[lower] = text
+        return blank, headers
+
+
+def _has_bare_cr_or_lf(block: _Buffer) -> bool:
+    """Whether ``block`` holds a CR or an LF that is not part of a CRLF."""
+    crlf = block.count(b"\r\n")
+    return block.count(b"\r") != crlf or block.count(b"\n") != crlf
+
+
+def _rememberable(block: bytes) -> bool:
+    """Whether ``block`` may be recognised without a search: short, and with nothing in
+    it that could start an end-line or a blank line."""
+    return len(block) <= REMEMBERED_LENGTH and b"-------" not in block \
+        and b"\r\n\r\n" not in block
+
+
+class HeaderReader:
+    """Checks and splits the header blocks of one parser, keeping to its line limit, and
+    recognises the blocks that repeat the last one of their kind (see the module)."""
+
+    def __init__(self, max_line_length: int) -> None:
+        self.max_line_length = max_line_length
+        #: Whether to remember blocks at all (the tests compare both ways).
+        self.remembers = True
+        #: The last response block without a body split whole, and its headers.
+        self.response_block: Optional[Tuple[bytes, Headers]] = None
+        #: The shape of the last request block with a body after it split whole.
+        self.request_shape: Optional[RequestShape] = None
+
+    # Splitting.
+
+    def read_block(self, buf: _Buffer, start: int, end: int, tid: str,
+                   request: Optional[bool]) -> Headers:
+        """The headers of the whole header block ``buf[start:end]`` (its lines joined by
+        CRLF, without the CRLF after the last), checked. ``request`` says what to remember
+        it as: True for a request whose body follows the block, False for a response with
+        no body, ``None`` for neither."""
+        block = bytes(buf[start:end])
+        headers = self.read_lines(Headers(), block, tid)
+        if self.remembers and request is not None and _rememberable(block):
+            if request:
+                self.request_shape = RequestShape.of(block, headers)
+            else:
+                self.response_block = (block, headers.copy())
+        return headers
+
+    def read_lines(self, headers: Headers, block: bytes, tid: str) -> Headers:
+        """Add the lines of ``block`` (whole lines joined by CRLF) to ``headers``."""
+        if _has_bare_cr_or_lf(block):
+            raise ChunkParseError("header block of transaction %s holds a bare CR or LF" % tid)
+        max_line = self.max_line_length
+        if len(block) > max_line:
+            for raw_line in block.split(b"\r\n"):
+                if len(raw_line) > max_line:
+                    raise ChunkParseError("line longer than %d bytes" % max_line)
+        items = headers._items
+        first = headers.first
+        for line in block.decode("utf-8", "surrogateescape").split("\r\n"):
+            header = _header_line(line, tid)
+            items.append(header)
+            if header[1] not in first:
+                first[header[1]] = header[2]
         return headers
 
 
-#: Request header blocks seen before, by their shape (the block less its Message-ID's
-#: value): the chunks of a session differ in little more than their Message-ID. Bounded
-#: like the responses' blocks.
-_REQUEST_BLOCKS: Dict[bytes, RequestShape] = {}
-
-#: A request block split around its Message-ID's value: what comes before the value, what
-#: comes after it up to the body (the blank line included), and the block's shape.
-SplitBlock = Tuple[bytes, bytes, RequestShape]
-
-
-def read_header_lines(headers: Headers, block: Union[bytes, bytearray], max_line: int,
-                      tid: str) -> Headers:
-    """Check and keep in ``headers`` the header lines of ``block`` (whole lines joined by
-    CRLF) of transaction ``tid``, none longer than ``max_line``; return ``headers``."""
-    if len(block) > max_line:
-        for raw_line in block.split(b"\r\n"):
-            if len(raw_line) > max_line:
-                raise ChunkParseError("line longer than %d bytes" % max_line)
-    items = headers._items
-    first = headers.first
-    known = _LINES.get
-    for line in block.decode("utf-8", "surrogateescape").split("\r\n"):
-        header = known(line)
-        if header is None:
-            header = _header_line(line, tid)
-        items.append(header)
-        if header[1] not in first:
-            first[header[1]] = header[2]
-    return headers
-
-
-def _header_line(line: str, tid: str) -> Tuple[str, str, str]:
+def _header_line(line: str, tid: str) -> _Header:
     """One header line, checked: ``(name, lower-case name, value)``."""
     name, colon, value = line.partition(":")
-    if not colon:
-        if line.startswith("-------"):
-            raise ChunkParseError("end-line %r does not match transaction %s"
-                                  % (line[:80], tid))
-        raise ChunkParseError("header line without a colon: %r" % line[:80])
-    lower = _NAMES.get(name)
-    if lower is None:
+    lower = _KNOWN_NAMES.get(name)
+    if lower is None or not colon:
+        if not colon:
+            if line.startswith("-------"):
+                raise ChunkParseError("end-line %r does not match transaction %s"
+                                      % (line[:80], tid))
+            raise ChunkParseError("header line without a colon: %r" % line[:80])
         if not _NAME_RE.fullmatch(name):
             raise ChunkParseError("bad header name %r" % name[:80])
         lower = name.lower()
-        if len(_NAMES) >= _NAMES_CACHED:
-            _NAMES.clear()
-        _NAMES[name] = lower
     if value[:1] == " ":
         value = value[1:]
-    if lower == "byte-range" and not BYTE_RANGE_RE.fullmatch(value.strip()):
-        raise ChunkParseError("Byte-Range %r is not start-end/total numbers or *"
-                              % value[:80])
-    header = (name, lower, value)
-    if len(line) <= _LINE_CACHED_LENGTH and lower != "message-id":  # those never repeat
-        if len(_LINES) >= _LINES_CACHED:
-            _LINES.clear()
-        _LINES[line] = header
-    return header
-
-
-def response_headers(block: bytes, max_line: int, tid: str) -> Headers:
-    """:func:`read_header_lines` for a response, whose header block (its paths) is the
-    same for every response of a session: parsed once, then copied."""
-    known = _RESPONSE_BLOCKS.get(block)
-    if known is not None:
-        return known.copy()
-    headers = read_header_lines(Headers(), block, max_line, tid)
-    if len(block) <= BLOCK_LENGTH:
-        if len(_RESPONSE_BLOCKS) >= _BLOCKS_CACHED:
-            _RESPONSE_BLOCKS.clear()
-        _RESPONSE_BLOCKS[block] = headers.copy()
-    return headers
-
-
-def known_request_shape(shape: bytes) -> Optional[RequestShape]:
-    """The request block shape ``shape`` (a block less its Message-ID's value), if one of
-    that shape was parsed before and is still kept."""
-    return _REQUEST_BLOCKS.get(shape)
-
-
-def request_headers(block: bytes, max_line: int, tid: str
-                    ) -> Tuple[Headers, Optional[SplitBlock]]:
-    """:func:`read_header_lines` for a request: a block of the same shape as one seen
-    before (its Message-ID's value apart) is copied from it, with only the new Message-ID
-    to fill in. Also the block split around its Message-ID's value (see SplitBlock, with
-    the blank line after it), when it has one and holds nothing that might be taken for
-    an end-line: what ``ChunkParser`` compares the next request with."""
-    at = block.find(MESSAGE_ID_LINE)
-    if at < 0 or len(block) > BLOCK_LENGTH:
-        return read_header_lines(Headers(), block, max_line, tid), None
-    start = at + len(MESSAGE_ID_LINE)
-    end = block.find(b"\r\n", start)
-    if end < 0:
-        end = len(block)
-    shape = block[:start] + block[end:]
-    known = _REQUEST_BLOCKS.get(shape)
-    if known is None:
-        headers = read_header_lines(Headers(), block, max_line, tid)
-        if len(_REQUEST_BLOCKS) >= _BLOCKS_CACHED:
-            _REQUEST_BLOCKS.clear()
-        index = block.count(b"\r\n", 0, at) + 1
-        first = all(item[1] != "message-id" for item in headers._items[:index])
-        known = _REQUEST_BLOCKS[shape] = RequestShape(headers.copy(), index, first)
-    elif end - at - 2 > max_line:
-        raise ChunkParseError("line longer than %d bytes" % max_line)
-    else:
-        headers = known.headers(block[start:end].decode("utf-8", "surrogateescape"))
-    if b"-------" in shape:
-        return headers, None
-    return headers, (block[:start], block[end:] + b"\r\n\r\n", known)
+    return (name, lower, value)

@@ -8,10 +8,16 @@ Feed bytes in any split; the parser yields
   :class:`ChunkEnded`, for a chunk whose body grew past that limit, so that a 1 GiB chunk
   never sits in memory whole.
 
-The end-line is found with ``find`` over the new bytes plus at most the end-line's length
-of older ones, so the work is linear in the input whatever the split. A read is parsed
-where it is when nothing was left over from the one before; only an unfinished end is
-kept in the parser's buffer.
+There is one way through a chunk, with three states: its start line, its header block,
+its body. The parser frames chunks and checks their syntax (RFC 4975 section 7.1);
+what a well-framed request means (its paths, its Byte-Range) is the receiver's to check
+(:mod:`msrplib._rules`). Every limit applies to every chunk. What the parser remembers
+between chunks (header lines it has split before) belongs to that parser alone and is
+a plain memo: a chunk parses the same whatever came before it.
+
+Every search starts where the last one stopped, less an end-line's length, so the work is
+linear in the input whatever the split. A read is parsed where it is; only an unfinished
+end is kept in the parser's buffer.
 """
 
 from __future__ import annotations
@@ -20,9 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
-from msrplib._headerblock import (BLOCK_LENGTH, MESSAGE_ID_LINE, SplitBlock,
-                                  known_request_shape, read_header_lines, request_headers,
-                                  response_headers)
+from msrplib._headerblock import HeaderReader
 from msrplib._headers import Headers
 from msrplib._wire import MSRPData
 from msrplib.errors import ChunkParseError
@@ -69,15 +73,16 @@ class ChunkEnded:
 
 
 ParserEvent = Union[MSRPData, ChunkStarted, ChunkData, ChunkEnded]
+_Buffer = Union[bytes, bytearray]
+_Kind = Tuple[Optional[str], Optional[int], Optional[str]]
 
 #: A start line (without its CRLF): ``MSRP``, the transaction id, and what follows it.
-_START_LINE_RE = re.compile(rb"MSRP ([A-Za-z0-9][A-Za-z0-9.+%=-]{3,31}) (.*)", re.DOTALL)
+_START_LINE_RE = re.compile(rb"MSRP ([A-Za-z0-9][A-Za-z0-9.+%=-]{3,31}) ([^\r\n]*)")
+#: The same, with its CRLF.
+_WHOLE_START_LINE_RE = re.compile(rb"MSRP ([A-Za-z0-9][A-Za-z0-9.+%=-]{3,31}) ([^\r\n]*)\r\n")
 _METHOD_RE = re.compile(rb"[A-Z]+")
-_Kind = Tuple[Optional[str], Optional[int], Optional[str]]
-#: What followed the transaction id in start lines seen before (``SEND``, ``200 OK``), as
-#: ``(method, code, comment)``. Bounded (emptied when full): comments come from peers.
-_KINDS: Dict[bytes, _Kind] = {}
-_KINDS_CACHED = 64
+#: The three lines that may end a chunk's end-line, with the flag each stands for.
+_END_FLAGS = {b"$\r\n": "$", b"+\r\n": "+", b"#\r\n": "#"}
 
 _START, _HEADERS, _BODY = range(3)
 
@@ -85,14 +90,14 @@ _START, _HEADERS, _BODY = range(3)
 #: ones are copied out).
 VIEW_MIN = 1024
 
-#: Chunks up to this size (start line excepted) that are all in the buffer are parsed in
-#: one go; larger ones take the general path, which searches each byte once.
-WHOLE_CHUNK_SPAN = 4 * 1024
-
 #: Bytes left unfinished by a read, at most, that are joined with the next read into one
-#: ``bytes`` (only the paths for chunks like the last read bytes); a longer rest is kept
-#: growing in the parser's own buffer, so that input trickling in costs linear time.
+#: ``bytes`` (what chunks are cut from without a second copy); a longer rest grows in the
+#: parser's own buffer, so that input trickling in costs linear time.
 JOINED_LEFTOVER = 4 * 1024
+
+#: Start lines a parser remembers what follows the transaction id of ("SEND", "200 OK"),
+#: at most (it forgets them all when full).
+KINDS_KEPT = 16
 
 
 def _then_raise(events: List[ParserEvent], error: ChunkParseError) -> Iterator[ParserEvent]:
@@ -101,7 +106,7 @@ def _then_raise(events: List[ParserEvent], error: ChunkParseError) -> Iterator[P
     raise error
 
 
-def _take(buf: Union[bytes, bytearray], start: int, end: int) -> bytes:
+def _take(buf: _Buffer, start: int, end: int) -> bytes:
     """``bytes(buf[start:end])``, with one copy instead of two for big bodies (and none
     for the whole of a ``bytes`` read)."""
     if type(buf) is bytes or end - start < 4096:
@@ -119,25 +124,35 @@ class ChunkParser:
     """
 
     def __init__(self, limits: ParserLimits = ParserLimits()) -> None:
-        self.limits = limits
+        self._limits = limits
         self._buf = bytearray()
         self._state = _START
+        #: Where the next search of the buffer starts: what is before it was searched.
         self._scan = 0
-        self._line_scan = 0
-        self._lines_done = 0
-        self._chunk: Optional[MSRPData] = None
+        # The chunk being read: its transaction id, its kind, its end-line's start
+        # (CRLF, seven dashes, the id) and, once the header block is read, its headers.
+        self._tid = ""
+        self._kind: _Kind = (None, None, None)
         self._marker = b""
-        self._lead = 0
+        self._headers: Optional[Headers] = None
+        #: How far past the header block's start its lines were read (whole lines).
+        self._lines_done = 0
+        # Its body: pieces kept so far, or the chunk whose body is streamed.
         self._parts: List[Union[bytes, memoryview]] = []
         self._body_len = 0
-        self._streaming = False
-        #: The header block of the last response parsed whole, and its Headers.
-        self._last_response: Optional[Tuple[bytes, Headers]] = None
-        #: The header block of the last request parsed whole with a body, split around
-        #: its Message-ID's value.
-        self._last_request: Optional[SplitBlock] = None
+        self._streamed: Optional[MSRPData] = None
+        #: Bytes at the start of the body state that are the CRLF before the body.
+        self._lead = 0
+        self._kinds: Dict[bytes, _Kind] = {}
+        self._reader = HeaderReader(limits.max_line_length)
         #: The error that stopped this parser, or ``None``.
         self.error: Optional[ChunkParseError] = None
+
+    @property
+    def limits(self) -> ParserLimits:
+        """The bounds this parser keeps to, fixed for its life (what it remembers of
+        earlier chunks was checked against them)."""
+        return self._limits
 
     @property
     def in_chunk(self) -> bool:
@@ -148,19 +163,15 @@ class ChunkParser:
         """Add ``data`` and iterate over the events it completes."""
         if self.error is not None:
             raise ChunkParseError("the parser stopped at an earlier error: %s" % self.error)
-        buf: Union[bytes, bytearray]
+        buf: _Buffer
         if self._buf and len(self._buf) <= JOINED_LEFTOVER and type(data) is bytes:
-            # A short unfinished end goes in front of the read in one bytes (one copy of
-            # each), so that the whole read takes the paths that read bytes.
-            buf = b"".join((self._buf, data))
+            buf = b"".join((self._buf, data))  # one copy of each, then slices of bytes
             self._buf.clear()
         elif self._buf:
-            buf = self._buf  # a long one grows in place: what trickles in stays linear
+            buf = self._buf  # a long rest grows in place: what trickles in stays linear
             buf += data
         elif isinstance(data, (bytes, bytearray)):
-            # Nothing is left over: parse the read where it is, and keep only its
-            # unfinished end (often nothing: a read of whole chunks, or of body only).
-            buf = data
+            buf = data  # nothing is left over: parse the read where it is
         else:
             buf = bytes(data)  # a memoryview, say
         events: List[ParserEvent] = []
@@ -174,285 +185,83 @@ class ChunkParser:
         elif pos < len(buf):
             with memoryview(buf) as view:
                 self._buf += view[pos:]
-        if pos and (self._scan or self._line_scan):  # a no-op for 0s, as while a body goes on
-            self._scan = max(0, self._scan - pos)
-            self._line_scan = max(0, self._line_scan - pos)
+        self._scan = max(0, self._scan - pos)
         return iter(events)
 
-    def _run(self, buf: Union[bytes, bytearray], events: List[ParserEvent]) -> int:
+    def _run(self, buf: _Buffer, events: List[ParserEvent]) -> int:
         """Parse ``buf`` into ``events`` as far as it goes; return the position reached."""
         pos = 0
-        max_line = self.limits.max_line_length
         while True:
             state = self._state
-            if state == _BODY:
+            if state == _START:
+                if pos == len(buf):
+                    return pos
+                if type(buf) is bytes:
+                    after = self._repeated_chunk(buf, pos, events)
+                    if after >= 0:
+                        pos = after
+                        continue
+                eol = self._start_line(buf, pos)
+                if eol < 0:
+                    return pos
+                pos = eol
+                state = _HEADERS
+            if state == _HEADERS:
+                after = self._header_block(buf, pos, events)
+                if after < 0:
+                    return pos
+                pos = after
+            else:
                 pos, ended = self._body(buf, pos, events)
                 if not ended:
                     return pos
-            elif state == _START:
-                if pos == len(buf):  # the read ended with a chunk (the usual case)
-                    return pos
-                scan = self._scan  # past pos only while a start line is arriving
-                eol = buf.find(b"\r\n", scan if scan > pos else pos)
-                if eol < 0:
-                    if len(buf) - pos > max_line:
-                        raise ChunkParseError("line longer than %d bytes" % max_line)
-                    self._scan = max(pos, len(buf) - 1)
-                    return pos
-                if eol - pos > max_line:
-                    raise ChunkParseError("line longer than %d bytes" % max_line)
-                whole = self._chunk_start(buf, pos, eol)
-                if whole is None:
-                    pos = self._scan = eol + 2
-                else:
-                    chunk, pos = whole
-                    self._scan = pos
-                    events.append(chunk)
-            else:
-                found = self._header_block(buf, pos)
-                if found is None:
-                    return pos
-                event, pos = found
-                if event is not None:
-                    events.append(event)
 
-    def _header_block(self, buf: Union[bytes, bytearray], pos: int
-                      ) -> Optional[Tuple[Optional[MSRPData], int]]:
-        """Parse the headers that start at ``pos``.
+    # The start line.
 
-        They end at a blank line (a body follows) or at the end-line (no body). While they
-        are incomplete, the lines complete so far are checked (so bad input fails early)
-        and ``None`` is returned; then the finished chunk (or ``None`` when a body follows)
-        and the position after what was consumed.
-        """
-        marker = self._marker
-        limits = self.limits
-        done = pos + self._lines_done
-        blank = end = -1
-        if done == pos and buf.startswith(marker[2:], pos):
-            end = pos - 2
-        elif done == pos and buf.startswith(b"\r\n", pos):
-            blank = pos - 2
-        else:
-            # Neither search may run past what a header block can be: each chunk costs a
-            # bounded scan. The blank line is looked for first, so that the end-line
-            # search stops there instead of running on through a body; an end-line that
-            # starts before it means no body (an empty body's blank line may share the
-            # end-line's CRLF).
-            start = max(pos, done - 2, self._scan)
-            stop = pos + limits.max_header_block + len(marker) + 4
-            blank = buf.find(b"\r\n\r\n", start, stop)
-            end = buf.find(marker, start, stop if blank < 0 else blank + 1 + len(marker))
-            if end >= 0:
-                blank = -1
-        if blank < 0 and end < 0:
-            done = self._complete_lines(buf, done)
-            self._lines_done = done - pos
-            if len(buf) - done > limits.max_line_length:
-                raise ChunkParseError("line longer than %d bytes" % limits.max_line_length)
-            if len(buf) - pos > limits.max_header_block:
-                raise ChunkParseError("header block longer than %d bytes"
-                                      % limits.max_header_block)
-            self._scan = max(pos, len(buf) - len(marker) + 1)
-            return None
-        block_end = max(blank, end)
-        if block_end - pos > limits.max_header_block:
-            raise ChunkParseError("header block longer than %d bytes" % limits.max_header_block)
-        if end >= 0 and len(buf) < end + len(marker) + 3:
-            self._scan = end
-            return None
-        chunk = self._chunk
-        assert chunk is not None
-        if block_end > done:
-            read_header_lines(chunk.headers, buf[done:block_end], limits.max_line_length,
-                              chunk.transaction_id)
-        self._lines_done = self._line_scan = 0
-        self._check_paths(chunk)
-        if blank >= 0:
-            self._state = _BODY
-            self._lead = 2
-            return None, blank + 2
-        return self._end_line(buf, end + len(marker))
-
-    def _end_line(self, buf: Union[bytes, bytearray], after: int) -> Tuple[MSRPData, int]:
-        """Finish the chunk whose end-line's flag is at ``after``."""
-        return self._finish(self._end_flag(buf, after)), after + 3
-
-    def _end_flag(self, buf: Union[bytes, bytearray], after: int) -> str:
-        """The continuation flag at ``after``, checked with the CRLF that must follow it."""
-        end = buf[after:after + 3]
-        if end == b"$\r\n":
-            return "$"
-        if end == b"+\r\n":
-            return "+"
-        if end == b"#\r\n":
-            return "#"
-        flag = bytes(end[:1])
-        if flag in (b"$", b"+", b"#"):
-            raise ChunkParseError("end-line of %s not followed by CRLF"
-                                  % self._marker[9:].decode())
-        raise ChunkParseError("end-line with unknown continuation flag %r" % flag)
-
-    def _complete_lines(self, buf: Union[bytes, bytearray], done: int) -> int:
-        """Check the header lines that are complete in ``buf`` from ``done`` on."""
-        last = buf.rfind(b"\r\n", max(done, self._line_scan))
-        if last >= done:
-            chunk = self._chunk
-            assert chunk is not None
-            read_header_lines(chunk.headers, buf[done:last], self.limits.max_line_length,
-                              chunk.transaction_id)
-            done = last + 2
-        self._line_scan = max(done, len(buf) - 1)
-        return done
-
-    def _chunk_start(self, buf: Union[bytes, bytearray], pos: int, eol: int
-                     ) -> Optional[Tuple[MSRPData, int]]:
-        """Parse the start line ``buf[pos:eol]``, then the whole chunk when all of it is in
-        the buffer and its body is small: ``(chunk, position after it)``. ``None`` leaves
-        the rest to the step-by-step path (:meth:`_header_block`, :meth:`_body`).
-
-        The whole chunk is tried once, right after its start line, so a chunk trickling in
-        a byte at a time is not searched again and again.
-        """
+    def _start_line(self, buf: _Buffer, pos: int) -> int:
+        """Read the start line at ``pos``; return where its CRLF is (the header block
+        starts there: see :meth:`_header_block`), or -1 until it is whole."""
+        max_line = self.limits.max_line_length
+        scan = self._scan
+        newline = buf.find(b"\n", pos if scan < pos else scan)
+        if newline < 0:
+            if len(buf) - pos > max_line:
+                raise ChunkParseError("line longer than %d bytes" % max_line)
+            if not b"MSRP ".startswith(bytes(buf[pos:pos + 5])):
+                raise self._start_line_error(bytes(buf[pos:pos + 80]))
+            self._scan = len(buf)
+            return -1
+        eol = newline - 1
+        if eol - pos > max_line:
+            raise ChunkParseError("line longer than %d bytes" % max_line)
+        if eol < pos or buf[eol] != 13:
+            raise ChunkParseError("start line %r ends with a bare LF"
+                                  % bytes(buf[pos:newline])[:80])
         match = _START_LINE_RE.fullmatch(buf, pos, eol)
         if match is None:
             raise self._start_line_error(bytes(buf[pos:eol]))
         tid, rest = match.groups()
-        kind = _KINDS.get(rest)
+        kind = self._kinds.get(rest)
         if kind is None:
-            kind = self._kind(rest, bytes(buf[pos:eol]))
-        self._marker = marker = b"\r\n-------" + tid
-        if isinstance(buf, bytes):  # what these hand out are slices of it
-            if kind[1] is not None:
-                if self._last_response is not None:
-                    whole = self._like_last_response(buf, eol + 2, tid, kind)
-                    if whole is not None:
-                        return whole
-            elif self._last_request is not None:
-                whole = self._like_last_request(buf, eol + 2, tid, kind)
-                if whole is not None:
-                    return whole
-        # The end-line may share the start line's CRLF (a chunk without headers). Bigger
-        # chunks are not searched here: the general path finds their end-line once.
-        start = eol + 2
-        end = buf.find(marker, eol, start + WHOLE_CHUNK_SPAN)
-        after = end + len(marker)
-        if end < 0 or len(buf) < after + 3:
-            if end < 0 and kind[1] is None and len(buf) - start >= WHOLE_CHUNK_SPAN:
-                # A big request (a file's chunk): those after it are likely big too, and
-                # would only fail to be like the last small one.
-                self._last_request = None
-            self._step_by_step(tid, kind)
-            return None
-        limits = self.limits
-        blank = buf.find(b"\r\n\r\n", eol, end + 2)
-        block_end = end if blank < 0 else blank
-        if block_end - start > limits.max_header_block:
-            raise ChunkParseError("header block longer than %d bytes" % limits.max_header_block)
-        if blank >= 0 and end - blank - 4 > limits.max_buffered_body:
-            self._step_by_step(tid, kind)  # streamed: the general path cuts the body in pieces
-            return None
-        method, code, comment = kind
-        transaction_id = tid.decode()
-        if block_end <= start:
-            headers = Headers()
-        elif code is None:
-            headers, split = request_headers(bytes(buf[start:block_end]),
-                                             limits.max_line_length, transaction_id)
-            if blank >= 0 and split is not None:
-                self._last_request = split
-        else:
-            block = bytes(buf[start:block_end])
-            headers = response_headers(block, limits.max_line_length, transaction_id)
-            if blank < 0:
-                self._remember_response(block, headers)
-        if code is None:
-            self._require_paths(method, headers.first)
-        data = bytes(buf[blank + 4:end]) if blank >= 0 else b""  # small: see WHOLE_CHUNK_SPAN
-        # Built once, whole: filling in a chunk made empty costs twice as much.
-        return MSRPData(transaction_id, method, code, comment, headers, data,
-                        self._end_flag(buf, after)), after + 3
-
-    def _like_last_response(self, buf: bytes, start: int, tid: bytes,
-                            kind: _Kind) -> Optional[Tuple[MSRPData, int]]:
-        """The response at ``start`` (its start line parsed) when its header block is the
-        very one of the last response parsed whole, with its end-line right after: a
-        session's answers to what it sent, read without a search. ``None`` otherwise."""
-        assert self._last_response is not None
-        block, headers = self._last_response
-        end = start + len(block)
-        if not (buf.startswith(block, start) and buf.startswith(self._marker, end)):
-            return None
-        after = end + len(self._marker)
-        if len(buf) < after + 3:
-            return None
-        _, code, comment = kind
-        return MSRPData(tid.decode(), None, code, comment, headers.copy(), b"",
-                        self._end_flag(buf, after)), after + 3
-
-    def _like_last_request(self, buf: bytes, start: int, tid: bytes,
-                           kind: _Kind) -> Optional[Tuple[MSRPData, int]]:
-        """The request at ``start`` (its start line parsed) when its header block is the
-        very one of the last request parsed whole but for its Message-ID's value, and all
-        of it is in the buffer: a session's messages read without a search of their
-        headers. ``None`` otherwise, for the general path (which also reports errors)."""
-        assert self._last_request is not None
-        prefix, suffix, shape = self._last_request
-        if not buf.startswith(prefix, start):
-            return None
-        limits = self.limits
-        value = start + len(prefix)
-        value_end = buf.find(b"\r\n", value, value + limits.max_line_length)
-        if value_end < 0:
-            return None
-        if buf.startswith(suffix, value_end):
-            body = value_end + len(suffix)
-        else:
-            # Another block of the same paths seen before (a message of another size,
-            # another Byte-Range, say): this one is the last now.
-            blank = buf.find(b"\r\n\r\n", value_end, start + BLOCK_LENGTH)
-            if blank < 0:
-                return None
-            suffix = buf[value_end:blank + 4]
-            known = known_request_shape(prefix + suffix[:-4])
-            if known is None or b"-------" in suffix:
-                return None
-            shape = known
-            self._last_request = (prefix, suffix, shape)
-            body = blank + 4
-        marker = self._marker
-        end = buf.find(marker, body, start + WHOLE_CHUNK_SPAN)
-        after = end + len(marker)
-        if end < 0 or len(buf) < after + 3 or end - body > limits.max_buffered_body \
-                or body - 4 - start > limits.max_header_block \
-                or value_end - value + len(MESSAGE_ID_LINE) - 2 > limits.max_line_length:
-            return None
-        headers = shape.headers(buf[value:value_end].decode("utf-8", "surrogateescape"))
-        return MSRPData(tid.decode(), kind[0], None, None, headers, buf[body:end],
-                        self._end_flag(buf, after)), after + 3
-
-    def _remember_response(self, block: bytes, headers: Headers) -> None:
-        """Keep a body-less response's header block for :meth:`_like_last_response`,
-        unless it holds something that might be taken for an end-line (then only the
-        search finds where the response ends)."""
-        if len(block) <= BLOCK_LENGTH and b"-------" not in block:
-            self._last_response = (block, headers.copy())
-
-    def _step_by_step(self, tid: bytes, kind: _Kind) -> None:
-        """Leave the chunk whose start line was parsed to the general path."""
-        method, code, comment = kind
-        self._chunk = MSRPData(tid.decode(), method, code, comment, contflag=None)
+            kind = self._parse_kind(rest, bytes(buf[pos:eol]))
+        self._tid = tid.decode()
+        self._kind = kind
+        self._marker = b"\r\n-------" + tid
         self._state = _HEADERS
+        self._scan = eol
+        return eol
 
     def _start_line_error(self, line: bytes) -> ChunkParseError:
         """The error for a start line that is not ``MSRP <transaction id> <rest>``."""
         parts = line.split(b" ", 2)
         if len(parts) < 3 or parts[0] != b"MSRP":
             return ChunkParseError("malformed start line %r" % line[:80])
+        if b"\r" in line or b"\n" in line:
+            return ChunkParseError("start line %r holds a bare CR or LF" % line[:80])
         return ChunkParseError("transaction id %r is not 4 to 32 letters, digits or .+%%=-"
                                % parts[1][:40])
 
-    def _kind(self, rest: bytes, line: bytes) -> _Kind:
+    def _parse_kind(self, rest: bytes, line: bytes) -> _Kind:
         """What follows a start line's transaction id, checked: ``(method, code, comment)``."""
         kind: _Kind
         word, space, comment = rest.partition(b" ")
@@ -464,57 +273,199 @@ class ChunkParser:
         else:
             raise ChunkParseError("malformed start line %r: neither a method nor a status code"
                                   % line[:80])
-        if len(_KINDS) >= _KINDS_CACHED:
-            _KINDS.clear()
-        _KINDS[rest] = kind
+        if len(self._kinds) >= KINDS_KEPT:
+            self._kinds.clear()
+        self._kinds[rest] = kind
         return kind
 
-    def _check_paths(self, chunk: MSRPData) -> None:
-        """A request must have To-Path and From-Path."""
-        if chunk.method is not None:
-            self._require_paths(chunk.method, chunk.headers.first)
+    # The header block.
 
-    def _require_paths(self, method: Optional[str], first: Dict[str, str]) -> None:
-        """Fail unless ``first`` (a request's headers) has To-Path and From-Path."""
-        if "to-path" not in first or "from-path" not in first:
-            missing = "To-Path" if "to-path" not in first else "From-Path"
-            raise ChunkParseError("%s request without %s" % (method, missing))
+    def _header_block(self, buf: _Buffer, pos: int, events: List[ParserEvent]) -> int:
+        """Read the header block after the start line's CRLF at ``pos``, up to the blank
+        line before a body or the end-line of a chunk without one; a chunk found whole with
+        a small body is finished here. Returns where reading goes on, or -1 until the
+        block is whole.
 
-    def _finish(self, contflag: str) -> MSRPData:
-        chunk = self._chunk
-        assert chunk is not None
-        chunk.contflag = contflag
-        self._chunk = None
-        self._state = _START
-        return chunk
-
-    def _body(self, buf: Union[bytes, bytearray], pos: int, events: List[ParserEvent]
-              ) -> Tuple[int, bool]:
-        """Take the body from ``pos`` up to its end-line, or as much as is safe: add the
-        events to ``events``; return the new position and whether the chunk ended."""
+        The end-line is looked for first: when the whole chunk is in ``buf`` it is found
+        once, and the blank line is then looked for only before it. Both may share the CRLF
+        at ``pos`` (a chunk without headers), and a blank line may share the end-line's
+        CRLF (an empty body). Lines that arrived whole are read at once, so a bad one fails
+        before the rest of its block arrives.
+        """
+        limits = self.limits
         marker = self._marker
-        chunk = self._chunk
-        assert chunk is not None
-        start = pos + self._lead
-        found = buf.find(marker, pos)
-        if found >= 0 and len(buf) >= found + len(marker) + 3:
-            end = found + len(marker)
-            flag = self._end_flag(buf, end)
-            if found > start:
-                self._body_piece(buf, start, found, events)  # may start streaming
-            if self._streaming:
-                self._finish(flag)
-                events.append(ChunkEnded(chunk))
+        head = pos + 2
+        seen = self._scan  # what is before it was looked at: only its tail is looked at again
+        done = head + self._lines_done
+        stop = head + limits.max_header_block + len(marker) + 3
+        if seen <= pos:  # the usual case: the start line was just read
+            end = buf.find(marker, pos, stop)
+            blank = buf.find(b"\r\n\r\n", pos, stop if end < 0 else end + 2)
+        else:  # more of a block that was not whole before
+            end = buf.find(marker, max(pos, seen - len(marker) + 1), stop)
+            blank = buf.find(b"\r\n\r\n", max(pos, done - 2, seen - 3),
+                             stop if end < 0 else end + 2)
+        if blank < 0:
+            if end < 0:
+                self._unfinished_block(buf, head, done, seen)
+                self._scan = len(buf)
+                return -1
+            block_end = end
+            after = end + len(marker)
+            if len(buf) < after + 3:
+                self._scan = end  # an end-line whose flag has not arrived yet
+                return -1
+        else:
+            block_end = blank
+        if block_end - head > limits.max_header_block:
+            raise ChunkParseError("header block longer than %d bytes" % limits.max_header_block)
+        headers = self._headers
+        if headers is None:
+            if block_end > head:
+                request = self._kind[1] is None
+                headers = self._reader.read_block(
+                    buf, head, block_end, self._tid,
+                    request if request == (blank >= 0) else None)
             else:
-                chunk.data = b"".join(self._parts)
-                events.append(self._finish(flag))
-            self._parts = []
-            self._body_len = 0
-            self._streaming = False
-            self._lead = 0
-            return end + 3, True
+                headers = Headers()
+        else:
+            if block_end > done:
+                self._reader.read_lines(headers, bytes(buf[done:block_end]), self._tid)
+            self._headers = None
+            self._lines_done = 0
+        if blank >= 0:
+            return self._body_follows(buf, blank, end, stop, headers, events)
+        flag = _END_FLAGS.get(bytes(buf[after:after + 3]))
+        if flag is None:
+            raise ChunkParseError("end-line %r does not end transaction %s with a flag and CRLF"
+                                  % (bytes(buf[end + 2:after + 3]), self._tid))
+        method, code, comment = self._kind
+        events.append(MSRPData(self._tid, method, code, comment, headers, b"", flag))
+        self._state = _START
+        return after + 3
+
+    def _body_follows(self, buf: _Buffer, blank: int, end: int, stop: int, headers: Headers,
+                      events: List[ParserEvent]) -> int:
+        """The header block ended at the blank line at ``blank``, and ``end`` is the first
+        end-line candidate after it (-1: none before ``stop``): finish the chunk when it is
+        whole and its body small, else read its body. Returns where reading goes on."""
+        marker = self._marker
+        after = end + len(marker)
+        flag = _END_FLAGS.get(bytes(buf[after:after + 3])) if end >= 0 else None
+        if flag is None or end - blank - 4 > self.limits.max_buffered_body:
+            self._headers = headers
+            self._scan = end if end >= 0 else \
+                max(blank + 2, min(len(buf), stop) - len(marker) + 1)
+            self._state = _BODY
+            self._lead = 2
+            return blank + 2
+        method, code, comment = self._kind
+        events.append(MSRPData(self._tid, method, code, comment, headers,
+                               bytes(buf[blank + 4:end]) if end > blank + 2 else b"", flag))
+        self._state = _START
+        return after + 3
+
+    def _repeated_chunk(self, buf: bytes, pos: int, events: List[ParserEvent]) -> int:
+        """Read the chunk at ``pos`` when its header block repeats the last one of its kind
+        that the general path split (:class:`HeaderReader` remembers it), without a search
+        of that block; return where reading goes on, or -1, having done nothing, for the
+        general path to read it.
+
+        It gives what the general path would: its start line is matched by the same rule;
+        a remembered block holds nothing like an end-line or a blank line, its new values
+        hold no CR or LF, so the general path's searches would find the block's end where
+        this finds it; the end-line is then looked for from the same place within the same
+        bound; every limit is checked; and whatever this cannot tell (an error, a chunk
+        not whole yet) is left to the general path. ``tests/test_parser_properties.py``
+        compares the two on any stream, in any split.
+        """
+        match = _WHOLE_START_LINE_RE.match(buf, pos)
+        if match is None:
+            return -1
+        tid, rest = match.groups()
+        kind = self._kinds.get(rest)
+        head = match.end()
+        limits = self.limits
+        if kind is None or head - pos - 2 > limits.max_line_length:
+            return -1
+        marker = b"\r\n-------" + tid
+        reader = self._reader
+        if kind[1] is None:
+            shape = reader.request_shape
+            if shape is None:
+                return -1
+            found = shape.match(buf, head, limits.max_line_length - 12)
+            if found is None or found[0] - head > limits.max_header_block:
+                return -1
+            blank, headers = found
+            self._tid = tid.decode()
+            self._kind = kind
+            self._marker = marker
+            stop = head + limits.max_header_block + len(marker) + 3
+            return self._body_follows(buf, blank, buf.find(marker, blank + 2, stop), stop,
+                                      headers, events)
+        remembered = reader.response_block
+        if remembered is None:
+            return -1
+        block, headers = remembered
+        end = head + len(block)
+        after = end + len(marker)
+        flag = _END_FLAGS.get(buf[after:after + 3])
+        if flag is None or not buf.startswith(block, head) or not buf.startswith(marker, end) \
+                or len(block) > limits.max_header_block:
+            return -1
+        events.append(MSRPData(tid.decode(), None, kind[1], kind[2], headers.copy(), b"",
+                               flag))
+        return after + 3
+
+    def _unfinished_block(self, buf: _Buffer, head: int, done: int, seen: int) -> None:
+        """Read the lines of an unfinished header block that arrived whole, and fail
+        early when the block can only be bad: too long, a line too long, or a bare CR or
+        LF in the line still arriving (a peer that ends its lines with LF alone would
+        otherwise wait for ever)."""
+        limits = self.limits
+        if len(buf) - head > limits.max_header_block:
+            raise ChunkParseError("header block longer than %d bytes" % limits.max_header_block)
+        last = buf.rfind(b"\r\n", max(done, seen - 1))
+        if last >= done:
+            if self._headers is None:
+                self._headers = Headers()
+            self._reader.read_lines(self._headers, bytes(buf[done:last]), self._tid)
+            done = last + 2
+            self._lines_done = done - head
+        if len(buf) - done > limits.max_line_length:
+            raise ChunkParseError("line longer than %d bytes" % limits.max_line_length)
+        if buf.find(b"\n", max(done, seen)) >= 0 or \
+                buf.find(b"\r", max(done, seen - 1), len(buf) - 1) >= 0:
+            raise ChunkParseError("header line of transaction %s holds a bare CR or LF"
+                                  % self._tid)
+
+    # The body.
+
+    def _end_flag(self, buf: _Buffer, found: int) -> Optional[str]:
+        """The continuation flag of the end-line whose marker is at ``found``, or ``None``
+        when the marker is not followed by a flag and CRLF (RFC 4975 section 7.1: then it
+        is body, and the search goes on)."""
+        after = found + len(self._marker)
+        return _END_FLAGS.get(bytes(buf[after:after + 3]))
+
+    def _body(self, buf: _Buffer, pos: int, events: List[ParserEvent]
+              ) -> Tuple[int, bool]:
+        """Take the body from ``pos`` up to its end-line, or as much as is surely body.
+        Returns where reading goes on and whether it can, as :meth:`_run` wants."""
+        marker = self._marker
+        start = pos + self._lead
+        found = buf.find(marker, max(pos, self._scan))
+        while found >= 0 and len(buf) >= found + len(marker) + 3:
+            flag = self._end_flag(buf, found)
+            if flag is not None:
+                if found > start:
+                    self._body_piece(buf, start, found, events)
+                self._end_body(events, flag)
+                return found + len(marker) + 3, True
+            found = buf.find(marker, found + 1)  # a candidate that is body after all
         if found >= 0:
-            safe_end = found
+            safe_end = found  # a candidate whose flag has not arrived yet
         else:
             # Hold back only a tail that could be the start of the end-line. (Holding back
             # from any CR near the end would, for a file with CRLF lines, copy most reads
@@ -526,13 +477,14 @@ class ChunkParser:
                     safe_end = carriage
                     break
                 carriage = buf.find(b"\r", carriage + 1)
+        self._scan = safe_end
         if safe_end <= start:
             return pos, False
         self._lead = 0
         self._body_piece(buf, start, safe_end, events)
         return safe_end, False
 
-    def _body_piece(self, buf: Union[bytes, bytearray], start: int, end: int,
+    def _body_piece(self, buf: _Buffer, start: int, end: int,
                     events: List[ParserEvent]) -> None:
         """Keep ``buf[start:end]`` of the current body, or stream it (adding the events to
         ``events``) once the body grew too big.
@@ -543,16 +495,15 @@ class ChunkParser:
         through and through, kept as it is), so the views hold at most the body and the
         rest of the read it began in. Pieces under ``VIEW_MIN`` bytes are copied.
         """
-        chunk = self._chunk
-        assert chunk is not None
-        if self._streaming:
-            events.append(ChunkData(chunk, _take(buf, start, end)))
+        streamed = self._streamed
+        if streamed is not None:
+            events.append(ChunkData(streamed, _take(buf, start, end)))
             return
         if self._body_len + end - start > self.limits.max_buffered_body:
-            self._streaming = True
-            events.append(ChunkStarted(chunk))
-            events.extend(ChunkData(chunk, bytes(part)) for part in self._parts)
-            events.append(ChunkData(chunk, _take(buf, start, end)))
+            streamed = self._streamed = self._chunk(b"", None)
+            events.append(ChunkStarted(streamed))
+            events.extend(ChunkData(streamed, bytes(part)) for part in self._parts)
+            events.append(ChunkData(streamed, _take(buf, start, end)))
             self._parts = []
             return
         if type(buf) is not bytes or end - start < VIEW_MIN:
@@ -563,3 +514,36 @@ class ChunkParser:
             part = memoryview(buf)[start:end]
         self._parts.append(part)
         self._body_len += end - start
+
+    def _end_body(self, events: List[ParserEvent], flag: str) -> None:
+        """The body's end-line arrived: finish the chunk, streamed or whole."""
+        streamed = self._streamed
+        if streamed is not None:
+            streamed.contflag = flag
+            self._streamed = None
+            self._state = _START
+            self._headers = None
+            events.append(ChunkEnded(streamed))
+        else:
+            parts = self._parts
+            self._finish(events, parts[0] if len(parts) == 1 and type(parts[0]) is bytes
+                         else b"".join(parts), flag)
+        self._parts = []
+        self._body_len = 0
+        self._lead = 0
+
+    # Chunks.
+
+    def _chunk(self, data: bytes, flag: Optional[str]) -> MSRPData:
+        """The chunk being read, with ``data`` as its body and ``flag`` as its contflag."""
+        method, code, comment = self._kind
+        headers = self._headers
+        assert headers is not None
+        return MSRPData(self._tid, method, code, comment, headers, data, flag)
+
+    def _finish(self, events: List[ParserEvent], data: _Buffer, flag: str) -> None:
+        """Add the finished chunk, with ``data`` as its body, to ``events`` and wait for
+        the next start line."""
+        events.append(self._chunk(data if type(data) is bytes else bytes(data), flag))
+        self._state = _START
+        self._headers = None
