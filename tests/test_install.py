@@ -52,7 +52,7 @@ class EditableInstallTests(unittest.TestCase):
                                   "from twisted.scripts.twistd import run; run()",
                                   "msrp", "--help")
         self.assertEqual(twistd.returncode, 0, twistd.stdout + twistd.stderr)
-        self.assertIn("--inbox=", twistd.stdout)
+        self.assertIn("--control-token-file", twistd.stdout)
         command_line = self.run_in_venv(str(self.venv / "bin" / "msrp"), "--help")
         self.assertEqual(command_line.returncode, 0, command_line.stderr)
         self.assertIn("listen", command_line.stdout)
