@@ -332,6 +332,17 @@ class InboxReceiver(MessageReceiver):
             self.log.failure("discarded() failed")
         stored.errback(failure)
 
+    def all_stored(self) -> Deferred:
+        """Fire once every message that completed so far is stored (or failed to be)."""
+        done: Deferred = Deferred()
+
+        def fire(result: Any) -> Any:
+            done.callback(None)
+            return result
+
+        self._last_store.addBoth(fire)
+        return done
+
     def message_failed(self, message: IncomingMessage, reason: Failure) -> None:
         target = self._files.pop(message, None)
         if target is not None:
