@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -279,8 +279,13 @@ class Inbox:
 
     def store(self, target: InboxFile) -> Deferred:
         """Commit ``target`` without blocking the reactor; fire with its final path, or fail
-        with :class:`StoreFailed`."""
-        return self.run_blocking(target.commit)
+        (with :class:`StoreFailed` for a storage error) having removed the partial file."""
+
+        def failed(failure: Failure) -> Failure:
+            target.discard()  # already done by a commit that failed; not by one never run
+            return failure
+
+        return maybeDeferred(self.run_blocking, target.commit).addErrback(failed)
 
 
 class InboxReceiver(MessageReceiver):
@@ -313,9 +318,12 @@ class InboxReceiver(MessageReceiver):
             result = self.inbox.store(target)
             result.addCallbacks(lambda path: self._filed(message, path, stored),
                                 lambda failure: self._not_filed(message, failure, stored))
-            return result.addErrback(lambda failure: None)
+            return result.addErrback(
+                lambda failure: self.log.failure("filing {message!r} failed", failure,
+                                                 message=message))
 
-        self._last_store = self._last_store.addCallback(store)
+        # Whatever became of the message before, this one is stored after it.
+        self._last_store = self._last_store.addBoth(store)
         return stored
 
     def _filed(self, message: IncomingMessage, path: Path, stored: Deferred) -> None:

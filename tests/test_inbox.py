@@ -276,6 +276,27 @@ class InboxOverSessionsTests(unittest.TestCase):
         self.flushLoggedErrors(StoreFailed)
 
     @inlineCallbacks
+    def test_storing_goes_on_after_a_store_that_raised(self):
+        calls = []
+
+        def flaky(function):
+            calls.append(function)
+            if len(calls) == 1:
+                raise StoreFailed("the thread pool is gone")
+            return maybeDeferred(function)
+
+        inbox = Inbox(self.mktemp(), run_blocking=flaky)
+        alice, receiver = yield self.sessions(inbox)
+        first = alice.send_message(b"one", "text/plain", success_report="yes")
+        second = alice.send_message(b"two", "text/plain", success_report="yes")
+        error = yield self.assertFailure(first, MSRPTransactionError)
+        self.assertEqual(error.code, 413)
+        yield second
+        [name] = self.listing(inbox)
+        self.assertEqual((inbox.directory / name).read_bytes(), b"two")
+        self.flushLoggedErrors(StoreFailed)
+
+    @inlineCallbacks
     def test_every_message_arrives_intact_under_its_own_name(self):
         inbox = Inbox(self.mktemp())
         alice, receiver = yield self.sessions(inbox)
