@@ -8,6 +8,12 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
+    # The plugin lives in twisted/plugins/ next to msrplib/, and Twisted finds plugins by
+    # scanning the twisted/plugins directories of sys.path entries. Mapping the root
+    # package to the project directory lets an editable install in pip's default mode
+    # put the checkout itself on sys.path (as the compat mode does), so that twistd finds
+    # the plugin there.
+    package_dir={"": "."},
     packages=find_packages(include=["msrplib", "msrplib.*"]) + ["twisted.plugins"],
     package_data={"msrplib": ["py.typed"]},
     install_requires=[

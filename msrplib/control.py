@@ -11,144 +11,270 @@ POST    /sessions                       ``{"setup": "active"|"passive"}``: a new
 GET     /sessions/<id>                  one session
 POST    /sessions/<id>/complete         ``{"path": "<remote a=path>", "fingerprint": ...,
                                         "accept_types": [...]}``: answers once connected
-POST    /sessions/<id>/messages         ``{"text": ..., "content_type": ...}``: answers
+POST    /sessions/<id>/messages         ``{"text": ..., "content_type": ...,
+                                        "success_report": "yes"|"no"}``: answers
                                         ``{"message_id"}`` once delivered
-POST    /sessions/<id>/files            ``{"file": "/local/path", "content_type": ...}``:
-                                        answers ``{"message_id"}`` once delivered
+POST    /sessions/<id>/files            ``{"file": "/outbox/path", "content_type": ...,
+                                        "success_report": ...}``: answers
+                                        ``{"message_id"}`` once delivered
 GET     /sessions/<id>/events?since=N   what happened after event N: ``connected``,
                                         ``message`` (with its inbox ``file``),
                                         ``message-failed``, ``progress``, ``closed``
 DELETE  /sessions/<id>                  shut the session down
 ======  ==============================  ===================================================
 
-Errors answer ``{"error": "..."}`` with 400 (bad request), 404 (no such session), 409 (the
-session is not in the state the call needs) or 502 (the MSRP peer or relay refused;
-``code`` carries its response code).
+Every request needs ``Authorization: Bearer <token>`` and a ``Host`` that is a loopback
+name or the control address, and a POST needs ``Content-Type: application/json`` (see
+``doc/plugin.rst``). Every answer is JSON; errors are ``{"error": "..."}`` with 400 (a bad
+request), 401 (no or a wrong token), 403 (a foreign Host or Origin, or a file the service
+may not send), 404 (no such session or resource), 405 (a method the resource does not
+have; ``Allow`` lists those it has), 409 (the session is not in the state the call needs),
+413 (a body over the limit), 415 (a POST that is not JSON), 429 (too many sessions) or 502
+(the MSRP peer or relay refused or could not be reached; ``code`` carries its response
+code when it gave one).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+import re
+from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import unquote_to_bytes
 
 from twisted.internet.defer import maybeDeferred
+from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from msrplib._controlaccess import refusal
 from msrplib.errors import MSRPError
-from msrplib.service import MSRPEndpointService, SessionNotFound, SessionStateError
+from msrplib.outbox import OutboxRefused
+from msrplib.service import (MSRPEndpointService, SessionNotFound, SessionStateError,
+                             TooManySessions)
 
 __all__ = ["ControlAPI"]
 
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(r"%s/%s(\s*;\s*%s=(%s|\"[^\"\\\x00-\x1f\x7f]*\"))*\Z"
+                         % (_TOKEN, _TOKEN, _TOKEN, _TOKEN))
+_ACCEPT_TYPE = re.compile(r"(\*|%s/(\*|%s))\Z" % (_TOKEN, _TOKEN))
+_REPORT_VALUES = ("yes", "no")
 
-class _BadRequest(ValueError):
-    """The request's JSON or parameters are wrong."""
+
+class HTTPError(Exception):
+    """An answer other than 200: ``status``, the ``error`` text, and extra headers."""
+
+    def __init__(self, status: int, message: str,
+                 headers: Optional[Dict[str, str]] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+def _path_of(request: Any) -> List[str]:
+    """The request path's segments, as text; 400 when they are not UTF-8."""
+    raw = request.path.split(b"?", 1)[0]
+    try:
+        return [unquote_to_bytes(part).decode("utf-8") for part in raw.split(b"/") if part]
+    except UnicodeDecodeError:
+        raise HTTPError(400, "the path is not UTF-8") from None
+
+
+def _text(body: Dict[str, Any], name: str, default: Optional[str] = None,
+          required: bool = False) -> Optional[str]:
+    """``body[name]``, which must be a string of valid Unicode text when present."""
+    value = body.get(name, default)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise HTTPError(400, "%r must be a%s string" % (name, " non-empty" if required else ""))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise HTTPError(400, "%r is not valid Unicode text" % name) from None
+    return value
+
+
+def _choice(body: Dict[str, Any], name: str, choices: Tuple[str, ...], default: str) -> str:
+    value = body.get(name, default)
+    if not isinstance(value, str) or value not in choices:
+        raise HTTPError(400, "%r must be one of %s" % (name, ", ".join(choices)))
+    return value
+
+
+def _media_type(body: Dict[str, Any], name: str, default: str) -> str:
+    value = _text(body, name, default) or default
+    if not _MEDIA_TYPE.match(value):
+        raise HTTPError(400, "%r must be a media type such as text/plain" % name)
+    return value
+
+
+def _accept_types(body: Dict[str, Any]) -> Optional[List[str]]:
+    value = body.get("accept_types")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or \
+            not all(isinstance(item, str) and _ACCEPT_TYPE.match(item) for item in value):
+        raise HTTPError(400, "'accept_types' must be a list of media types "
+                             "(such as text/plain, image/* or *)")
+    return value
 
 
 class ControlAPI(Resource):
-    """The whole API as one leaf resource; every answer is JSON."""
+    """The whole API as one leaf resource; every answer is JSON.
+
+    ``token`` is the credential every request must carry.
+    """
 
     isLeaf = True
     log = Logger()
 
-    def __init__(self, service: MSRPEndpointService) -> None:
+    def __init__(self, service: MSRPEndpointService, token: str) -> None:
         super().__init__()
         self.service = service
+        self.token = token
+        self._routes: List[Tuple[Tuple[str, ...], Dict[str, Callable[..., Any]]]] = [
+            ((), {"GET": self._service}),
+            (("sessions",), {"GET": self._list, "POST": self._create}),
+            (("sessions", "*"), {"GET": self._describe, "DELETE": self._close}),
+            (("sessions", "*", "complete"), {"POST": self._complete}),
+            (("sessions", "*", "messages"), {"POST": self._send_text}),
+            (("sessions", "*", "files"), {"POST": self._send_file}),
+            (("sessions", "*", "events"), {"GET": self._events}),
+        ]
 
     def render(self, request: Any) -> Any:
-        path = [part.decode("utf-8") for part in request.postpath if part]
-        method = request.method.decode("ascii")
         gone = {"yes": False}
         request.notifyFinish().addErrback(lambda failure: gone.update(yes=True))
 
-        def answer(status: int, body: Any) -> None:
+        def answer(status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> None:
             if gone["yes"]:
                 return
+            data = json.dumps(body).encode("utf-8") + b"\n"
             request.setResponseCode(status)
             request.setHeader(b"content-type", b"application/json")
-            request.write(json.dumps(body).encode("utf-8") + b"\n")
+            request.setHeader(b"content-length", b"%d" % len(data))
+            for name, value in (headers or {}).items():
+                request.setHeader(name.encode("ascii"), value.encode("ascii"))
+            request.write(data)
             request.finish()
 
         def failed(failure: Failure) -> None:
-            status, body = self._error(failure)
-            answer(status, body)
+            status, body, headers = self._error(failure)
+            answer(status, body, headers)
 
-        result = maybeDeferred(self._route, method, path, request)
+        result = maybeDeferred(self._dispatch, request)
         result.addCallbacks(lambda body: answer(200, body), failed)
         return NOT_DONE_YET
 
-    def _error(self, failure: Failure) -> Any:
-        error = failure.value
-        if isinstance(error, SessionNotFound):
-            return 404, {"error": "no session %s" % error.args[0]}
-        if isinstance(error, _BadRequest):
-            return 400, {"error": str(error)}
-        if isinstance(error, SessionStateError):
-            return 409, {"error": str(error)}
-        if isinstance(error, (ValueError, OSError)):
-            return 400, {"error": str(error)}
-        if isinstance(error, MSRPError):
-            return 502, {"error": str(error), "code": error.code}
-        self.log.failure("control API request failed", failure)
-        return 500, {"error": "internal error: %s" % error}
+    def _dispatch(self, request: Any) -> Any:
+        refused = refusal(request, self.token)
+        if refused is not None:
+            status, reason = refused
+            headers = {"WWW-Authenticate": 'Bearer realm="msrplib"'} if status == 401 else None
+            raise HTTPError(status, reason, headers)
+        path = _path_of(request)
+        method = request.method.decode("ascii", "replace")
+        pattern, methods = self._route(path)
+        handler = methods.get(method)
+        if handler is None:
+            allowed = ", ".join(sorted(methods))
+            raise HTTPError(405, "%s takes %s" % ("/" + "/".join(path), allowed),
+                            {"Allow": allowed})
+        arguments = [part for part, wanted in zip(path, pattern) if wanted == "*"]
+        body = self._body(request) if method == "POST" else {}
+        return handler(request, body, *arguments)
 
-    def _route(self, method: str, path: List[str], request: Any) -> Any:
-        service = self.service
-        if path == [] and method == "GET":
-            return {"service": "msrplib", "sessions": len(service.sessions),
-                    "relay": service.options.relay is not None}
-        if path == ["sessions"] and method == "GET":
-            return [managed.describe() for managed in service.sessions.values()]
-        if path == ["sessions"] and method == "POST":
-            body = self._body(request)
-            return service.create_session(body.get("setup", "active")).addCallback(
-                lambda managed: managed.describe())
-        if len(path) < 2 or path[0] != "sessions":
-            raise _BadRequest("no such call: %s /%s" % (method, "/".join(path)))
-        session_id, rest = path[1], path[2:]
-        if rest == [] and method == "GET":
-            return service.get(session_id).describe()
-        if rest == [] and method == "DELETE":
-            return service.close_session(session_id).addCallback(lambda _: {"closed": True})
-        if rest == ["events"] and method == "GET":
-            since = request.args.get(b"since", [b"0"])[0]
-            if not since.isdigit():
-                raise _BadRequest("since must be a number")
-            return service.get(session_id).events_since(int(since))
-        if method != "POST" or rest not in (["complete"], ["messages"], ["files"]):
-            raise _BadRequest("no such call: %s /%s" % (method, "/".join(path)))
-        body = self._body(request)
-        if rest == ["complete"]:
-            return service.complete_session(
-                session_id, self._text(body, "path"), body.get("fingerprint"),
-                body.get("accept_types")).addCallback(lambda managed: managed.describe())
-        if rest == ["messages"]:
-            return service.send_text(
-                session_id, self._text(body, "text"), body.get("content_type", "text/plain"),
-                body.get("success_report", "no")).addCallback(
-                lambda message_id: {"message_id": message_id})
-        return service.send_file(
-            session_id, self._text(body, "file"),
-            body.get("content_type", "application/octet-stream"),
-            body.get("success_report", "yes")).addCallback(
-            lambda message_id: {"message_id": message_id})
+    def _route(self, path: List[str]) -> Tuple[Tuple[str, ...], Dict[str, Callable[..., Any]]]:
+        """The route whose pattern (``*``: any one segment) ``path`` matches; 404 if none."""
+        for pattern, methods in self._routes:
+            if len(pattern) == len(path) and all(
+                    part == "*" or part == given for part, given in zip(pattern, path)):
+                return pattern, methods
+        raise HTTPError(404, "no such resource: /%s" % "/".join(path))
+
+    def _error(self, failure: Failure) -> Tuple[int, Dict[str, Any], Dict[str, str]]:
+        error = failure.value
+        if isinstance(error, HTTPError):
+            return error.status, {"error": str(error)}, error.headers
+        if isinstance(error, OutboxRefused):
+            return error.status, {"error": str(error)}, {}
+        if isinstance(error, SessionNotFound):
+            return 404, {"error": "no session %s" % error.args[0]}, {}
+        if isinstance(error, SessionStateError):
+            return 409, {"error": str(error)}, {}
+        if isinstance(error, TooManySessions):
+            return 429, {"error": str(error)}, {}
+        if isinstance(error, ValueError):  # a path, a fingerprint... that does not parse
+            return 400, {"error": str(error)}, {}
+        if isinstance(error, MSRPError):
+            return 502, {"error": str(error), "code": error.code}, {}
+        if isinstance(error, (ConnectError, ConnectionLost, ConnectionDone)):
+            return 502, {"error": "the connection failed: %s" % error}, {}
+        self.log.failure("control API request failed", failure)
+        return 500, {"error": "internal error"}, {}
 
     @staticmethod
     def _body(request: Any) -> Dict[str, Any]:
+        content_type = (request.getHeader(b"content-type") or b"").split(b";")[0]
+        if content_type.strip().lower() != b"application/json":
+            raise HTTPError(415, "a POST must be Content-Type: application/json")
         raw = request.content.read()
         try:
             body = json.loads(raw or b"{}")
         except ValueError as error:
-            raise _BadRequest("the body is not JSON: %s" % error) from None
+            raise HTTPError(400, "the body is not JSON: %s" % error) from None
         if not isinstance(body, dict):
-            raise _BadRequest("the body must be a JSON object")
+            raise HTTPError(400, "the body must be a JSON object")
         return body
 
-    @staticmethod
-    def _text(body: Dict[str, Any], name: str) -> str:
-        value = body.get(name)
-        if not isinstance(value, str) or not value:
-            raise _BadRequest("%r is required (a string)" % name)
-        return value
+    # The calls.
+
+    def _service(self, request: Any, body: Dict[str, Any]) -> Any:
+        service = self.service
+        return {"service": "msrplib", "sessions": len(service.sessions),
+                "relay": service.options.relay is not None}
+
+    def _list(self, request: Any, body: Dict[str, Any]) -> Any:
+        return [managed.describe() for managed in self.service.sessions.values()]
+
+    def _create(self, request: Any, body: Dict[str, Any]) -> Any:
+        setup = _choice(body, "setup", ("active", "passive"), "active")
+        return self.service.create_session(setup).addCallback(
+            lambda managed: managed.describe())
+
+    def _describe(self, request: Any, body: Dict[str, Any], session_id: str) -> Any:
+        return self.service.get(session_id).describe()
+
+    def _close(self, request: Any, body: Dict[str, Any], session_id: str) -> Any:
+        return self.service.close_session(session_id).addCallback(lambda _: {"closed": True})
+
+    def _events(self, request: Any, body: Dict[str, Any], session_id: str) -> Any:
+        since = request.args.get(b"since", [b"0"])[0]
+        if not since.isdigit():
+            raise HTTPError(400, "since must be a number")
+        return self.service.get(session_id).events_since(int(since))
+
+    def _complete(self, request: Any, body: Dict[str, Any], session_id: str) -> Any:
+        path = _text(body, "path", required=True)
+        fingerprint = _text(body, "fingerprint")
+        accept_types = _accept_types(body)
+        return self.service.complete_session(session_id, path or "", fingerprint,
+                                             accept_types).addCallback(
+            lambda managed: managed.describe())
+
+    def _send_text(self, request: Any, body: Dict[str, Any], session_id: str) -> Any:
+        text = _text(body, "text", required=True) or ""
+        content_type = _media_type(body, "content_type", "text/plain")
+        success_report = _choice(body, "success_report", _REPORT_VALUES, "no")
+        return self.service.send_text(session_id, text, content_type, success_report
+                                      ).addCallback(lambda message_id: {"message_id": message_id})
+
+    def _send_file(self, request: Any, body: Dict[str, Any], session_id: str) -> Any:
+        path = _text(body, "file", required=True) or ""
+        content_type = _media_type(body, "content_type", "application/octet-stream")
+        success_report = _choice(body, "success_report", _REPORT_VALUES, "yes")
+        return self.service.send_file(session_id, path, content_type, success_report
+                                      ).addCallback(lambda message_id: {"message_id": message_id})

@@ -3,7 +3,9 @@ control APIs the way a SIP stack would drive them, exchange messages and a file 
 
 Run it with ``python -m msrplib.demo`` (msrplib installed, so that twistd finds the
 plugin). It plays the SIP part itself: it takes each side's ``a=path`` and
-``a=fingerprint`` and hands them to the other side.
+``a=fingerprint`` and hands them to the other side. Like any client of the control API,
+it reads each service's token from the file the service made and sends it with every
+request; the file it sends lies in Alice's outbox.
 """
 
 from __future__ import annotations
@@ -42,12 +44,18 @@ class Endpoint:
     def __init__(self, name: str, directory: Path) -> None:
         self.name = name
         self.inbox = directory / ("%s-inbox" % name)
+        self.outbox = directory / ("%s-outbox" % name)
+        self.outbox.mkdir()
         self.log = directory / ("%s.log" % name)
+        self.token_file = directory / ("%s-control-token" % name)
+        self.token = ""
         self.port = free_port()
         command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
                    "-n", "--pidfile=", "--logfile=%s" % self.log, "msrp",
                    "--control", "tcp:%d:interface=127.0.0.1" % self.port,
-                   "--inbox", str(self.inbox), "--tls", "--keepalive", "0"]
+                   "--control-token-file", str(self.token_file),
+                   "--inbox", str(self.inbox), "--outbox", str(self.outbox),
+                   "--tls", "--keepalive", "0"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.STDOUT)
         self._wait_until_up()
@@ -58,9 +66,10 @@ class Endpoint:
             if self.process.poll() is not None:
                 raise RuntimeError("%s's twistd exited:\n%s" % (self.name, self.log_text()))
             try:
+                self.token = self.token_file.read_text().strip()
                 self.call("GET", "/")
                 return
-            except (urllib.error.URLError, ConnectionError):
+            except (OSError, urllib.error.URLError):
                 time.sleep(0.1)
         raise RuntimeError("%s's control API did not come up" % self.name)
 
@@ -70,8 +79,11 @@ class Endpoint:
     def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
         """One control API call; raises ``RuntimeError`` with the API's error."""
         data = None if body is None else json.dumps(body).encode()
+        headers = {"Authorization": "Bearer %s" % self.token}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         request = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path),
-                                         data=data, method=method)
+                                         data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
                 return json.loads(response.read())
@@ -125,7 +137,7 @@ def run(size: int, directory: Path) -> None:
         say("bob", "received: %s" % bob.wait_for(answer["id"], "message")["text"])
         bob.call("POST", "/sessions/%s/messages" % answer["id"], {"text": "Yes, send it!"})
         say("alice", "received: %s" % alice.wait_for(offer["id"], "message")["text"])
-        source = directory / "holiday.bin"
+        source = alice.outbox / "holiday.bin"
         payload = os.urandom(size)
         source.write_bytes(payload)
         delivered = alice.call("POST", "/sessions/%s/files" % offer["id"],

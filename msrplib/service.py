@@ -1,8 +1,13 @@
 """An MSRP endpoint as a Twisted service, run by ``twistd msrp`` (twisted/plugins/).
 
-The service makes MSRP sessions on request, directly or through a relay, and files what
-arrives in an inbox directory. A SIP stack in another process (or a person with curl)
-drives it through the local JSON control API in :mod:`msrplib.control`.
+The service makes MSRP sessions on request, directly or through a relay, files what
+arrives in an inbox directory (:mod:`msrplib.inbox`) and sends files from its outbox
+directories (:mod:`msrplib.outbox`). A SIP stack in another process (or a person with
+curl) drives it through the local JSON control API in :mod:`msrplib.control`; only a
+caller holding the API's token may (:mod:`msrplib._controlaccess`).
+
+Sessions are bounded: at most ``max_sessions`` exist at once, and one that was prepared
+but never completed, or that has ended, is forgotten ``session_expiry`` seconds later.
 """
 
 from __future__ import annotations
@@ -13,32 +18,43 @@ import secrets
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Mapping, Optional
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.server import Site
 
 from msrplib._bind import ConnectionSettings
+from msrplib._controlaccess import (DEFAULT_MAX_REQUEST_SIZE, DEFAULT_TOKEN_FILE, ControlSite,
+                                    load_or_create_token, new_token)
 from msrplib._direct import ConnectorDirect
+from msrplib._escape import escape_peer_text
 from msrplib._headers import format_path
 from msrplib._incoming import IncomingMessage
 from msrplib._relay import AcceptorRelay, ConnectorRelay, MSRPRelaySettings
 from msrplib._uri import URI
 from msrplib._wire import MSRPData
 from msrplib.inbox import Inbox, InboxReceiver
+from msrplib.outbox import Outbox, attachment_header
 from msrplib.sdp import parse_path_attribute
 from msrplib.session import MSRPSession, SessionSettings
-from msrplib.tls import TLSIdentity
+from msrplib.tls import Fingerprint, TLSIdentity
 
 __all__ = ["EndpointOptions", "MSRPEndpointService", "ManagedSession", "SessionNotFound",
-           "SessionStateError", "make_service"]
+           "SessionStateError", "TooManySessions", "make_service"]
 
 #: Where the control API listens unless told otherwise.
 DEFAULT_CONTROL = "tcp:8855:interface=127.0.0.1"
+
+#: How many sessions may exist at once unless told otherwise (``--max-sessions``).
+DEFAULT_MAX_SESSIONS = 1000
+
+#: Seconds after which a session prepared but not completed, or one that has ended, is
+#: forgotten unless told otherwise (``--session-expiry``).
+DEFAULT_SESSION_EXPIRY = 300.0
 
 #: Text messages up to this size are also put in their "message" event as ``text``.
 EVENT_TEXT_LIMIT = 64 * 1024
@@ -52,6 +68,10 @@ class SessionStateError(ValueError):
     """The session is not in the state the call needs (the control API answers 409)."""
 
 
+class TooManySessions(Exception):
+    """``max_sessions`` sessions exist already (the control API answers 429)."""
+
+
 @dataclass
 class EndpointOptions:
     """How the service's endpoint behaves; ``twistd msrp --help`` documents each one.
@@ -59,18 +79,30 @@ class EndpointOptions:
     ``host``: our address in direct sessions' URIs (and where passive ones listen).
     ``tls``: direct sessions use ``msrps`` with a generated certificate.
     ``relay``: go through this relay instead of directly. ``inbox``: where incoming
-    messages are filed. ``traffic_log``: log every chunk's start line and headers.
-    ``max_events``: events kept per session for the control API.
+    messages are filed. ``outbox``: the directories whose regular files may be sent (none:
+    sending files is off). ``traffic_log``: log every chunk's start line and headers (what
+    the peer sent escaped). ``max_events``: events kept per session for the control API.
+    ``max_sessions``: sessions that may exist at once. ``session_expiry``: seconds after
+    which a session prepared but not completed, or one that has ended, is forgotten.
+    ``control_token``: the credential every control API request carries (a random one
+    when ``None``; ``twistd msrp`` reads it from ``control_token_file``).
+    ``max_request_size``: the largest control API request body.
     """
 
     host: str = "127.0.0.1"
     tls: bool = False
     relay: Optional[MSRPRelaySettings] = None
     inbox: str = "msrp-inbox"
+    outbox: List[str] = field(default_factory=list)
     traffic_log: bool = False
     session_settings: SessionSettings = field(default_factory=SessionSettings)
     connection_settings: ConnectionSettings = field(default_factory=ConnectionSettings)
     max_events: int = 1000
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    session_expiry: float = DEFAULT_SESSION_EXPIRY
+    control_token: Optional[str] = None
+    control_token_file: Optional[str] = None
+    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
 
 
 class _InboxReceiver(InboxReceiver):
@@ -109,6 +141,14 @@ class ManagedSession:
         self.fingerprint: Optional[str] = None
         self.events: Deque[Dict[str, Any]] = deque(maxlen=max_events)
         self._sequence = itertools.count(1)
+        #: The timer that forgets the session (while it is prepared, or once it ended).
+        self.expiry: Any = None
+
+    def stop_expiry(self) -> None:
+        """Cancel the timer that would forget the session."""
+        if self.expiry is not None and self.expiry.active():
+            self.expiry.cancel()
+        self.expiry = None
 
     def add_event(self, event: Dict[str, Any]) -> None:
         """Record an event for ``GET /sessions/<id>/events``."""
@@ -131,7 +171,8 @@ class MSRPEndpointService(Service):
     """The twistd service: an MSRP endpoint with a local control API on ``control``.
 
     ``control`` is a Twisted server endpoint description, e.g.
-    ``tcp:8855:interface=127.0.0.1`` or ``unix:/run/msrp.sock``.
+    ``tcp:8855:interface=127.0.0.1`` or ``unix:/run/msrp.sock`` (made mode 0600 unless the
+    description gives a ``mode``).
     """
 
     log = Logger()
@@ -140,28 +181,41 @@ class MSRPEndpointService(Service):
         if reactor is None:
             from twisted.internet import reactor
         self.options = options
-        self.control = control
+        self.control = _private_unix_socket(control)
         self.reactor = reactor
-        self.inbox = Inbox(options.inbox)
+        self.control_token = options.control_token or new_token()
+        self.inbox = Inbox(options.inbox, run_blocking=self._in_thread)
+        self.outbox = Outbox(options.outbox)
         self.sessions: Dict[str, ManagedSession] = {}
         self.control_port: Any = None
         if options.traffic_log:
             options.connection_settings.traffic_log = self._log_chunk
 
+    def _in_thread(self, function: Callable[[], Any]) -> Deferred:
+        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), function)
+
     def _log_chunk(self, direction: str, chunk: MSRPData) -> None:
         first = chunk.method if chunk.method is not None else "%s %s" % (
             chunk.code, chunk.comment or "")
-        headers = "".join("\n  %s: %s" % item for item in chunk.headers.items())
+        headers = "".join("\n  %s: %s" % (escape_peer_text(name), escape_peer_text(value))
+                          for name, value in chunk.headers.items())
         self.log.info("{direction} MSRP {tid} {first}{headers}", direction=direction,
-                      tid=chunk.transaction_id, first=first, headers=headers)
+                      tid=escape_peer_text(chunk.transaction_id),
+                      first=escape_peer_text(first), headers=headers)
 
     @inlineCallbacks
     def startService(self) -> Any:
         from msrplib.control import ControlAPI
         Service.startService(self)
         endpoint = serverFromString(self.reactor, self.control)
-        self.control_port = yield endpoint.listen(Site(ControlAPI(self)))
-        self.log.info("MSRP control API on {address}", address=self.control_port.getHost())
+        site = ControlSite(ControlAPI(self, self.control_token),
+                           max_request_size=self.options.max_request_size)
+        self.control_port = yield endpoint.listen(site)
+        self.log.info("MSRP control API on {address}; every request needs "
+                      "'Authorization: Bearer <token>', the token is {where}",
+                      address=_describe_address(self.control_port.getHost()),
+                      where="in %s" % os.path.abspath(self.options.control_token_file)
+                      if self.options.control_token_file else "the service's control_token")
 
     @inlineCallbacks
     def stopService(self) -> Any:
@@ -178,6 +232,18 @@ class MSRPEndpointService(Service):
         except KeyError:
             raise SessionNotFound(session_id) from None
 
+    def _expire_later(self, managed: ManagedSession) -> None:
+        """Forget ``managed`` after ``session_expiry`` seconds, unless that is undone."""
+        managed.stop_expiry()
+        managed.expiry = self.reactor.callLater(self.options.session_expiry,
+                                                self._expire, managed)
+
+    def _expire(self, managed: ManagedSession) -> None:
+        managed.expiry = None
+        if self.sessions.get(managed.id) is managed:
+            self.log.info("session {id} expired ({state})", id=managed.id, state=managed.state)
+            self.close_session(managed.id)
+
     # What the control API asks for.
 
     @inlineCallbacks
@@ -185,10 +251,15 @@ class MSRPEndpointService(Service):
         """Prepare a session; fire with it once its local path (for SDP) is known.
 
         ``setup`` ``active`` connects (or, through a relay, sends the binding chunk);
-        ``passive`` waits for the peer.
+        ``passive`` waits for the peer. Fails with ``TooManySessions`` when
+        ``max_sessions`` exist already. A session that is not completed within
+        ``session_expiry`` seconds is forgotten.
         """
         if setup not in ("active", "passive"):
             raise ValueError("setup must be active or passive")
+        if len(self.sessions) >= self.options.max_sessions:
+            raise TooManySessions("%d sessions exist already: delete some first"
+                                  % len(self.sessions))
         relay = self.options.relay
         settings = self.options.connection_settings
         if relay is not None:
@@ -203,46 +274,70 @@ class MSRPEndpointService(Service):
         try:
             managed.local_path = yield endpoint.prepare(local)
         except Exception:
-            del self.sessions[managed.id]
+            self.sessions.pop(managed.id, None)
             endpoint.cleanup()
             raise
+        if self.sessions.get(managed.id) is not managed:
+            endpoint.cleanup()
+            raise SessionStateError("session %s was closed while it was prepared" % managed.id)
         if isinstance(managed.local_path[-1].credentials, TLSIdentity):
             managed.fingerprint = str(managed.local_path[-1].credentials.fingerprint())
         managed.state = "prepared"
+        self._expire_later(managed)
         return managed
 
     @inlineCallbacks
     def complete_session(self, session_id: str, remote_path: str,
                          fingerprint: Optional[str] = None,
                          accept_types: Optional[List[str]] = None) -> Any:
-        """Bind the session to the peer's ``a=path``; fire with it once connected."""
+        """Bind the session to the peer's ``a=path``; fire with it once connected.
+
+        A connection bound after the session was closed (or expired) meanwhile, or that
+        cannot be made a session, is closed rather than left open.
+        """
         managed = self.get(session_id)
         if managed.state != "prepared":
             raise SessionStateError("session %s is %s, not prepared"
                                     % (session_id, managed.state))
-        managed.remote_path = parse_path_attribute(remote_path)
+        path = parse_path_attribute(remote_path)
+        options = {} if fingerprint is None else {
+            "remote_fingerprint": Fingerprint.parse(fingerprint)}
+        managed.remote_path = path
         managed.state = "connecting"
-        options = {} if fingerprint is None else {"remote_fingerprint": fingerprint}
+        managed.stop_expiry()
         try:
             transport = yield managed.endpoint.complete(managed.remote_path, **options)
         except Exception as error:
-            managed.state = "failed"
-            managed.add_event({"type": "failed", "reason": str(error)})
+            self._ended(managed, "failed", {"type": "failed", "reason": str(error)})
             raise
         finally:
             managed.endpoint.cleanup()
-        managed.session = MSRPSession(transport, accept_types or ["*"],
-                                      receiver=_InboxReceiver(managed, self.inbox),
-                                      settings=self.options.session_settings,
-                                      reactor=self.reactor)
+        if self.sessions.get(session_id) is not managed or managed.state != "connecting":
+            transport.loseConnection()
+            raise SessionStateError("session %s was closed while it connected" % session_id)
+        try:
+            managed.session = MSRPSession(transport, accept_types or ["*"],
+                                          receiver=_InboxReceiver(managed, self.inbox),
+                                          settings=self.options.session_settings,
+                                          reactor=self.reactor)
+        except Exception as error:
+            transport.loseConnection()
+            self._ended(managed, "failed", {"type": "failed", "reason": str(error)})
+            raise
         managed.session.closed.observe().addBoth(self._closed, managed)
         managed.state = "connected"
         managed.add_event({"type": "connected"})
         return managed
 
+    def _ended(self, managed: ManagedSession, state: str, event: Dict[str, Any]) -> None:
+        managed.state = state
+        managed.add_event(event)
+        if self.sessions.get(managed.id) is managed:
+            self._expire_later(managed)
+
     def _closed(self, reason: Any, managed: ManagedSession) -> None:
-        managed.state = "closed"
-        managed.add_event({"type": "closed", "reason": str(getattr(reason, "value", reason))})
+        self._ended(managed, "closed", {"type": "closed",
+                                        "reason": str(getattr(reason, "value", reason))})
 
     def _connected(self, session_id: str) -> MSRPSession:
         managed = self.get(session_id)
@@ -261,25 +356,36 @@ class MSRPEndpointService(Service):
     def send_file(self, session_id: str, path: str,
                   content_type: str = "application/octet-stream",
                   success_report: str = "yes") -> Deferred:
-        """Send a local file; fire with its Message-ID once delivered.
+        """Send a regular file from the outbox; fire with its Message-ID once delivered.
 
-        Progress goes to the session's events as ``progress`` (at most every tenth).
+        The file is opened in a thread, and only when the outbox allows it (else the
+        Deferred fails with ``OutboxRefused``). Progress goes to the session's events as
+        ``progress`` (at most every tenth).
         """
-        session = self._connected(session_id)
-        managed = self.get(session_id)
-        source = open(path, "rb")
-        name = os.path.basename(path)
-        steps = {"next": 0.0}
+        self._connected(session_id)
+        opened = self._in_thread(lambda: self.outbox.open(path))
+        return opened.addCallback(self._send_opened, session_id, os.path.basename(path),
+                                  content_type, success_report)
 
-        def progress(done: int, total: Optional[int]) -> None:
-            if total and done / total >= steps["next"]:
-                steps["next"] = done / total + 0.1
-                managed.add_event({"type": "progress", "file": name, "sent": done,
-                                   "size": total})
+    def _send_opened(self, source: Any, session_id: str, name: str, content_type: str,
+                     success_report: str) -> Deferred:
+        try:
+            session = self._connected(session_id)
+            managed = self.get(session_id)
+            steps = {"next": 0.0}
 
-        result = session.send_message(
-            source, content_type, success_report=success_report, progress=progress,
-            headers={"Content-Disposition": 'attachment; filename="%s"' % name})
+            def progress(done: int, total: Optional[int]) -> None:
+                if total and done / total >= steps["next"]:
+                    steps["next"] = done / total + 0.1
+                    managed.add_event({"type": "progress", "file": name, "sent": done,
+                                       "size": total})
+
+            result = session.send_message(
+                source, content_type, success_report=success_report, progress=progress,
+                headers={"Content-Disposition": attachment_header(name)})
+        except Exception:
+            source.close()
+            raise
 
         def finished(outcome: Any) -> Any:
             source.close()
@@ -288,13 +394,29 @@ class MSRPEndpointService(Service):
         return result.addBoth(finished)
 
     def close_session(self, session_id: str) -> Deferred:
-        """Shut the session down (or abandon it before it connected)."""
+        """Shut the session down (or abandon it before it connected), and forget it."""
         managed = self.get(session_id)
         del self.sessions[session_id]
+        managed.stop_expiry()
         managed.endpoint.cleanup()
         if managed.session is not None and not managed.session.closed.fired:
             return managed.session.shutdown()
         return succeed(None)
+
+
+def _private_unix_socket(control: str) -> str:
+    """``control``, with ``mode=600`` added to a UNIX socket's description without one:
+    only our user may connect to it."""
+    if control.startswith("unix:") and ":mode=" not in control:
+        return control + ":mode=600"
+    return control
+
+
+def _describe_address(address: Any) -> str:
+    if hasattr(address, "port"):
+        host = "[%s]" % address.host if ":" in address.host else address.host
+        return "http://%s:%d/" % (host, address.port)
+    return "unix:%s" % os.fsdecode(address.name)
 
 
 def _password(config: Mapping[str, Any]) -> str:
@@ -327,14 +449,25 @@ def relay_from_options(config: Mapping[str, Any]) -> Optional[MSRPRelaySettings]
 
 
 def make_service(config: Mapping[str, Any], reactor: Any = None) -> MSRPEndpointService:
-    """The service for the plugin's parsed options (see ``twistd msrp --help``)."""
+    """The service for the plugin's parsed options (see ``twistd msrp --help``).
+
+    Reads the control API's token from ``control-token-file``, or writes a new one there
+    (mode 0600); raises ``CredentialError`` (a ``ValueError``) when that file cannot be
+    used.
+    """
     session_settings = SessionSettings(
         chunk_size=int(config.get("chunk-size") or SessionSettings.chunk_size),
         max_message_size=int(config.get("max-message-size") or 0) or None,
         keepalive_interval=float(config.get("keepalive") or 0))
-    options = EndpointOptions(host=config.get("host") or "127.0.0.1",
-                              tls=bool(config.get("tls")), relay=relay_from_options(config),
-                              inbox=config.get("inbox") or "msrp-inbox",
-                              traffic_log=bool(config.get("traffic-log")),
-                              session_settings=session_settings)
+    token_file = config.get("control-token-file") or DEFAULT_TOKEN_FILE
+    token, _ = load_or_create_token(token_file)
+    options = EndpointOptions(
+        host=config.get("host") or "127.0.0.1", tls=bool(config.get("tls")),
+        relay=relay_from_options(config), inbox=config.get("inbox") or "msrp-inbox",
+        outbox=list(config.get("outbox") or []),
+        traffic_log=bool(config.get("traffic-log")), session_settings=session_settings,
+        max_sessions=int(config.get("max-sessions") or DEFAULT_MAX_SESSIONS),
+        session_expiry=float(config.get("session-expiry") or DEFAULT_SESSION_EXPIRY),
+        control_token=token, control_token_file=token_file,
+        max_request_size=int(config.get("max-request-size") or DEFAULT_MAX_REQUEST_SIZE))
     return MSRPEndpointService(options, config.get("control") or DEFAULT_CONTROL, reactor)

@@ -3,7 +3,7 @@
 # extra, and Kamailio (the real MSRP relay the relay tests run against) when apt-get can.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pip install -q -e '.[test]' --config-settings editable_mode=compat
+pip install -q -e '.[test]'
 if ! command -v kamailio >/dev/null && ! [ -x /usr/sbin/kamailio ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     apt-get update -q >/dev/null

@@ -9,12 +9,22 @@ from zope.interface import implementer
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = ("An MSRP (RFC 4975) endpoint. It makes sessions directly or through a relay "
-                "(RFC 4976), files incoming messages in an inbox directory, and is driven "
-                "through a JSON control API on a local port or UNIX socket.")
+                "(RFC 4976), files incoming messages in an inbox directory, sends files from "
+                "its outbox directories, and is driven through a JSON control API on a local "
+                "port or UNIX socket. Every control API request needs "
+                "'Authorization: Bearer <token>', the token being in --control-token-file.")
     optParameters = [
         ["control", "c", "tcp:8855:interface=127.0.0.1",
          "Where the control API listens: a Twisted endpoint such as "
-         "tcp:8855:interface=127.0.0.1 or unix:/run/msrp.sock."],
+         "tcp:8855:interface=127.0.0.1 or unix:/run/msrp.sock (mode 0600 unless given)."],
+        ["control-token-file", None, "msrp-control-token",
+         "File holding the control API's token; made (mode 0600, a new random token) when "
+         "it does not exist. It must be ours and unreadable by others."],
+        ["max-request-size", None, "1048576",
+         "Largest control API request body in bytes (413 past it)."],
+        ["max-sessions", None, "1000", "Most sessions at once (429 past it)."],
+        ["session-expiry", None, "300", "Seconds after which a session prepared but not "
+         "completed, or one that has ended, is forgotten."],
         ["host", None, "127.0.0.1", "Our address in the MSRP URIs of direct sessions."],
         ["inbox", "i", "msrp-inbox", "Directory that incoming messages and files go to."],
         ["relay", "r", None, "The relay's URI, e.g. msrps://relay.example.com:2855;tcp: "
@@ -38,10 +48,23 @@ class Options(usage.Options):
         ["traffic-log", "t", "Log the start line and headers of every chunk."],
     ]
 
+    def __init__(self):
+        super().__init__()
+        self["outbox"] = []
+
+    def opt_outbox(self, directory):
+        """A directory whose regular files the control API may send (repeatable; without
+        one, sending files is off)."""
+        self["outbox"].append(directory)
+
     def postOptions(self):
-        for name in ("chunk-size", "max-message-size", "keepalive"):
+        for name in ("chunk-size", "max-message-size", "keepalive", "max-request-size",
+                     "max-sessions", "session-expiry"):
             if not self[name].replace(".", "", 1).isdigit():
                 raise usage.UsageError("--%s takes a number" % name)
+        for name in ("chunk-size", "max-request-size", "max-sessions", "session-expiry"):
+            if float(self[name]) <= 0:
+                raise usage.UsageError("--%s must be above 0" % name)
         if self["relay"] and not self["username"]:
             raise usage.UsageError("--relay needs --username")
 
@@ -54,7 +77,10 @@ class MSRPServiceMaker:
 
     def makeService(self, options):
         from msrplib.service import make_service
-        return make_service(options)
+        try:
+            return make_service(options)
+        except (ValueError, OSError) as error:
+            raise SystemExit("twistd msrp: %s" % error) from None
 
 
 serviceMaker = MSRPServiceMaker()
