@@ -139,21 +139,25 @@ class TrafficLogTests(unittest.TestCase):
         yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", uri.port), peer)
         evil = (b"MSRP evil1234 SEND\r\nTo-Path: %s\r\nFrom-Path: msrp://127.0.0.1:9/x;tcp\r\n"
                 b"Message-ID: m1234\r\n"
-                b"Subject: hi\n2030-01-01T00:00:00+0000 [forged#info] all is well\r\n"
-                b"X-Hide: \rsomething else\x1b[2K\x1b]0;title\x07 \xff\xfe\r\n"
+                b"X-Hide: something else\x1b[2K\x1b]0;title\x07 \xff\xfe\x00\r\n"
                 b"Byte-Range: 1-0/0\r\n-------evil1234$\r\n" % str(uri).encode())
-        peer.transport.write(evil)
+        # A bare LF or CR never reaches the log: the parser refuses the chunk (and says so
+        # in words of its own, the peer's bytes escaped).
+        forged = (b"MSRP forge123 SEND\r\nTo-Path: %s\r\nFrom-Path: msrp://127.0.0.1:9/x;tcp\r\n"
+                  b"Subject: hi\n2030-01-01T00:00:00+0000 [forged#info] all is well\r\n"
+                  b"-------forge123$\r\n" % str(uri).encode())
+        peer.transport.write(evil + forged)
         for _ in range(100):
-            if "evil1234" in service.log():
+            if "forge123" in service.log():
                 break
             yield sleep(0.05)
         peer.transport.loseConnection()
         log = service.log()
         self.assertIn("in MSRP evil1234 SEND", log)
-        self.assertIn("Subject: hi\\n2030-01-01T00:00:00+0000 [forged#info] all is well", log)
-        self.assertIn("X-Hide: \\rsomething else\\x1b[2K\\x1b]0;title\\x07 \\xff\\xfe", log)
+        self.assertIn("X-Hide: something else\\x1b[2K\\x1b]0;title\\x07 \\xff\\xfe\\x00", log)
+        self.assertIn("forge123 holds a bare CR or LF", log)
         self.assertFalse([line for line in log.splitlines() if line.startswith("2030")])
-        for character in "\r\x1b\x07\ufffd":
+        for character in "\r\x1b\x07\x00\ufffd":
             self.assertNotIn(character, log)
 
 
