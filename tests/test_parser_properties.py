@@ -142,7 +142,8 @@ def session_chunks(draw, real_end_lines=False):
                               marker + b"+", marker + b"0$\r\n", marker + b"$X",
                               marker + b"!\r\n", marker + b"$\r\n", marker[2:] + b"$\r\n"])
     body = b"".join(draw(st.lists(pieces, max_size=40)))
-    if not real_end_lines and any(marker + flag + b"\r\n" in b"\r\n" + body + b"\r\n" for flag in (b"$", b"+", b"#")):
+    framed = b"\r\n" + body + b"\r\n"
+    if not real_end_lines and any(marker + flag + b"\r\n" in framed for flag in (b"$", b"+", b"#")):
         body = body.replace(b"-------", b"--x----")  # a real end-line would end the chunk
     return MSRPData(tid, method="SEND", headers=headers, data=body,
                     contflag=draw(st.sampled_from("$+#")))
