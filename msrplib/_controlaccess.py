@@ -45,6 +45,8 @@ MIN_TOKEN_LENGTH = 16
 #: The most bytes read from a token file.
 _TOKEN_FILE_LIMIT = 4096
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+\Z")
+#: A port in a Host header: ASCII digits, five at most.
+_PORT_RE = re.compile(r"[0-9]{1,5}")
 
 
 class CredentialError(ValueError):
@@ -118,7 +120,7 @@ def _split_host(value: str) -> Optional[Tuple[str, Optional[str]]]:
     else:
         host, colon, port_text = value.partition(":")
         port = port_text if colon else None
-    if port is not None and not port.isdigit():
+    if port is not None and not _PORT_RE.fullmatch(port):
         return None
     return host.lower().rstrip("."), port
 

@@ -17,10 +17,10 @@ from typing import Optional, Tuple, Union
 from msrplib._headers import Headers
 from msrplib.errors import ChunkParseError
 
-__all__ = ["HeaderReader", "RequestShape", "REMEMBERED_LENGTH"]
+__all__ = ["HeaderReader", "RequestShape", "REMEMBERED_LENGTH", "HEADER_NAME_RE"]
 
 #: RFC 4975's ``hname``: a letter, then token characters.
-_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*")
+HEADER_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*")
 
 #: The names of RFC 4975's and RFC 4976's headers, with their lower-case form: valid
 #: names all, so a line that starts with one needs no other check of its name.
@@ -201,7 +201,7 @@ def _header_line(line: str, tid: str) -> _Header:
                 raise ChunkParseError("end-line %r does not match transaction %s"
                                       % (line[:80], tid))
             raise ChunkParseError("header line without a colon: %r" % line[:80])
-        if not _NAME_RE.fullmatch(name):
+        if not HEADER_NAME_RE.fullmatch(name):
             raise ChunkParseError("bad header name %r" % name[:80])
         lower = name.lower()
     if value[:1] == " ":

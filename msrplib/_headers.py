@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import (Callable, Protocol, Dict, FrozenSet, Generic, Iterable, Iterator, List,
-                    NamedTuple, Optional, Tuple, TypeVar, overload)
+                    NamedTuple, Optional, Tuple, TypeVar, Union, overload)
 
 from msrplib._uri import URI, parse_uri
 from msrplib.errors import HeaderParseError
@@ -17,7 +17,7 @@ from msrplib.errors import HeaderParseError
 __all__ = [
     "Headers", "HeaderField", "ByteRange", "Status", "AuthParams",
     "parse_path", "format_path", "parse_byte_range", "parse_status", "parse_auth_params",
-    "parse_int", "parse_quoted", "quote",
+    "parse_int", "parse_number", "parse_quoted", "quote", "MAX_DIGITS",
 ]
 
 T = TypeVar("T")
@@ -229,8 +229,26 @@ def format_path(path: List[URI]) -> str:
     return " ".join(str(uri) for uri in path)
 
 
+#: The most digits a number in a header may have: 2**64 has 20. Longer ones are refused
+#: (a peer's 5,000-digit number would otherwise cost a slow conversion, or an error).
+MAX_DIGITS = 20
+
+_NUMBER_RE = re.compile(r"[0-9]{1,%d}" % MAX_DIGITS)
+_NUMBER_BYTES_RE = re.compile(rb"[0-9]{1,%d}" % MAX_DIGITS)
+
 #: A Byte-Range value (once stripped): ``start-end/total``, ``end`` and ``total`` may be ``*``.
-BYTE_RANGE_RE = re.compile(r"([0-9]+)-([0-9]+|\*)/([0-9]+|\*)")
+BYTE_RANGE_RE = re.compile(r"([0-9]{1,%d})-([0-9]{1,%d}|\*)/([0-9]{1,%d}|\*)"
+                           % (MAX_DIGITS, MAX_DIGITS, MAX_DIGITS))
+
+
+def parse_number(text: Union[str, bytes], what: str = "number") -> int:
+    """A number written as ASCII digits, at most MAX_DIGITS of them; raises
+    :class:`~msrplib.errors.HeaderParseError` (a ``ValueError``) naming ``what``
+    otherwise. Other digits (``٣``, ``²``), signs, spaces and underscores are refused."""
+    pattern = _NUMBER_BYTES_RE if isinstance(text, bytes) else _NUMBER_RE
+    if not pattern.fullmatch(text):  # type: ignore[arg-type]
+        raise HeaderParseError("%s %r is not 1 to %d ASCII digits" % (what, text[:40], MAX_DIGITS))
+    return int(text)
 
 
 #: Byte-Range values of whole messages (``1-N/N``) parsed before: every message of one
@@ -271,9 +289,8 @@ def parse_status(text: str) -> Status:
 
 
 def parse_int(text: str) -> int:
-    if not text.strip().isdigit():
-        raise HeaderParseError("expected a number, got %r" % (text,))
-    return int(text)
+    """A header's number (``Expires``...): :func:`parse_number`, spaces around it allowed."""
+    return parse_number(text.strip())
 
 
 _AUTH_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*(?:,|$)')

@@ -8,69 +8,16 @@ body goes to a sink: memory by default, or a file (written at each chunk's offse
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import implementer
 
+from msrplib._rangeset import RangeSet
 from msrplib._wire import MSRPData
 from msrplib.errors import ExcessiveBufferingError
 
-__all__ = ["IncomingMessage", "RangeSet", "make_sink"]
-
-
-class RangeSet:
-    """Disjoint, sorted half-open byte intervals ``[start, end)``."""
-
-    def __init__(self) -> None:
-        self.ranges: List[Tuple[int, int]] = []
-
-    def add(self, start: int, end: int) -> List[Tuple[int, int]]:
-        """Add ``[start, end)``; return the parts of it that were not in the set yet."""
-        ranges = self.ranges
-        if not ranges or ranges[-1][1] <= start:
-            # At or past the end: in-order arrival, the usual case, needs no search.
-            if end <= start:
-                return []
-            if ranges and ranges[-1][1] == start:
-                ranges[-1] = (ranges[-1][0], end)
-            else:
-                ranges.append((start, end))
-            return [(start, end)]
-        new: List[Tuple[int, int]] = []
-        cursor = start
-        merged: List[Tuple[int, int]] = []
-        for low, high in self.ranges:
-            if high < start or low > end:
-                merged.append((low, high))
-                continue
-            if low > cursor:
-                new.append((cursor, min(low, end)))
-            cursor = max(cursor, high)
-            start, end = min(start, low), max(end, high)
-        if cursor < end:
-            new.append((cursor, end))
-        merged.append((start, end))
-        merged.sort()
-        self.ranges = merged
-        return [(low, high) for low, high in new if high > low]
-
-    def covers(self, total: int) -> bool:
-        """True when the set is exactly ``[0, total)`` (or empty for ``total`` 0)."""
-        if total == 0:
-            return True
-        return self.ranges == [(0, total)]
-
-    @property
-    def count(self) -> int:
-        """How many bytes the set holds."""
-        return sum(high - low for low, high in self.ranges)
-
-    @property
-    def prefix(self) -> int:
-        """How many bytes from the start the set holds without a gap."""
-        ranges = self.ranges
-        return ranges[0][1] if ranges and ranges[0][0] == 0 else 0
+__all__ = ["IncomingMessage", "make_sink"]
 
 
 class _MemorySink:
@@ -199,6 +146,8 @@ class IncomingMessage:
         self.sink: Any = None
         #: Bytes from the start that a partial success REPORT already confirmed.
         self.progress_reported = 0
+        #: When its last chunk arrived (the session's clock), for its expiry.
+        self.last_chunk_at = 0.0
 
     @property
     def received(self) -> int:
@@ -212,9 +161,8 @@ class IncomingMessage:
 
     def arrived_whole(self) -> None:
         """Every byte of the message (``size`` of them) came in its first chunk."""
-        assert self.size is not None and not self.ranges.ranges
-        if self.size:
-            self.ranges.ranges.append((0, self.size))
+        assert self.size is not None and not self.ranges.count
+        self.ranges.add(0, self.size)
         self.end = self.size
 
     def last_chunk_ends(self, end: int) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from twisted.internet.defer import Deferred
 
 from msrplib._headers import ByteRange
-from msrplib._incoming import RangeSet
+from msrplib._rangeset import RangeSet
 from msrplib._wire import MSRPData
 from msrplib._writer import MessageWriter
 

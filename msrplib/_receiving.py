@@ -1,6 +1,13 @@
 """The receiving half of an MSRPSession: each incoming request is checked, answered as its
 Failure-Report allows, and SEND bodies are put together into messages (RFC 4975
-sections 7.1 and 7.2). Responses and REPORTs about what we sent stay with the session."""
+sections 7.1 and 7.2). Responses and REPORTs about what we sent stay with the session.
+
+A message is refused (400, 413, 415) as a whole: its sender hears of it in the answer to
+the chunk and, when its Failure-Report asks for failure reports, in a failure REPORT, which
+is what reaches it through relays; the application hears of it in
+``MessageReceiver.message_refused`` (or ``message_failed`` once it had started). A message
+that stops arriving is dropped after ``SessionSettings.incomplete_message_timeout``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from twisted.python.failure import Failure
 
 from msrplib._headers import ByteRange, parse_byte_range
 from msrplib._incoming import IncomingMessage, make_sink
-from msrplib._rules import should_respond
+from msrplib._rules import MESSAGE_ID_RE, request_error, should_respond
 from msrplib._wire import MSRPData, make_report
 from msrplib.errors import MSRPError
 
@@ -30,15 +37,21 @@ REFUSED_REMEMBERED = 1000
 NOT_STORED_CODE = 413
 NOT_STORED_COMMENT = "Could not store the message"
 
+#: Refusals of a message that its sender hears of in a failure REPORT too (when it asks):
+#: what is wrong with the message itself, for a sender whose paths were checked.
+REPORTED_REFUSALS = frozenset({400, 413, 415})
+
 
 @dataclass
 class _Inbound:
-    """The request chunk being received: its verdict so far and where its body goes."""
+    """The request chunk being received: its verdict so far, where its body goes, and the
+    byte past its last (from 0) that its Byte-Range announces, when it does."""
 
     chunk: MSRPData
     code: Optional[int]
     message: Optional[IncomingMessage]
     offset: int
+    end: Optional[int] = None
 
 
 class RequestHandler:
@@ -51,6 +64,7 @@ class RequestHandler:
         self._inbound: Optional[_Inbound] = None
         self._accept_cache: Dict[str, bool] = {}
         self._accept_cache_for: Optional[list] = None
+        self._expiry: Any = None
 
     def whole(self, chunk: MSRPData) -> None:
         """A request that arrived in one piece (body and all): the usual case."""
@@ -63,18 +77,22 @@ class RequestHandler:
 
     def _message_in_one(self, chunk: MSRPData) -> bool:
         """Receive ``chunk``, a ``$`` SEND, when it is a whole new message that is to be
-        accepted (Byte-Range ``1-N/N`` for its N bytes, a Content-Type taken, within every
-        limit), without the bookkeeping of a message that arrives in pieces: the usual
-        case for chat. False, having done nothing, for every other request: those are
-        left to :meth:`_check`, which finds their answer."""
-        get = chunk.headers.first.get
+        accepted (Byte-Range ``1-N/N`` for its N bytes, a Content-Type taken, a well-formed
+        Message-ID, no header twice, within every limit), without the bookkeeping of a
+        message that arrives in pieces: the usual case for chat. False, having done
+        nothing, for every other request: those are left to :meth:`_check`, which finds
+        their answer."""
+        headers = chunk.headers
+        get = headers.first.get
         message_id = get("message-id")
         content_type = get("content-type")
         data = chunk.data
         size = len(data)
         if message_id is None or content_type is None \
                 or get("byte-range") != f"1-{size}/{size}" \
-                or message_id in self.incoming or message_id in self._refused:
+                or message_id in self.incoming or message_id in self._refused \
+                or len(headers.first) != len(headers._items) \
+                or not MESSAGE_ID_RE.fullmatch(message_id):
             return False
         session = self.session
         settings = session.settings
@@ -85,7 +103,9 @@ class RequestHandler:
                 or not self._accepts(content_type):
             return False
         message = IncomingMessage(chunk, size)
-        target = session.receiver.message_started(message)
+        target = self._started(message)
+        if target is _NOT_STARTED:
+            return False
         message.arrived_whole()
         if target is None:
             message.data = data  # kept in memory: as a memory sink would hand it back
@@ -115,56 +135,81 @@ class RequestHandler:
 
     def _check(self, chunk: MSRPData) -> _Inbound:
         """Decide a request's answer from its headers, and prepare for its body."""
-        code: Optional[int] = None
-        message: Optional[IncomingMessage] = None
-        offset = 0
         session = self.session
-        error = session.transport.check_incoming_SEND_chunk(chunk)
+        error = request_error(chunk) or session.transport.check_incoming_SEND_chunk(chunk)
         method = chunk.method
         if error is not None:
-            code = error.code
-        elif method == "SEND":
-            code, message, offset = self._send_started(chunk)
-        elif method != "REPORT" and (
+            return _Inbound(chunk, error.code, None, 0)
+        if method == "SEND":
+            return self._send_started(chunk)
+        if method != "REPORT" and (
                 method not in session.extension_methods or session.on_incoming_cb is None):
-            code = 501
-        return _Inbound(chunk, code, message, offset)
+            return _Inbound(chunk, 501, None, 0)
+        return _Inbound(chunk, None, None, 0)
 
-    def _send_started(self, chunk: MSRPData) -> Any:
+    def _send_started(self, chunk: MSRPData) -> _Inbound:
+        """Check a SEND chunk's Content-Type and Byte-Range; find or start its message."""
         get = chunk.headers.first.get
         content_type = get("content-type")
-        message_id = get("message-id")
+        message_id = get("message-id") or ""
         if content_type is None and not chunk.data and message_id not in self.incoming \
                 and message_id not in self._refused:
-            return None, None, 0
-        if content_type is not None and not self._accepts(content_type):
-            return 415, None, 0
+            return _Inbound(chunk, None, None, 0)  # an empty SEND: a binding, a keepalive
         raw_range = get("byte-range")
         try:
             byte_range = ByteRange(1, None, None) if raw_range is None \
                 else parse_byte_range(raw_range)
         except MSRPError:
-            return 400, None, 0
+            return self._refusal(chunk, 400)
         start, end, total = byte_range
         if start < 1 or (end is not None and end < start - 1) or \
-                (total is not None and end is not None and end > total):
-            return 400, None, 0
-        if message_id is None:
-            return 400, None, 0
+                (total is not None and ((end is not None and end > total) or start > total + 1)):
+            return self._refusal(chunk, 400)
         if message_id in self._refused:
-            return self._refused[message_id], None, 0
+            return _Inbound(chunk, self._refused[message_id], None, 0)
+        if content_type is not None and not self._accepts(content_type):
+            return self._refusal(chunk, 415)
         settings = self.session.settings
         limit = settings.max_message_size
         if limit is not None and total is not None and total > limit:
-            return 413, None, 0
+            return self._refusal(chunk, 413)
         message = self.incoming.get(message_id)
         if message is None:
             if len(self.incoming) >= settings.max_incoming_messages:
-                return 413, None, 0
+                return self._refusal(chunk, 413)
             message = IncomingMessage(chunk, total)
-            message.sink = self._make_sink(self.session.receiver.message_started(message))
+            target = self._started(message)
+            if target is _NOT_STARTED:
+                return self._refusal(chunk, 413)
+            message.sink = self._make_sink(target)
             self.incoming[message_id] = message
-        return None, message, start - 1
+            self._watch_incoming()
+        elif total is not None and message.size is not None and total != message.size:
+            return _Inbound(chunk, 400, message, 0)  # a total that changed: refused whole
+        message.last_chunk_at = self.session.reactor.seconds()
+        return _Inbound(chunk, None, message, start - 1,
+                        end if end is not None else total if chunk.contflag == "$" else None)
+
+    def _started(self, message: IncomingMessage) -> Any:
+        """``receiver.message_started(message)``: where its body goes, or _NOT_STARTED
+        when the receiver failed (the message is then refused, and the error logged)."""
+        try:
+            return self.session.receiver.message_started(message)
+        except Exception:
+            self.session.log.failure("message_started failed for {message!r}", message=message)
+            return _NOT_STARTED
+
+    def _refusal(self, chunk: MSRPData, code: int) -> _Inbound:
+        """Refuse the message ``chunk`` starts (or would start): its later chunks get the
+        same answer, and its sender and the application hear of it."""
+        message_id = chunk.headers.first.get("message-id") or ""
+        self._remember_refusal(message_id, code)
+        self._report_failure(chunk, code, None)
+        receiver = self.session.receiver
+        refused = getattr(receiver, "message_refused", None)
+        if refused is not None:
+            refused(chunk, MSRPError("refused with %d" % code, code))
+        return _Inbound(chunk, code, None, 0)
 
     def _make_sink(self, target: Any) -> Any:
         """Where a message's body goes, for what ``message_started`` returned."""
@@ -186,18 +231,29 @@ class RequestHandler:
         return verdict
 
     def _add(self, inbound: _Inbound, data: bytes) -> None:
-        if inbound.message is None or inbound.code is not None or not data:
+        """Take ``data``, the next bytes of the request's body: into its message, unless
+        the request is refused already, or the bytes go past what its Byte-Range or the
+        message's size allow (then it is refused with 400) or the size limit (413)."""
+        if inbound.code is not None or not data:
+            return
+        offset = inbound.offset + len(data)
+        message = inbound.message
+        if (inbound.end is not None and offset > inbound.end) or (
+                message is not None and message.size is not None and offset > message.size):
+            inbound.code = 400
+            return
+        if message is None:
             return
         limit = self.session.settings.max_message_size
-        if limit is not None and inbound.offset + len(data) > limit:
+        if limit is not None and offset > limit:
             inbound.code = 413
             return
         try:
-            inbound.message.add(inbound.offset, data)
+            message.add(inbound.offset, data)
         except MSRPError as error:
             inbound.code = error.code
             return
-        inbound.offset += len(data)
+        inbound.offset = offset
 
     def _finish(self, inbound: _Inbound, chunk: MSRPData) -> None:
         """Answer the request, tell the application, and complete its message."""
@@ -208,17 +264,23 @@ class RequestHandler:
                 self.session._report(head)
             self._tell_application(head)
             return
+        message = inbound.message
+        if inbound.code is None and head.contflag != "#" and (
+                (inbound.end is not None and inbound.offset != inbound.end)
+                or (head.contflag == "$" and message is not None and message.size is not None
+                    and inbound.offset != message.size)):
+            inbound.code = 400  # fewer bytes than its Byte-Range announced, or its last chunk
+            # ends the message before the total it announced
         if inbound.code is not None:
             self._answer(head, inbound.code)
-            if inbound.message is not None:
-                self._refuse_message(inbound.message, inbound.code)
+            if message is not None:
+                self._refuse_message(message, inbound.code)
             return
         if head.method != "SEND":
             self._tell_application(head)
             return
         self._answer(head, 200)
         self._tell_application(head)
-        message = inbound.message
         if message is None:
             return
         if head.contflag == "#":
@@ -262,13 +324,12 @@ class RequestHandler:
         as its Failure-Report allows), with the error's code when it has one."""
         self.session.log.failure("storing {message!r} failed", failure, message=message)
         error = failure.value
-        if isinstance(error, MSRPError):
+        if isinstance(error, MSRPError) and error.code is not None:
             code, comment = error.code, error.comment
         else:
             code, comment = NOT_STORED_CODE, NOT_STORED_COMMENT
-        if message.first_chunk.headers.first.get("failure-report") in (None, "yes", "partial"):
-            self._send_report(message, code, comment, ByteRange(1, message.received,
-                                                                  message.size))
+        self._report_failure(message.first_chunk, code, comment,
+                             ByteRange(1, message.received, message.size))
 
     def _send_report(self, message: IncomingMessage, code: int, comment: Optional[str],
                      byte_range: ByteRange) -> None:
@@ -277,6 +338,16 @@ class RequestHandler:
             return
         self.session._write(make_report(message.first_chunk, code, comment,
                                         byte_range=byte_range))
+
+    def _report_failure(self, chunk: MSRPData, code: int, comment: Optional[str],
+                        byte_range: Optional[ByteRange] = None) -> None:
+        """A failure REPORT about the message ``chunk`` belongs to, when its Failure-Report
+        asks for failure reports (``yes``, ``partial``); ``byte_range`` defaults to the
+        chunk's own."""
+        if chunk.headers.first.get("failure-report") not in (None, "yes", "partial") \
+                or self.session.closed.fired:
+            return
+        self.session._write(make_report(chunk, code, comment, byte_range=byte_range))
 
     def _report_progress(self, message: IncomingMessage) -> None:
         """Confirm the bytes that arrived in order so far, every ``progress_report_bytes``,
@@ -298,14 +369,19 @@ class RequestHandler:
             self.session.transport.protocol.write_response(request, code)
 
     def _refuse_message(self, message: IncomingMessage, code: int) -> None:
+        """Refuse ``message``, which had started: its later chunks get ``code``, its sender
+        a failure REPORT (for a refusal of the message itself), the receiver
+        ``message_failed``."""
+        self._remember_refusal(message.message_id or "", code)
+        if code in REPORTED_REFUSALS:
+            self._report_failure(message.first_chunk, code, None,
+                                 ByteRange(1, message.received, message.size))
+        self._drop_incoming(message, MSRPError("refused with %d" % code, code))
+
+    def _remember_refusal(self, message_id: str, code: int) -> None:
         if len(self._refused) > REFUSED_REMEMBERED:
             self._refused.pop(next(iter(self._refused)))
-        self._refused[message.message_id or ""] = code
-        if message.first_chunk.headers.first.get("failure-report") in (None, "yes", "partial") \
-                and code == 413:
-            self.session._write(make_report(message.first_chunk, 413,
-                                    byte_range=ByteRange(1, message.received, message.size)))
-        self._drop_incoming(message, MSRPError("refused with %d" % code, code))
+        self._refused[message_id] = code
 
     def _drop_incoming(self, message: IncomingMessage, error: Exception) -> None:
         if self.incoming.pop(message.message_id or "", None) is None:
@@ -313,11 +389,47 @@ class RequestHandler:
         message.sink.fail()
         self.session.receiver.message_failed(message, Failure(error))
 
+    def _watch_incoming(self) -> None:
+        """Expire messages that stop arriving: see ``incomplete_message_timeout``."""
+        timeout = self.session.settings.incomplete_message_timeout
+        if self._expiry is None and timeout and not self.session.closed.fired:
+            self._expiry = self.session.reactor.callLater(timeout, self._expire_incoming)
+
+    def _expire_incoming(self) -> None:
+        """Drop every message that had no chunk for ``incomplete_message_timeout`` (and
+        whose body is not held back by its own consumer), then watch the rest."""
+        self._expiry = None
+        session = self.session
+        timeout = session.settings.incomplete_message_timeout
+        if not timeout:
+            return
+        now = session.reactor.seconds()
+        for message in list(self.incoming.values()):
+            if getattr(message.sink, "paused", False):
+                message.last_chunk_at = now  # our consumer holds it back, not the sender
+            elif now - message.last_chunk_at >= timeout:
+                self._remember_refusal(message.message_id or "", 408)
+                self._report_failure(message.first_chunk, 408, "Message Timeout",
+                                     ByteRange(1, message.received, message.size))
+                self._drop_incoming(message, MSRPError(
+                    "no chunk of the message for %s seconds" % timeout, 408, "Timeout"))
+        if self.incoming:
+            soonest = min(message.last_chunk_at for message in self.incoming.values())
+            self._expiry = session.reactor.callLater(max(0.0, soonest + timeout - now),
+                                                     self._expire_incoming)
+
     def _tell_application(self, chunk: MSRPData) -> None:
         if self.session.on_incoming_cb is not None:
             self.session.on_incoming_cb(chunk=chunk)
 
     def connection_lost(self, error: Exception) -> None:
         """Every message still arriving has failed."""
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
+        self._expiry = None
         for message in list(self.incoming.values()):
             self._drop_incoming(message, error)
+
+
+#: What ``_started`` returns when the receiver's ``message_started`` raised.
+_NOT_STARTED = object()

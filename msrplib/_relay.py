@@ -20,7 +20,7 @@ from msrplib._direct import connect_to
 from msrplib._headers import Headers
 from msrplib._observer import ResponseWaiters
 from msrplib._parser import ChunkStarted, ParserEvent
-from msrplib._rules import should_respond
+from msrplib._rules import request_error, should_respond
 from msrplib._server import new_session_id
 from msrplib._uri import DEFAULT_PORT, URI
 from msrplib._wire import MSRPData, make_response, new_transaction_id
@@ -298,6 +298,7 @@ class _RelayEndpoint:
         self._transport = transport
         transport.max_chunk_size = self.relay.max_chunk_size
         transport.max_unreported_bytes = self.relay.max_unreported_bytes
+        transport.relayed = True
         transport.protocol.lost.observe().addErrback(lambda reason: self._stop_refresh())
         return transport
 
@@ -360,10 +361,11 @@ class AcceptorRelay(_RelayEndpoint):
             head = item.chunk if isinstance(item, ChunkStarted) else item
             if not isinstance(head, MSRPData) or head.method is None:
                 return False
-            error = check_paths(head, local_uri, remote)
+            error = request_error(head) or check_paths(head, local_uri, remote)
             if error is not None:
-                if should_respond(head, error.code):
-                    link.protocol.write_chunk(make_response(head, error.code))
+                code = error.code or 400
+                if should_respond(head, code):
+                    link.protocol.write_chunk(make_response(head, code))
                 return False
             timer.cancel()
             link.on_event = None

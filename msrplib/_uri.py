@@ -123,8 +123,8 @@ def parse_uri(text: str) -> URI:
     port_text = match.group("port")
     port = None
     if port_text is not None:
-        if not port_text or int(port_text) > 65535:
-            raise URIParseError("bad port %r in %r" % (port_text, text))
+        if not port_text or len(port_text) > 5 or int(port_text) > 65535:
+            raise URIParseError("bad port %r in %r" % (port_text[:40], text[:200]))
         port = int(port_text)
     session_id = match.group("session_id")
     if session_id is not None and not _SESSION_ID_RE.fullmatch(session_id):

@@ -262,10 +262,10 @@ def _response_paths(from_path: Optional[str], to_path: Optional[str]
                     ) -> List[Tuple[str, str]]:
     """A response's path headers, from its request's From-Path and To-Path values."""
     paths = []
-    if from_path:
-        paths.append(("To-Path", from_path.split(None, 1)[0]))
-    if to_path:
-        paths.append(("From-Path", to_path.split(None, 1)[0]))
+    for name, path in (("To-Path", from_path), ("From-Path", to_path)):
+        first = path.split(None, 1) if path else None
+        if first:  # a path of spaces names nobody: the answer goes without it
+            paths.append((name, first[0]))
     return paths
 
 

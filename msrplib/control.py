@@ -51,6 +51,7 @@ from twisted.web.server import NOT_DONE_YET
 from msrplib._controlaccess import refusal
 from msrplib.errors import MSRPError
 from msrplib.outbox import OutboxRefused
+from msrplib.protocol import parse_number
 from msrplib.service import (MSRPEndpointService, SessionNotFound, SessionStateError,
                              TooManySessions)
 
@@ -252,10 +253,11 @@ class ControlAPI(Resource):
         return self.service.close_session(session_id).addCallback(lambda _: {"closed": True})
 
     def _events(self, request: Any, body: Dict[str, Any], session_id: str) -> Any:
-        since = request.args.get(b"since", [b"0"])[0]
-        if not since.isdigit():
-            raise HTTPError(400, "since must be a number")
-        return self.service.get(session_id).events_since(int(since))
+        try:
+            since = parse_number(request.args.get(b"since", [b"0"])[0], "since")
+        except ValueError as error:
+            raise HTTPError(400, str(error)) from None
+        return self.service.get(session_id).events_since(since)
 
     def _complete(self, request: Any, body: Dict[str, Any], session_id: str) -> Any:
         path = _text(body, "path", required=True)

@@ -27,10 +27,12 @@ class MSRPError(Exception):
     """Base class of msrplib's errors.
 
     ``code`` and ``comment`` are the MSRP response that reports this error to the peer
-    (RFC 4975 section 10). Subclasses set sensible defaults; instances may override them.
+    (RFC 4975 section 10), or that the peer answered. Subclasses set sensible defaults;
+    instances may override them. An error that no status line stands for has ``code``
+    ``None``.
     """
 
-    code: int = 400
+    code: Optional[int] = 400
     comment: str = "Bad Request"
 
     def __init__(self, message: str = "", code: Optional[int] = None,
@@ -59,7 +61,11 @@ class MSRPTransactionError(MSRPError):
 
 
 class MSRPSessionError(MSRPError):
-    """The session cannot do what was asked, e.g. send after it was shut down."""
+    """The session cannot do what was asked, e.g. send after it was shut down, or its
+    connection closed. No peer answered anything, so it carries no status ``code``."""
+
+    code = None
+    comment = "Session error"
 
 
 class MSRPConnectTimeout(MSRPError):

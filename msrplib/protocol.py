@@ -5,7 +5,8 @@ a socket, so everything is tested with plain bytes. The code lives in private mo
 (``_uri``, ``_headers``, ``_wire``, ``_parser``); import it from here.
 """
 
-from msrplib._headers import AuthParams, ByteRange, HeaderField, Headers, Status
+from msrplib._headers import (MAX_DIGITS, AuthParams, ByteRange, HeaderField, Headers, Status,
+                              parse_number)
 from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, ParserEvent,
                              ParserLimits)
 from msrplib._uri import DEFAULT_PORT, URI, parse_uri
@@ -16,6 +17,7 @@ from msrplib.errors import ChunkParseError, HeaderParseError, URIParseError
 __all__ = [
     "URI", "parse_uri", "DEFAULT_PORT",
     "MSRPData", "Headers", "HeaderField", "ByteRange", "Status", "AuthParams",
+    "parse_number", "MAX_DIGITS",
     "make_response", "make_report", "new_transaction_id", "new_message_id",
     "RESPONSE_COMMENTS", "CONTINUATION_FLAGS",
     "ChunkParser", "ParserLimits", "ParserEvent", "ChunkStarted", "ChunkData", "ChunkEnded",

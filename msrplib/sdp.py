@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Tuple, Union
 
+from msrplib._headers import parse_number
 from msrplib._uri import URI, parse_uri
 from msrplib.tls import Fingerprint
 
@@ -96,9 +97,7 @@ class FileSelector:
             elif key == "type":
                 selector.type = rest
             elif key == "size":
-                if not rest.isdigit():
-                    raise ValueError("bad file-selector size %r" % rest)
-                selector.size = int(rest)
+                selector.size = parse_number(rest, "file-selector size")
             elif key == "hash":
                 algorithm, _, digest = rest.partition(":")
                 if not digest:

@@ -9,6 +9,7 @@ bounded both ways.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Set, Tuple
@@ -17,11 +18,13 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._incoming import IncomingMessage, RangeSet
+from msrplib._incoming import IncomingMessage
+from msrplib._rangeset import RangeSet
 from msrplib._observer import Observer
 from msrplib._outgoing import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._receiving import RequestHandler
+from msrplib._headerblock import HEADER_NAME_RE
 from msrplib._rules import should_respond
 from msrplib._wire import MSRPData, end_line, new_message_id, new_transaction_id
 from msrplib._window import ReportWindow
@@ -69,6 +72,14 @@ class SessionSettings:
     ``progress_report_wait``: seconds a message held by that limit waits for the first
     partial REPORT from the peer; without one the peer is taken to report whole messages
     only and the limit is dropped for the session.
+    ``relayed_failure_wait``: through a relay, seconds a message sent without success
+    reports (Failure-Report ``yes``) still waits after its last 200 before it counts as
+    sent: the relay answered those 200s, and only a failure REPORT from the peer tells
+    that it refused the message; 0: count it sent at once.
+    ``incomplete_message_timeout``: seconds an incoming message may go without a chunk
+    (while its own consumer is not holding it back) before it is dropped: the receiver
+    hears ``message_failed``, the sender a failure REPORT (408) when it asked for them;
+    ``None``: never.
     """
 
     response_timeout: float = RESPONSE_TIMEOUT
@@ -82,6 +93,8 @@ class SessionSettings:
     progress_report_bytes: Optional[int] = 16 * 1024
     max_unreported_bytes: Optional[int] = None
     progress_report_wait: float = 5.0
+    incomplete_message_timeout: Optional[float] = 300.0
+    relayed_failure_wait: float = 2.0
 
 
 class MessageReceiver:
@@ -107,7 +120,13 @@ class MessageReceiver:
         return None
 
     def message_failed(self, message: IncomingMessage, reason: Failure) -> None:
-        """``message`` will not complete: aborted, too large, or the connection closed."""
+        """``message`` will not complete: aborted, refused (too large, bad Byte-Range),
+        stopped arriving, or the connection closed."""
+
+    def message_refused(self, chunk: MSRPData, error: MSRPError) -> None:
+        """A message was refused at its first chunk, before it started: ``error.code`` is
+        the answer (400 for a bad Byte-Range, 413 too large, 415 a type we do not take).
+        Its sender hears of it too, in the answer and, when it asked, a failure REPORT."""
 
 
 @dataclass
@@ -140,6 +159,17 @@ def _new_send_id(body_size: int) -> str:
     """A fresh random transaction id for a message chunk: 32 digits for a body of
     LONG_ID_BODY or more, else 12."""
     return new_transaction_id(32 if body_size >= LONG_ID_BODY else 12)
+
+
+def _check_header_text(content_type: str, headers: Optional[Dict[str, str]]) -> None:
+    """Raise ``ValueError`` for a Content-Type or extra header that would not be one line
+    of its own on the wire (a CR, an LF or another control character in it), or a header
+    name that is not RFC 4975's."""
+    if not content_type.isprintable():
+        raise ValueError("Content-Type %r holds a control character" % content_type)
+    for name, value in (headers or {}).items():
+        if not HEADER_NAME_RE.fullmatch(name) or not value.isprintable():
+            raise ValueError("header %r: %r is not a header line of its own" % (name, value))
 
 
 def _generated_response(transaction_id: str, code: int, comment: str) -> MSRPData:
@@ -190,6 +220,8 @@ class MSRPSession:
         self._deadline_timer: Any = None
         self._outstanding = 0
         self._waiting_reports: Dict[str, OutgoingMessage] = {}
+        # Sent through a relay, waiting out relayed_failure_wait (see _message_sent).
+        self._unconfirmed: Dict[str, OutgoingMessage] = {}
         self._body: Optional[_Body] = None
         self._idle: Set[OutgoingMessage] = set()
         # Made for the first message paced by success reports (most sessions have none).
@@ -272,6 +304,7 @@ class MSRPSession:
         and with ``MSRPSessionError`` when the connection closed first.
         """
         self._check_open()
+        _check_header_text(content_type, headers)
         message = OutgoingMessage(data_or_file, content_type, message_id or new_message_id(),
                                   success_report, failure_report,
                                   self._chunk_size(chunk_size), headers, progress)
@@ -311,6 +344,7 @@ class MSRPSession:
         producer is paused while the connection cannot keep up.
         """
         self._check_open()
+        _check_header_text(content_type, headers)
         size_limit = self._chunk_size(chunk_size)
         message: Optional[OutgoingMessage] = None
 
@@ -429,6 +463,7 @@ class MSRPSession:
         """After ``shutdown``: close once nothing is queued or waits for an answer."""
         if (self._shutting_down and not self._queue and not self._idle and self._body is None
                 and not self._transactions and not self._waiting_reports
+                and not self._unconfirmed
                 and not self._held() and not self.closed.fired):
             self._protocol.close()
 
@@ -629,6 +664,14 @@ class MSRPSession:
 
     def _message_sent(self, message: OutgoingMessage) -> None:
         if message.success_report != "yes":
+            wait = self.settings.relayed_failure_wait
+            if wait and self.transport.relayed and message.failure_report == "yes":
+                # The 200s came from the relay: give a refusal by the peer, which only a
+                # failure REPORT brings, the time to arrive.
+                self._unconfirmed[message.message_id] = message
+                message.report_timer = self.reactor.callLater(wait, self._not_refused,
+                                                              message)
+                return
             message.result.callback(message.message_id)
             return
         message.awaiting_report = True
@@ -637,6 +680,13 @@ class MSRPSession:
             return
         message.report_timer = self.reactor.callLater(
             self.settings.report_timeout, self._report_timed_out, message)
+
+    def _not_refused(self, message: OutgoingMessage) -> None:
+        """No failure REPORT came for ``message`` in ``relayed_failure_wait``: it is sent."""
+        message.report_timer = None
+        del self._unconfirmed[message.message_id]
+        message.result.callback(message.message_id)
+        self._close_if_done()
 
     def _message_reported(self, message: OutgoingMessage) -> None:
         del self._waiting_reports[message.message_id]
@@ -681,6 +731,7 @@ class MSRPSession:
 
     def _fail_message(self, message: OutgoingMessage, error: Exception) -> None:
         self._waiting_reports.pop(message.message_id, None)
+        self._unconfirmed.pop(message.message_id, None)
         self._forget_held(message)
         message.stop_report_timer()
         if not message.done:
@@ -688,9 +739,9 @@ class MSRPSession:
         self._close_if_done()
 
     def _report(self, report: MSRPData) -> None:
-        message = self._waiting_reports.get(report.message_id or "")
-        if message is None:
-            return
+        """A REPORT on a message we sent: a failure stops and fails it, whatever reports it
+        asked for; success REPORTs count towards a message that asked for them."""
+        message_id = report.message_id or ""
         try:
             status = report.status
             byte_range = report.byte_range
@@ -699,11 +750,16 @@ class MSRPSession:
         if status is None:
             return
         if status.code != 200:
-            self._stop_sending(message)
-            self._fail_message(message, MSRPTransactionError(
-                "failure report: %s %s" % (status.code, status.comment or ""),
-                code=status.code, comment=status.comment))
-            self._pump()
+            failed = self._in_flight(message_id)
+            if failed is not None:
+                self._stop_sending(failed)
+                self._fail_message(failed, MSRPTransactionError(
+                    "failure report: %s %s" % (status.code, status.comment or ""),
+                    code=status.code, comment=status.comment))
+                self._pump()
+            return
+        message = self._waiting_reports.get(message_id)
+        if message is None:
             return
         total = message.offset
         if message.reported is None:
@@ -718,6 +774,22 @@ class MSRPSession:
             self._message_reported(message)
         elif self._window is not None:
             self._window.reported(message, partial=not whole)
+
+    def _in_flight(self, message_id: str) -> Optional[OutgoingMessage]:
+        """The message of ``message_id`` that is still under way (queued, being sent,
+        awaiting answers or REPORTs), if any: looked for only when a failure REPORT comes,
+        so that sending keeps no index of its own for it."""
+        known = self._waiting_reports.get(message_id) or self._unconfirmed.get(message_id)
+        if known is not None:
+            return known
+        body = [self._body.message] if self._body is not None else []
+        for candidate in itertools.chain(
+                (transaction.message for transaction in self._transactions.values()),
+                self._queue, self._idle, self._held(), body):
+            if isinstance(candidate, OutgoingMessage) and candidate.message_id == message_id \
+                    and not candidate.done:
+                return candidate
+        return None
 
     # Receiving.
 
@@ -797,6 +869,11 @@ class MSRPSession:
             self._window.stop()  # what it held waits for reports: failed just below
         for message in list(self._waiting_reports.values()):
             self._fail_message(message, error)
+        for message in list(self._unconfirmed.values()):
+            # The relay took all of it and no refusal came before the end: it was sent.
+            message.stop_report_timer()
+            del self._unconfirmed[message.message_id]
+            message.result.callback(message.message_id)
         self._requests.connection_lost(error)
         if self.on_incoming_cb is not None:
             self.on_incoming_cb(error=reason)

@@ -73,6 +73,7 @@ class CollectingReceiver(MessageReceiver):
         self.started: list = []
         self.received: list = []
         self.failed: list = []
+        self.refused: list = []
 
     def message_started(self, message: Any) -> Any:
         self.started.append(message)
@@ -83,4 +84,7 @@ class CollectingReceiver(MessageReceiver):
 
     def message_failed(self, message: Any, reason: Any) -> None:
         self.failed.append((message, reason))
+
+    def message_refused(self, chunk: Any, error: Any) -> None:
+        self.refused.append((chunk, error))
 

@@ -477,6 +477,9 @@ class MSRPTransport:
         #: How far a message sent with success reports may run ahead of the peer's REPORTs
         #: on this connection (a relay's limit), or ``None``.
         self.max_unreported_bytes: Optional[int] = None
+        #: Whether this connection goes through a relay, which answers our requests
+        #: itself (hop by hop): the peer's refusals then come as failure REPORTs only.
+        self.relayed = False
         for event in early_events:
             self._event_received(event)
         protocol.set_receiver(self._event_received)

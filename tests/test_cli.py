@@ -115,8 +115,10 @@ class CommandLineTests(unittest.TestCase):
         yield connector.prepare(URI(host="127.0.0.1"))
         transport = yield connector.complete(remote)
         session = MSRPSession(transport, settings=SessionSettings(keepalive_interval=0))
-        yield session.send_message(b"\x1b]0;owned\x07\x1b[2Jhi\rfake line\n\xff\xfe done",
-                                   "text/plain; charset=\x1b[31m")
+        # A hostile peer's chunk, made by hand: send_message refuses such a Content-Type.
+        yield session.deliver_chunk(transport.make_chunk(
+            data=b"\x1b]0;owned\x07\x1b[2Jhi\rfake line\n\xff\xfe done",
+            content_type="text/plain; charset=\x1b[31m"))
         yield session.shutdown()
         out, _ = listener.communicate(timeout=30)
         self.assertIn("\\x1b]0;owned\\x07\\x1b[2Jhi\\rfake line\\n\\xff\\xfe done\n", out)

@@ -24,8 +24,9 @@ class HeldAnswerTests(unittest.TestCase):
         self.socket = StringTransport()
         self.protocol.makeConnection(self.socket)
         self.bob = MSRPTransport(self.protocol, [bob_uri], [alice_uri])
-        MSRPSession(self.bob, reactor=self.clock,
-                    settings=SessionSettings(keepalive_interval=0))
+        MSRPSession(self.bob, reactor=self.clock,  # no timers but the hold's
+                    settings=SessionSettings(keepalive_interval=0,
+                                             incomplete_message_timeout=None))
         # Alice's transport only makes her chunks; they are fed to Bob by hand.
         self.alice = MSRPTransport(MSRPProtocol(clock=self.clock), [alice_uri], [bob_uri])
         self.chunks = []

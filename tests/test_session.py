@@ -138,6 +138,7 @@ class SendChunkTests(unittest.TestCase):
     def test_a_chunk_given_to_deliver_is_checked_for_its_end_line(self):
         chunk = self.chunk(data=b"x")
         chunk.data = b"a\r\n-------%s$\r\nb" % chunk.transaction_id.encode()
+        chunk.byte_range = ByteRange(1, len(chunk.data), len(chunk.data))
         given = chunk.transaction_id
         result = self.alice.deliver_chunk(chunk)
         self.pair.flush()

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from msrplib._incoming import RangeSet
+from msrplib._rangeset import RangeSet
 from msrplib.protocol import Headers, MSRPData
 from msrplib.session import SessionSettings
 from msrplib.testing import ALICE_URI, BOB_URI, CollectingReceiver, SessionPair
@@ -95,3 +95,31 @@ class RangeSetProperties(unittest.TestCase):
             for (_, high), (low, _) in zip(ranges.ranges, ranges.ranges[1:]):
                 self.assertLess(high, low)  # disjoint and merged
         self.assertEqual(ranges.count, len(offsets))
+
+
+class CountingList(list):
+    """A list that counts the items read from it, however they are read."""
+
+    reads = 0
+
+    def __getitem__(self, index):
+        CountingList.reads += 1
+        return super().__getitem__(index)
+
+
+class RangeSetCostTests(unittest.TestCase):
+    def test_pieces_in_any_order_cost_a_search_each_not_a_walk(self):
+        # Every other byte, last to first: the set holds thousands of ranges at once, and
+        # each piece still costs a binary search, not a look at every range kept.
+        for count in (1000, 4000):
+            ranges = RangeSet()
+            ranges._starts, ranges._ends = CountingList(), CountingList()
+            CountingList.reads = 0
+            for offset in range(2 * count - 2, -1, -2):
+                self.assertEqual(ranges.add(offset, offset + 1), [(offset, offset + 1)])
+            self.assertEqual(len(ranges.ranges), count)
+            self.assertLess(CountingList.reads, 40 * count.bit_length() * count)
+            for offset in range(2 * count - 1, 0, -2):  # now fill every gap
+                ranges.add(offset, offset + 1)
+            self.assertTrue(ranges.covers(2 * count))
+            self.assertLess(CountingList.reads, 80 * count.bit_length() * count)
