@@ -11,6 +11,7 @@ from twisted.trial import unittest
 from msrplib.connect import (AcceptorDirect, AcceptorRelay, ConnectorRelay, MSRPAuthError,
                              MSRPRelaySettings, get_acceptor, get_connector)
 from msrplib.protocol import URI
+from msrplib.errors import MSRPTransactionError
 from msrplib.session import MSRPSession, SessionSettings
 from msrplib.testing import CollectingReceiver
 from tests.helpers import close
@@ -99,6 +100,23 @@ class RelayCases(RelayHarness):
         yield alice.send_message(b"Reported?", "text/plain", success_report="yes")
         self.assertEqual([m.data for m in bob_heard.received], [b"Hi, Bob!", b"Reported?"])
         self.assertEqual([m.data for m in alice_heard.received], [b"Hi, Alice!"])
+
+    @inlineCallbacks
+    def test_a_refusal_through_the_relay_fails_the_message(self):
+        # The relay answers 200 itself and keeps Bob's 413 and 415: his failure REPORT
+        # is what tells Alice, and her send_message fails with its code.
+        bob_heard = CollectingReceiver()
+        alice, bob = yield self.relayed_pair(bob_receiver=bob_heard)
+        bob.settings = SessionSettings(keepalive_interval=0, max_message_size=1000)
+        bob.accept_types = ["text/*"]
+        too_big = yield self.assertFailure(
+            alice.send_message(b"x" * 5000, "text/plain"), MSRPTransactionError)
+        wrong_type = yield self.assertFailure(
+            alice.send_message(b"picture", "image/png"), MSRPTransactionError)
+        self.assertEqual((too_big.code, wrong_type.code), (413, 415))
+        yield alice.send_message(b"still fine", "text/plain")
+        self.assertEqual([m.data for m in bob_heard.received], [b"still fine"])
+        self.assertEqual([error.code for _, error in bob_heard.refused], [413, 415])
 
     @inlineCallbacks
     def test_five_mib_message_with_success_report(self):
