@@ -4,12 +4,19 @@ msrplib: 100-byte text messages with send_message, each awaiting its 200 (one at
 then with 32 outstanding. Baseline: a plain Twisted protocol that sends a frame of the same
 size and waits for a small answer, in the same process and the same run. The two take
 turns for three rounds and the best round of each is reported.
+
+``--split-every-block``: the parser splits every header block instead of recognising the
+blocks that repeat the last one (see msrplib/_headerblock.py), to measure what that is
+worth.
 """
+
+import sys
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 
 from _common import Timer, bound_pair, report
+from msrplib._headerblock import HeaderReader
 from msrplib.session import MSRPSession, SessionSettings
 
 COUNT = 20000
@@ -116,4 +123,8 @@ def main(reactor):
 
 
 if __name__ == "__main__":
+    if "--split-every-block" in sys.argv:
+        # The parser's general path alone: every header block split, none recognised as
+        # a repeat of the last (what that recognition is worth end to end).
+        HeaderReader.remembers = False
     task.react(main)

@@ -146,10 +146,12 @@ class HeaderReader:
     """Checks and splits the header blocks of one parser, keeping to its line limit, and
     recognises the blocks that repeat the last one of their kind (see the module)."""
 
+    #: Whether to remember blocks at all: only speed depends on it (the tests compare both
+    #: ways, ``bench/messages.py --split-every-block`` measures the difference).
+    remembers = True
+
     def __init__(self, max_line_length: int) -> None:
         self.max_line_length = max_line_length
-        #: Whether to remember blocks at all (the tests compare both ways).
-        self.remembers = True
         #: The last response block without a body split whole, and its headers.
         self.response_block: Optional[Tuple[bytes, Headers]] = None
         #: The shape of the last request block with a body after it split whole.

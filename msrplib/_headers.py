@@ -121,7 +121,10 @@ class Headers:
 
     def copy(self) -> Headers:
         """An independent copy."""
-        return Headers.built(list(self._items), dict(self.first))
+        clone = Headers.__new__(Headers)  # no __init__: both fields are set just below
+        clone._items = list(self._items)
+        clone.first = dict(self.first)
+        return clone
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):

@@ -221,7 +221,7 @@ class ChunkParser:
     def _start_line(self, buf: _Buffer, pos: int) -> int:
         """Read the start line at ``pos``; return where its CRLF is (the header block
         starts there: see :meth:`_header_block`), or -1 until it is whole."""
-        max_line = self.limits.max_line_length
+        max_line = self._limits.max_line_length
         scan = self._scan
         newline = buf.find(b"\n", pos if scan < pos else scan)
         if newline < 0:
@@ -292,7 +292,7 @@ class ChunkParser:
         CRLF (an empty body). Lines that arrived whole are read at once, so a bad one fails
         before the rest of its block arrives.
         """
-        limits = self.limits
+        limits = self._limits
         marker = self._marker
         head = pos + 2
         seen = self._scan  # what is before it was looked at: only its tail is looked at again
@@ -352,7 +352,7 @@ class ChunkParser:
         marker = self._marker
         after = end + len(marker)
         flag = _END_FLAGS.get(bytes(buf[after:after + 3])) if end >= 0 else None
-        if flag is None or end - blank - 4 > self.limits.max_buffered_body:
+        if flag is None or end - blank - 4 > self._limits.max_buffered_body:
             self._headers = headers
             self._scan = end if end >= 0 else \
                 max(blank + 2, min(len(buf), stop) - len(marker) + 1)
@@ -385,7 +385,7 @@ class ChunkParser:
         tid, rest = match.groups()
         kind = self._kinds.get(rest)
         head = match.end()
-        limits = self.limits
+        limits = self._limits
         if kind is None or head - pos - 2 > limits.max_line_length:
             return -1
         marker = b"\r\n-------" + tid
@@ -423,7 +423,7 @@ class ChunkParser:
         early when the block can only be bad: too long, a line too long, or a bare CR or
         LF in the line still arriving (a peer that ends its lines with LF alone would
         otherwise wait for ever)."""
-        limits = self.limits
+        limits = self._limits
         if len(buf) - head > limits.max_header_block:
             raise ChunkParseError("header block longer than %d bytes" % limits.max_header_block)
         last = buf.rfind(b"\r\n", max(done, seen - 1))
@@ -499,7 +499,7 @@ class ChunkParser:
         if streamed is not None:
             events.append(ChunkData(streamed, _take(buf, start, end)))
             return
-        if self._body_len + end - start > self.limits.max_buffered_body:
+        if self._body_len + end - start > self._limits.max_buffered_body:
             streamed = self._streamed = self._chunk(b"", None)
             events.append(ChunkStarted(streamed))
             events.extend(ChunkData(streamed, bytes(part)) for part in self._parts)

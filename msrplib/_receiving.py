@@ -92,7 +92,8 @@ class RequestHandler:
                 or get("byte-range") != f"1-{size}/{size}" \
                 or message_id in self.incoming or message_id in self._refused \
                 or len(headers.first) != len(headers._items) \
-                or not MESSAGE_ID_RE.fullmatch(message_id):
+                or not (len(message_id) <= 32 and message_id.isalnum() and message_id.isascii()
+                        or MESSAGE_ID_RE.fullmatch(message_id)):
             return False
         session = self.session
         settings = session.settings
@@ -103,9 +104,12 @@ class RequestHandler:
                 or not self._accepts(content_type):
             return False
         message = IncomingMessage(chunk, size)
-        target = self._started(message)
-        if target is _NOT_STARTED:
-            return False
+        try:
+            target = session.receiver.message_started(message)
+        except Exception:
+            self._start_failed(message)
+            self._finish(self._refusal(chunk, 413), chunk)
+            return True
         message.arrived_whole()
         if target is None:
             message.data = data  # kept in memory: as a memory sink would hand it back
@@ -196,8 +200,11 @@ class RequestHandler:
         try:
             return self.session.receiver.message_started(message)
         except Exception:
-            self.session.log.failure("message_started failed for {message!r}", message=message)
+            self._start_failed(message)
             return _NOT_STARTED
+
+    def _start_failed(self, message: IncomingMessage) -> None:
+        self.session.log.failure("message_started failed for {message!r}", message=message)
 
     def _refusal(self, chunk: MSRPData, code: int) -> _Inbound:
         """Refuse the message ``chunk`` starts (or would start): its later chunks get the
@@ -307,7 +314,7 @@ class RequestHandler:
         except Exception:
             self._not_stored(message, Failure())
             return
-        if isinstance(stored, Deferred):
+        if stored is not None and isinstance(stored, Deferred):
             stored.addCallbacks(lambda _: self._stored(message),
                                 lambda failure: self._not_stored(message, failure))
         else:

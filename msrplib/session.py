@@ -222,6 +222,8 @@ class MSRPSession:
         self._waiting_reports: Dict[str, OutgoingMessage] = {}
         # Sent through a relay, waiting out relayed_failure_wait (see _message_sent).
         self._unconfirmed: Dict[str, OutgoingMessage] = {}
+        # The Content-Type of the last message sent, checked already (see send_message).
+        self._checked_type: Optional[str] = None
         self._body: Optional[_Body] = None
         self._idle: Set[OutgoingMessage] = set()
         # Made for the first message paced by success reports (most sessions have none).
@@ -304,7 +306,9 @@ class MSRPSession:
         and with ``MSRPSessionError`` when the connection closed first.
         """
         self._check_open()
-        _check_header_text(content_type, headers)
+        if content_type is not self._checked_type or headers:
+            _check_header_text(content_type, headers)
+            self._checked_type = content_type
         message = OutgoingMessage(data_or_file, content_type, message_id or new_message_id(),
                                   success_report, failure_report,
                                   self._chunk_size(chunk_size), headers, progress)
@@ -664,13 +668,13 @@ class MSRPSession:
 
     def _message_sent(self, message: OutgoingMessage) -> None:
         if message.success_report != "yes":
-            wait = self.settings.relayed_failure_wait
-            if wait and self.transport.relayed and message.failure_report == "yes":
+            if self.transport.relayed and self.settings.relayed_failure_wait \
+                    and message.failure_report == "yes":
                 # The 200s came from the relay: give a refusal by the peer, which only a
                 # failure REPORT brings, the time to arrive.
                 self._unconfirmed[message.message_id] = message
-                message.report_timer = self.reactor.callLater(wait, self._not_refused,
-                                                              message)
+                message.report_timer = self.reactor.callLater(
+                    self.settings.relayed_failure_wait, self._not_refused, message)
                 return
             message.result.callback(message.message_id)
             return
