@@ -8,7 +8,7 @@ body goes to a sink: memory by default, or a file (written at each chunk's offse
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Union
 
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import implementer
@@ -21,19 +21,35 @@ __all__ = ["IncomingMessage", "make_sink"]
 
 
 class _MemorySink:
+    """Keeps a body in memory: what arrived in order in one growing buffer (however small
+    its chunks), pieces that came ahead of a gap apart until the gap is filled."""
+
     def __init__(self) -> None:
-        self.pieces: Dict[int, bytes] = {}
+        self.head: Union[bytes, bytearray] = b""
+        self.ahead: Dict[int, bytes] = {}
 
     def write(self, offset: int, data: bytes) -> None:
-        self.pieces[offset] = data
+        if offset != len(self.head):
+            self.ahead[offset] = data
+            return
+        self._append(data)
+        while self.ahead and len(self.head) in self.ahead:
+            self._append(self.ahead.pop(len(self.head)))
+
+    def _append(self, data: bytes) -> None:
+        if not self.head:
+            self.head = data  # the first piece is kept as it is: often the only one
+        else:
+            if type(self.head) is bytes:
+                self.head = bytearray(self.head)
+            self.head += data
 
     def finish(self) -> Optional[bytes]:
-        if len(self.pieces) == 1:
-            return next(iter(self.pieces.values()))
-        return b"".join(self.pieces[offset] for offset in sorted(self.pieces))
+        return self.head if type(self.head) is bytes else bytes(self.head)
 
     def fail(self) -> None:
-        self.pieces.clear()
+        self.head = b""
+        self.ahead.clear()
 
 
 class _FileSink:
@@ -177,6 +193,6 @@ class IncomingMessage:
         return self.end is not None and self.ranges.covers(self.end)
 
     def __repr__(self) -> str:
-        return "<IncomingMessage %s %s, %d of %s bytes>" % (
+        return "<IncomingMessage %r %r, %d of %s bytes>" % (
             self.message_id, self.content_type, self.received,
             "?" if self.size is None else self.size)

@@ -96,8 +96,9 @@ VIEW_MIN = 1024
 JOINED_LEFTOVER = 4 * 1024
 
 #: Start lines a parser remembers what follows the transaction id of ("SEND", "200 OK"),
-#: at most (it forgets them all when full).
+#: at most (it forgets them all when full), and the longest such text it remembers.
 KINDS_KEPT = 16
+KIND_LENGTH = 64
 
 
 def _then_raise(events: List[ParserEvent], error: ChunkParseError) -> Iterator[ParserEvent]:
@@ -273,9 +274,10 @@ class ChunkParser:
         else:
             raise ChunkParseError("malformed start line %r: neither a method nor a status code"
                                   % line[:80])
-        if len(self._kinds) >= KINDS_KEPT:
-            self._kinds.clear()
-        self._kinds[rest] = kind
+        if len(rest) <= KIND_LENGTH:  # a long comment is not worth keeping
+            if len(self._kinds) >= KINDS_KEPT:
+                self._kinds.clear()
+            self._kinds[rest] = kind
         return kind
 
     # The header block.

@@ -24,6 +24,10 @@ class RangeSet:
         #: How many bytes the set holds.
         self.count = 0
 
+    def __len__(self) -> int:
+        """How many intervals, apart from each other, the set holds."""
+        return len(self._starts)
+
     @property
     def ranges(self) -> List[Tuple[int, int]]:
         """The intervals, in order."""

@@ -156,9 +156,6 @@ class RequestHandler:
         get = chunk.headers.first.get
         content_type = get("content-type")
         message_id = get("message-id") or ""
-        if content_type is None and not chunk.data and message_id not in self.incoming \
-                and message_id not in self._refused:
-            return _Inbound(chunk, None, None, 0)  # an empty SEND: a binding, a keepalive
         raw_range = get("byte-range")
         try:
             byte_range = ByteRange(1, None, None) if raw_range is None \
@@ -169,6 +166,11 @@ class RequestHandler:
         if start < 1 or (end is not None and end < start - 1) or \
                 (total is not None and ((end is not None and end > total) or start > total + 1)):
             return self._refusal(chunk, 400)
+        if content_type is None and not chunk.data and message_id not in self.incoming \
+                and message_id not in self._refused:
+            # An empty SEND (a binding, a keepalive): no message, but what its Byte-Range
+            # says still holds.
+            return _Inbound(chunk, None, None, start - 1, start - 1 if end is None else end)
         if message_id in self._refused:
             return _Inbound(chunk, self._refused[message_id], None, 0)
         if content_type is not None and not self._accepts(content_type):
@@ -233,7 +235,7 @@ class RequestHandler:
             media = content_type.split(";")[0].strip().lower()
             verdict = any(fnmatch.fnmatchcase(media, pattern.lower())
                           for pattern in self.session.accept_types)
-            if len(self._accept_cache) < 256:
+            if len(self._accept_cache) < 256 and len(content_type) <= 256:
                 self._accept_cache[content_type] = verdict
         return verdict
 
@@ -259,6 +261,9 @@ class RequestHandler:
             message.add(inbound.offset, data)
         except MSRPError as error:
             inbound.code = error.code
+            return
+        if len(message.ranges) > self.session.settings.max_message_pieces:
+            inbound.code = 413  # held in too many pieces apart: each costs memory
             return
         inbound.offset = offset
 

@@ -14,7 +14,7 @@ DEFAULT_PORT = 2855
 
 _URI_RE = re.compile(
     r"""(?P<scheme>[A-Za-z]+)://
-        (?:(?P<user>[^@/;\[\]]*)@)?
+        (?:(?P<user>[A-Za-z0-9\-._~!$&'()*+,=:%]*)@)?
         (?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.\-_~%]+))
         (?::(?P<port>[0-9]*))?
         (?:/(?P<session_id>[^;]*))?
@@ -138,7 +138,7 @@ def parse_uri(text: str) -> URI:
     parameters: Dict[str, Optional[str]] = {}
     for item in extra:
         name, eq, value = item.partition("=")
-        if not _TOKEN_RE.fullmatch(name) or (eq and not value):
+        if not _TOKEN_RE.fullmatch(name) or (eq and not _TOKEN_RE.fullmatch(value)):
             raise URIParseError("bad URI parameter %r in %r" % (item, text))
         parameters[name] = value if eq else None
     return URI(host=match.group("ipv6") or match.group("host"), use_tls=scheme == "msrps",

@@ -84,7 +84,7 @@ def _wire_group(lower: str) -> int:
     group = _WIRE_GROUPS.get(lower)
     if group is None:
         group = 3 if lower.startswith("content-") else 2
-        if len(_WIRE_GROUPS) < 256:
+        if len(_WIRE_GROUPS) < 256 and len(lower) <= 64:
             _WIRE_GROUPS[lower] = group
     return group
 
@@ -167,7 +167,8 @@ class MSRPData:
         return self.method is not None
 
     def __repr__(self) -> str:
-        what = self.method if self.method is not None else "%s %s" % (self.code, self.comment)
+        # A peer's comment may hold anything: repr() escapes it for a log line.
+        what = self.method if self.method is not None else "%s %r" % (self.code, self.comment)
         return "<MSRPData %s %s, %d body bytes, %s>" % (
             self.transaction_id, what, len(self.data), self.contflag)
 
@@ -284,12 +285,21 @@ def _response_text(from_path: Optional[str], to_path: Optional[str], code: int,
     return _status_text(code, comment) + paths
 
 
+#: The longest path pair a response's text is kept for (see _response_text): a peer that
+#: sends ever new long paths would otherwise fill the process's memory.
+RESPONSE_PATHS_KEPT_LENGTH = 512
+
+
 def encode_response(request: MSRPData, code: int, comment: Optional[str] = None) -> bytes:
     """``make_response(request, code, comment).encode()`` without building the response:
     how a session answers each chunk it receives (a third of the work otherwise)."""
     first = request.headers.first
     tid = request.transaction_id
-    text = _response_text(first.get("from-path"), first.get("to-path"), code, comment)
+    from_path, to_path = first.get("from-path"), first.get("to-path")
+    if len(from_path or "") + len(to_path or "") <= RESPONSE_PATHS_KEPT_LENGTH:
+        text = _response_text(from_path, to_path, code, comment)
+    else:
+        text = _response_text.__wrapped__(from_path, to_path, code, comment)
     return f"MSRP {tid} {text}-------{tid}$\r\n".encode("utf-8", "surrogateescape")
 
 

@@ -76,6 +76,9 @@ class SessionSettings:
     reports (Failure-Report ``yes``) still waits after its last 200 before it counts as
     sent: the relay answered those 200s, and only a failure REPORT from the peer tells
     that it refused the message; 0: count it sent at once.
+    ``max_message_pieces``: pieces of an incoming message that may be held apart at once
+    (arrived out of order, with gaps between them): each costs memory whatever its size,
+    so past it the message is refused with 413.
     ``incomplete_message_timeout``: seconds an incoming message may go without a chunk
     (while its own consumer is not holding it back) before it is dropped: the receiver
     hears ``message_failed``, the sender a failure REPORT (408) when it asked for them;
@@ -94,6 +97,7 @@ class SessionSettings:
     max_unreported_bytes: Optional[int] = None
     progress_report_wait: float = 5.0
     incomplete_message_timeout: Optional[float] = 300.0
+    max_message_pieces: int = 1024
     relayed_failure_wait: float = 2.0
 
 
