@@ -161,6 +161,45 @@ class TrafficLogTests(unittest.TestCase):
             self.assertNotIn(character, log)
 
 
+class Collector(Protocol):
+    """A raw peer that keeps what the service answers."""
+
+    def connectionMade(self):
+        self.received = b""
+
+    def dataReceived(self, data):
+        self.received += data
+
+
+class LongMessageIdTests(unittest.TestCase):
+    @inlineCallbacks
+    def test_a_message_id_longer_than_rfc_4975_allows_is_400(self):
+        # Not an OSError from the inbox (a file name too long): the session refuses it.
+        service = started(self)
+        passive = yield service.ok("POST", "/sessions", {"setup": "passive"})
+        uri = URI.parse(passive["path"])
+        peer = Collector()
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", uri.port), peer)
+        head = (b"To-Path: %s\r\nFrom-Path: msrp://127.0.0.1:9/x;tcp\r\n" % str(uri).encode())
+        peer.transport.write(
+            b"MSRP bind1234 SEND\r\n%sMessage-ID: bind\r\nByte-Range: 1-0/0\r\n"
+            b"-------bind1234$\r\n" % head +
+            b"MSRP long1234 SEND\r\n%sMessage-ID: %s\r\nByte-Range: 1-2/2\r\n"
+            b"Content-Type: text/plain\r\n\r\nhi\r\n-------long1234$\r\n" % (head, b"m" * 300))
+        yield service.ok("POST", "/sessions/%s/complete" % passive["id"],
+                         {"path": "msrp://127.0.0.1:9/x;tcp"})
+        for _ in range(100):
+            if b"long1234" in peer.received:
+                break
+            yield sleep(0.05)
+        self.assertIn(b"MSRP bind1234 200 OK", peer.received)
+        self.assertIn(b"MSRP long1234 400 Bad Request", peer.received)
+        self.assertTrue(peer.transport.connected)  # still up
+        peer.transport.loseConnection()
+        self.assertNotIn("OSError", service.log())
+        self.assertNotIn("Traceback", service.log())
+
+
 class _Sessions(unittest.TestCase):
     """The service in this process (its control API not started), over real sockets."""
 
