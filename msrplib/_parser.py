@@ -107,6 +107,13 @@ def _then_raise(events: List[ParserEvent], error: ChunkParseError) -> Iterator[P
     raise error
 
 
+def _unfinished_line_too_long(buf: _Buffer, start: int, max_line: int) -> bool:
+    """Whether the line at ``start``, not ended yet, is longer than ``max_line`` however it
+    ends: its CR may have arrived without its LF."""
+    length = len(buf) - start
+    return length > max_line + 1 or (length == max_line + 1 and buf[-1] != 13)
+
+
 def _take(buf: _Buffer, start: int, end: int) -> bytes:
     """``bytes(buf[start:end])``, with one copy instead of two for big bodies (and none
     for the whole of a ``bytes`` read)."""
@@ -226,7 +233,7 @@ class ChunkParser:
         scan = self._scan
         newline = buf.find(b"\n", pos if scan < pos else scan)
         if newline < 0:
-            if len(buf) - pos > max_line:
+            if _unfinished_line_too_long(buf, pos, max_line):
                 raise ChunkParseError("line longer than %d bytes" % max_line)
             if not b"MSRP ".startswith(bytes(buf[pos:pos + 5])):
                 raise self._start_line_error(bytes(buf[pos:pos + 80]))
@@ -426,16 +433,17 @@ class ChunkParser:
         LF in the line still arriving (a peer that ends its lines with LF alone would
         otherwise wait for ever)."""
         limits = self._limits
-        if len(buf) - head > limits.max_header_block:
-            raise ChunkParseError("header block longer than %d bytes" % limits.max_header_block)
         last = buf.rfind(b"\r\n", max(done, seen - 1))
         if last >= done:
+            if last - head > limits.max_header_block:  # the block ends at a CRLF or later
+                raise ChunkParseError("header block longer than %d bytes"
+                                      % limits.max_header_block)
             if self._headers is None:
                 self._headers = Headers()
             self._reader.read_lines(self._headers, bytes(buf[done:last]), self._tid)
             done = last + 2
             self._lines_done = done - head
-        if len(buf) - done > limits.max_line_length:
+        if _unfinished_line_too_long(buf, done, limits.max_line_length):
             raise ChunkParseError("line longer than %d bytes" % limits.max_line_length)
         if buf.find(b"\n", max(done, seen)) >= 0 or \
                 buf.find(b"\r", max(done, seen - 1), len(buf) - 1) >= 0:
@@ -473,7 +481,9 @@ class ChunkParser:
             # from any CR near the end would, for a file with CRLF lines, copy most reads
             # into the buffer: a held-back tail makes the next read join it.)
             safe_end = len(buf)
-            carriage = buf.find(b"\r", max(start, len(buf) - len(marker) + 1))
+            # The end-line may start at ``pos`` itself: the CRLF of the blank line before
+            # an empty body (``_lead``) is its first two bytes then.
+            carriage = buf.find(b"\r", max(pos, len(buf) - len(marker) + 1))
             while carriage >= 0:
                 if marker.startswith(buf[carriage:]):
                     safe_end = carriage

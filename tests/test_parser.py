@@ -172,6 +172,23 @@ class ErrorTests(unittest.TestCase):
         self.assertParseError(b"MSRP abcd SEND\r\nTo Path: x\r\n", "bad header name")
         self.assertParseError(b"MSRP abcd SEND\r\nX: y\r\n-------abce$\r\n", "does not match")
 
+    def test_a_chunk_at_the_limits_passes_in_any_split(self):
+        # A line exactly max_line_length long, and a block exactly max_header_block long,
+        # whether or not a read ends between a CR and its LF or inside the end-line.
+        limits = ParserLimits(max_line_length=100, max_header_block=300)
+        line = b"X: " + b"x" * 97
+        start = b"MSRP abcd 200 " + b"c" * 86
+        block = b"\r\n".join([line, line, b"Y: " + b"y" * 93])  # 300 bytes
+        for raw in (start + b"\r\n" + line + b"\r\n-------abcd$\r\n",
+                    b"MSRP abcd 200 OK\r\n" + block + b"\r\n-------abcd$\r\n"):
+            for cut in range(len(raw) + 1):
+                [chunk] = feed_all(ChunkParser(limits), [raw[:cut], raw[cut:]])
+                self.assertEqual(chunk.transaction_id, "abcd")
+        self.assertParseError(start + b"c\r\n", "line longer", limits)
+        self.assertParseError(start + b"cc", "line longer", limits)
+        self.assertParseError(b"MSRP abcd 200 OK\r\n" + block + b"y\r\n", "header block",
+                              limits)
+
     def test_a_whole_block_with_a_bare_cr_or_lf_fails(self):
         for line in (b"X: a\rb", b"X: a\nb", b"X: a\r"):
             self.assertParseError(b"MSRP abcd 200 OK\r\n" + line + b"\r\n-------abcd$\r\n",

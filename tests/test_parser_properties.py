@@ -289,6 +289,22 @@ class HistoryProperties(unittest.TestCase):
                              outcome(forgetful(limits), pieces))
 
     @settings(max_examples=400, deadline=None)
+    @given(st.one_of(hostile_streams(), repeated_streams()), st.lists(st.integers(0, 3000)),
+           st.sampled_from([ParserLimits(), ParserLimits(max_line_length=100,
+                                                         max_header_block=300,
+                                                         max_buffered_body=50)]))
+    @example(wire=wire_of([SHAPED("aaaa1", b"hello"), SHAPED("bbbb1", BODY_LIKE_END)]),
+             cuts=[wire_of([SHAPED("aaaa1", b"hello")]).__len__() + 130], limits=ParserLimits())
+    def test_any_split_reads_as_the_whole(self, wire, cuts, limits):
+        # Framing never depends on where reads end: the same chunks (their bodies put
+        # together when streamed), and an error where there was one, as when all came
+        # in one read (its message may quote less of the input).
+        whole, error = outcome(ChunkParser(limits), [wire])
+        pieces, split_error = outcome(ChunkParser(limits), split(wire, cuts))
+        self.assertEqual((reassemble(pieces), split_error is None),
+                         (reassemble(whole), error is None))
+
+    @settings(max_examples=400, deadline=None)
     @given(repeated_streams(), st.lists(st.integers(0, 2000)),
            st.sampled_from([ParserLimits(), ParserLimits(max_line_length=100)]))
     def test_repeated_blocks_with_values_at_the_edges(self, wire, cuts, limits):
