@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 
 from msrplib._headers import Headers, format_path
 from msrplib._parser import ParserEvent, ParserLimits
-from msrplib._rules import should_respond
+from msrplib._rules import is_empty_send, should_respond
 from msrplib._uri import URI
 from msrplib._wire import MSRPData, make_response, new_message_id, new_transaction_id
 from msrplib.errors import MSRPBindError, MSRPBindSessionTimeout, MSRPError
@@ -129,8 +129,8 @@ def accept_binding(protocol: MSRPProtocol, first: ParserEvent, local_path: List[
     SEND that carries content is left, unanswered, as the transport's first chunk, so that
     whoever reads it answers it like any other. ``held`` are events that came after it.
     """
-    if not isinstance(first, MSRPData) or first.data or first.contflag != "$":
-        held = [first] + held
+    if not isinstance(first, MSRPData) or first.contflag != "$" or not is_empty_send(first):
+        held = [first] + held  # its reader answers it, as any other chunk
     elif should_respond(first, 200):
         protocol.write_chunk(make_response(first, 200))
     return MSRPTransport(protocol, local_path, full_remote_path, settings.max_queued_bytes,

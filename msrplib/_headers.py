@@ -41,16 +41,6 @@ class Headers:
         for name, value in items:
             self.add(name, value)
 
-    @classmethod
-    def built(cls, items: List[Tuple[str, str, str]], first: Dict[str, str]) -> Headers:
-        """Headers made of ``items`` (``(name, lower-case name, value)``) and ``first``
-        (the first value of each lower-case name) as they are, without a copy: for a
-        parser that has just built both."""
-        headers = cls.__new__(cls)
-        headers._items = items
-        headers.first = first
-        return headers
-
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The first value of header ``name``, or ``default``."""
         return self.first.get(name.lower(), default)

@@ -162,8 +162,10 @@ class IncomingMessage:
         self.sink: Any = None
         #: Bytes from the start that a partial success REPORT already confirmed.
         self.progress_reported = 0
-        #: When its last chunk arrived (the session's clock), for its expiry.
+        #: When its last chunk or piece of one arrived (the session's clock), for its expiry.
         self.last_chunk_at = 0.0
+        #: Set once it was given up (refused, expired, aborted): nothing more completes it.
+        self.dropped = False
 
     @property
     def received(self) -> int:

@@ -72,6 +72,11 @@ class RangeSet:
         return len(self._starts) == 1 and self._starts[0] == 0 and self._ends[0] == total
 
     @property
+    def end(self) -> int:
+        """The end of the last interval: 0 when the set is empty."""
+        return self._ends[-1] if self._ends else 0
+
+    @property
     def prefix(self) -> int:
         """How many bytes from the start the set holds without a gap."""
         return self._ends[0] if self._starts and self._starts[0] == 0 else 0

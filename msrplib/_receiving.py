@@ -70,7 +70,7 @@ class RequestHandler:
         """A request that arrived in one piece (body and all): the usual case."""
         if chunk.contflag == "$" and chunk.method == "SEND" and self._message_in_one(chunk):
             return
-        inbound = self._check(chunk)
+        inbound = self._check(chunk, bool(chunk.data))
         if chunk.data:
             self._add(inbound, chunk.data)
         self._finish(inbound, chunk)
@@ -124,7 +124,7 @@ class RequestHandler:
 
     def started(self, chunk: MSRPData) -> None:
         """A request's headers arrived (its body is streamed): decide its answer."""
-        self._inbound = self._check(chunk)
+        self._inbound = self._check(chunk, True)
 
     def data(self, data: bytes) -> None:
         """The next piece of the streamed request's body."""
@@ -137,7 +137,7 @@ class RequestHandler:
         if inbound is not None:
             self._finish(inbound, chunk)
 
-    def _check(self, chunk: MSRPData) -> _Inbound:
+    def _check(self, chunk: MSRPData, has_body: bool) -> _Inbound:
         """Decide a request's answer from its headers, and prepare for its body."""
         session = self.session
         error = request_error(chunk) or session.transport.check_incoming_SEND_chunk(chunk)
@@ -145,41 +145,43 @@ class RequestHandler:
         if error is not None:
             return _Inbound(chunk, error.code, None, 0)
         if method == "SEND":
-            return self._send_started(chunk)
+            return self._send_started(chunk, has_body)
         if method != "REPORT" and (
                 method not in session.extension_methods or session.on_incoming_cb is None):
             return _Inbound(chunk, 501, None, 0)
         return _Inbound(chunk, None, None, 0)
 
-    def _send_started(self, chunk: MSRPData) -> _Inbound:
+    def _send_started(self, chunk: MSRPData, has_body: bool) -> _Inbound:
         """Check a SEND chunk's Content-Type and Byte-Range; find or start its message."""
         get = chunk.headers.first.get
         content_type = get("content-type")
         message_id = get("message-id") or ""
+        if message_id in self._refused:
+            return _Inbound(chunk, self._refused[message_id], None, 0)
+        message = self.incoming.get(message_id)
         raw_range = get("byte-range")
         try:
             byte_range = ByteRange(1, None, None) if raw_range is None \
                 else parse_byte_range(raw_range)
         except MSRPError:
-            return self._refusal(chunk, 400)
+            return self._refusal(chunk, 400, message)
         start, end, total = byte_range
         if start < 1 or (end is not None and end < start - 1) or \
                 (total is not None and ((end is not None and end > total) or start > total + 1)):
-            return self._refusal(chunk, 400)
-        if content_type is None and not chunk.data and message_id not in self.incoming \
-                and message_id not in self._refused:
-            # An empty SEND (a binding, a keepalive): no message, but what its Byte-Range
-            # says still holds.
-            return _Inbound(chunk, None, None, start - 1, start - 1 if end is None else end)
-        if message_id in self._refused:
-            return _Inbound(chunk, self._refused[message_id], None, 0)
-        if content_type is not None and not self._accepts(content_type):
-            return self._refusal(chunk, 415)
+            return self._refusal(chunk, 400, message)
+        if content_type is None:
+            if has_body:
+                return self._refusal(chunk, 400, message)  # RFC 4975: a body has a type
+            if message is None:
+                # An empty SEND (a binding, a keepalive): no message, but what its
+                # Byte-Range says still holds.
+                return _Inbound(chunk, None, None, start - 1, start - 1 if end is None else end)
+        elif not self._accepts(content_type):
+            return self._refusal(chunk, 415, message)
         settings = self.session.settings
         limit = settings.max_message_size
         if limit is not None and total is not None and total > limit:
-            return self._refusal(chunk, 413)
-        message = self.incoming.get(message_id)
+            return self._refusal(chunk, 413, message)
         if message is None:
             if len(self.incoming) >= settings.max_incoming_messages:
                 return self._refusal(chunk, 413)
@@ -190,8 +192,10 @@ class RequestHandler:
             message.sink = self._make_sink(target)
             self.incoming[message_id] = message
             self._watch_incoming()
-        elif total is not None and message.size is not None and total != message.size:
-            return _Inbound(chunk, 400, message, 0)  # a total that changed: refused whole
+        elif total is not None and total != message.size:
+            if message.size is not None or message.ranges.end > total:
+                return _Inbound(chunk, 400, message, 0)  # a total that changed: refused whole
+            message.size = total  # first told now: later chunks keep to it
         message.last_chunk_at = self.session.reactor.seconds()
         return _Inbound(chunk, None, message, start - 1,
                         end if end is not None else total if chunk.contflag == "$" else None)
@@ -208,9 +212,13 @@ class RequestHandler:
     def _start_failed(self, message: IncomingMessage) -> None:
         self.session.log.failure("message_started failed for {message!r}", message=message)
 
-    def _refusal(self, chunk: MSRPData, code: int) -> _Inbound:
+    def _refusal(self, chunk: MSRPData, code: int,
+                 message: Optional[IncomingMessage] = None) -> _Inbound:
         """Refuse the message ``chunk`` starts (or would start): its later chunks get the
-        same answer, and its sender and the application hear of it."""
+        same answer, and its sender and the application hear of it. A ``message`` under
+        way already is refused when the chunk is answered (:meth:`_finish`)."""
+        if message is not None:
+            return _Inbound(chunk, code, message, 0)
         message_id = chunk.headers.first.get("message-id") or ""
         self._remember_refusal(message_id, code)
         self._report_failure(chunk, code, None)
@@ -247,6 +255,11 @@ class RequestHandler:
             return
         offset = inbound.offset + len(data)
         message = inbound.message
+        if message is not None:
+            if message.dropped:  # expired (or refused) while this chunk was arriving
+                inbound.code = self._refused.get(message.message_id or "", 408)
+                return
+            message.last_chunk_at = self.session.reactor.seconds()
         if (inbound.end is not None and offset > inbound.end) or (
                 message is not None and message.size is not None and offset > message.size):
             inbound.code = 400
@@ -277,6 +290,8 @@ class RequestHandler:
             self._tell_application(head)
             return
         message = inbound.message
+        if inbound.code is None and message is not None and message.dropped:
+            inbound.code = self._refused.get(message.message_id or "", 408)
         if inbound.code is None and head.contflag != "#" and (
                 (inbound.end is not None and inbound.offset != inbound.end)
                 or (head.contflag == "$" and message is not None and message.size is not None
@@ -285,7 +300,7 @@ class RequestHandler:
             # ends the message before the total it announced
         if inbound.code is not None:
             self._answer(head, inbound.code)
-            if message is not None:
+            if message is not None and not message.dropped:
                 self._refuse_message(message, inbound.code)
             return
         if head.method != "SEND":
@@ -398,6 +413,7 @@ class RequestHandler:
     def _drop_incoming(self, message: IncomingMessage, error: Exception) -> None:
         if self.incoming.pop(message.message_id or "", None) is None:
             return
+        message.dropped = True
         message.sink.fail()
         self.session.receiver.message_failed(message, Failure(error))
 

@@ -14,7 +14,8 @@ from typing import Optional
 from msrplib._wire import MSRPData
 from msrplib.errors import MSRPError
 
-__all__ = ["should_respond", "request_error", "SINGLE_HEADERS", "MESSAGE_ID_RE"]
+__all__ = ["should_respond", "request_error", "is_empty_send", "SINGLE_HEADERS",
+           "MESSAGE_ID_RE"]
 
 #: Headers a request may carry at most once: a second one would make its meaning depend on
 #: which one a reader looks at.
@@ -70,3 +71,16 @@ def request_error(request: MSRPData) -> Optional[MSRPError]:
         return MSRPError("Message-ID %r is not 1 to 32 letters, digits or .-+%%=" %
                          message_id[:80], 400, "Bad Request")
     return None
+
+
+def is_empty_send(request: MSRPData) -> bool:
+    """Whether ``request`` is a SEND that carries nothing (a binding, a keepalive): no body,
+    no Content-Type, and a Byte-Range, if any, that names no bytes."""
+    if request.method != "SEND" or request.data or "content-type" in request.headers.first:
+        return False
+    try:
+        byte_range = request.byte_range
+    except MSRPError:
+        return False
+    return byte_range is None or byte_range.end is None or \
+        byte_range.end == byte_range.start - 1

@@ -25,7 +25,7 @@ from msrplib._outgoing import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._receiving import RequestHandler
 from msrplib._headerblock import HEADER_NAME_RE
-from msrplib._rules import should_respond
+from msrplib._rules import MESSAGE_ID_RE, should_respond
 from msrplib._wire import MSRPData, end_line, new_message_id, new_transaction_id
 from msrplib._window import ReportWindow
 from msrplib._writer import MessageWriter
@@ -128,9 +128,10 @@ class MessageReceiver:
         stopped arriving, or the connection closed."""
 
     def message_refused(self, chunk: MSRPData, error: MSRPError) -> None:
-        """A message was refused at its first chunk, before it started: ``error.code`` is
-        the answer (400 for a bad Byte-Range, 413 too large, 415 a type we do not take).
-        Its sender hears of it too, in the answer and, when it asked, a failure REPORT."""
+        """A message was refused at its first chunk, before ``message_started`` (a message
+        refused once it had started gets ``message_failed``): ``error.code`` is the answer
+        (400 for a bad Byte-Range, 413 too large, 415 a type we do not take). Its sender
+        hears of it too, in the answer and, when it asked, a failure REPORT."""
 
 
 @dataclass
@@ -313,6 +314,8 @@ class MSRPSession:
         if content_type is not self._checked_type or headers:
             _check_header_text(content_type, headers)
             self._checked_type = content_type
+        if message_id is not None:
+            self._check_message_id(message_id)
         message = OutgoingMessage(data_or_file, content_type, message_id or new_message_id(),
                                   success_report, failure_report,
                                   self._chunk_size(chunk_size), headers, progress)
@@ -353,6 +356,8 @@ class MSRPSession:
         """
         self._check_open()
         _check_header_text(content_type, headers)
+        if message_id is not None:
+            self._check_message_id(message_id)
         size_limit = self._chunk_size(chunk_size)
         message: Optional[OutgoingMessage] = None
 
@@ -370,6 +375,15 @@ class MSRPSession:
         self._track_reports(message)
         self._idle.add(message)
         return writer
+
+    def _check_message_id(self, message_id: str) -> None:
+        """Raise ``ValueError`` for a Message-ID a caller chose that RFC 4975 does not
+        allow, or that a message under way already has (REPORTs name messages by it)."""
+        if not MESSAGE_ID_RE.fullmatch(message_id):
+            raise ValueError("Message-ID %r is not 1 to 32 letters, digits or .-+%%="
+                             % message_id)
+        if self._in_flight(message_id) is not None:
+            raise ValueError("a message with Message-ID %r is under way" % message_id)
 
     def _chunk_size(self, requested: Optional[int]) -> int:
         size = requested or self.settings.chunk_size
@@ -767,8 +781,10 @@ class MSRPSession:
                 self._pump()
             return
         message = self._waiting_reports.get(message_id)
-        if message is None:
-            return
+        if message is None or (byte_range is not None and (
+                byte_range.start < 1 or (byte_range.end is not None
+                                         and byte_range.end < byte_range.start - 1))):
+            return  # not ours, or a range that names no bytes of a message
         total = message.offset
         if message.reported is None:
             message.reported = RangeSet()

@@ -145,3 +145,70 @@ class RequestCheckTests(unittest.TestCase):
             from msrplib.protocol import ChunkParser
             [chunk] = list(ChunkParser().feed(raw))
             self.assertEqual(request_error(chunk).code, 400)
+
+
+class MessageRuleTests(RequestCheckTests):
+    """The rules that hold across a message's chunks (review findings)."""
+
+    def test_a_body_needs_a_content_type_whatever_its_size(self):
+        for tid, body in (("aaaa1", b"x" * 1000), ("aaaa2", b"y" * 300000)):
+            self.feed(send(tid, body=body, content_type=None))
+        self.assertAnswered({"aaaa1": 400, "aaaa2": 400})
+        self.assertEqual(self.received.started, [])
+        self.assertEqual([error.code for _, error in self.received.refused], [400, 400])
+
+    def test_a_total_first_told_later_is_kept_to(self):
+        self.feed(send("aaaa1", body=b"hello", byte_range="1-5/*", flag="+",
+                       message_id="late"),
+                  send("aaaa2", body=b"world", byte_range="6-10/20", message_id="late"))
+        self.assertAnswered({"aaaa1": 200, "aaaa2": 400})
+        self.assertEqual(self.received.received, [])
+        self.feed(send("bbbb1", body=b"hello", byte_range="1-5/*", flag="+", message_id="less"),
+                  send("bbbb2", body=b"x", byte_range="6-6/3", message_id="less"))
+        self.assertEqual(self.answers.codes["bbbb2"], 400)
+
+    def test_a_later_chunk_refused_refuses_the_whole_message(self):
+        self.pair.bob.accept_types = ["text/plain"]
+        self.feed(send("aaaa1", body=b"hello", byte_range="1-5/10", flag="+", message_id="mix"),
+                  send("aaaa2", body=b"world", byte_range="6-10/10", message_id="mix",
+                       content_type="image/png"),
+                  send("aaaa3", body=b"again", byte_range="6-10/10", message_id="mix"))
+        self.assertAnswered({"aaaa1": 200, "aaaa2": 415, "aaaa3": 415})
+        self.assertEqual(self.pair.bob._requests.incoming, {})
+        self.assertEqual([(m.message_id, r.value.code) for m, r in self.received.failed],
+                         [("mix", 415)])
+        self.assertEqual(self.received.refused, [])
+        self.assertEqual([r.status.code for r in self.answers.reports], [415])
+
+    def test_a_message_that_expires_while_its_chunk_arrives_is_not_delivered(self):
+        self.pair.bob.settings.incomplete_message_timeout = 300
+        size = 1000000
+        wire = send("aaaa1", body=b"z" * size, extra=[("Success-Report", "yes")])
+        self.feed(wire[:400000])
+        self.pair.clock.advance(200)
+        self.feed(wire[400000:800000])  # still arriving, 400 s after it began: not stalled
+        self.pair.clock.advance(200)
+        self.assertEqual(self.received.failed, [])
+        self.feed(wire[800000:])
+        [message] = self.received.received
+        self.assertEqual(message.data, b"z" * size)
+        self.assertEqual([r.status.code for r in self.answers.reports], [200])
+        # Stalled for good in the middle of its chunk: dropped, and not completed after.
+        stalled = send("bbbb1", body=b"w" * size, extra=[("Success-Report", "yes")])
+        self.feed(stalled[:600000])
+        self.pair.clock.advance(301)
+        self.feed(stalled[600000:])
+        self.assertEqual(len(self.received.received), 1)
+        self.assertEqual([r.status.code for r in self.answers.reports], [200, 408])
+        self.assertEqual(self.answers.codes["bbbb1"], 408)
+
+    def test_an_empty_binding_send_must_name_no_bytes(self):
+        from msrplib._bind import accept_binding
+        from msrplib._rules import is_empty_send
+        from msrplib.protocol import ChunkParser
+        [good] = ChunkParser().feed(send("aaaa1", body=b"", byte_range="1-0/0",
+                                         content_type=None))
+        [bad] = ChunkParser().feed(send("aaaa2", body=b"", byte_range="1-5/5",
+                                        content_type=None))
+        self.assertEqual((is_empty_send(good), is_empty_send(bad)), (True, False))
+        self.assertTrue(accept_binding)  # the passive side answers only the first itself

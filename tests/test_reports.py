@@ -341,3 +341,36 @@ class HoldingConsumer:
 
     def write(self, data):
         self.data.append(data)
+
+
+class SenderMessageIdTests(unittest.TestCase):
+    def test_a_message_id_must_be_an_ident_and_not_under_way(self):
+        sessions = pair()
+        for bad in ("m1\r\nSuccess-Report: yes", "has space", "m" * 33, ""):
+            self.assertRaises(ValueError, sessions.alice.send_message, b"x", "text/plain",
+                              message_id=bad)
+            self.assertRaises(ValueError, sessions.alice.open_message, "text/plain",
+                              message_id=bad)
+        first = sessions.alice.send_message(b"x", "text/plain", message_id="same",
+                                            success_report="yes")
+        self.assertRaises(ValueError, sessions.alice.send_message, b"y", "text/plain",
+                          message_id="same")
+        sessions.flush()
+        self.successResultOf(first)
+        again = sessions.alice.send_message(b"y", "text/plain", message_id="same")
+        sessions.flush()
+        self.successResultOf(again)  # once the first is done, the id is free again
+
+    def test_a_report_that_names_no_bytes_is_ignored(self):
+        sessions = pair()
+        result = sessions.alice.send_message(b"hello", "text/plain", message_id="zero",
+                                             success_report="yes")
+        sessions.bob._write = lambda chunk, *args: None  # bob reports nothing himself
+        chunk = MSRPData("x", method="SEND", headers=Headers([
+            ("To-Path", BOB_URI), ("From-Path", ALICE_URI), ("Message-ID", "zero")]))
+        for byte_range in ("0-5/5", "1-5/5"):
+            report = make_report(chunk, 200)
+            report.headers["Byte-Range"] = byte_range
+            sessions.bob.transport.write_chunk(report, sync=False)
+        sessions.flush()
+        self.assertEqual(self.successResultOf(result), "zero")
