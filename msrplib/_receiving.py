@@ -106,9 +106,8 @@ class RequestHandler:
         message = IncomingMessage(chunk, size)
         try:
             target = session.receiver.message_started(message)
-        except Exception:
-            self._start_failed(message)
-            self._finish(self._refusal(chunk, 413), chunk)
+        except Exception as error:
+            self._finish(self._refusal(chunk, self._start_refused(message, error)), chunk)
             return True
         message.arrived_whole()
         if target is None:
@@ -186,9 +185,10 @@ class RequestHandler:
             if len(self.incoming) >= settings.max_incoming_messages:
                 return self._refusal(chunk, 413)
             message = IncomingMessage(chunk, total)
-            target = self._started(message)
-            if target is _NOT_STARTED:
-                return self._refusal(chunk, 413)
+            try:
+                target = self.session.receiver.message_started(message)
+            except Exception as error:
+                return self._refusal(chunk, self._start_refused(message, error))
             message.sink = self._make_sink(target)
             self.incoming[message_id] = message
             self._watch_incoming()
@@ -200,17 +200,15 @@ class RequestHandler:
         return _Inbound(chunk, None, message, start - 1,
                         end if end is not None else total if chunk.contflag == "$" else None)
 
-    def _started(self, message: IncomingMessage) -> Any:
-        """``receiver.message_started(message)``: where its body goes, or _NOT_STARTED
-        when the receiver failed (the message is then refused, and the error logged)."""
-        try:
-            return self.session.receiver.message_started(message)
-        except Exception:
-            self._start_failed(message)
-            return _NOT_STARTED
-
-    def _start_failed(self, message: IncomingMessage) -> None:
-        self.session.log.failure("message_started failed for {message!r}", message=message)
+    def _start_refused(self, message: IncomingMessage, error: Exception) -> int:
+        """The code a message is refused with when ``message_started`` raised ``error``:
+        an ``MSRPError`` is the receiver's refusal (its code); anything else is a fault
+        of the receiver, logged, and the message refused with 413."""
+        if isinstance(error, MSRPError):
+            return error.code or 413
+        self.session.log.failure("message_started failed for {message!r}",
+                                 Failure(error), message=message)
+        return 413
 
     def _refusal(self, chunk: MSRPData, code: int,
                  message: Optional[IncomingMessage] = None) -> _Inbound:
@@ -458,6 +456,3 @@ class RequestHandler:
         for message in list(self.incoming.values()):
             self._drop_incoming(message, error)
 
-
-#: What ``_started`` returns when the receiver's ``message_started`` raised.
-_NOT_STARTED = object()

@@ -227,6 +227,8 @@ class ControlAPI(Resource):
             body = json.loads(raw or b"{}")
         except ValueError as error:
             raise HTTPError(400, "the body is not JSON: %s" % error) from None
+        except RecursionError:  # nested deeper than the parser goes
+            raise HTTPError(400, "the body is not JSON: nested too deeply") from None
         if not isinstance(body, dict):
             raise HTTPError(400, "the body must be a JSON object")
         return body

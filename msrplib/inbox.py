@@ -19,7 +19,9 @@ How a message is filed:
 - Temporary files left by a process that was killed are removed when an inbox opens.
 
 Syncing and linking run in a thread, so the reactor never waits for the disk; a session's
-messages are filed one after the other, in the order they completed.
+messages are filed in the order they completed, as many at a time as are waiting, with one
+sync of the directory for them. A message waiting to be stored holds no file open, and at
+most ``MAX_WAITING_STORES`` may wait: past it a new message is refused with 413.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import re
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
@@ -42,7 +44,7 @@ from msrplib.errors import MSRPError
 from msrplib.session import MessageReceiver
 
 __all__ = ["Inbox", "InboxFile", "InboxReceiver", "StoreFailed", "file_name_of", "final_name",
-           "MAX_NAME_PART", "MAX_EXTENSION"]
+           "sync_directory", "MAX_NAME_PART", "MAX_EXTENSION", "MAX_WAITING_STORES"]
 
 #: The most characters each part of a final name (namespace, Message-ID, file name) keeps.
 MAX_NAME_PART = 64
@@ -55,6 +57,12 @@ _TEMPORARY = re.compile(r"\A\.msrp-(\d+)-[^/]*\.part\Z")
 
 #: How many random suffixes are tried for a name that is taken before storing fails.
 _NAME_ATTEMPTS = 100
+
+#: Messages of a session that may wait to be stored at once (see InboxReceiver).
+MAX_WAITING_STORES = 256
+
+#: The failure REPORT's code and comment when storing failed without a system error.
+NOT_STORED_CODE = 413
 
 
 class StoreFailed(MSRPError):
@@ -134,7 +142,7 @@ class _Writer:
                 self.error = error
 
     def flush(self) -> None:
-        if self.error is None:
+        if self.error is None and self.file is not None:
             try:
                 self.file.flush()
             except OSError as error:
@@ -162,10 +170,24 @@ class InboxFile:
         self.temporary = Path(name)
         self.writer = _Writer(os.fdopen(descriptor, "w+b"))
 
+    def close(self) -> None:
+        """The body is whole: close its file (a message waiting to be stored holds no file
+        open). An error here fails the message when it is stored."""
+        self.writer.flush()
+        file, self.writer.file = self.writer.file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError as error:
+                if self.writer.error is None:
+                    self.writer.error = error
+
     def commit(self) -> Path:
-        """Sync the body, give it its final name, drop the temporary one; return the final
-        path. Raises :class:`StoreFailed` (having removed the partial file) when any of it
-        fails."""
+        """Sync the body, give it its final name; return the final path (blocking: run it
+        in a thread). The directory still has to be synced (:func:`sync_directory`) before
+        the name is known to be on disk. Raises :class:`StoreFailed` (having removed the
+        partial file) when any of it fails."""
+        self.close()
         try:
             final = self._store()
         except OSError as error:
@@ -177,17 +199,13 @@ class InboxFile:
     def _store(self) -> Path:
         if self.writer.error is not None:
             raise self.writer.error
-        file = self.writer.file
-        file.flush()
-        os.fsync(file.fileno())
-        file.close()
-        final = self._link()
+        assert self.temporary is not None
+        descriptor = os.open(self.temporary, os.O_RDONLY)
         try:
-            self._sync_directory()
-        except OSError:
-            os.unlink(final)  # not known to be on disk: no success REPORT for it
-            raise
-        return final
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        return self._link()
 
     def _link(self) -> Path:
         """Link the temporary file to a free final name (``link`` never replaces one)."""
@@ -201,13 +219,6 @@ class InboxFile:
             except FileExistsError:
                 name = "%s-%s%s" % (self.stem, secrets.token_hex(4), self.extension)
         raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
-
-    def _sync_directory(self) -> None:
-        descriptor = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
     def discard(self) -> None:
         """Drop the partial body."""
@@ -224,6 +235,40 @@ class InboxFile:
                 os.unlink(self.temporary)
             except OSError:
                 pass  # a leftover: the next inbox opened on this directory removes it
+
+
+def sync_directory(directory: Path) -> None:
+    """Make the names just given in ``directory`` durable (blocking)."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _commit_all(directory: Path, targets: List[InboxFile]) -> List[Any]:
+    """Commit each of ``targets``, then sync ``directory`` once: the final path of each, or
+    the :class:`StoreFailed` it failed with (blocking: run it in a thread). A name whose
+    directory could not be synced is taken back: it is not known to be on disk."""
+    outcomes: List[Any] = []
+    for target in targets:
+        try:
+            outcomes.append(target.commit())
+        except StoreFailed as error:
+            outcomes.append(error)
+    if any(isinstance(outcome, Path) for outcome in outcomes):
+        try:
+            sync_directory(directory)
+        except OSError as error:
+            failed = _store_failed(error)
+            for index, outcome in enumerate(outcomes):
+                if isinstance(outcome, Path):
+                    try:
+                        os.unlink(outcome)
+                    except OSError:
+                        pass
+                    outcomes[index] = failed
+    return outcomes
 
 
 def _process_exists(pid: int) -> bool:
@@ -277,54 +322,84 @@ class Inbox:
         stem, extension = final_name(namespace, message)
         return InboxFile(self.directory, stem, extension)
 
-    def store(self, target: InboxFile) -> Deferred:
-        """Commit ``target`` without blocking the reactor; fire with its final path, or fail
-        (with :class:`StoreFailed` for a storage error) having removed the partial file."""
+    def store(self, targets: List[InboxFile]) -> Deferred:
+        """Commit ``targets`` without blocking the reactor, one directory sync for all;
+        fire with the final path of each, or the :class:`StoreFailed` it failed with
+        (having removed its partial file)."""
 
-        def failed(failure: Failure) -> Failure:
-            target.discard()  # already done by a commit that failed; not by one never run
-            return failure
+        def failed(failure: Failure) -> List[Any]:
+            for target in targets:
+                target.discard()  # done already by a commit that failed; not by one never run
+            error = failure.value if isinstance(failure.value, StoreFailed) else \
+                StoreFailed(str(failure.value), NOT_STORED_CODE, "Could not store the message")
+            return [error for _ in targets]
 
-        return maybeDeferred(self.run_blocking, target.commit).addErrback(failed)
+        return maybeDeferred(self.run_blocking,
+                             lambda: _commit_all(self.directory, targets)).addErrback(failed)
 
 
 class InboxReceiver(MessageReceiver):
     """A :class:`~msrplib.session.MessageReceiver` that files every message in an inbox.
 
     ``message_received`` returns a Deferred that fires once the message is under its final
-    name, so the success REPORT waits for it; storing a session's messages happens one at a
-    time, in order. Subclasses hear the outcome through :meth:`filed` (before the success
-    REPORT goes out) and :meth:`discarded`.
+    name, so the success REPORT waits for it. A session's messages are stored in order, as
+    many at a time as are waiting, with one directory sync for them. At most
+    ``max_waiting`` messages may wait to be stored: past it a new message is refused with
+    413 at its first chunk, so a peer that sends faster than the disk keeps up is slowed,
+    and holds no file open while it waits. Subclasses hear the outcome through
+    :meth:`filed` (before the success REPORT goes out) and :meth:`discarded`.
     """
 
     log = Logger()
 
-    def __init__(self, inbox: Inbox, namespace: str) -> None:
+    def __init__(self, inbox: Inbox, namespace: str,
+                 max_waiting: int = MAX_WAITING_STORES) -> None:
         self.inbox = inbox
         self.namespace = namespace
+        self.max_waiting = max_waiting
         self._files: Dict[IncomingMessage, InboxFile] = {}
-        self._last_store: Deferred = succeed(None)
+        self._waiting: List[Tuple[IncomingMessage, InboxFile, Deferred]] = []
+        self._storing: Optional[Deferred] = None
+        self._stored_waiters: List[Deferred] = []
 
     def message_started(self, message: IncomingMessage) -> Any:
+        if len(self._waiting) >= self.max_waiting:
+            raise MSRPError("more than %d messages wait to be stored" % self.max_waiting,
+                            413, "Too many messages waiting")
         target = self.inbox.open(self.namespace, message)
         self._files[message] = target
         return target.writer
 
     def message_received(self, message: IncomingMessage) -> Deferred:
         target = self._files.pop(message)
+        target.close()
         stored: Deferred = Deferred()
-
-        def store(_: Any) -> Deferred:
-            result = self.inbox.store(target)
-            result.addCallbacks(lambda path: self._filed(message, path, stored),
-                                lambda failure: self._not_filed(message, failure, stored))
-            return result.addErrback(
-                lambda failure: self.log.failure("filing {message!r} failed", failure,
-                                                 message=message))
-
-        # Whatever became of the message before, this one is stored after it.
-        self._last_store = self._last_store.addBoth(store)
+        self._waiting.append((message, target, stored))
+        if self._storing is None:
+            self._store_waiting()
         return stored
+
+    def _store_waiting(self) -> None:
+        """Store every message waiting, in one go; then those that came meanwhile."""
+        batch, self._waiting = self._waiting, []
+        if not batch:
+            self._storing = None
+            waiters, self._stored_waiters = self._stored_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+            return
+        self._storing = self.inbox.store([target for _, target, _ in batch])
+
+        def stored(outcomes: List[Any]) -> None:
+            for (message, _, result), outcome in zip(batch, outcomes):
+                if isinstance(outcome, Path):
+                    self._filed(message, outcome, result)
+                else:
+                    self._not_filed(message, Failure(outcome), result)
+            self._store_waiting()
+
+        self._storing.addCallback(stored).addErrback(
+            lambda failure: self.log.failure("filing failed", failure))
 
     def _filed(self, message: IncomingMessage, path: Path, stored: Deferred) -> None:
         try:
@@ -342,13 +417,10 @@ class InboxReceiver(MessageReceiver):
 
     def all_stored(self) -> Deferred:
         """Fire once every message that completed so far is stored (or failed to be)."""
+        if self._storing is None and not self._waiting:
+            return succeed(None)
         done: Deferred = Deferred()
-
-        def fire(result: Any) -> Any:
-            done.callback(None)
-            return result
-
-        self._last_store.addBoth(fire)
+        self._stored_waiters.append(done)
         return done
 
     def message_failed(self, message: IncomingMessage, reason: Failure) -> None:

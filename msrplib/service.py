@@ -56,8 +56,13 @@ DEFAULT_MAX_SESSIONS = 1000
 #: forgotten unless told otherwise (``--session-expiry``).
 DEFAULT_SESSION_EXPIRY = 300.0
 
-#: Text messages up to this size are also put in their "message" event as ``text``.
+#: Text messages up to this size are also put in their "message" event as ``text``
+#: (``--event-text-limit``)...
 EVENT_TEXT_LIMIT = 64 * 1024
+#: ... and a session's events keep this much text in all (``--max-event-text``): past it
+#: the oldest events lose their text (``text_dropped``), so the memory events take is
+#: bounded whatever a peer sends.
+MAX_EVENT_TEXT = 1024 * 1024
 
 
 class SessionNotFound(KeyError):
@@ -81,7 +86,9 @@ class EndpointOptions:
     ``relay``: go through this relay instead of directly. ``inbox``: where incoming
     messages are filed. ``outbox``: the directories whose regular files may be sent (none:
     sending files is off). ``traffic_log``: log every chunk's start line and headers (what
-    the peer sent escaped). ``max_events``: events kept per session for the control API.
+    the peer sent escaped). ``max_events``: events kept per session for the control API;
+    ``event_text_limit``: text messages up to this size have their text in their event;
+    ``max_event_text``: characters of text a session's events keep in all.
     ``max_sessions``: sessions that may exist at once. ``session_expiry``: seconds after
     which a session prepared but not completed, or one that has ended, is forgotten.
     ``control_token``: the credential every control API request carries (a random one
@@ -98,6 +105,8 @@ class EndpointOptions:
     session_settings: SessionSettings = field(default_factory=SessionSettings)
     connection_settings: ConnectionSettings = field(default_factory=ConnectionSettings)
     max_events: int = 1000
+    event_text_limit: int = EVENT_TEXT_LIMIT
+    max_event_text: int = MAX_EVENT_TEXT
     max_sessions: int = DEFAULT_MAX_SESSIONS
     session_expiry: float = DEFAULT_SESSION_EXPIRY
     control_token: Optional[str] = None
@@ -116,10 +125,19 @@ class _InboxReceiver(InboxReceiver):
         event: Dict[str, Any] = {"type": "message", "message_id": message.message_id,
                                  "content_type": message.content_type,
                                  "size": message.received, "file": str(path)}
-        if (message.content_type or "").startswith("text/") and \
-                message.received <= EVENT_TEXT_LIMIT:
-            event["text"] = path.read_bytes().decode("utf-8", "replace")
-        self.managed.add_event(event)
+        if not (message.content_type or "").startswith("text/") or \
+                message.received > self.managed.event_text_limit:
+            self.managed.add_event(event)
+            return
+
+        def read(text: bytes) -> None:
+            event["text"] = text.decode("utf-8", "replace")
+            self.managed.add_event(event)
+
+        def unread(failure: Failure) -> None:
+            self.managed.add_event(event)  # filed all the same: only its text is missing
+
+        self.inbox.run_blocking(path.read_bytes).addCallbacks(read, unread)
 
     def discarded(self, message: IncomingMessage, reason: Failure) -> None:
         self.managed.add_event({"type": "message-failed", "message_id": message.message_id,
@@ -130,7 +148,9 @@ class _InboxReceiver(InboxReceiver):
 class ManagedSession:
     """One session the service runs: its endpoint, state, MSRP session and events."""
 
-    def __init__(self, session_id: str, setup: str, endpoint: Any, max_events: int) -> None:
+    def __init__(self, session_id: str, setup: str, endpoint: Any, max_events: int,
+                 event_text_limit: int = EVENT_TEXT_LIMIT,
+                 max_event_text: int = MAX_EVENT_TEXT) -> None:
         self.id = session_id
         self.setup = setup
         self.endpoint = endpoint
@@ -139,7 +159,14 @@ class ManagedSession:
         self.remote_path: List[URI] = []
         self.session: Optional[MSRPSession] = None
         self.fingerprint: Optional[str] = None
-        self.events: Deque[Dict[str, Any]] = deque(maxlen=max_events)
+        self.events: Deque[Dict[str, Any]] = deque()
+        self.max_events = max_events
+        #: Text messages up to this many bytes have their text in their event, and the
+        #: events kept hold ``max_event_text`` characters of text in all at most (the
+        #: oldest lose theirs first).
+        self.event_text_limit = event_text_limit
+        self.max_event_text = max_event_text
+        self._event_text = 0
         self._sequence = itertools.count(1)
         #: The timer that forgets the session (while it is prepared, or once it ended).
         self.expiry: Any = None
@@ -151,9 +178,20 @@ class ManagedSession:
         self.expiry = None
 
     def add_event(self, event: Dict[str, Any]) -> None:
-        """Record an event for ``GET /sessions/<id>/events``."""
+        """Record an event for ``GET /sessions/<id>/events``, within the bounds."""
         event["seq"] = next(self._sequence)
-        self.events.append(event)
+        events = self.events
+        events.append(event)
+        self._event_text += len(event.get("text", ""))
+        while len(events) > self.max_events:
+            self._event_text -= len(events.popleft().get("text", ""))
+        for old in events:
+            if self._event_text <= self.max_event_text:
+                break
+            text = old.pop("text", None)
+            if text is not None:
+                self._event_text -= len(text)
+                old["text_dropped"] = True
 
     def events_since(self, since: int) -> List[Dict[str, Any]]:
         """Events with a sequence number above ``since``."""
@@ -269,7 +307,9 @@ class MSRPEndpointService(Service):
         else:
             endpoint = ConnectorDirect(setup=setup, reactor=self.reactor, settings=settings)
             local = URI(host=self.options.host, use_tls=self.options.tls)
-        managed = ManagedSession(secrets.token_hex(6), setup, endpoint, self.options.max_events)
+        options = self.options
+        managed = ManagedSession(secrets.token_hex(6), setup, endpoint, options.max_events,
+                                 options.event_text_limit, options.max_event_text)
         self.sessions[managed.id] = managed
         try:
             managed.local_path = yield endpoint.prepare(local)
@@ -469,5 +509,7 @@ def make_service(config: Mapping[str, Any], reactor: Any = None) -> MSRPEndpoint
         max_sessions=int(config.get("max-sessions") or DEFAULT_MAX_SESSIONS),
         session_expiry=float(config.get("session-expiry") or DEFAULT_SESSION_EXPIRY),
         control_token=token, control_token_file=token_file,
-        max_request_size=int(config.get("max-request-size") or DEFAULT_MAX_REQUEST_SIZE))
+        max_request_size=int(config.get("max-request-size") or DEFAULT_MAX_REQUEST_SIZE),
+        event_text_limit=int(config.get("event-text-limit") or EVENT_TEXT_LIMIT),
+        max_event_text=int(config.get("max-event-text") or MAX_EVENT_TEXT))
     return MSRPEndpointService(options, config.get("control") or DEFAULT_CONTROL, reactor)

@@ -110,7 +110,8 @@ class MessageReceiver:
     """
 
     def message_started(self, message: IncomingMessage) -> Any:
-        """The first chunk of ``message`` arrived; return its body's sink (or ``None``)."""
+        """The first chunk of ``message`` arrived; return its body's sink (or ``None``).
+        Raise an ``MSRPError`` to refuse the message with its ``code`` (413, say)."""
         return None
 
     def message_received(self, message: IncomingMessage) -> Any:

@@ -139,11 +139,13 @@ class RequestErrorTests(ServiceTestCase):
 
     @inlineCallbacks
     def test_bodies_that_are_not_json_objects(self):
-        for body in [b"{", b"[1, 2]", b'"text"', b"\xff\xfe{}", b'{"setup": "act\\ud800"}']:
+        for body in [b"{", b"[1, 2]", b'"text"', b"\xff\xfe{}", b'{"setup": "act\\ud800"}',
+                     b"[" * 100000 + b"]" * 100000]:
             response = yield self.service.request("POST", "/sessions", body)
             self.assertJSONError(response, 400)
         response = yield self.service.request("GET", "/sessions/x/events?since=abc")
         self.assertJSONError(response, 400)
+        self.assertNotIn("Traceback", self.service.log())
 
     @inlineCallbacks
     def test_wrong_json_types(self):

@@ -329,3 +329,52 @@ class InboxOverSessionsTests(unittest.TestCase):
 def deferLater(seconds):
     from twisted.internet import reactor, task
     return task.deferLater(reactor, seconds, lambda: None)
+
+
+def open_files():
+    return len(os.listdir("/proc/self/fd"))
+
+
+class WaitingStoreTests(unittest.TestCase):
+    """Messages that complete faster than the disk keeps up: no file held open while they
+    wait, a bounded queue, and one directory sync for those that waited together."""
+
+    @inlineCallbacks
+    def test_a_burst_of_messages_holds_no_files_and_is_bounded(self):
+        pending = []
+
+        def held(function):
+            result = Deferred()
+            pending.append((function, result))
+            return result
+
+        inbox = Inbox(self.mktemp(), run_blocking=held)
+        alice_link, bob_link = yield bind_pair(self)
+        receiver = Recorder(inbox)
+        receiver.max_waiting = 50
+        settings = SessionSettings(keepalive_interval=0)
+        alice = MSRPSession(alice_link, settings=settings)
+        MSRPSession(bob_link, receiver=receiver, settings=settings)
+        before = open_files()
+        sent = [alice.send_message(b"%d" % number, "text/plain", success_report="yes")
+                for number in range(80)]
+        refused = []
+        for result in sent:
+            result.addErrback(lambda failure: refused.append(failure.value.code))
+        while len(refused) < 29:  # 1 being stored, 50 waiting, 29 refused
+            yield deferLater(0.01)
+        self.assertEqual(set(refused), {413})
+        self.assertLess(open_files() - before, 5)  # not one per waiting message
+        self.assertEqual(len(pending), 1)
+        syncs = []
+        self.patch(inbox_module, "sync_directory",
+                   lambda directory: syncs.append(directory))
+        while pending:
+            function, result = pending.pop(0)
+            result.callback(function())
+            yield deferLater(0.01)
+        self.assertEqual(len(receiver.filed_paths), 51)
+        self.assertEqual(len(syncs), 2)  # the first alone, then the 50 that waited
+        self.assertEqual(sorted((inbox.directory / path).read_bytes()
+                                for path in os.listdir(inbox.directory)),
+                         sorted(b"%d" % number for number in range(51)))

@@ -1,9 +1,15 @@
 """``twistd msrp``: an MSRP endpoint with a local JSON control API (see msrplib.service)."""
 
+import re
+
 from twisted.application.service import IServiceMaker
 from twisted.plugin import IPlugin
 from twisted.python import usage
 from zope.interface import implementer
+
+
+#: A number given on the command line: ASCII digits, perhaps with a fraction.
+_NUMBER = re.compile(r"[0-9]{1,15}(\.[0-9]{1,6})?")
 
 
 class Options(usage.Options):
@@ -23,6 +29,10 @@ class Options(usage.Options):
         ["max-request-size", None, "1048576",
          "Largest control API request body in bytes (413 past it)."],
         ["max-sessions", None, "1000", "Most sessions at once (429 past it)."],
+        ["event-text-limit", None, "65536", "Text messages up to this many bytes have their "
+         "text in their event."],
+        ["max-event-text", None, "1048576", "Characters of text a session's events keep in "
+         "all; past it the oldest events lose theirs."],
         ["session-expiry", None, "300", "Seconds after which a session prepared but not "
          "completed, or one that has ended, is forgotten."],
         ["host", None, "127.0.0.1", "Our address in the MSRP URIs of direct sessions."],
@@ -59,8 +69,8 @@ class Options(usage.Options):
 
     def postOptions(self):
         for name in ("chunk-size", "max-message-size", "keepalive", "max-request-size",
-                     "max-sessions", "session-expiry"):
-            if not self[name].replace(".", "", 1).isdigit():
+                     "max-sessions", "session-expiry", "event-text-limit", "max-event-text"):
+            if not _NUMBER.fullmatch(self[name]):
                 raise usage.UsageError("--%s takes a number" % name)
         for name in ("chunk-size", "max-request-size", "max-sessions", "session-expiry"):
             if float(self[name]) <= 0:
