@@ -86,7 +86,8 @@ class MSRPProtocol(Protocol):
     ``ready`` fires with this protocol once the connection can carry chunks (at connect for
     TCP, after the handshake for TLS); ``lost`` fires with the reason the connection closed:
     a ``ChunkParseError`` when the peer sent something unintelligible, ``ConnectionLost``
-    when it closed in the middle of a chunk, otherwise Twisted's own reason.
+    when the peer closed in the middle of a chunk, otherwise Twisted's own reason
+    (``ConnectionDone`` after our own :meth:`close`, even in the middle of a peer's chunk).
     """
 
     log = Logger()
@@ -119,6 +120,7 @@ class MSRPProtocol(Protocol):
         self._hold_timer: Any = None
         self._tcp: Any = None
         self._send_now = False
+        self._closed_by_us = False
 
     # Connection life.
 
@@ -238,7 +240,7 @@ class MSRPProtocol(Protocol):
     def connectionLost(self, reason: Failure = _CONNECTION_DONE) -> None:
         if self.parser.error is not None:
             reason = Failure(self.parser.error)
-        elif self.parser.in_chunk and reason.check(ConnectionDone):
+        elif self.parser.in_chunk and reason.check(ConnectionDone) and not self._closed_by_us:
             reason = Failure(ConnectionLost("the peer closed the connection in a chunk"))
         self._stop_holding()
         self.ready.fire(reason)
@@ -255,6 +257,7 @@ class MSRPProtocol(Protocol):
         its producer to go away before it shuts down.
         """
         if self.transport is not None and self.connected:
+            self._closed_by_us = True
             self._flush(hold=False)  # what is gathered or held goes before the close
             self.transport.unregisterProducer()
             self.transport.loseConnection()

@@ -4,7 +4,8 @@ import hashlib
 
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, gatherResults, inlineCallbacks
-from twisted.internet.error import ConnectionAborted, ConnectionLost, ConnectionRefusedError
+from twisted.internet.error import (ConnectionAborted, ConnectionDone, ConnectionLost,
+                                    ConnectionRefusedError)
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.trial import unittest
 
@@ -83,6 +84,21 @@ class ExchangeMixin:
         yield self.assertFailure(acceptor.read_chunk(), ConnectionLost)
         yield self.assertFailure(acceptor.read_chunk(), ConnectionLost)
         self.assertFalse(acceptor.is_connected())
+
+    @inlineCallbacks
+    def test_our_close_in_a_peers_chunk_is_our_close(self):
+        """We close while the peer is in the middle of a chunk: that is our close
+        (``ConnectionDone``), not the peer's (``ConnectionLost``)."""
+        connector, acceptor = yield bind_pair(self, tls=self.tls)
+        raw = connector.make_chunk(data=b"x" * 1000).encode()
+        connector.write(raw[:500], sync=False)
+        while not acceptor.protocol.parser.in_chunk:
+            yield deferLater(0.01)
+        lost = acceptor.protocol.lost.observe()
+        acceptor.loseConnection()
+        yield self.assertFailure(lost, ConnectionDone)
+        error = yield self.assertFailure(acceptor.read_chunk(), ConnectionDone)
+        self.assertNotIn("the peer closed", str(error))
 
     @inlineCallbacks
     def test_garbage_after_a_good_chunk(self):
