@@ -27,6 +27,11 @@ __all__ = ["MSRPServer", "default_host", "new_session_id", "tls_options_for",
            "as_fingerprint"]
 
 
+#: The reason a connection that sent its binding SEND before ``complete()`` expected it is
+#: not read meanwhile (:meth:`MSRPProtocol.pause_reading`).
+PARKED = "parked until complete() expects it"
+
+
 def default_host() -> str:
     """This machine's address as its own name resolves, else ``127.0.0.1``.
 
@@ -271,7 +276,7 @@ class MSRPServer:
             return
         # Parked until complete() names this peer: read no more from it meanwhile.
         pending.paused = True
-        protocol.transport.pauseProducing()
+        protocol.pause_reading(PARKED)
 
     def _matches(self, waiter: _Waiter, pending: _Pending) -> bool:
         assert pending.head is not None
@@ -284,7 +289,7 @@ class MSRPServer:
     def _bind(self, waiter: _Waiter, pending: _Pending) -> None:
         self._forget(pending.protocol)
         if pending.paused:
-            pending.protocol.transport.resumeProducing()
+            pending.protocol.resume_reading(PARKED)
         if waiter in self._waiters:
             self._waiters.remove(waiter)
         if waiter.timer is not None:
