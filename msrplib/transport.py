@@ -16,8 +16,8 @@ being read until a reader catches up, so a slow reader never makes memory grow u
 from __future__ import annotations
 
 from collections import deque
-from typing import (Any, Callable, Deque, Hashable, Iterable, List, Optional, Sequence, Set,
-                    Tuple)
+from typing import (AbstractSet, Any, Callable, Deque, Hashable, Iterable, List, Optional,
+                    Sequence, Tuple)
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -85,6 +85,8 @@ MAX_WRITTEN_WHILE_FULL = 64 * 1024
 #: The reason :class:`MSRPProtocol` stops reading under :data:`MAX_WRITTEN_WHILE_FULL`.
 WRITES_BACKED_UP = "our writes are backed up"
 
+_NO_REASONS: AbstractSet[Hashable] = frozenset()
+
 
 def _size_next_read(socket: Any, received: int) -> None:
     """Set the size of ``socket``'s next read from what it just read (see LARGE_READ)."""
@@ -136,7 +138,9 @@ class MSRPProtocol(Protocol):
         self._tcp: Any = None
         self._send_now = False
         self._closed_by_us = False
-        self._read_pauses: Set[Hashable] = set()
+        # Why the socket is not read; a new set at each change (they are rare), so that a
+        # connection read all along holds none of its own.
+        self._read_pauses: AbstractSet[Hashable] = _NO_REASONS
         self._written_while_full = 0
 
     # Connection life.
@@ -313,17 +317,16 @@ class MSRPProtocol(Protocol):
         """
         reasons = self._read_pauses
         if reason not in reasons:
-            reasons.add(reason)
-            if len(reasons) == 1 and self._can_throttle():
+            self._read_pauses = reasons | {reason}
+            if not reasons and self._can_throttle():
                 self.transport.pauseProducing()
 
     def resume_reading(self, reason: Hashable) -> None:
         """Drop ``reason`` to stop reading; read again when no other reason is left.
         A reason that is not pausing is ignored."""
-        reasons = self._read_pauses
-        if reason in reasons:
-            reasons.discard(reason)
-            if not reasons and self._can_throttle():
+        if reason in self._read_pauses:
+            self._read_pauses = self._read_pauses - {reason}
+            if not self._read_pauses and self._can_throttle():
                 self.transport.resumeProducing()
 
     @property
