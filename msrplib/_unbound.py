@@ -91,8 +91,7 @@ class UnboundConnections:
             return None
         unbound = Unbound(protocol, source, self.reactor.seconds())
         seconds = min(settings.first_request_timeout, settings.bind_seconds())
-        unbound.timer = self.reactor.callLater(seconds, self._timed_out, unbound,
-                                               "no request within %s seconds" % seconds)
+        unbound.timer = self.reactor.callLater(seconds, self._timed_out, unbound)
         self._all[protocol] = unbound
         self._silent[protocol] = unbound
         self._silent_from.setdefault(source, {})[protocol] = unbound
@@ -105,12 +104,10 @@ class UnboundConnections:
         if self._silent.pop(unbound.protocol, None) is None:
             return
         self._unlist_silent(unbound)
-        deadline = unbound.accepted_at + self.settings.bind_seconds()
         if unbound.timer is not None and unbound.timer.active():
-            unbound.timer.cancel()
-        unbound.timer = self.reactor.callLater(
-            max(0.0, deadline - self.reactor.seconds()), self._timed_out, unbound,
-            "not bound within %s seconds" % self.settings.bind_seconds())
+            # Later than the silent timeout (which is never past the bind timeout).
+            deadline = unbound.accepted_at + self.settings.bind_seconds()
+            unbound.timer.reset(max(0.0, deadline - self.reactor.seconds()))
 
     def forget(self, protocol: MSRPProtocol) -> Optional[Unbound]:
         """Stop tracking ``protocol`` (it bound, was refused or closed); its waiting
@@ -145,8 +142,13 @@ class UnboundConnections:
         self._close(oldest)
         return True
 
-    def _timed_out(self, unbound: Unbound, why: str) -> None:
+    def _timed_out(self, unbound: Unbound) -> None:
         unbound.timer = None
+        if unbound.protocol in self._silent:
+            why = "no request within %s seconds" % min(self.settings.first_request_timeout,
+                                                        self.settings.bind_seconds())
+        else:
+            why = "not bound within %s seconds" % self.settings.bind_seconds()
         self.log.info("closing a connection from {source}: {why}", source=unbound.source,
                       why=why)
         self._close(unbound)
