@@ -82,7 +82,7 @@ class UnboundConnections:
                 not self._evict(self._silent_from.get(source), "from %s" % source):
             self.log.warn("refusing a connection from {source}: {count} from it are waiting "
                           "to bind and all have spoken", source=source,
-                          count=self._count_from[source])
+                          count=self._count_from.get(source, 0))
             return None
         if len(self._all) >= settings.max_unbound_connections and \
                 not self._evict(self._silent, "in all"):
