@@ -36,8 +36,13 @@ class ConnectionSettings:
     ``traffic_log``: called as ``traffic_log(direction, chunk)`` (``"in"`` or ``"out"``) for
     every chunk's start line and headers, for a traffic trace; ``None`` for none.
     ``listen_backlog``: connections the kernel queues for a listening port before accepting.
-    ``max_unbound_connections``: accepted connections that may wait to bind at once; more
-    are closed as they arrive.
+    ``max_unbound_connections``: accepted connections that may wait to bind at once, and
+    ``max_unbound_per_source``: of those, from one peer address. Past either, the oldest
+    connection that is still silent (it has not delivered its first request) is closed to
+    make room; when none is, the new connection is closed.
+    ``first_request_timeout``: seconds an accepted connection has to deliver the start line
+    and headers of its first request; it is closed past them (a silent connection, or one
+    sending what is not MSRP). The bind timeout still bounds the whole wait.
     """
 
     connect_timeout: float = 10.0
@@ -47,6 +52,8 @@ class ConnectionSettings:
     traffic_log: Optional[TrafficLog] = None
     listen_backlog: int = 511
     max_unbound_connections: int = 1024
+    max_unbound_per_source: int = 256
+    first_request_timeout: float = 10.0
 
     def bind_seconds(self) -> float:
         """The bind timeout in force now."""

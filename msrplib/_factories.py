@@ -39,10 +39,11 @@ class MSRPClientFactory(ClientFactory):
 
 
 class MSRPServerFactory(ServerFactory):
-    """Makes a protocol for every incoming connection and hands each to ``on_connection``,
-    which may refuse it by answering False (the connection is then closed at once)."""
+    """Makes a protocol for every incoming connection and hands each, with the peer's
+    address, to ``on_connection``, which may refuse it by answering False (the connection
+    is then closed at once)."""
 
-    def __init__(self, on_connection: Callable[[MSRPProtocol], bool],
+    def __init__(self, on_connection: Callable[[MSRPProtocol, Any], bool],
                  limits: ParserLimits = ParserLimits(),
                  traffic_log: Optional[TrafficLog] = None, clock: Any = None) -> None:
         self.on_connection = on_connection
@@ -53,4 +54,4 @@ class MSRPServerFactory(ServerFactory):
     def buildProtocol(self, addr: Any) -> Optional[MSRPProtocol]:
         protocol = MSRPProtocol(self.limits, self.traffic_log, self.clock)
         protocol.factory = self
-        return protocol if self.on_connection(protocol) else None
+        return protocol if self.on_connection(protocol, addr) else None

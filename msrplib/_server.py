@@ -1,12 +1,20 @@
-"""MSRPServer: one listening port shared by many sessions, dispatching on session-id."""
+"""MSRPServer: one listening port shared by many sessions, dispatching on session-id.
+
+A binding SEND finds its session, and the ``complete()`` waiting for it, by dict lookups:
+by the session-id of its To-Path, then among the waiters for that local URI, or (for a
+``complete()`` that named no local URI) among those expecting the session-id of the last
+URI of its From-Path. Connections whose SEND came first are parked, indexed the same two
+ways, until a ``complete()`` takes them. How many connections may wait to bind, from where
+and for how long is :mod:`msrplib._unbound`'s job.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import secrets
 import socket
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple, TypeVar, Union
 
 from twisted.internet.defer import CancelledError, Deferred, fail, gatherResults, succeed
 from twisted.logger import Logger
@@ -15,16 +23,22 @@ from twisted.python.failure import Failure
 from msrplib._bind import ConnectionSettings, accept_binding, check_fingerprint, ends_with
 from msrplib._factories import MSRPServerFactory
 from msrplib._parser import ChunkStarted, ParserEvent
-from msrplib._rules import should_respond
+from msrplib._rules import request_error, should_respond
 from msrplib._tlsrecords import TLSFactory
 from msrplib._uri import URI
 from msrplib._wire import MSRPData, make_response
-from msrplib.errors import MSRPBindSessionTimeout, MSRPError
+from msrplib._unbound import Unbound, UnboundConnections
+from msrplib.errors import FingerprintMismatch, MSRPBindSessionTimeout, MSRPError
 from msrplib.tls import Fingerprint, TLSIdentity
 from msrplib.transport import MSRPProtocol
 
 __all__ = ["MSRPServer", "default_host", "new_session_id", "tls_options_for",
            "as_fingerprint"]
+
+
+#: The reason a connection that sent its binding SEND before ``complete()`` expected it is
+#: not read meanwhile (:meth:`MSRPProtocol.pause_reading`).
+PARKED = "parked until complete() expects it"
 
 
 def default_host() -> str:
@@ -71,7 +85,7 @@ def _interface(host: str) -> str:
     return host
 
 
-@dataclass
+@dataclass(eq=False)
 class _Waiter:
     """A ``complete()`` call waiting for its connection."""
 
@@ -80,19 +94,53 @@ class _Waiter:
     fingerprint: Optional[Fingerprint]
     result: Deferred
     timer: Any = None
+    #: The last connection refused for its certificate while waiting, if any.
+    refused: Optional[MSRPError] = None
 
 
-@dataclass
-class _Pending:
-    """A connection that has not bound yet, with what it sent so far."""
+_Item = TypeVar("_Item")
 
-    protocol: MSRPProtocol
-    timer: Any
-    first: Optional[ParserEvent] = None
-    head: Optional[MSRPData] = None
-    local_uri: Optional[URI] = None
-    held: List[ParserEvent] = field(default_factory=list)
-    paused: bool = False
+
+class _Index(Dict[str, List[_Item]]):
+    """Items listed under a session-id."""
+
+    def add(self, key: str, item: _Item) -> None:
+        self.setdefault(key, []).append(item)
+
+    def discard(self, key: str, item: _Item) -> None:
+        items = self.get(key)
+        if items is not None and item in items:
+            items.remove(item)
+            if not items:
+                del self[key]
+
+    def listed(self, key: str) -> List[_Item]:
+        """A copy of the items under ``key``."""
+        return list(self.get(key, ()))
+
+
+def _session_id(uri: Optional[URI]) -> str:
+    return "" if uri is None else uri.session_id or ""
+
+
+def _addressable(request: MSRPData) -> MSRPData:
+    """``request``, or a copy of it without the path headers that hold only blanks, which a
+    response cannot be addressed from (its paths are then left out, as if missing)."""
+    first = request.headers.first
+    blank = [name for name in ("To-Path", "From-Path")
+             if first.get(name.lower()) is not None and not first[name.lower()].strip()]
+    if not blank:
+        return request
+    copy = request.copy()
+    for name in blank:
+        del copy.headers[name]
+    return copy
+
+
+def _matches(waiter: _Waiter, unbound: Unbound) -> bool:
+    if waiter.local_uri is not None and waiter.local_uri != unbound.local_uri:
+        return False
+    return waiter.remote_path is None or ends_with(unbound.from_path, waiter.remote_path)
 
 
 class MSRPServer:
@@ -100,9 +148,14 @@ class MSRPServer:
 
     There is one listening port per (interface, port, TLS). ``prepare()`` registers a local
     URI (starting a port if none fits), ``complete()`` waits for the connection that binds to
-    it from the given remote path, ``cleanup()`` forgets the URI. A first chunk for an
-    unknown session-id is answered 481 and its connection closed; a connection that has not
-    bound within the bind timeout is closed.
+    it from the given remote path, ``cleanup()`` forgets the URI.
+
+    A first request whose headers are wrong (``msrplib._rules.request_error``) is answered
+    400, one for an unknown session-id 481, and one for a session whose ``complete()``
+    expects another peer 403, whether it came before or after that ``complete()``; each
+    connection is then closed. A connection whose TLS certificate does not match the
+    fingerprint ``complete()`` expects is closed and the waiting goes on. Connections that
+    have not bound are limited as :mod:`msrplib._unbound` says.
     """
 
     log = Logger()
@@ -116,8 +169,14 @@ class MSRPServer:
         self.settings = settings or ConnectionSettings()
         self._ports: Dict[Tuple[str, int, bool], Tuple[Any, Any]] = {}
         self._expected: Dict[str, URI] = {}
-        self._waiters: List[_Waiter] = []
-        self._pending: Dict[MSRPProtocol, _Pending] = {}
+        self._unbound = UnboundConnections(self.settings, reactor)
+        # complete() calls waiting: by their local URI's session-id, and (those that named
+        # none) by the session-id of the last URI of their remote path.
+        self._waiting_at: _Index[_Waiter] = _Index()
+        self._waiting_from: _Index[_Waiter] = _Index()
+        # Connections whose binding SEND came before its complete(), the same two ways.
+        self._parked_at: _Index[Unbound] = _Index()
+        self._parked_from: _Index[Unbound] = _Index()
 
     # The seed API.
 
@@ -143,42 +202,63 @@ class MSRPServer:
 
         ``full_remote_path`` ``None`` (with a ``local_uri``) takes whoever binds to that URI
         first, for tools that do not learn the peer's path; the peer's path is then the
-        binding chunk's From-Path.
+        binding chunk's From-Path. With both, a connection that binds to ``local_uri`` from
+        another path is refused with 403.
 
-        Fails with ``MSRPBindSessionTimeout`` after the bind timeout, with
-        ``FingerprintMismatch`` when a TLS peer's certificate does not match
-        ``remote_fingerprint``, and with ``CancelledError`` on ``cleanup``/``stop``.
+        A TLS peer whose certificate does not match ``remote_fingerprint`` is closed and
+        the waiting goes on. Fails after the bind timeout: with ``FingerprintMismatch`` if
+        such a peer was refused meanwhile, else with ``MSRPBindSessionTimeout``; with
+        ``CancelledError`` on ``cleanup``/``stop``.
         """
         if full_remote_path is None and local_uri is None:
             raise ValueError("accepting any peer needs the local_uri it binds to")
         remote = None if full_remote_path is None else list(full_remote_path)
         waiter = _Waiter(remote, local_uri, as_fingerprint(remote_fingerprint), Deferred())
-        for pending in list(self._pending.values()):
-            if pending.head is not None and self._matches(waiter, pending):
-                self._bind(waiter, pending)
+        if local_uri is not None:
+            parked = self._parked_at.listed(_session_id(local_uri))
+        else:
+            assert remote is not None
+            parked = self._parked_from.listed(_session_id(remote[-1]))
+        for unbound in parked:
+            if _matches(waiter, unbound) and self._bind(waiter, unbound):
                 return waiter.result
+        if local_uri is not None and remote is not None:
+            for unbound in self._parked_at.listed(_session_id(local_uri)):
+                if unbound.local_uri == local_uri:
+                    self._refuse(unbound, 403, "unexpected From-Path %s"
+                                 % " ".join(map(str, unbound.from_path)))
         seconds = self.settings.bind_seconds()
         waiter.timer = self.reactor.callLater(seconds, self._waiter_timed_out, waiter, seconds)
-        self._waiters.append(waiter)
+        if local_uri is not None:
+            self._waiting_at.add(_session_id(local_uri), waiter)
+        else:
+            assert remote is not None
+            self._waiting_from.add(_session_id(remote[-1]), waiter)
         return waiter.result
 
     def cleanup(self, local_uri: URI) -> None:
         """Forget ``local_uri``: its waiting ``complete()`` fails with ``CancelledError`` and
         connections waiting to bind to it are closed."""
-        if self._expected.get(local_uri.session_id or "") == local_uri:
-            del self._expected[local_uri.session_id or ""]
-        for waiter in [w for w in self._waiters if w.local_uri == local_uri]:
-            self._drop_waiter(waiter, CancelledError("cleanup(%s)" % local_uri))
-        for pending in list(self._pending.values()):
-            if pending.local_uri == local_uri:
-                pending.protocol.close()
+        key = _session_id(local_uri)
+        if self._expected.get(key) == local_uri:
+            del self._expected[key]
+        for waiter in self._waiting_at.listed(key):
+            if waiter.local_uri == local_uri:
+                self._drop_waiter(waiter, CancelledError("cleanup(%s)" % local_uri))
+        for unbound in self._parked_at.listed(key):
+            if unbound.local_uri == local_uri:
+                self._forget(unbound.protocol)
+                unbound.protocol.close()
 
     def stop(self) -> Deferred:
         """Stop listening, close connections that have not bound, cancel every waiter."""
-        for waiter in list(self._waiters):
-            self._drop_waiter(waiter, CancelledError("MSRPServer stopped"))
-        for pending in list(self._pending.values()):
-            pending.protocol.transport.abortConnection()
+        for index in (self._waiting_at, self._waiting_from):
+            for waiters in list(index.values()):
+                for waiter in list(waiters):
+                    self._drop_waiter(waiter, CancelledError("MSRPServer stopped"))
+        for unbound in self._unbound.connections():
+            self._forget(unbound.protocol)
+            unbound.protocol.transport.abortConnection()
         ports, self._ports = list(self._ports.values()), {}
         self._expected.clear()
         return gatherResults([port.stopListening() or succeed(None)
@@ -225,109 +305,134 @@ class MSRPServer:
 
     # Connections, from accept to bind.
 
-    def _connection_made(self, protocol: MSRPProtocol) -> bool:
-        if len(self._pending) >= self.settings.max_unbound_connections:
-            self.log.warn("refusing a connection: {count} are waiting to bind",
-                          count=len(self._pending))
+    def _connection_made(self, protocol: MSRPProtocol, address: Any) -> bool:
+        source = getattr(address, "host", None) or str(address)
+        if self._unbound.admit(protocol, source) is None:
             return False
-        timer = self.reactor.callLater(self.settings.bind_seconds(), self._unbound_timed_out,
-                                       protocol)
-        self._pending[protocol] = _Pending(protocol, timer)
         protocol.set_receiver(lambda event: self._event(protocol, event))
         protocol.lost.observe().addErrback(lambda reason: self._forget(protocol))
         return True
 
     def _event(self, protocol: MSRPProtocol, event: ParserEvent) -> None:
-        pending = self._pending.get(protocol)
-        if pending is None:
+        unbound = self._unbound.get(protocol)
+        if unbound is None:
             return
-        if pending.first is not None:
-            pending.held.append(event)
+        if unbound.first is not None:
+            unbound.held.append(event)
             return
-        pending.first = event
+        unbound.first = event
+        self._unbound.spoke(unbound)
         head = event.chunk if isinstance(event, ChunkStarted) else event
         if not isinstance(head, MSRPData) or head.method is None:
             self.log.warn("closing {peer}: it did not start with a request",
                           peer=protocol.transport.getPeer())
+            self._forget(protocol)
             protocol.close()
+            return
+        error = request_error(head)
+        if error is not None:
+            self._refuse(unbound, error.code, str(error), head)
             return
         try:
             to_path = head.to_path or []
             from_path = head.from_path or []
         except MSRPError as error:
-            self._refuse(protocol, head, 400, str(error))
+            self._refuse(unbound, 400, str(error), head)
             return
-        local = self._expected.get(to_path[-1].session_id or "") if to_path else None
+        if not from_path:
+            self._refuse(unbound, 400, "a request without From-Path", head)
+            return
+        local = self._expected.get(_session_id(to_path[-1])) if to_path else None
         if local is None or to_path != [local]:
-            self._refuse(protocol, head, 481, "no session %s here" % to_path[-1:])
+            self._refuse(unbound, 481, "no session %s here" % " ".join(map(str, to_path)),
+                         head)
             return
-        pending.head, pending.local_uri = head, local
-        for waiter in self._waiters:
-            if self._matches(waiter, pending):
-                self._bind(waiter, pending)
+        unbound.head, unbound.local_uri, unbound.from_path = head, local, from_path
+        self._dispatch(unbound)
+
+    def _dispatch(self, unbound: Unbound) -> None:
+        """Bind a connection whose first request is for one of our sessions to the
+        ``complete()`` that expects it, refuse it when its session expects someone else,
+        or park it until a ``complete()`` comes."""
+        assert unbound.local_uri is not None
+        waiting_here = self._waiting_at.listed(_session_id(unbound.local_uri))
+        for waiter in waiting_here + \
+                self._waiting_from.listed(_session_id(unbound.from_path[-1])):
+            if _matches(waiter, unbound):
+                self._bind(waiter, unbound)
                 return
-        if any(w.local_uri == local for w in self._waiters):
-            self._refuse(protocol, head, 403, "unexpected From-Path %s" % from_path)
+        if any(waiter.local_uri == unbound.local_uri for waiter in waiting_here):
+            self._refuse(unbound, 403, "unexpected From-Path %s"
+                         % " ".join(map(str, unbound.from_path)))
             return
         # Parked until complete() names this peer: read no more from it meanwhile.
-        pending.paused = True
-        protocol.transport.pauseProducing()
+        self._parked_at.add(_session_id(unbound.local_uri), unbound)
+        self._parked_from.add(_session_id(unbound.from_path[-1]), unbound)
+        unbound.protocol.pause_reading(PARKED)
 
-    def _matches(self, waiter: _Waiter, pending: _Pending) -> bool:
-        assert pending.head is not None
-        if waiter.local_uri is not None and waiter.local_uri != pending.local_uri:
-            return False
-        if waiter.remote_path is None:
-            return True
-        return ends_with(pending.head.from_path or [], waiter.remote_path)
-
-    def _bind(self, waiter: _Waiter, pending: _Pending) -> None:
-        self._forget(pending.protocol)
-        if pending.paused:
-            pending.protocol.transport.resumeProducing()
-        if waiter in self._waiters:
-            self._waiters.remove(waiter)
-        if waiter.timer is not None:
-            waiter.timer.cancel()
-        assert pending.first is not None and pending.local_uri is not None
-        assert pending.head is not None
-        remote_path = waiter.remote_path or pending.head.from_path or []
+    def _bind(self, waiter: _Waiter, unbound: Unbound) -> bool:
+        """Hand ``unbound`` to ``waiter``; False (the connection closed, the waiter still
+        waiting) when its TLS certificate is not the one the waiter expects."""
+        protocol = unbound.protocol
         try:
-            check_fingerprint(pending.protocol, waiter.fingerprint)
-        except MSRPError:
-            waiter.result.errback()
-            return
+            check_fingerprint(protocol, waiter.fingerprint)
+        except MSRPError as error:
+            self.log.warn("closed {peer}: {error}", peer=protocol.transport.getPeer(),
+                          error=error)
+            waiter.refused = error
+            self._forget(protocol)
+            return False
+        self._forget(protocol)
+        protocol.resume_reading(PARKED)
+        self._unlist_waiter(waiter)
+        if waiter.timer is not None and waiter.timer.active():
+            waiter.timer.cancel()
+        assert unbound.first is not None and unbound.local_uri is not None
+        remote_path = waiter.remote_path or unbound.from_path
         waiter.result.callback(accept_binding(
-            pending.protocol, pending.first, [pending.local_uri], remote_path,
-            self.settings, pending.held))
+            protocol, unbound.first, [unbound.local_uri], remote_path, self.settings,
+            unbound.held))
+        return True
 
-    def _refuse(self, protocol: MSRPProtocol, request: MSRPData, code: int,
-                reason: str) -> None:
+    def _refuse(self, unbound: Unbound, code: int, reason: str,
+                request: Optional[MSRPData] = None) -> None:
+        protocol = unbound.protocol
+        request = request or unbound.head
+        assert request is not None
         self.log.info("refusing {peer} with {code}: {reason}",
                       peer=protocol.transport.getPeer(), code=code, reason=reason)
         self._forget(protocol)
         if should_respond(request, code):
-            protocol.write_chunk(make_response(request, code))
+            protocol.write_chunk(make_response(_addressable(request), code))
         protocol.close()
 
     def _forget(self, protocol: MSRPProtocol) -> None:
-        pending = self._pending.pop(protocol, None)
-        if pending is not None and pending.timer.active():
-            pending.timer.cancel()
+        unbound = self._unbound.forget(protocol)
+        if unbound is not None and unbound.local_uri is not None and unbound.from_path:
+            self._parked_at.discard(_session_id(unbound.local_uri), unbound)
+            self._parked_from.discard(_session_id(unbound.from_path[-1]), unbound)
 
-    def _unbound_timed_out(self, protocol: MSRPProtocol) -> None:
-        self._pending.pop(protocol, None)
-        protocol.transport.abortConnection()
+    # Waiters.
+
+    def _unlist_waiter(self, waiter: _Waiter) -> None:
+        if waiter.local_uri is not None:
+            self._waiting_at.discard(_session_id(waiter.local_uri), waiter)
+        elif waiter.remote_path:
+            self._waiting_from.discard(_session_id(waiter.remote_path[-1]), waiter)
 
     def _waiter_timed_out(self, waiter: _Waiter, seconds: float) -> None:
         waiter.timer = None
-        self._drop_waiter(waiter, MSRPBindSessionTimeout(
-            "no connection bound from %s within %s seconds"
-            % (" ".join(map(str, waiter.remote_path or [])) or "anyone", seconds)))
+        if waiter.refused is not None:
+            error: Exception = FingerprintMismatch(
+                "%s; no other connection bound within %s seconds" % (waiter.refused, seconds))
+        else:
+            error = MSRPBindSessionTimeout(
+                "no connection bound from %s within %s seconds"
+                % (" ".join(map(str, waiter.remote_path or [])) or "anyone", seconds))
+        self._drop_waiter(waiter, error)
 
     def _drop_waiter(self, waiter: _Waiter, error: Exception) -> None:
-        if waiter in self._waiters:
-            self._waiters.remove(waiter)
+        self._unlist_waiter(waiter)
         if waiter.timer is not None and waiter.timer.active():
             waiter.timer.cancel()
         waiter.result.errback(Failure(error))

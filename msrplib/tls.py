@@ -20,8 +20,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
+from service_identity.cryptography import (verify_certificate_hostname,
+                                           verify_certificate_ip_address)
 from twisted.internet import ssl
-from twisted.internet.interfaces import IOpenSSLContextFactory
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IOpenSSLContextFactory
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msrplib.errors import FingerprintMismatch
@@ -168,15 +171,69 @@ def relay_tls_options(hostname: str, trust_root: Any = None,
 
     With ``verify`` (the default) the relay's certificate must chain to ``trust_root`` (a
     ``twisted.internet.ssl.Certificate`` or Twisted's ``platformTrust()`` when ``None``) and
-    name ``hostname``, checked with ``service_identity``. ``verify=False`` skips both, for
-    tests against self-signed relays only.
+    name ``hostname``, checked with ``service_identity`` (``_RelayNameCheck``): an IP
+    address against the certificate's IP address entries, a DNS name against its DNS
+    entries; a certificate whose names ``service_identity`` cannot read is refused.
+    ``verify=False`` skips both, for tests against self-signed relays only.
     """
     if not verify:
         identity = identity or TLSIdentity.generate()
         return identity.options()
     client = identity.twisted_certificate() if identity is not None else None
-    return ssl.optionsForClientTLS(hostname, trustRoot=trust_root,
-                                   clientCertificate=client)
+    return _RelayNameCheck(hostname, ssl.optionsForClientTLS(hostname, trustRoot=trust_root,
+                                                            clientCertificate=client))
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _RelayNameCheck:
+    """Twisted's ``optionsForClientTLS`` connections, with a name check that is never
+    skipped.
+
+    Twisted checks the name in OpenSSL's verify callback, catching only
+    ``service_identity.VerificationError``: when ``service_identity`` cannot read the
+    certificate's subjectAltName at all (``CertificateError``, e.g. for a DNS entry that
+    holds an IP address), Twisted logs that and lets the certificate through unchecked.
+    This creator makes the same connections and replaces that callback: the chain is
+    OpenSSL's verdict as before; the relay's own certificate must then pass
+    ``service_identity``'s ``verify_certificate_ip_address`` (``hostname`` is an IP
+    address) or ``verify_certificate_hostname``. Any error from them refuses it, and the
+    handshake fails with that error.
+    """
+
+    def __init__(self, hostname: str, creator: Any) -> None:
+        self.hostname = hostname
+        self._creator = creator
+        try:
+            address = ipaddress.ip_address(hostname)
+        except ValueError:
+            self._check: Callable[[x509.Certificate], None] = \
+                lambda certificate: verify_certificate_hostname(certificate, hostname)
+        else:
+            self._check = lambda certificate: verify_certificate_ip_address(
+                certificate, str(address))
+
+    def clientConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
+        """A client connection whose peer must pass the name check."""
+        connection = self._creator.clientConnectionForTLS(tlsProtocol)
+        connection.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
+                              self._verifier(tlsProtocol))
+        return connection
+
+    def _verifier(self, tls_protocol: Any) -> Callable[..., bool]:
+        check = self._check
+
+        def verify(connection: Any, certificate: Any, errno: int, depth: int,
+                   ok: int) -> bool:
+            if depth != 0 or not ok:
+                return bool(ok)  # the chain: OpenSSL's verdict against the trust root
+            try:
+                check(certificate.to_cryptography())
+            except Exception:  # never raise into OpenSSL: refuse, with the reason
+                tls_protocol.failVerification(Failure())
+                return False
+            return True
+
+        return verify
 
 
 def peer_certificate(transport: Any) -> Optional[x509.Certificate]:

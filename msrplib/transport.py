@@ -3,7 +3,9 @@
 ``MSRPProtocol`` is the Twisted protocol. Its ``dataReceived`` hands bytes to the pure
 :class:`~msrplib.protocol.ChunkParser` and passes each event to one receiver. It tells
 writers when the socket's buffer is full (it is the connection's push producer) and when a
-TLS handshake is done.
+TLS handshake is done. Whether the socket is read is decided in one place,
+:meth:`MSRPProtocol.pause_reading` and :meth:`~MSRPProtocol.resume_reading`, by reasons:
+the socket is read while no reason to stop is left.
 
 ``MSRPTransport`` is the seed API's low-level view of a bound connection: ``make_chunk``,
 ``write``, ``read_chunk`` and ``check_incoming_SEND_chunk``. Inbound chunks wait in a queue
@@ -14,7 +16,8 @@ being read until a reader catches up, so a slow reader never makes memory grow u
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Deque, Iterable, List, Optional, Sequence, Tuple
+from typing import (AbstractSet, Any, Callable, Deque, Hashable, Iterable, List, Optional,
+                    Sequence, Tuple)
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -35,7 +38,8 @@ from msrplib._wire import (MSRPData, encode_response, make_response, new_message
 from msrplib.errors import ChunkParseError, MSRPError, MSRPSessionError
 
 __all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "SMALL_READ",
-           "LARGE_READ", "HELD_ANSWERS", "HOLD_SECONDS", "check_paths", "TrafficLog"]
+           "LARGE_READ", "HELD_ANSWERS", "HOLD_SECONDS", "MAX_WRITTEN_WHILE_FULL",
+           "check_paths", "TrafficLog"]
 
 #: Default for ``MSRPTransport.max_queued_bytes``: unread inbound body bytes held before the
 #: socket stops being read.
@@ -70,6 +74,19 @@ LARGE_READ = 256 * 1024
 HELD_ANSWERS = 8
 HOLD_SECONDS = 0.005
 
+#: Bytes a connection may write while its socket's outgoing buffer is over Twisted's
+#: high-water mark (its writers are paused) before it stops reading the socket, until that
+#: buffer has drained. What is written then is mostly what reading made us write (answers,
+#: REPORTs): a peer that sends requests and never reads our answers stops being read, and
+#: our memory stays bounded. Reading does not stop as soon as the buffer is full: two peers
+#: sending each other files would then each wait for the other to read, for ever.
+MAX_WRITTEN_WHILE_FULL = 64 * 1024
+
+#: The reason :class:`MSRPProtocol` stops reading under :data:`MAX_WRITTEN_WHILE_FULL`.
+WRITES_BACKED_UP = "our writes are backed up"
+
+_NO_REASONS: AbstractSet[Hashable] = frozenset()
+
 
 def _size_next_read(socket: Any, received: int) -> None:
     """Set the size of ``socket``'s next read from what it just read (see LARGE_READ)."""
@@ -86,7 +103,8 @@ class MSRPProtocol(Protocol):
     ``ready`` fires with this protocol once the connection can carry chunks (at connect for
     TCP, after the handshake for TLS); ``lost`` fires with the reason the connection closed:
     a ``ChunkParseError`` when the peer sent something unintelligible, ``ConnectionLost``
-    when it closed in the middle of a chunk, otherwise Twisted's own reason.
+    when the peer closed in the middle of a chunk, otherwise Twisted's own reason
+    (``ConnectionDone`` after our own :meth:`close`, even in the middle of a peer's chunk).
     """
 
     log = Logger()
@@ -119,11 +137,18 @@ class MSRPProtocol(Protocol):
         self._hold_timer: Any = None
         self._tcp: Any = None
         self._send_now = False
+        self._closed_by_us = False
+        # Why the socket is not read; a new set at each change (they are rare), so that a
+        # connection read all along holds none of its own.
+        self._read_pauses: AbstractSet[Hashable] = _NO_REASONS
+        self._written_while_full = 0
 
     # Connection life.
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)
+        if self._read_pauses:
+            self.transport.pauseProducing()
         # Answers and REPORTs are small writes that the peer waits for: Nagle's algorithm
         # would hold them back until the last segment is acknowledged. Our writes are
         # already gathered per reactor turn, so nothing is left for it to coalesce.
@@ -186,6 +211,8 @@ class MSRPProtocol(Protocol):
         if batch is None:
             if self._held:
                 self._flush(hold=False)
+            if self.writing_paused:
+                self._wrote_while_full(sum(map(len, parts)))
             self.transport.writeSequence(parts)
             return
         batch += parts
@@ -203,7 +230,10 @@ class MSRPProtocol(Protocol):
         :mod:`msrplib._sendnow`), so that the answers to what was just read leave before
         the reactor turns. With ``hold``, a batch of answers alone is held back instead
         while the next chunk is arriving (see HELD_ANSWERS)."""
+        batched = self._batched
         batch, self._batch, self._batched = self._batch or [], None, 0
+        if self.writing_paused and batched:
+            self._wrote_while_full(batched)
         held = self._held
         if hold and self._answers_only and self.parser.in_chunk and \
                 len(held) + len(batch) <= HELD_ANSWERS:
@@ -222,6 +252,13 @@ class MSRPProtocol(Protocol):
         else:
             self.transport.writeSequence(batch)
 
+    def _wrote_while_full(self, size: int) -> None:
+        """Count ``size`` bytes written while the writers are paused; past
+        :data:`MAX_WRITTEN_WHILE_FULL`, stop reading until the buffer has drained."""
+        self._written_while_full += size
+        if self._written_while_full > MAX_WRITTEN_WHILE_FULL:
+            self.pause_reading(WRITES_BACKED_UP)
+
     def _stop_holding(self) -> None:
         self._held = []
         if self._hold_timer is not None and self._hold_timer.active():
@@ -238,7 +275,7 @@ class MSRPProtocol(Protocol):
     def connectionLost(self, reason: Failure = _CONNECTION_DONE) -> None:
         if self.parser.error is not None:
             reason = Failure(self.parser.error)
-        elif self.parser.in_chunk and reason.check(ConnectionDone):
+        elif self.parser.in_chunk and reason.check(ConnectionDone) and not self._closed_by_us:
             reason = Failure(ConnectionLost("the peer closed the connection in a chunk"))
         self._stop_holding()
         self.ready.fire(reason)
@@ -255,6 +292,7 @@ class MSRPProtocol(Protocol):
         its producer to go away before it shuts down.
         """
         if self.transport is not None and self.connected:
+            self._closed_by_us = True
             self._flush(hold=False)  # what is gathered or held goes before the close
             self.transport.unregisterProducer()
             self.transport.loseConnection()
@@ -263,6 +301,43 @@ class MSRPProtocol(Protocol):
     def connected_now(self) -> bool:
         """True from connect until the connection is lost."""
         return bool(self.connected) and not self.lost.fired
+
+    # Whether the socket is read.
+
+    def pause_reading(self, reason: Hashable) -> None:
+        """Stop reading the socket for ``reason`` (until :meth:`resume_reading` of it).
+
+        Anything that must stop the peer's bytes for a while (a reader that is behind, a
+        consumer that is full, a connection parked until it is expected) pauses with a
+        reason of its own: a string naming why, or the object that pauses. The socket is
+        read again once every reason was resumed. Pausing twice for the same reason is
+        pausing once. The socket stops at the end of the read being handled: events
+        already parsed are still delivered. Use this, never the transport's own
+        ``pauseProducing``, which knows of one reason only.
+        """
+        reasons = self._read_pauses
+        if reason not in reasons:
+            self._read_pauses = reasons | {reason}
+            if not reasons and self._can_throttle():
+                self.transport.pauseProducing()
+
+    def resume_reading(self, reason: Hashable) -> None:
+        """Drop ``reason`` to stop reading; read again when no other reason is left.
+        A reason that is not pausing is ignored."""
+        if reason in self._read_pauses:
+            self._read_pauses = self._read_pauses - {reason}
+            if not self._read_pauses and self._can_throttle():
+                self.transport.resumeProducing()
+
+    @property
+    def reading_paused(self) -> bool:
+        """True while some reason keeps the socket from being read."""
+        return bool(self._read_pauses)
+
+    def _can_throttle(self) -> bool:
+        transport = self.transport
+        return transport is not None and not self.lost.fired and \
+            not getattr(transport, "disconnecting", False)
 
     # Where parsed events go.
 
@@ -370,6 +445,8 @@ class MSRPProtocol(Protocol):
 
     def resumeProducing(self) -> None:
         self.writing_paused = False
+        self._written_while_full = 0
+        self.resume_reading(WRITES_BACKED_UP)
         callbacks, self._drain_callbacks = self._drain_callbacks, []
         for callback in callbacks:
             callback()
@@ -436,6 +513,10 @@ class _Segmenter:
         return chunk
 
 
+#: The reason an :class:`MSRPTransport` stops reading: its queue holds ``max_queued_bytes``.
+READER_BEHIND = "the reader is behind"
+
+
 class MSRPTransport:
     """A bound MSRP connection (the seed's ``msrplib.transport.MSRPTransport``).
 
@@ -466,7 +547,7 @@ class MSRPTransport:
                                       ("From-Path", self._from_path_text)])
         self._events: Deque[ParserEvent] = deque()
         self._queued_bytes = 0
-        self._reading_paused = False
+        self._reading_paused = False  # whether we asked the protocol to stop reading
         self._readers: Deque[Tuple[Deferred, Optional[int]]] = deque()
         self._segmenter: Optional[_Segmenter] = None
         self._closed: Optional[Failure] = None
@@ -598,7 +679,7 @@ class MSRPTransport:
         self._queued_bytes = 0
         if self._reading_paused:
             self._reading_paused = False
-            self.protocol.transport.resumeProducing()
+            self.protocol.resume_reading(READER_BEHIND)
         self._route()
 
     def _route(self) -> None:
@@ -637,7 +718,7 @@ class MSRPTransport:
             self._queued_bytes += len(event.data)
         if self._queued_bytes > self.max_queued_bytes and not self._reading_paused:
             self._reading_paused = True
-            self.protocol.transport.pauseProducing()
+            self.protocol.pause_reading(READER_BEHIND)
         self._serve()
 
     def _next(self, size: Optional[int]) -> Optional[MSRPData]:
@@ -676,7 +757,7 @@ class MSRPTransport:
         if (self._reading_paused and self._queued_bytes <= self.max_queued_bytes // 2
                 and self._closed is None):
             self._reading_paused = False
-            self.protocol.transport.resumeProducing()
+            self.protocol.resume_reading(READER_BEHIND)
 
     def _connection_lost(self, reason: Failure) -> None:
         self._closed = reason

@@ -3,13 +3,15 @@
 import hashlib
 
 from twisted.internet import reactor
-from twisted.internet.defer import CancelledError, gatherResults, inlineCallbacks
-from twisted.internet.error import ConnectionAborted, ConnectionLost, ConnectionRefusedError
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, inlineCallbacks
+from twisted.internet.error import (ConnectionAborted, ConnectionDone, ConnectionLost,
+                                    ConnectionRefusedError)
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.trial import unittest
 
-from msrplib.connect import (AcceptorDirect, ConnectorDirect, FingerprintMismatch,
-                             MSRPBindError, MSRPServer, get_acceptor, get_connector)
+from msrplib.connect import (AcceptorDirect, ConnectionSettings, ConnectorDirect,
+                             FingerprintMismatch, MSRPBindError, MSRPServer, get_acceptor,
+                             get_connector)
 from msrplib.protocol import ByteRange, ChunkParseError, URI, make_response
 from msrplib.tls import TLSIdentity
 from msrplib.transport import LARGE_READ, SMALL_READ
@@ -83,6 +85,21 @@ class ExchangeMixin:
         yield self.assertFailure(acceptor.read_chunk(), ConnectionLost)
         yield self.assertFailure(acceptor.read_chunk(), ConnectionLost)
         self.assertFalse(acceptor.is_connected())
+
+    @inlineCallbacks
+    def test_our_close_in_a_peers_chunk_is_our_close(self):
+        """We close while the peer is in the middle of a chunk: that is our close
+        (``ConnectionDone``), not the peer's (``ConnectionLost``)."""
+        connector, acceptor = yield bind_pair(self, tls=self.tls)
+        raw = connector.make_chunk(data=b"x" * 1000).encode()
+        connector.write(raw[:500], sync=False)
+        while not acceptor.protocol.parser.in_chunk:
+            yield deferLater(0.01)
+        lost = acceptor.protocol.lost.observe()
+        acceptor.loseConnection()
+        yield self.assertFailure(lost, ConnectionDone)
+        error = yield self.assertFailure(acceptor.read_chunk(), ConnectionDone)
+        self.assertNotIn("the peer closed", str(error))
 
     @inlineCallbacks
     def test_garbage_after_a_good_chunk(self):
@@ -194,6 +211,65 @@ class TCPTests(ExchangeMixin, unittest.TestCase):
         yield self.assertFailure(waiting, CancelledError)
 
     @inlineCallbacks
+    def test_garbage_on_the_port_closes_that_connection_only(self):
+        acceptor = AcceptorDirect()
+        self.addCleanup(acceptor.cleanup)
+        acceptor_path = yield acceptor.prepare(local_uri())
+        connector = ConnectorDirect()
+        connector_path = yield connector.prepare(local_uri())
+        accepting = acceptor.complete(connector_path)
+        yield garbage_to(acceptor_path[0].port, b"GET / HTTP/1.1\r\n\r\n")
+        self.assertNoResult(accepting)
+        transports = yield gatherResults([connector.complete(acceptor_path), accepting])
+        for transport in transports:
+            self.addCleanup(close, transport)
+        yield self.exchange(*transports)
+
+    @inlineCallbacks
+    def test_wrong_from_path_before_complete_gets_403_at_complete(self):
+        """The binding SEND comes first and waits, parked; the complete() that expects
+        another peer refuses it at once, not at the bind timeout."""
+        settings = ConnectionSettings(bind_timeout=5)
+        acceptor = AcceptorDirect(settings=settings)
+        self.addCleanup(acceptor.cleanup)
+        acceptor_path = yield acceptor.prepare(local_uri())
+        connector = ConnectorDirect(settings=settings)
+        yield connector.prepare(local_uri())
+        connecting = connector.complete(acceptor_path)
+        server = acceptor._server
+        while not server._parked_at:
+            yield deferLater(0.01)
+        waiting = acceptor.complete([URI(host="127.0.0.1", session_id="someoneelse")])
+        error = yield self.assertFailure(connecting, MSRPBindError)
+        self.assertEqual(error.code, 403)
+        self.assertNoResult(waiting)
+        acceptor.cleanup()
+        yield self.assertFailure(waiting, CancelledError)
+
+    @inlineCallbacks
+    def test_two_thousand_idle_connections_do_not_keep_a_peer_out(self):
+        """2,000 connections from our own address that never speak: the oldest of them
+        make room for the peer that binds, which comes from the same address."""
+        server = MSRPServer()
+        self.addCleanup(server.stop)
+        [uri] = yield server.prepare(local_uri())
+        idle = []
+        for _ in range(2000):
+            factory = ClientFactory.forProtocol(Protocol)
+            idle.append(reactor.connectTCP("127.0.0.1", uri.port, factory))
+        self.addCleanup(lambda: [connector.disconnect() for connector in idle])
+        while len(server._unbound) < server.settings.max_unbound_per_source:
+            yield deferLater(0.01)
+        yield deferLater(0.2)
+        connector = ConnectorDirect()
+        client_path = yield connector.prepare(local_uri())
+        transports = yield gatherResults([connector.complete([uri]), server.complete(client_path)])
+        for transport in transports:
+            self.addCleanup(close, transport)
+        yield self.exchange(*transports)
+        self.assertLessEqual(len(server._unbound), server.settings.max_unbound_per_source)
+
+    @inlineCallbacks
     def test_connection_refused(self):
         server = MSRPServer()
         [uri] = yield server.prepare(local_uri())
@@ -228,7 +304,7 @@ class TCPTests(ExchangeMixin, unittest.TestCase):
         client_uri = URI(host="127.0.0.1", port=9, session_id="bytewise")
         waiting = server.complete([client_uri])
         binding = (b"MSRP bytewise1 SEND\r\nTo-Path: %s\r\nFrom-Path: %s\r\n"
-                   b"Message-ID: m1\r\nByte-Range: 1-0/0\r\n-------bytewise1$\r\n"
+                   b"Message-ID: msg1\r\nByte-Range: 1-0/0\r\n-------bytewise1$\r\n"
                    % (str(uri).encode(), str(client_uri).encode()))
         received = []
 
@@ -254,6 +330,24 @@ class TCPTests(ExchangeMixin, unittest.TestCase):
             yield transport.protocol.drained()
             yield deferLater(0.01)
         self.assertTrue(b"".join(received).startswith(b"MSRP bytewise1 200 OK\r\n"))
+
+
+class _Garbage(Protocol):
+    def connectionMade(self):
+        self.transport.write(self.factory.garbage)
+
+    def connectionLost(self, reason):
+        self.factory.closed.callback(None)
+
+
+def garbage_to(port, garbage):
+    """Connect to ``port`` on 127.0.0.1, send ``garbage``, and fire once the other side
+    has closed the connection."""
+    factory = ClientFactory.forProtocol(_Garbage)
+    factory.garbage = garbage
+    factory.closed = Deferred()
+    reactor.connectTCP("127.0.0.1", port, factory)
+    return factory.closed
 
 
 def deferLater(seconds):
@@ -287,14 +381,35 @@ class TLSTests(ExchangeMixin, unittest.TestCase):
         yield self.assertFailure(accepting, CancelledError)
 
     @inlineCallbacks
-    def test_acceptor_checks_fingerprint(self):
+    def test_acceptor_closes_a_wrong_certificate_and_waits_for_the_right_one(self):
         connector, acceptor, connector_path, acceptor_path = yield self.prepared()
-        accepting = acceptor.complete(connector_path, remote_fingerprint=str(
-            TLSIdentity.generate().fingerprint("sha-1")))
-        connecting = connector.complete(acceptor_path)
-        yield self.assertFailure(accepting, FingerprintMismatch)
-        # The acceptor aborts the connection: the connector hears it lost.
-        yield self.assertFailure(connecting, ConnectionLost, ConnectionAborted)
+        accepting = acceptor.complete(
+            connector_path, remote_fingerprint=connector_path[0].credentials.fingerprint())
+        # An impostor binds from the expected path with a certificate of its own.
+        impostor_uri = connector_path[0].copy()
+        impostor_uri.credentials = TLSIdentity.generate()
+        impostor = ConnectorDirect()
+        self.addCleanup(impostor.cleanup)
+        yield impostor.prepare(impostor_uri)
+        # The acceptor aborts that connection: the impostor hears it lost.
+        yield self.assertFailure(impostor.complete(acceptor_path), ConnectionLost,
+                                 ConnectionAborted)
+        self.assertNoResult(accepting)
+        transports = yield gatherResults([connector.complete(acceptor_path), accepting])
+        for transport in transports:
+            self.addCleanup(close, transport)
+        yield self.exchange(*transports)
+
+    @inlineCallbacks
+    def test_garbage_on_the_port_closes_that_connection_only(self):
+        connector, acceptor, connector_path, acceptor_path = yield self.prepared()
+        accepting = acceptor.complete(connector_path)
+        yield garbage_to(acceptor_path[0].port, b"NOT TLS AT ALL\r\n" * 64)
+        self.assertNoResult(accepting)
+        transports = yield gatherResults([connector.complete(acceptor_path), accepting])
+        for transport in transports:
+            self.addCleanup(close, transport)
+        yield self.exchange(*transports)
 
     def test_generated_credentials_are_kept(self):
         connector = ConnectorDirect()

@@ -84,7 +84,7 @@ class ServerTimeoutTests(unittest.TestCase):
         result = self.server.complete([peer])
         protocol, transport = self.accept()
         binding = (b"MSRP bind1234 SEND\r\nTo-Path: %s\r\nFrom-Path: %s\r\n"
-                   b"Message-ID: m\r\nByte-Range: 1-0/0\r\n-------bind1234$\r\n"
+                   b"Message-ID: msg1\r\nByte-Range: 1-0/0\r\n-------bind1234$\r\n"
                    % (str(self.uri).encode(), str(peer).encode()))
         for index in range(len(binding)):
             self.assertNoResult(result)
@@ -270,16 +270,18 @@ class CheckIncomingTests(unittest.TestCase):
 
 
 class UnboundLimitTests(unittest.TestCase):
-    def test_connections_past_the_limit_are_refused(self):
+    def test_connections_past_the_limit_are_refused_when_none_is_silent(self):
         reactor = MemoryReactorClock()
         server = MSRPServer(reactor=reactor,
                             settings=ConnectionSettings(max_unbound_connections=2))
-        server.prepare(URI(host="127.0.0.1"))
+        [uri] = self.successResultOf(server.prepare(URI(host="127.0.0.1")))
         factory = reactor.tcpServers[0][1]
-        accepted = [factory.buildProtocol(PEER) for _ in range(3)]
-        self.assertIsNotNone(accepted[0])
-        self.assertIsNotNone(accepted[1])
-        self.assertIsNone(accepted[2])
-        accepted[0].makeConnection(StringTransport(peerAddress=PEER))
+        accepted = [factory.buildProtocol(PEER) for _ in range(2)]
+        for protocol in accepted:  # each sends a binding SEND nobody expects yet
+            protocol.makeConnection(StringTransport(peerAddress=PEER))
+            peer = URI(host="127.0.0.1", session_id="early")
+            protocol.dataReceived(MSRPTransport(MSRPProtocol(), [peer], [uri])
+                                  .make_chunk().encode())
+        self.assertIsNone(factory.buildProtocol(PEER))
         accepted[0].connectionLost()
         self.assertIsNotNone(factory.buildProtocol(PEER))

@@ -17,6 +17,7 @@ from msrplib._server import MSRPServer
 from msrplib._tlsrecords import RECORD_SIZE, TLSFactory
 from msrplib.protocol import URI
 from msrplib.tls import TLSIdentity
+from msrplib.transport import MSRPProtocol, MSRPTransport
 
 #: A TLS record's header: content type, version, length.
 HEADER = struct.Struct("!BHH")
@@ -208,8 +209,14 @@ class RefusalTests(unittest.TestCase):
         reactor = MemoryReactorClock()
         server = MSRPServer(reactor=reactor,
                             settings=ConnectionSettings(max_unbound_connections=1))
-        server.prepare(URI(host="127.0.0.1", use_tls=True))
+        [uri] = self.successResultOf(server.prepare(URI(host="127.0.0.1", use_tls=True)))
         factory = reactor.tcpServers[0][1]
         self.assertIsInstance(factory, TLSFactory)
-        self.assertIsNotNone(factory.buildProtocol(None))
+        first = factory.buildProtocol(None)
+        self.assertIsNotNone(first)
+        # It has spoken (its binding SEND is parked): the next one is refused, not it.
+        first.wrappedProtocol.makeConnection(StringTransport())
+        peer = URI(host="127.0.0.1", session_id="peer")
+        first.wrappedProtocol.dataReceived(
+            MSRPTransport(MSRPProtocol(), [peer], [uri]).make_chunk().encode())
         self.assertIsNone(factory.buildProtocol(None))
