@@ -331,7 +331,7 @@ class MSRPServer:
             return
         error = request_error(head)
         if error is not None:
-            self._refuse(unbound, error.code, str(error), head)
+            self._refuse(unbound, error.code or 400, str(error), head)
             return
         try:
             to_path = head.to_path or []

@@ -25,7 +25,9 @@ from __future__ import annotations
 import gc
 import itertools
 import re
+import select
 import socket
+import time
 import tracemalloc
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -62,6 +64,9 @@ ACCEPT_TYPES = ("text/*", "message/cpim", "application/octet-stream")
 
 #: Longest wait for anything the library must do at once (read, answer, close).
 HANG_SECONDS = 5.0
+#: How long the worker waits for the library to read before it reads the library's answers
+#: (the library stops reading while its own writes are not read: see Driver._consumed).
+DRAIN_SECONDS = 0.2
 
 _PROBE_IDS = itertools.count()
 
@@ -264,9 +269,9 @@ class Library:
                 chunk.method in session.extension_methods:
             session.respond(chunk, 200)
 
-    def consumed(self, port: int, total: int) -> Deferred:
+    def consumed(self, port: int, total: int, wait: float = HANG_SECONDS) -> Deferred:
         """Fire with the connection's state once the library was handed ``total`` bytes
-        on it, or closed it (``stalled`` after HANG_SECONDS without either)."""
+        on it, or closed it (``stalled`` after ``wait`` seconds without either)."""
         link = self._link(port)
         if link.protocol is not None and (link.lost is not None or link.received >= total):
             return succeed(link.snapshot())
@@ -278,7 +283,7 @@ class Library:
                 link.waiters = [w for w in link.waiters if w[1] is not waiter]
                 waiter.callback(link.snapshot(stalled=True))
 
-        timer = reactor.callLater(HANG_SECONDS, give_up)
+        timer = reactor.callLater(wait, give_up)
         waiter.addBoth(lambda result: (timer.active() and timer.cancel(), result)[1])
         return waiter
 
@@ -385,12 +390,39 @@ class Wire:
         self.usable = True
 
     def write(self, data: bytes) -> bool:
+        """Send ``data``, reading what the library writes meanwhile: a library that stops
+        reading until its answers are read (its backpressure) must not deadlock us."""
+        view = memoryview(data)
+        self.sock.setblocking(False)
         try:
-            self.sock.sendall(data)
+            while view:
+                try:
+                    view = view[self.sock.send(view):]
+                except BlockingIOError:
+                    readable, writable, _ = select.select([self.sock], [self.sock], [],
+                                                          HANG_SECONDS)
+                    if not readable and not writable:
+                        return False
+                    if readable:
+                        self._read_available()
         except OSError:
             return False
+        finally:
+            self.sock.settimeout(HANG_SECONDS)
         self.sent += len(data)
         return True
+
+    def _read_available(self) -> None:
+        """Read what is there to read now (the socket is non-blocking)."""
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    self.eof = True
+                    return
+                self.output += data
+        except (BlockingIOError, InterruptedError):
+            pass
 
     def read_until(self, pattern: Optional[re.Pattern], start: int = 0) -> bool:
         """Read until ``pattern`` matches the output from ``start`` (True), or the end of
@@ -409,6 +441,16 @@ class Wire:
             if not data:
                 self.eof = True
             self.output += data
+
+    def drain(self) -> None:
+        """Read what the library wrote so far, without waiting for more."""
+        self.sock.setblocking(False)
+        try:
+            self._read_available()
+        except OSError:
+            self.eof = True
+        finally:
+            self.sock.settimeout(HANG_SECONDS)
 
     def shut(self) -> None:
         """Close our sending side (the library then sees the connection end)."""
@@ -471,7 +513,7 @@ class Driver:
                 continue
             if not wire.write(piece):
                 break
-            state = call(self.library.consumed, wire.port, wire.sent)
+            state = self._consumed(wire)
             if state["closing"] or state["stalled"]:
                 break
         tids = list(tids)
@@ -518,6 +560,17 @@ class Driver:
                        in_chunk=state["in_chunk"], probe_answered=probe_answered,
                        hung=hung, errors=report["errors"], invalid=report["invalid"],
                        output=bytes(wire.output[start:]))
+
+    def _consumed(self, wire: Wire) -> Dict[str, Any]:
+        """The library's state once it read all we wrote. A library that stops reading
+        until its answers are read (its own backpressure) is not stalled: what it wrote is
+        read meanwhile, and only HANG_SECONDS without progress is a hang."""
+        deadline = time.monotonic() + HANG_SECONDS
+        while True:
+            state = call(self.library.consumed, wire.port, wire.sent, DRAIN_SECONDS)
+            if not state["stalled"] or time.monotonic() > deadline:
+                return state
+            wire.drain()
 
     def close(self, wire: Wire) -> None:
         if wire.usable:
