@@ -70,11 +70,12 @@ class _FileSink:
 
 @implementer(IPushProducer)
 class _ConsumerSink:
-    """Writes to an ``IConsumer`` in order; pauses the connection when the consumer asks."""
+    """Writes to an ``IConsumer`` in order; pauses the connection's reading (as one reason
+    of its own: see ``MSRPProtocol.pause_reading``) when the consumer asks."""
 
-    def __init__(self, consumer: Any, transport: Any, max_held: Optional[int]) -> None:
+    def __init__(self, consumer: Any, protocol: Any, max_held: Optional[int]) -> None:
         self.consumer = consumer
-        self.transport = transport
+        self.protocol = protocol
         self.max_held = max_held
         self.next_offset = 0
         self.held: Dict[int, bytes] = {}
@@ -114,27 +115,28 @@ class _ConsumerSink:
     def pauseProducing(self) -> None:
         if not self.paused:
             self.paused = True
-            self.transport.pauseProducing()
+            self.protocol.pause_reading(self)
 
     def resumeProducing(self) -> None:
         if self.paused:
             self.paused = False
-            self.transport.resumeProducing()
+            self.protocol.resume_reading(self)
 
     def stopProducing(self) -> None:
         """The consumer gave up; the message fails when its connection does."""
 
 
-def make_sink(target: Any, transport: Any, max_out_of_order: Optional[int] = None) -> Any:
+def make_sink(target: Any, protocol: Any, max_out_of_order: Optional[int] = None) -> Any:
     """The sink for a message body: memory for ``None``, a consumer, or a file object.
 
-    A consumer takes bytes in order; at most ``max_out_of_order`` bytes that arrived ahead
-    of a gap are held for it (``ExcessiveBufferingError`` past that).
+    A consumer takes bytes in order, and may pause ``protocol`` (an ``MSRPProtocol``);
+    at most ``max_out_of_order`` bytes that arrived ahead of a gap are held for it
+    (``ExcessiveBufferingError`` past that).
     """
     if target is None:
         return _MemorySink()
     if IConsumer.providedBy(target):
-        return _ConsumerSink(target, transport, max_out_of_order)
+        return _ConsumerSink(target, protocol, max_out_of_order)
     return _FileSink(target)
 
 

@@ -229,7 +229,7 @@ class RequestHandler:
     def _make_sink(self, target: Any) -> Any:
         """Where a message's body goes, for what ``message_started`` returned."""
         session = self.session
-        return make_sink(target, session.transport.protocol.transport,
+        return make_sink(target, session.transport.protocol,
                          session.settings.max_out_of_order)
 
     def _accepts(self, content_type: str) -> bool:

@@ -374,3 +374,21 @@ class SenderMessageIdTests(unittest.TestCase):
             sessions.bob.transport.write_chunk(report, sync=False)
         sessions.flush()
         self.assertEqual(self.successResultOf(result), "zero")
+
+
+class ConsumerPauseTests(unittest.TestCase):
+    def test_a_consumer_pauses_reading_as_one_reason_among_others(self):
+        received = CollectingReceiver(HoldingConsumer())
+        sessions = pair(received)
+        protocol = sessions.bob.transport.protocol
+        writer = sessions.alice.open_message("text/plain", size=100)
+        writer.write(b"a" * 10)
+        sessions.flush()
+        received.sink.producer.pauseProducing()
+        self.assertTrue(protocol.reading_paused)
+        protocol.pause_reading("something else")
+        received.sink.producer.resumeProducing()
+        self.assertTrue(protocol.reading_paused)  # the other reason still holds
+        protocol.resume_reading("something else")
+        self.assertFalse(protocol.reading_paused)
+        writer.result.addErrback(lambda failure: None)
