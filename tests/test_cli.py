@@ -1,6 +1,8 @@
 """The msrp command line, run as a person runs it: separate processes on loopback."""
 
+import contextlib
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -168,7 +170,10 @@ class CommandLineTests(unittest.TestCase):
         self.assertFailsWithOneLine(command, "relay refused", "alice")
 
     def test_usage(self):
-        self.assertRaises(SystemExit, parser().parse_args, ["send", "msrp://h/s;tcp"])
+        errors = io.StringIO()
+        with contextlib.redirect_stderr(errors):
+            self.assertRaises(SystemExit, parser().parse_args, ["send", "msrp://h/s;tcp"])
+        self.assertIn("one of the arguments --text --file is required", errors.getvalue())
         args = parser().parse_args(["auth", "--relay", "msrp://r;tcp", "--username", "u"])
         self.assertEqual((args.command, args.username), ("auth", "u"))
         self.assertIsNone(parser().parse_args(["listen"]).max_size)

@@ -1,5 +1,6 @@
 """``twistd msrp``: an MSRP endpoint with a local JSON control API (see msrplib.service)."""
 
+import os
 import re
 
 from twisted.application.service import IServiceMaker
@@ -63,8 +64,7 @@ class Options(usage.Options):
         self["outbox"] = []
 
     def opt_outbox(self, directory):
-        """A directory whose regular files the control API may send (repeatable; without
-        one, sending files is off)."""
+        """A directory whose regular files the control API may send (repeatable; without one, sending files is off)."""  # noqa: E501 (twistd --help shows it as it is)
         self["outbox"].append(directory)
 
     def postOptions(self):
@@ -77,6 +77,10 @@ class Options(usage.Options):
                 raise usage.UsageError("--%s must be above 0" % name)
         if self["relay"] and not self["username"]:
             raise usage.UsageError("--relay needs --username")
+        for directory in self["outbox"]:
+            if not os.path.isdir(directory):
+                raise usage.UsageError("--outbox %s is not a directory (make it first; the "
+                                       "inbox is made for you)" % directory)
 
 
 @implementer(IServiceMaker, IPlugin)
