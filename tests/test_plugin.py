@@ -32,13 +32,18 @@ class PluginTests(unittest.TestCase):
     def test_found_and_options_parse(self):
         plugin = find_plugin()
         options = plugin.options()
+        first, second = self.mktemp(), self.mktemp()
+        os.makedirs(first)
+        os.makedirs(second)
         options.parseOptions(["--control", "tcp:0:interface=127.0.0.1", "--tls",
-                              "--inbox", "somewhere", "--traffic-log", "--outbox", "/a",
-                              "--outbox", "/b", "--max-sessions", "7"])
+                              "--inbox", "somewhere", "--traffic-log", "--outbox", first,
+                              "--outbox", second, "--max-sessions", "7"])
         self.assertEqual((options["control"], options["tls"], options["inbox"]),
                          ("tcp:0:interface=127.0.0.1", True, "somewhere"))
         self.assertEqual(options["host"], "127.0.0.1")
-        self.assertEqual(options["outbox"], ["/a", "/b"])
+        self.assertEqual(options["outbox"], [first, second])
+        self.assertRaises(usage.UsageError, plugin.options().parseOptions,
+                          ["--outbox", os.path.join(first, "missing")])
         self.assertEqual(options["control-token-file"], "msrp-control-token")
         self.assertIn("control API", options.__str__())
         self.assertIn("--outbox", options.__str__())
