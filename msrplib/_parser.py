@@ -407,12 +407,20 @@ class ChunkParser:
             if found is None or found[0] - head > limits.max_header_block:
                 return -1
             blank, headers = found
+            stop = head + limits.max_header_block + len(marker) + 3
+            end = buf.find(marker, blank + 2, stop)
+            if end >= 0:  # the usual case, a whole small chunk, as _body_follows reads it
+                after = end + len(marker)
+                flag = _END_FLAGS.get(buf[after:after + 3])
+                if flag is not None and end - blank - 4 <= limits.max_buffered_body:
+                    events.append(MSRPData(tid.decode(), kind[0], None, None, headers,
+                                           buf[blank + 4:end] if end > blank + 2 else b"",
+                                           flag))
+                    return after + 3
             self._tid = tid.decode()
             self._kind = kind
             self._marker = marker
-            stop = head + limits.max_header_block + len(marker) + 3
-            return self._body_follows(buf, blank, buf.find(marker, blank + 2, stop), stop,
-                                      headers, events)
+            return self._body_follows(buf, blank, end, stop, headers, events)
         remembered = reader.response_block
         if remembered is None:
             return -1
