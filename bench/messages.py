@@ -6,7 +6,7 @@ size and waits for a small answer, in the same process and the same run. The two
 turns for three rounds and the best round of each is reported.
 
 ``--split-every-block``: the parser splits every header block instead of recognising the
-blocks that repeat the last one (see msrplib/_headerblock.py), to measure what that is
+blocks that repeat the last one (see msrplib/_headerreader.py), to measure what that is
 worth.
 """
 
@@ -16,7 +16,7 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 
 from _common import Timer, bound_pair, report
-from msrplib._headerblock import HeaderReader
+from msrplib._headerreader import HeaderReader
 from msrplib.session import MSRPSession, SessionSettings
 
 COUNT = 20000

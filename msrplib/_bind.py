@@ -16,7 +16,7 @@ from msrplib._headers import Headers, format_path
 from msrplib._parser import ParserEvent, ParserLimits
 from msrplib._rules import is_empty_send, should_respond
 from msrplib._uri import URI
-from msrplib._wire import MSRPData, make_response, new_message_id, new_transaction_id
+from msrplib._chunk import MSRPData, make_response, new_message_id, new_transaction_id
 from msrplib.errors import MSRPBindError, MSRPBindSessionTimeout, MSRPError
 from msrplib.tls import Fingerprint, check_peer_fingerprint
 from msrplib.transport import DEFAULT_MAX_QUEUED_BYTES, MSRPProtocol, MSRPTransport, TrafficLog

@@ -2,7 +2,7 @@
 
 Feed bytes in any split; the parser yields
 
-* :class:`~msrplib._wire.MSRPData` for a chunk whose body fitted in
+* :class:`~msrplib._chunk.MSRPData` for a chunk whose body fitted in
   ``ParserLimits.max_buffered_body`` (the common case: one event per chunk), or
 * :class:`ChunkStarted`, then :class:`ChunkData` pieces as they arrive, then
   :class:`ChunkEnded`, for a chunk whose body grew past that limit, so that a 1 GiB chunk
@@ -26,9 +26,9 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
-from msrplib._headerblock import HeaderReader
+from msrplib._headerreader import HeaderReader
 from msrplib._headers import Headers
-from msrplib._wire import MSRPData
+from msrplib._chunk import MSRPData
 from msrplib.errors import ChunkParseError
 
 __all__ = ["ChunkParser", "ParserLimits", "ChunkStarted", "ChunkData", "ChunkEnded",

@@ -23,7 +23,7 @@ from msrplib._parser import ChunkStarted, ParserEvent
 from msrplib._rules import request_error, should_respond
 from msrplib._server import new_session_id
 from msrplib._uri import DEFAULT_PORT, URI
-from msrplib._wire import MSRPData, make_response, new_transaction_id
+from msrplib._chunk import MSRPData, make_response, new_transaction_id
 from msrplib.digest import answer_challenge
 from msrplib.errors import MSRPBindSessionTimeout, MSRPError
 from msrplib.tls import TLSIdentity, relay_tls_options

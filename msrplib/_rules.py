@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from msrplib._wire import MSRPData
+from msrplib._chunk import MSRPData
 from msrplib.errors import MSRPError
 
 __all__ = ["should_respond", "request_error", "is_empty_send", "SINGLE_HEADERS",

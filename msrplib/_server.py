@@ -26,7 +26,7 @@ from msrplib._parser import ChunkStarted, ParserEvent
 from msrplib._rules import request_error, should_respond
 from msrplib._tlsrecords import TLSFactory
 from msrplib._uri import URI
-from msrplib._wire import MSRPData, make_response
+from msrplib._chunk import MSRPData, make_response
 from msrplib._unbound import Unbound, UnboundConnections
 from msrplib.errors import FingerprintMismatch, MSRPBindSessionTimeout, MSRPError
 from msrplib.tls import Fingerprint, TLSIdentity

@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from msrplib._bind import ConnectionSettings
 from msrplib._parser import ParserEvent
 from msrplib._uri import URI
-from msrplib._wire import MSRPData
+from msrplib._chunk import MSRPData
 from msrplib.transport import MSRPProtocol
 
 __all__ = ["Unbound", "UnboundConnections"]

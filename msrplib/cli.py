@@ -32,7 +32,7 @@ from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost,
 from twisted.python.failure import Failure
 
 from msrplib._escape import escape_peer_text
-from msrplib._incoming import IncomingMessage
+from msrplib._incomingmessage import IncomingMessage
 from msrplib.connect import MSRPAuthError, MSRPServer, get_connector
 from msrplib.errors import (FingerprintMismatch, MSRPBindError, MSRPError,
                             MSRPTransactionError)

@@ -39,7 +39,7 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._incoming import IncomingMessage
+from msrplib._incomingmessage import IncomingMessage
 from msrplib.errors import MSRPError
 from msrplib.session import MessageReceiver
 

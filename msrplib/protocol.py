@@ -2,7 +2,7 @@
 
 This is the seed API's ``msrplib.protocol``. It is pure: nothing here touches the reactor or
 a socket, so everything is tested with plain bytes. The code lives in private modules
-(``_uri``, ``_headers``, ``_wire``, ``_parser``); import it from here.
+(``_uri``, ``_headers``, ``_chunk``, ``_parser``); import it from here.
 """
 
 from msrplib._headers import (MAX_DIGITS, AuthParams, ByteRange, HeaderField, Headers, Status,
@@ -10,7 +10,7 @@ from msrplib._headers import (MAX_DIGITS, AuthParams, ByteRange, HeaderField, He
 from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, ParserEvent,
                              ParserLimits)
 from msrplib._uri import DEFAULT_PORT, URI, parse_uri
-from msrplib._wire import (CONTINUATION_FLAGS, RESPONSE_COMMENTS, MSRPData, make_report,
+from msrplib._chunk import (CONTINUATION_FLAGS, RESPONSE_COMMENTS, MSRPData, make_report,
                            make_response, new_message_id, new_transaction_id)
 from msrplib.errors import ChunkParseError, HeaderParseError, URIParseError
 

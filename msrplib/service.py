@@ -33,10 +33,10 @@ from msrplib._controlaccess import (DEFAULT_MAX_REQUEST_SIZE, DEFAULT_TOKEN_FILE
 from msrplib._direct import ConnectorDirect
 from msrplib._escape import escape_peer_text
 from msrplib._headers import format_path
-from msrplib._incoming import IncomingMessage
+from msrplib._incomingmessage import IncomingMessage
 from msrplib._relay import AcceptorRelay, ConnectorRelay, MSRPRelaySettings
 from msrplib._uri import URI
-from msrplib._wire import MSRPData
+from msrplib._chunk import MSRPData
 from msrplib.inbox import Inbox, InboxReceiver
 from msrplib.outbox import Outbox, attachment_header
 from msrplib.sdp import parse_path_attribute

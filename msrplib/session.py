@@ -18,17 +18,17 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._incoming import IncomingMessage
+from msrplib._incomingmessage import IncomingMessage
 from msrplib._rangeset import RangeSet
 from msrplib._observer import Observer
-from msrplib._outgoing import OutgoingMessage, Source
+from msrplib._outgoingmessage import OutgoingMessage, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
-from msrplib._receiving import RequestHandler
-from msrplib._headerblock import HEADER_NAME_RE
+from msrplib._receiver import RequestHandler
+from msrplib._headerreader import HEADER_NAME_RE
 from msrplib._rules import MESSAGE_ID_RE, should_respond
-from msrplib._wire import MSRPData, end_line, new_message_id, new_transaction_id
-from msrplib._window import ReportWindow
-from msrplib._writer import MessageWriter
+from msrplib._chunk import MSRPData, end_line, new_message_id, new_transaction_id
+from msrplib._pacing import ReportWindow
+from msrplib._messagewriter import MessageWriter
 from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
 from msrplib.transport import MSRPTransport
 

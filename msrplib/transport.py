@@ -33,7 +33,7 @@ from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, P
                              ParserLimits)
 from msrplib._sendnow import can_send_now, send_now
 from msrplib._uri import URI
-from msrplib._wire import (MSRPData, encode_response, make_response, new_message_id,
+from msrplib._chunk import (MSRPData, encode_response, make_response, new_message_id,
                            new_transaction_id)
 from msrplib.errors import ChunkParseError, MSRPError, MSRPSessionError
 

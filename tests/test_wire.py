@@ -8,7 +8,7 @@ from msrplib.protocol import (AuthParams, ByteRange, ChunkParser, HeaderParseErr
                               MSRPData, Status, make_report, make_response, new_message_id,
                               new_transaction_id, parse_uri)
 from msrplib._headers import parse_byte_range
-from msrplib._wire import encode_response
+from msrplib._chunk import encode_response
 from tests.rfc_examples import RFC4975, RFC4976
 
 

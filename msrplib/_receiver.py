@@ -19,9 +19,9 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from msrplib._headers import ByteRange, parse_byte_range
-from msrplib._incoming import IncomingMessage, make_sink
+from msrplib._incomingmessage import IncomingMessage, make_sink
 from msrplib._rules import MESSAGE_ID_RE, request_error, should_respond
-from msrplib._wire import MSRPData, make_report
+from msrplib._chunk import MSRPData, make_report
 from msrplib.errors import MSRPError
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import implementer
 
 from msrplib._rangeset import RangeSet
-from msrplib._wire import MSRPData
+from msrplib._chunk import MSRPData
 from msrplib.errors import ExcessiveBufferingError
 
 __all__ = ["IncomingMessage", "make_sink"]

@@ -11,8 +11,8 @@ from twisted.internet.defer import Deferred
 
 from msrplib._headers import ByteRange
 from msrplib._rangeset import RangeSet
-from msrplib._wire import MSRPData
-from msrplib._writer import MessageWriter
+from msrplib._chunk import MSRPData
+from msrplib._messagewriter import MessageWriter
 
 __all__ = ["OutgoingMessage", "Source"]
 

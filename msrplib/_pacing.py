@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional
 
-from msrplib._outgoing import OutgoingMessage
+from msrplib._outgoingmessage import OutgoingMessage
 
 __all__ = ["ReportWindow"]
 
