@@ -1,4 +1,5 @@
-"""Reassembling incoming messages from chunks (RFC 4975 section 5.1), in or out of order.
+"""Reassembling incoming messages from chunks (RFC 4975 section 5.1), in or out of order,
+and the :class:`MessageReceiver` that hears of them.
 
 An :class:`IncomingMessage` collects the bytes of one Message-ID. Each chunk says where its
 bytes go (Byte-Range); bytes already received are skipped, so duplicates are harmless. The
@@ -8,16 +9,19 @@ body goes to a sink: memory by default, or a file (written at each chunk's offse
 
 from __future__ import annotations
 
+import enum
 from typing import Any, Dict, Optional, Union
 
 from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msrplib._rangeset import RangeSet
 from msrplib._chunk import MSRPData
-from msrplib.errors import ExcessiveBufferingError
+from msrplib.errors import ExcessiveBufferingError, MSRPError
 
-__all__ = ["IncomingMessage", "make_sink"]
+__all__ = ["IncomingMessage", "MessageReceiver", "Arrival", "ARRIVAL_TRANSITIONS",
+           "make_sink"]
 
 
 class _MemorySink:
@@ -140,8 +144,35 @@ def make_sink(target: Any, protocol: Any, max_out_of_order: Optional[int] = None
     return _FileSink(target)
 
 
+class Arrival(enum.IntEnum):
+    """Where an incoming message is. (An ``IntEnum``, like ``Sending``: ints hash in C.)"""
+
+    #: Its chunks are arriving.
+    ARRIVING = 1
+    #: Every byte arrived; the receiver is keeping it (``message_received`` returned a
+    #: Deferred that has not fired yet).
+    COMPLETE = 2
+    #: Kept (at once, or once that Deferred fired): the success REPORT it asked for went out.
+    RECEIVED = 3
+    #: The receiver could not keep it: a failure REPORT went out instead.
+    NOT_KEPT = 4
+    #: Given up before it was whole: refused, aborted, stopped arriving, or cut off.
+    DROPPED = 5
+
+
+#: The moves an incoming message may make (see :meth:`IncomingMessage.move`).
+ARRIVAL_TRANSITIONS = {
+    Arrival.ARRIVING: {Arrival.COMPLETE, Arrival.RECEIVED, Arrival.DROPPED},
+    Arrival.COMPLETE: {Arrival.RECEIVED, Arrival.NOT_KEPT},
+    Arrival.RECEIVED: set(),
+    Arrival.NOT_KEPT: set(),
+    Arrival.DROPPED: set(),
+}
+
+
 class IncomingMessage:
-    """A message arriving on a session: its first chunk's headers and how far it got.
+    """A message arriving on a session: its first chunk's headers, how far it got, and
+    where it is (:class:`Arrival`).
 
     ``data`` is the body once complete when it was kept in memory; with a file or
     ``IConsumer`` sink the body went there and ``data`` stays ``None``.
@@ -166,8 +197,20 @@ class IncomingMessage:
         self.progress_reported = 0
         #: When its last chunk or piece of one arrived (the session's clock), for its expiry.
         self.last_chunk_at = 0.0
-        #: Set once it was given up (refused, expired, aborted): nothing more completes it.
-        self.dropped = False
+        self.state = Arrival.ARRIVING
+
+    def move(self, state: Arrival) -> None:
+        """Go to ``state``; a move that :data:`ARRIVAL_TRANSITIONS` does not allow is a bug
+        of the receiver's, and raises ``RuntimeError``."""
+        if state not in ARRIVAL_TRANSITIONS[self.state]:
+            raise RuntimeError("message %s cannot go from %s to %s"
+                               % (self.message_id, self.state.name, state.name))
+        self.state = state
+
+    @property
+    def dropped(self) -> bool:
+        """True once it was given up: nothing more completes it."""
+        return self.state is Arrival.DROPPED
 
     @property
     def received(self) -> int:
@@ -200,3 +243,37 @@ class IncomingMessage:
         return "<IncomingMessage %r %r, %d of %s bytes>" % (
             self.message_id, self.content_type, self.received,
             "?" if self.size is None else self.size)
+
+
+class MessageReceiver:
+    """What a session tells about incoming messages. Subclass it and override what you need.
+
+    ``message_started`` may return where the body should go: ``None`` keeps it in memory (in
+    ``message.data``), a binary file object is written at each chunk's offset, and an
+    ``IConsumer`` gets it in order (and can pause the connection).
+    """
+
+    def message_started(self, message: IncomingMessage) -> Any:
+        """The first chunk of ``message`` arrived; return its body's sink (or ``None``).
+        Raise an ``MSRPError`` to refuse the message with its ``code`` (413, say)."""
+        return None
+
+    def message_received(self, message: IncomingMessage) -> Any:
+        """Every byte of ``message`` arrived.
+
+        Return ``None`` when the message is safely kept, or a Deferred that fires once it
+        is (a file renamed to its final name, say): the success REPORT the sender asked for
+        goes out only then. A failure (or an exception raised here) sends a failure REPORT
+        instead: the error's ``code`` when it is an ``MSRPError``, else 413.
+        """
+        return None
+
+    def message_failed(self, message: IncomingMessage, reason: Failure) -> None:
+        """``message`` will not complete: aborted, refused (too large, bad Byte-Range),
+        stopped arriving, or the connection closed."""
+
+    def message_refused(self, chunk: MSRPData, error: MSRPError) -> None:
+        """A message was refused at its first chunk, before ``message_started`` (a message
+        refused once it had started gets ``message_failed``): ``error.code`` is the answer
+        (400 for a bad Byte-Range, 413 too large, 415 a type we do not take). Its sender
+        hears of it too, in the answer and, when it asked, a failure REPORT."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 import io
 import os
@@ -14,7 +15,7 @@ from msrplib._rangeset import RangeSet
 from msrplib._chunk import MSRPData
 from msrplib._messagewriter import MessageWriter
 
-__all__ = ["OutgoingMessage", "Source"]
+__all__ = ["OutgoingMessage", "Source", "Sending", "TRANSITIONS"]
 
 Source = Union[bytes, Any]
 
@@ -55,8 +56,54 @@ def _lines_after_byte_range(content_type: str, success_report: str, failure_repo
     return f"{reports}Content-Type: {content_type}\r\n\r\n"
 
 
+class Sending(enum.IntEnum):
+    """Where an outgoing message is. Its chunks' answers may still be due in any state.
+    (An ``IntEnum``: a state is looked up for every move, and ints hash in C.)"""
+
+    #: In the send queue: its next chunk goes out when its turn comes.
+    QUEUED = 1
+    #: Written by an application (``open_message``) that has written nothing to send yet.
+    WAITING = 2
+    #: Held until the peer's success REPORTs catch up (``max_unreported_bytes``).
+    HELD = 3
+    #: Its chunk's body is being written piece by piece as the connection drains.
+    STREAMING = 4
+    #: Every chunk is written: waiting for their answers.
+    SENT = 5
+    #: Every chunk is answered: waiting for the success REPORT it asked for.
+    REPORTING = 6
+    #: Sent through a relay, which answered for the peer: waiting for a refusal a while.
+    CONFIRMING = 7
+    #: Failed, but its peer still needs the empty ``#`` chunk that ends it.
+    ABORTING = 8
+    #: Its Deferred fired with the Message-ID.
+    DONE = 9
+    #: Its Deferred failed.
+    FAILED = 10
+
+
+#: The states in which nothing more of a message is to be written.
+_NOTHING_TO_WRITE = frozenset({Sending.SENT, Sending.REPORTING, Sending.CONFIRMING,
+                               Sending.DONE, Sending.FAILED})
+#: The moves a message may make (see :meth:`OutgoingMessage.move`).
+TRANSITIONS = {
+    Sending.QUEUED: {Sending.QUEUED, Sending.WAITING, Sending.HELD, Sending.STREAMING,
+                     Sending.SENT, Sending.ABORTING, Sending.FAILED},
+    Sending.WAITING: {Sending.QUEUED, Sending.ABORTING, Sending.FAILED},
+    Sending.HELD: {Sending.QUEUED, Sending.ABORTING, Sending.FAILED},
+    Sending.STREAMING: {Sending.QUEUED, Sending.SENT, Sending.ABORTING, Sending.FAILED},
+    Sending.SENT: {Sending.REPORTING, Sending.CONFIRMING, Sending.DONE, Sending.FAILED},
+    Sending.REPORTING: {Sending.DONE, Sending.FAILED},
+    Sending.CONFIRMING: {Sending.DONE, Sending.FAILED},
+    Sending.ABORTING: {Sending.ABORTING, Sending.FAILED},
+    Sending.DONE: set(),
+    Sending.FAILED: set(),
+}
+
+
 class OutgoingMessage:
-    """One message on its way out: where it is, what is outstanding, and its Deferred.
+    """One message on its way out: where it is (:class:`Sending`), what is outstanding,
+    and its Deferred.
 
     ``source`` is ``bytes`` or a binary file object read ``chunk_size`` bytes at a time. A
     file whose size cannot be told is sent with ``*`` as its Byte-Range total.
@@ -87,17 +134,34 @@ class OutgoingMessage:
         else:
             self.size = _size_of(source)
         self.offset = 0
+        #: Its chunks written and not answered yet.
         self.outstanding = 0
-        self.finished_sending = False
-        self.aborted = False
+        self.state = Sending.QUEUED
         self.result: Deferred = Deferred()
         self.reported: Optional[RangeSet] = None
+        #: The timer of what it waits for in REPORTING or CONFIRMING.
         self.report_timer: Any = None
-        #: Set once every chunk is sent (and answered): only the success REPORT is missing.
-        self.awaiting_report = False
         #: Body bytes this message may run ahead of the peer's REPORTs (``ReportWindow``).
         self.window_limit: Optional[int] = None
         self._lookahead: Optional[bytes] = None
+
+    def move(self, state: Sending) -> None:
+        """Go to ``state``; a move that :data:`TRANSITIONS` does not allow is a bug of the
+        sender's, and raises ``RuntimeError``."""
+        if state not in TRANSITIONS[self.state]:
+            raise RuntimeError("message %s cannot go from %s to %s"
+                               % (self.message_id, self.state.name, state.name))
+        self.state = state
+
+    @property
+    def finished_sending(self) -> bool:
+        """True once nothing more of it is to be written (its answers may still be due)."""
+        return self.state in _NOTHING_TO_WRITE
+
+    @property
+    def aborted(self) -> bool:
+        """True while its empty ``#`` chunk is still to be written."""
+        return self.state is Sending.ABORTING
 
     @property
     def ready(self) -> bool:
@@ -191,8 +255,6 @@ class OutgoingMessage:
             headers.add(name, value)
         headers.append_lower("Content-Type", "content-type", self.content_type)
         chunk.contflag = "$" if last else "+"
-        if last:
-            self.finished_sending = True
         return chunk
 
     def encode_head(self, transaction_id: str, path_lines: str, start: int, length: int,
@@ -203,8 +265,6 @@ class OutgoingMessage:
         message's chunks at half the cost. Only for a message of known size without
         headers of its own (they may name headers that this writes itself: :meth:`fill`
         is for those)."""
-        if last:
-            self.finished_sending = True
         head = _lines_after_byte_range(self.content_type, self.success_report,
                                        self.failure_report)
         return (f"MSRP {transaction_id} SEND\r\n{path_lines}Message-ID: {self.message_id}\r\n"
@@ -216,5 +276,4 @@ class OutgoingMessage:
         chunk.headers.add("Message-ID", self.message_id)
         chunk.headers.add("Byte-Range", str(ByteRange(self.offset + 1, None, self.size)))
         chunk.contflag = "#"
-        self.finished_sending = True
         return chunk

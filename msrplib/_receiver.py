@@ -1,6 +1,7 @@
-"""The receiving half of an MSRPSession: each incoming request is checked, answered as its
+"""The receiving half of a session: each incoming request is checked, answered as its
 Failure-Report allows, and SEND bodies are put together into messages (RFC 4975
-sections 7.1 and 7.2). Responses and REPORTs about what we sent stay with the session.
+sections 7.1 and 7.2); REPORTs about what we sent go to the session's sender. Every
+incoming message has one state (:class:`~msrplib._incomingmessage.Arrival`).
 
 A message is refused (400, 413, 415) as a whole: its sender hears of it in the answer to
 the chunk and, when its Failure-Report asks for failure reports, in a failure REPORT, which
@@ -13,21 +14,21 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from msrplib._headers import ByteRange, parse_byte_range
-from msrplib._incomingmessage import IncomingMessage, make_sink
+from msrplib._incomingmessage import Arrival, IncomingMessage, MessageReceiver, make_sink
+from msrplib._observer import Observer
+from msrplib._settings import SessionSettings
 from msrplib._rules import MESSAGE_ID_RE, request_error, should_respond
 from msrplib._chunk import MSRPData, make_report
 from msrplib.errors import MSRPError
 
-if TYPE_CHECKING:
-    from msrplib.session import MSRPSession
 
-__all__ = ["RequestHandler"]
+__all__ = ["Receiver", "ReceiverHost"]
 
 #: Message-IDs refused (413...) remembered, so that their later chunks get the same answer.
 REFUSED_REMEMBERED = 1000
@@ -42,6 +43,24 @@ NOT_STORED_COMMENT = "Could not store the message"
 REPORTED_REFUSALS = frozenset({400, 413, 415})
 
 
+class ReceiverHost(Protocol):
+    """What the receiver needs of its session: its settings and application, as they are
+    now (a session's may be changed while it runs), its clock, and its other half."""
+
+    settings: SessionSettings
+    reactor: Any
+    accept_types: List[str]
+    extension_methods: Set[str]
+    receiver: MessageReceiver
+    on_incoming_cb: Optional[Callable[..., None]]
+    closed: Observer
+    log: Any
+
+    def write_report(self, report: MSRPData) -> None: ...
+
+    def report_received(self, report: MSRPData) -> None: ...
+
+
 @dataclass
 class _Inbound:
     """The request chunk being received: its verdict so far, where its body goes, and the
@@ -54,11 +73,13 @@ class _Inbound:
     end: Optional[int] = None
 
 
-class RequestHandler:
+class Receiver:
     """Checks, answers and reassembles the requests arriving on one session."""
 
-    def __init__(self, session: MSRPSession) -> None:
-        self.session = session
+    def __init__(self, connection: Any, host: ReceiverHost) -> None:
+        self.connection = connection
+        self.writer = connection.writer
+        self.host = host
         self.incoming: Dict[str, IncomingMessage] = {}
         self._refused: Dict[str, int] = {}
         self._inbound: Optional[_Inbound] = None
@@ -95,17 +116,17 @@ class RequestHandler:
                 or not (len(message_id) <= 32 and message_id.isalnum() and message_id.isascii()
                         or MESSAGE_ID_RE.fullmatch(message_id)):
             return False
-        session = self.session
-        settings = session.settings
+        host = self.host
+        settings = host.settings
         limit = settings.max_message_size
         if (limit is not None and size > limit) \
                 or len(self.incoming) >= settings.max_incoming_messages \
-                or session.transport.check_incoming_SEND_chunk(chunk) is not None \
+                or self.connection.check_incoming_SEND_chunk(chunk) is not None \
                 or not self._accepts(content_type):
             return False
         message = IncomingMessage(chunk, size)
         try:
-            target = session.receiver.message_started(message)
+            target = host.receiver.message_started(message)
         except Exception as error:
             self._finish(self._refusal(chunk, self._start_refused(message, error)), chunk)
             return True
@@ -117,7 +138,8 @@ class RequestHandler:
             message.sink.write(0, data)
             message.data = message.sink.finish()
         self._answer(chunk, 200)
-        self._tell_application(chunk)
+        if host.on_incoming_cb is not None:
+            host.on_incoming_cb(chunk=chunk)
         self._completed(message)
         return True
 
@@ -138,15 +160,15 @@ class RequestHandler:
 
     def _check(self, chunk: MSRPData, has_body: bool) -> _Inbound:
         """Decide a request's answer from its headers, and prepare for its body."""
-        session = self.session
-        error = request_error(chunk) or session.transport.check_incoming_SEND_chunk(chunk)
+        host = self.host
+        error = request_error(chunk) or self.connection.check_incoming_SEND_chunk(chunk)
         method = chunk.method
         if error is not None:
             return _Inbound(chunk, error.code, None, 0)
         if method == "SEND":
             return self._send_started(chunk, has_body)
         if method != "REPORT" and (
-                method not in session.extension_methods or session.on_incoming_cb is None):
+                method not in host.extension_methods or host.on_incoming_cb is None):
             return _Inbound(chunk, 501, None, 0)
         return _Inbound(chunk, None, None, 0)
 
@@ -177,7 +199,7 @@ class RequestHandler:
                 return _Inbound(chunk, None, None, start - 1, start - 1 if end is None else end)
         elif not self._accepts(content_type):
             return self._refusal(chunk, 415, message)
-        settings = self.session.settings
+        settings = self.host.settings
         limit = settings.max_message_size
         if limit is not None and total is not None and total > limit:
             return self._refusal(chunk, 413, message)
@@ -186,7 +208,7 @@ class RequestHandler:
                 return self._refusal(chunk, 413)
             message = IncomingMessage(chunk, total)
             try:
-                target = self.session.receiver.message_started(message)
+                target = self.host.receiver.message_started(message)
             except Exception as error:
                 return self._refusal(chunk, self._start_refused(message, error))
             message.sink = self._make_sink(target)
@@ -196,7 +218,7 @@ class RequestHandler:
             if message.size is not None or message.ranges.end > total:
                 return _Inbound(chunk, 400, message, 0)  # a total that changed: refused whole
             message.size = total  # first told now: later chunks keep to it
-        message.last_chunk_at = self.session.reactor.seconds()
+        message.last_chunk_at = self.host.reactor.seconds()
         return _Inbound(chunk, None, message, start - 1,
                         end if end is not None else total if chunk.contflag == "$" else None)
 
@@ -206,7 +228,7 @@ class RequestHandler:
         of the receiver, logged, and the message refused with 413."""
         if isinstance(error, MSRPError):
             return error.code or 413
-        self.session.log.failure("message_started failed for {message!r}",
+        self.host.log.failure("message_started failed for {message!r}",
                                  Failure(error), message=message)
         return 413
 
@@ -220,7 +242,7 @@ class RequestHandler:
         message_id = chunk.headers.first.get("message-id") or ""
         self._remember_refusal(message_id, code)
         self._report_failure(chunk, code, None)
-        receiver = self.session.receiver
+        receiver = self.host.receiver
         refused = getattr(receiver, "message_refused", None)
         if refused is not None:
             refused(chunk, MSRPError("refused with %d" % code, code))
@@ -228,19 +250,17 @@ class RequestHandler:
 
     def _make_sink(self, target: Any) -> Any:
         """Where a message's body goes, for what ``message_started`` returned."""
-        session = self.session
-        return make_sink(target, session.transport.protocol,
-                         session.settings.max_out_of_order)
+        return make_sink(target, self.writer, self.host.settings.max_out_of_order)
 
     def _accepts(self, content_type: str) -> bool:
-        if self._accept_cache_for != self.session.accept_types:
-            self._accept_cache_for = list(self.session.accept_types)
+        if self._accept_cache_for != self.host.accept_types:
+            self._accept_cache_for = list(self.host.accept_types)
             self._accept_cache.clear()
         verdict = self._accept_cache.get(content_type)
         if verdict is None:
             media = content_type.split(";")[0].strip().lower()
             verdict = any(fnmatch.fnmatchcase(media, pattern.lower())
-                          for pattern in self.session.accept_types)
+                          for pattern in self.host.accept_types)
             if len(self._accept_cache) < 256 and len(content_type) <= 256:
                 self._accept_cache[content_type] = verdict
         return verdict
@@ -257,14 +277,14 @@ class RequestHandler:
             if message.dropped:  # expired (or refused) while this chunk was arriving
                 inbound.code = self._refused.get(message.message_id or "", 408)
                 return
-            message.last_chunk_at = self.session.reactor.seconds()
+            message.last_chunk_at = self.host.reactor.seconds()
         if (inbound.end is not None and offset > inbound.end) or (
                 message is not None and message.size is not None and offset > message.size):
             inbound.code = 400
             return
         if message is None:
             return
-        limit = self.session.settings.max_message_size
+        limit = self.host.settings.max_message_size
         if limit is not None and offset > limit:
             inbound.code = 413
             return
@@ -273,7 +293,7 @@ class RequestHandler:
         except MSRPError as error:
             inbound.code = error.code
             return
-        if len(message.ranges) > self.session.settings.max_message_pieces:
+        if len(message.ranges) > self.host.settings.max_message_pieces:
             inbound.code = 413  # held in too many pieces apart: each costs memory
             return
         inbound.offset = offset
@@ -284,7 +304,7 @@ class RequestHandler:
         head.contflag = chunk.contflag
         if head.method == "REPORT":
             if inbound.code is None:
-                self.session._report(head)
+                self.host.report_received(head)
             self._tell_application(head)
             return
         message = inbound.message
@@ -328,18 +348,21 @@ class RequestHandler:
         never told of a delivery that did not happen.
         """
         try:
-            stored = self.session.receiver.message_received(message)
+            stored = self.host.receiver.message_received(message)
         except Exception:
+            message.move(Arrival.COMPLETE)
             self._not_stored(message, Failure())
             return
         if stored is not None and isinstance(stored, Deferred):
+            message.move(Arrival.COMPLETE)  # until the receiver has kept it
             stored.addCallbacks(lambda _: self._stored(message),
                                 lambda failure: self._not_stored(message, failure))
         else:
-            self._stored(message)
+            self._stored(message)  # kept at once
 
     def _stored(self, message: IncomingMessage) -> None:
         """Send the success REPORT ``message`` asks for."""
+        message.move(Arrival.RECEIVED)
         if message.first_chunk.headers.first.get("success-report") == "yes":
             size = message.size or 0
             self._send_report(message, 200, None, ByteRange(1, size, size))
@@ -347,7 +370,8 @@ class RequestHandler:
     def _not_stored(self, message: IncomingMessage, failure: Failure) -> None:
         """The receiver could not keep ``message``: tell the sender (a failure REPORT,
         as its Failure-Report allows), with the error's code when it has one."""
-        self.session.log.failure("storing {message!r} failed", failure, message=message)
+        message.move(Arrival.NOT_KEPT)
+        self.host.log.failure("storing {message!r} failed", failure, message=message)
         error = failure.value
         if isinstance(error, MSRPError) and error.code is not None:
             code, comment = error.code, error.comment
@@ -359,9 +383,9 @@ class RequestHandler:
     def _send_report(self, message: IncomingMessage, code: int, comment: Optional[str],
                      byte_range: ByteRange) -> None:
         """Write a REPORT about ``message``, unless the session has closed meanwhile."""
-        if self.session.closed.fired:
+        if self.host.closed.fired:
             return
-        self.session._write(make_report(message.first_chunk, code, comment,
+        self.host.write_report(make_report(message.first_chunk, code, comment,
                                         byte_range=byte_range))
 
     def _report_failure(self, chunk: MSRPData, code: int, comment: Optional[str],
@@ -370,14 +394,14 @@ class RequestHandler:
         asks for failure reports (``yes``, ``partial``); ``byte_range`` defaults to the
         chunk's own."""
         if chunk.headers.first.get("failure-report") not in (None, "yes", "partial") \
-                or self.session.closed.fired:
+                or self.host.closed.fired:
             return
-        self.session._write(make_report(chunk, code, comment, byte_range=byte_range))
+        self.host.write_report(make_report(chunk, code, comment, byte_range=byte_range))
 
     def _report_progress(self, message: IncomingMessage) -> None:
         """Confirm the bytes that arrived in order so far, every ``progress_report_bytes``,
         when the sender asked for success reports: what paces a sender behind a relay."""
-        interval = self.session.settings.progress_report_bytes
+        interval = self.host.settings.progress_report_bytes
         if interval is None:
             return
         arrived = message.ranges.prefix
@@ -385,13 +409,13 @@ class RequestHandler:
                 message.first_chunk.headers.first.get("success-report") != "yes":
             return
         message.progress_reported = arrived
-        self.session._write(make_report(message.first_chunk, 200,
+        self.host.write_report(make_report(message.first_chunk, 200,
                                         byte_range=ByteRange(1, arrived, message.size)))
 
     def _answer(self, request: MSRPData, code: int) -> None:
         """``MSRPSession.respond``, less noting the traffic: the request's arrival did."""
         if should_respond(request, code):
-            self.session.transport.protocol.write_response(request, code)
+            self.writer.write_response(request, code)
 
     def _refuse_message(self, message: IncomingMessage, code: int) -> None:
         """Refuse ``message``, which had started: its later chunks get ``code``, its sender
@@ -411,25 +435,25 @@ class RequestHandler:
     def _drop_incoming(self, message: IncomingMessage, error: Exception) -> None:
         if self.incoming.pop(message.message_id or "", None) is None:
             return
-        message.dropped = True
+        message.move(Arrival.DROPPED)
         message.sink.fail()
-        self.session.receiver.message_failed(message, Failure(error))
+        self.host.receiver.message_failed(message, Failure(error))
 
     def _watch_incoming(self) -> None:
         """Expire messages that stop arriving: see ``incomplete_message_timeout``."""
-        timeout = self.session.settings.incomplete_message_timeout
-        if self._expiry is None and timeout and not self.session.closed.fired:
-            self._expiry = self.session.reactor.callLater(timeout, self._expire_incoming)
+        timeout = self.host.settings.incomplete_message_timeout
+        if self._expiry is None and timeout and not self.host.closed.fired:
+            self._expiry = self.host.reactor.callLater(timeout, self._expire_incoming)
 
     def _expire_incoming(self) -> None:
         """Drop every message that had no chunk for ``incomplete_message_timeout`` (and
         whose body is not held back by its own consumer), then watch the rest."""
         self._expiry = None
-        session = self.session
-        timeout = session.settings.incomplete_message_timeout
+        host = self.host
+        timeout = host.settings.incomplete_message_timeout
         if not timeout:
             return
-        now = session.reactor.seconds()
+        now = host.reactor.seconds()
         for message in list(self.incoming.values()):
             if getattr(message.sink, "paused", False):
                 message.last_chunk_at = now  # our consumer holds it back, not the sender
@@ -441,12 +465,12 @@ class RequestHandler:
                     "no chunk of the message for %s seconds" % timeout, 408, "Timeout"))
         if self.incoming:
             soonest = min(message.last_chunk_at for message in self.incoming.values())
-            self._expiry = session.reactor.callLater(max(0.0, soonest + timeout - now),
+            self._expiry = host.reactor.callLater(max(0.0, soonest + timeout - now),
                                                      self._expire_incoming)
 
     def _tell_application(self, chunk: MSRPData) -> None:
-        if self.session.on_incoming_cb is not None:
-            self.session.on_incoming_cb(chunk=chunk)
+        if self.host.on_incoming_cb is not None:
+            self.host.on_incoming_cb(chunk=chunk)
 
     def connection_lost(self, error: Exception) -> None:
         """Every message still arriving has failed."""

@@ -14,7 +14,8 @@ from typing import Optional
 from msrplib._chunk import MSRPData
 from msrplib.errors import MSRPError
 
-__all__ = ["should_respond", "request_error", "is_empty_send", "SINGLE_HEADERS",
+__all__ = ["should_respond", "answers_success", "request_error", "is_empty_send",
+           "SINGLE_HEADERS",
            "MESSAGE_ID_RE"]
 
 #: Headers a request may carry at most once: a second one would make its meaning depend on
@@ -39,6 +40,13 @@ def should_respond(request: MSRPData, code: int) -> bool:
     if failure_report == "partial":
         return code != 200
     return failure_report != "no"
+
+
+def answers_success(failure_report: Optional[str]) -> bool:
+    """Whether a request with this Failure-Report value gets a 200 when it succeeds: what
+    its sender waits for (and, when it does not come, takes as a 408). The same rule as
+    :func:`should_respond`, seen from the sender."""
+    return failure_report != "no" and failure_report != "partial"
 
 
 def request_error(request: MSRPData) -> Optional[MSRPError]:

@@ -35,6 +35,7 @@ from msrplib._sendnow import can_send_now, send_now
 from msrplib._uri import URI
 from msrplib._chunk import (MSRPData, encode_response, make_response, new_message_id,
                            new_transaction_id)
+from msrplib.interfaces import IChunkWriter, IMessageConnection
 from msrplib.errors import ChunkParseError, MSRPError, MSRPSessionError
 
 __all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "SMALL_READ",
@@ -96,7 +97,7 @@ def _size_next_read(socket: Any, received: int) -> None:
         socket.bufferSize = SMALL_READ
 
 
-@implementer(IPushProducer, IHandshakeListener)
+@implementer(IPushProducer, IHandshakeListener, IChunkWriter)
 class MSRPProtocol(Protocol):
     """The protocol on an MSRP connection: parses what arrives, writes chunks.
 
@@ -284,6 +285,11 @@ class MSRPProtocol(Protocol):
         for waiter in waiters:
             waiter.errback(reason)
         self.lost.fire(reason)
+
+    def abort(self) -> None:
+        """Close now, dropping what was not sent (a peer that stopped answering)."""
+        if self.transport is not None:
+            self.transport.abortConnection()
 
     def close(self) -> None:
         """Close once what was written is sent (TLS: after its close_notify exchange).
@@ -517,6 +523,7 @@ class _Segmenter:
 READER_BEHIND = "the reader is behind"
 
 
+@implementer(IMessageConnection)
 class MSRPTransport:
     """A bound MSRP connection (the seed's ``msrplib.transport.MSRPTransport``).
 
@@ -533,6 +540,8 @@ class MSRPTransport:
                  max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
                  early_events: Iterable[ParserEvent] = ()) -> None:
         self.protocol = protocol
+        #: The connection's writing end (IChunkWriter): what a session writes through.
+        self.writer = protocol
         self.local_path = list(local_path)
         self.full_remote_path = list(full_remote_path)
         self.max_queued_bytes = max_queued_bytes

@@ -174,7 +174,7 @@ class MessageRuleTests(RequestCheckTests):
                        content_type="image/png"),
                   send("aaaa3", body=b"again", byte_range="6-10/10", message_id="mix"))
         self.assertAnswered({"aaaa1": 200, "aaaa2": 415, "aaaa3": 415})
-        self.assertEqual(self.pair.bob._requests.incoming, {})
+        self.assertEqual(self.pair.bob._receiver.incoming, {})
         self.assertEqual([(m.message_id, r.value.code) for m, r in self.received.failed],
                          [("mix", 415)])
         self.assertEqual(self.received.refused, [])

@@ -29,29 +29,29 @@ class Pair:
         self.alice, self.bob, self.clock = (self.sessions.alice, self.sessions.bob,
                                             self.sessions.clock)
         self.reports = []
-        hear_report = self.alice._report
+        hear_report = self.alice.report_received
 
         def keep(report):
             self.reports.append(str(report.byte_range))
             hear_report(report)
 
-        testcase.patch(self.alice, "_report", keep)
+        testcase.patch(self.alice, "report_received", keep)
 
     def flush(self):
         self.sessions.flush()
 
     def bob_stops_reporting(self, testcase):
-        write = self.bob._write
+        write = self.bob.write_report
 
         def write_all_but_reports(chunk, *args, **kwargs):
             if chunk.method != "REPORT":
                 write(chunk, *args, **kwargs)
 
-        testcase.patch(self.bob, "_write", write_all_but_reports)
+        testcase.patch(self.bob, "write_report", write_all_but_reports)
 
     def bob_has(self):
         """Body bytes of the message Bob is receiving now."""
-        [message] = self.bob._requests.incoming.values()
+        [message] = self.bob._receiver.incoming.values()
         return message.received
 
 
@@ -114,7 +114,7 @@ class PacingTests(unittest.TestCase):
         pair.flush()
         self.successResultOf(result)
         self.assertEqual(pair.received.received[0].data, BODY)
-        self.assertIs(pair.alice._window.peer_reports_progress, True)
+        self.assertIs(pair.alice._sender._window.peer_reports_progress, True)
 
     def test_never_more_than_the_limit_ahead_of_the_reports(self):
         pair = self.paced_pair()
@@ -151,7 +151,7 @@ class PacingTests(unittest.TestCase):
         pair.clock.advance(pair.alice.settings.progress_report_wait)
         pair.flush()
         self.successResultOf(result)
-        self.assertIs(pair.alice._window.peer_reports_progress, False)
+        self.assertIs(pair.alice._sender._window.peer_reports_progress, False)
         second = pair.alice.send_message(BODY, "text/plain", success_report="yes")
         pair.flush()
         self.successResultOf(second)
@@ -170,11 +170,11 @@ class PacingTests(unittest.TestCase):
         self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 499)
         [(message, reason)] = pair.received.failed
         self.assertEqual((message.message_id, reason.value.code), ("held", 499))
-        self.assertEqual(pair.alice._window.held, {})
+        self.assertEqual(pair.alice._sender._window.held, {})
 
     def test_a_failure_report_stops_a_held_message(self):
         pair, result = self.held_message()
-        [message] = pair.bob._requests.incoming.values()
+        [message] = pair.bob._receiver.incoming.values()
         pair.bob.send_chunk(make_report(message.first_chunk, 415))
         pair.flush()
         self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 415)
@@ -183,7 +183,7 @@ class PacingTests(unittest.TestCase):
 
     def test_a_report_on_bytes_not_sent_yet_confirms_only_those_sent(self):
         pair, result = self.held_message()
-        [message] = pair.bob._requests.incoming.values()
+        [message] = pair.bob._receiver.incoming.values()
         pair.bob.send_chunk(make_report(message.first_chunk, 200,
                                         byte_range=ByteRange(1, 100, 100)))
         pair.flush()
@@ -195,7 +195,7 @@ class PacingTests(unittest.TestCase):
         pair.bob.transport.loseConnection()
         pair.flush()
         self.failureResultOf(result, MSRPSessionError)
-        self.assertEqual(pair.alice._window.held, {})
+        self.assertEqual(pair.alice._sender._window.held, {})
         self.assertEqual(pair.clock.getDelayedCalls(), [])
 
     def test_shutdown_waits_for_a_held_message(self):

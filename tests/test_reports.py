@@ -21,14 +21,14 @@ def pair(bob_receiver=None, **settings):
 def reports_from(session):
     """The REPORTs ``session`` writes, as they are written."""
     reports = []
-    write = session._write
+    write = session.write_report
 
     def spy(chunk, *args, **kwargs):
         if chunk.method == "REPORT":
             reports.append(chunk)
         return write(chunk, *args, **kwargs)
 
-    session._write = spy
+    session.write_report = spy
     return reports
 
 
@@ -196,7 +196,7 @@ class FailureReportStopsTheMessageTests(unittest.TestCase):
                          413)
         writer.write(b"b" * 10)  # stopped: nothing more of it goes out
         sessions.flush()
-        self.assertEqual(sessions.bob._requests.incoming, {})
+        self.assertEqual(sessions.bob._receiver.incoming, {})
 
     def test_a_failure_report_for_something_else_changes_nothing(self):
         sessions = pair()
@@ -282,9 +282,9 @@ class IncompleteMessageTests(unittest.TestCase):
         first = self.start_message("stalled1")
         self.sessions.clock.advance(30)
         self.start_message("stalled2")
-        self.assertEqual(len(self.sessions.bob._requests.incoming), 2)
+        self.assertEqual(len(self.sessions.bob._receiver.incoming), 2)
         self.sessions.clock.advance(30)  # the first one's time is up, not the second's
-        self.assertEqual(list(self.sessions.bob._requests.incoming), ["stalled2"])
+        self.assertEqual(list(self.sessions.bob._receiver.incoming), ["stalled2"])
         [report] = self.answers.reports
         self.assertEqual((report.message_id, report.status.code), ("stalled1", 408))
         [(message, reason)] = self.received.failed
@@ -295,9 +295,9 @@ class IncompleteMessageTests(unittest.TestCase):
                          408)
         # Its slot is free for a new message, and the expired one is not taken up again.
         self.start_message("fresh")
-        self.assertEqual(sorted(self.sessions.bob._requests.incoming), ["fresh", "stalled2"])
+        self.assertEqual(sorted(self.sessions.bob._receiver.incoming), ["fresh", "stalled2"])
         self.sessions.clock.advance(60)
-        self.assertEqual(self.sessions.bob._requests.incoming, {})
+        self.assertEqual(self.sessions.bob._receiver.incoming, {})
 
     def test_chunks_keep_it_alive(self):
         writer = self.start_message("slow")
@@ -305,7 +305,7 @@ class IncompleteMessageTests(unittest.TestCase):
             self.sessions.clock.advance(50)
             writer.write(b"b" * 10)
             self.sessions.flush()
-        self.assertEqual(list(self.sessions.bob._requests.incoming), ["slow"])
+        self.assertEqual(list(self.sessions.bob._receiver.incoming), ["slow"])
         self.assertEqual(self.received.failed, [])
 
     def test_a_message_its_consumer_holds_back_does_not_expire(self):
@@ -313,16 +313,16 @@ class IncompleteMessageTests(unittest.TestCase):
         self.start_message("held")
         self.received.sink.producer.pauseProducing()
         self.sessions.clock.advance(600)
-        self.assertEqual(list(self.sessions.bob._requests.incoming), ["held"])
+        self.assertEqual(list(self.sessions.bob._receiver.incoming), ["held"])
         self.received.sink.producer.resumeProducing()
         self.sessions.clock.advance(60)
-        self.assertEqual(self.sessions.bob._requests.incoming, {})
+        self.assertEqual(self.sessions.bob._receiver.incoming, {})
 
     def test_none_turns_it_off(self):
         self.sessions.bob.settings.incomplete_message_timeout = None
         self.start_message("forever")
         self.sessions.clock.advance(10 ** 6)
-        self.assertEqual(list(self.sessions.bob._requests.incoming), ["forever"])
+        self.assertEqual(list(self.sessions.bob._receiver.incoming), ["forever"])
 
 
 @implementer(IConsumer)
@@ -365,7 +365,7 @@ class SenderMessageIdTests(unittest.TestCase):
         sessions = pair()
         result = sessions.alice.send_message(b"hello", "text/plain", message_id="zero",
                                              success_report="yes")
-        sessions.bob._write = lambda chunk, *args: None  # bob reports nothing himself
+        sessions.bob.write_report = lambda chunk: None  # bob reports nothing himself
         chunk = MSRPData("x", method="SEND", headers=Headers([
             ("To-Path", BOB_URI), ("From-Path", ALICE_URI), ("Message-ID", "zero")]))
         for byte_range in ("0-5/5", "1-5/5"):

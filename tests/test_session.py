@@ -163,7 +163,7 @@ class SendChunkTests(unittest.TestCase):
         self.alice.send_chunk(report)
         self.pair.flush()
         self.assertEqual(self.bob_heard.chunks[-1].method, "REPORT")
-        self.assertEqual(self.alice._transactions, {})
+        self.assertEqual(len(self.alice._transactions), 0)
 
     def test_nickname_is_handed_to_the_application(self):
         result = self.alice.send_nickname("Alice")
@@ -276,8 +276,7 @@ class MessageTests(unittest.TestCase):
         self.assertTrue(self.successResultOf(result))
 
     def test_missing_success_report_times_out(self):
-        self.patch(self.bob, "_write", lambda chunk, *a: (
-            None if chunk.method == "REPORT" else type(self.bob)._write(self.bob, chunk, *a)))
+        self.patch(self.bob, "write_report", lambda chunk: None)
         result = self.alice.send_message(b"x" * 25, "text/plain", success_report="yes")
         self.pair.flush()
         self.assertNoResult(result)
@@ -304,7 +303,7 @@ class MessageTests(unittest.TestCase):
         self.assertEqual(self.received.started, [])
         # The first of the 20 chunks got the 413; the only one sent after it is the abort.
         self.assertEqual([(len(c.data), c.contflag) for c in sent], [(10, "+"), (0, "#")])
-        self.assertEqual(len(self.alice._queue), 0)
+        self.assertEqual(len(self.alice._sender._queue), 0)
 
     def test_answers_are_logged_as_chunks(self):
         # A logged connection builds each answer as a chunk (unlogged ones only encode it).
@@ -548,7 +547,7 @@ class EncodedChunkTests(unittest.TestCase):
         self.pair.clock.advance(RESPONSE_TIMEOUT)
         self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 408)
         self.successResultOf(silent)  # no response was asked for: sent is done
-        self.assertEqual((self.alice._outstanding, self.alice._transactions), (0, {}))
+        self.assertEqual((self.alice._transactions.outstanding, len(self.alice._transactions)), (0, 0))
 
     def test_connection_lost_fails_an_outstanding_encoded_chunk(self):
         self.bob.transport.deliver_events_to(lambda event: None)
@@ -557,7 +556,7 @@ class EncodedChunkTests(unittest.TestCase):
         self.bob.transport.loseConnection()
         self.pair.flush()
         self.failureResultOf(result, MSRPSessionError)
-        self.assertEqual(self.alice._transactions, {})
+        self.assertEqual(len(self.alice._transactions), 0)
 
 
 class SentAtOnceTests(unittest.TestCase):
@@ -656,7 +655,7 @@ class WholeMessageTests(unittest.TestCase):
         sessions = pair(settings=SessionSettings(keepalive_interval=0, **settings),
                         bob_options={"receiver": received, "on_incoming_cb": heard,
                                      "accept_types": accept_types})
-        requests = sessions.bob._requests
+        requests = sessions.bob._receiver
         whole_ones = []
         in_one = requests._message_in_one
 
@@ -901,13 +900,13 @@ class ReportCombinationTests(unittest.TestCase):
             sessions = pair(settings=SessionSettings(keepalive_interval=0, chunk_size=8),
                             bob_options={"receiver": received})
             answers = []
-            original = sessions.alice._response
+            original = sessions.alice._sender.answered
 
             def spy(response, original=original, answers=answers):
                 answers.append(response.code)
                 original(response)
 
-            self.patch(sessions.alice, "_response", spy)
+            self.patch(sessions.alice._sender, "answered", spy)
             result = sessions.alice.send_message(b"r" * 20, "text/plain", success_report="yes",
                                                  failure_report=failure_report)
             sessions.flush()
@@ -917,11 +916,11 @@ class ReportCombinationTests(unittest.TestCase):
 
     def test_failure_report_from_the_peer_fails_the_message(self):
         sessions = pair(settings=SessionSettings(keepalive_interval=0))
-        self.patch(sessions.bob._requests, "whole", lambda chunk: None)  # Bob never answers
+        self.patch(sessions.bob._receiver, "whole", lambda chunk: None)  # Bob never answers
         result = sessions.alice.send_message(b"z", "text/plain", success_report="yes",
                                              failure_report="no")
         sessions.flush()
-        [message_id] = list(sessions.alice._waiting_reports)
+        [message_id] = list(sessions.alice._sender._reporting)
         sent = MSRPData("abcd", method="SEND", headers=Headers([
             ("To-Path", str(sessions.bob.transport.local_uri)),
             ("From-Path", str(sessions.alice.transport.local_uri)),

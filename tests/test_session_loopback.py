@@ -133,7 +133,7 @@ class LoopbackSessionTests(unittest.TestCase):
         sending = alice.send_message(payload, "application/octet-stream")
         while consumer.count == 0:
             yield sleep(0.005)
-        [outgoing] = alice._queue
+        [outgoing] = alice._sender._queue
         yield sleep(0.3)
         stalled_at = outgoing.offset
         yield sleep(0.3)
