@@ -547,7 +547,8 @@ class EncodedChunkTests(unittest.TestCase):
         self.pair.clock.advance(RESPONSE_TIMEOUT)
         self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 408)
         self.successResultOf(silent)  # no response was asked for: sent is done
-        self.assertEqual((self.alice._transactions.outstanding, len(self.alice._transactions)), (0, 0))
+        table = self.alice._transactions
+        self.assertEqual((table.outstanding, len(table)), (0, 0))
 
     def test_connection_lost_fails_an_outstanding_encoded_chunk(self):
         self.bob.transport.deliver_events_to(lambda event: None)
