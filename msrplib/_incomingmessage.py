@@ -160,13 +160,15 @@ class Arrival(enum.IntEnum):
     DROPPED = 5
 
 
+# The states as module names too (see ``msrplib._outgoingmessage.QUEUED``).
+ARRIVING, COMPLETE, RECEIVED, NOT_KEPT, DROPPED = Arrival
 #: The moves an incoming message may make (see :meth:`IncomingMessage.move`).
 ARRIVAL_TRANSITIONS = {
-    Arrival.ARRIVING: {Arrival.COMPLETE, Arrival.RECEIVED, Arrival.DROPPED},
-    Arrival.COMPLETE: {Arrival.RECEIVED, Arrival.NOT_KEPT},
-    Arrival.RECEIVED: set(),
-    Arrival.NOT_KEPT: set(),
-    Arrival.DROPPED: set(),
+    ARRIVING: {COMPLETE, RECEIVED, DROPPED},
+    COMPLETE: {RECEIVED, NOT_KEPT},
+    RECEIVED: set(),
+    NOT_KEPT: set(),
+    DROPPED: set(),
 }
 
 
@@ -197,7 +199,7 @@ class IncomingMessage:
         self.progress_reported = 0
         #: When its last chunk or piece of one arrived (the session's clock), for its expiry.
         self.last_chunk_at = 0.0
-        self.state = Arrival.ARRIVING
+        self.state = ARRIVING
 
     def move(self, state: Arrival) -> None:
         """Go to ``state``; a move that :data:`ARRIVAL_TRANSITIONS` does not allow is a bug
@@ -206,11 +208,6 @@ class IncomingMessage:
             raise RuntimeError("message %s cannot go from %s to %s"
                                % (self.message_id, self.state.name, state.name))
         self.state = state
-
-    @property
-    def dropped(self) -> bool:
-        """True once it was given up: nothing more completes it."""
-        return self.state is Arrival.DROPPED
 
     @property
     def received(self) -> int:

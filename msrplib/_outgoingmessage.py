@@ -82,22 +82,27 @@ class Sending(enum.IntEnum):
     FAILED = 10
 
 
+# The states as module names too: on Python 3.11 each ``Sending.X`` read goes through
+# EnumType.__getattr__'s lookup hook, several times the cost of a global, and the sender
+# reads states for every chunk.
+(QUEUED, WAITING, HELD, STREAMING, SENT, REPORTING, CONFIRMING, ABORTING, DONE,
+ FAILED) = Sending
 #: The states in which nothing more of a message is to be written.
-_NOTHING_TO_WRITE = frozenset({Sending.SENT, Sending.REPORTING, Sending.CONFIRMING,
-                               Sending.DONE, Sending.FAILED})
+_NOTHING_TO_WRITE = frozenset({SENT, REPORTING, CONFIRMING,
+                               DONE, FAILED})
 #: The moves a message may make (see :meth:`OutgoingMessage.move`).
 TRANSITIONS = {
-    Sending.QUEUED: {Sending.QUEUED, Sending.WAITING, Sending.HELD, Sending.STREAMING,
-                     Sending.SENT, Sending.ABORTING, Sending.FAILED},
-    Sending.WAITING: {Sending.QUEUED, Sending.ABORTING, Sending.FAILED},
-    Sending.HELD: {Sending.QUEUED, Sending.ABORTING, Sending.FAILED},
-    Sending.STREAMING: {Sending.QUEUED, Sending.SENT, Sending.ABORTING, Sending.FAILED},
-    Sending.SENT: {Sending.REPORTING, Sending.CONFIRMING, Sending.DONE, Sending.FAILED},
-    Sending.REPORTING: {Sending.DONE, Sending.FAILED},
-    Sending.CONFIRMING: {Sending.DONE, Sending.FAILED},
-    Sending.ABORTING: {Sending.ABORTING, Sending.FAILED},
-    Sending.DONE: set(),
-    Sending.FAILED: set(),
+    QUEUED: {QUEUED, WAITING, HELD, STREAMING,
+                     SENT, ABORTING, FAILED},
+    WAITING: {QUEUED, ABORTING, FAILED},
+    HELD: {QUEUED, ABORTING, FAILED},
+    STREAMING: {QUEUED, SENT, ABORTING, FAILED},
+    SENT: {REPORTING, CONFIRMING, DONE, FAILED},
+    REPORTING: {DONE, FAILED},
+    CONFIRMING: {DONE, FAILED},
+    ABORTING: {ABORTING, FAILED},
+    DONE: set(),
+    FAILED: set(),
 }
 
 
@@ -136,7 +141,7 @@ class OutgoingMessage:
         self.offset = 0
         #: Its chunks written and not answered yet.
         self.outstanding = 0
-        self.state = Sending.QUEUED
+        self.state = QUEUED
         self.result: Deferred = Deferred()
         self.reported: Optional[RangeSet] = None
         #: The timer of what it waits for in REPORTING or CONFIRMING.
@@ -161,7 +166,7 @@ class OutgoingMessage:
     @property
     def aborted(self) -> bool:
         """True while its empty ``#`` chunk is still to be written."""
-        return self.state is Sending.ABORTING
+        return self.state is ABORTING
 
     @property
     def ready(self) -> bool:

@@ -20,7 +20,8 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from msrplib._headers import ByteRange, parse_byte_range
-from msrplib._incomingmessage import Arrival, IncomingMessage, MessageReceiver, make_sink
+from msrplib._incomingmessage import (
+    COMPLETE, DROPPED, NOT_KEPT, RECEIVED, IncomingMessage, MessageReceiver, make_sink)
 from msrplib._observer import Observer
 from msrplib._settings import SessionSettings
 from msrplib._rules import MESSAGE_ID_RE, request_error, should_respond
@@ -274,7 +275,7 @@ class Receiver:
         offset = inbound.offset + len(data)
         message = inbound.message
         if message is not None:
-            if message.dropped:  # expired (or refused) while this chunk was arriving
+            if message.state is DROPPED:  # expired (or refused) while this chunk was arriving
                 inbound.code = self._refused.get(message.message_id or "", 408)
                 return
             message.last_chunk_at = self.host.reactor.seconds()
@@ -308,7 +309,7 @@ class Receiver:
             self._tell_application(head)
             return
         message = inbound.message
-        if inbound.code is None and message is not None and message.dropped:
+        if inbound.code is None and message is not None and message.state is DROPPED:
             inbound.code = self._refused.get(message.message_id or "", 408)
         if inbound.code is None and head.contflag != "#" and (
                 (inbound.end is not None and inbound.offset != inbound.end)
@@ -318,7 +319,7 @@ class Receiver:
             # ends the message before the total it announced
         if inbound.code is not None:
             self._answer(head, inbound.code)
-            if message is not None and not message.dropped:
+            if message is not None and message.state is not DROPPED:
                 self._refuse_message(message, inbound.code)
             return
         if head.method != "SEND":
@@ -350,11 +351,11 @@ class Receiver:
         try:
             stored = self.host.receiver.message_received(message)
         except Exception:
-            message.move(Arrival.COMPLETE)
+            message.move(COMPLETE)
             self._not_stored(message, Failure())
             return
         if stored is not None and isinstance(stored, Deferred):
-            message.move(Arrival.COMPLETE)  # until the receiver has kept it
+            message.move(COMPLETE)  # until the receiver has kept it
             stored.addCallbacks(lambda _: self._stored(message),
                                 lambda failure: self._not_stored(message, failure))
         else:
@@ -362,7 +363,7 @@ class Receiver:
 
     def _stored(self, message: IncomingMessage) -> None:
         """Send the success REPORT ``message`` asks for."""
-        message.move(Arrival.RECEIVED)
+        message.move(RECEIVED)
         if message.first_chunk.headers.first.get("success-report") == "yes":
             size = message.size or 0
             self._send_report(message, 200, None, ByteRange(1, size, size))
@@ -370,7 +371,7 @@ class Receiver:
     def _not_stored(self, message: IncomingMessage, failure: Failure) -> None:
         """The receiver could not keep ``message``: tell the sender (a failure REPORT,
         as its Failure-Report allows), with the error's code when it has one."""
-        message.move(Arrival.NOT_KEPT)
+        message.move(NOT_KEPT)
         self.host.log.failure("storing {message!r} failed", failure, message=message)
         error = failure.value
         if isinstance(error, MSRPError) and error.code is not None:
@@ -435,7 +436,7 @@ class Receiver:
     def _drop_incoming(self, message: IncomingMessage, error: Exception) -> None:
         if self.incoming.pop(message.message_id or "", None) is None:
             return
-        message.move(Arrival.DROPPED)
+        message.move(DROPPED)
         message.sink.fail()
         self.host.receiver.message_failed(message, Failure(error))
 

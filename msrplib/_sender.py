@@ -21,7 +21,9 @@ from twisted.python.failure import Failure
 from msrplib._chunk import MSRPData, end_line, new_message_id, new_transaction_id
 from msrplib._headerreader import HEADER_NAME_RE
 from msrplib._messagewriter import MessageWriter
-from msrplib._outgoingmessage import OutgoingMessage, Sending, Source
+from msrplib._outgoingmessage import (
+    ABORTING, CONFIRMING, DONE, FAILED, HELD, QUEUED, REPORTING, SENT, STREAMING, WAITING,
+    OutgoingMessage, Source)
 from msrplib._pacing import ReportWindow
 from msrplib._rangeset import RangeSet
 from msrplib._rules import MESSAGE_ID_RE, answers_success
@@ -168,7 +170,7 @@ class Sender:
             assert message is not None
             if message in self._waiting:
                 self._waiting.discard(message)
-                message.move(Sending.QUEUED)
+                message.move(QUEUED)
                 self._queue.append(message)
             self.pump()
 
@@ -178,7 +180,7 @@ class Sender:
         writer.result = message.result
         if success_report == "yes":
             self._track_reports(message)
-        message.move(Sending.WAITING)
+        message.move(WAITING)
         self._waiting.add(message)
         return writer
 
@@ -256,17 +258,17 @@ class Sender:
             if type(item) is not OutgoingMessage:
                 chunk, response_cb = item
                 self._write(chunk, response_cb)
-            elif item.state is Sending.ABORTING:
+            elif item.state is ABORTING:
                 self._write(item.abort_chunk(self._new_send(0)), None)
-                item.move(Sending.FAILED)
+                item.move(FAILED)
             elif not item.ready:
-                item.move(Sending.WAITING)  # a MessageWriter with nothing written yet
+                item.move(WAITING)  # a MessageWriter with nothing written yet
                 self._waiting.add(item)
             elif item.window_limit is not None and not self._pacing().allows(item):
-                item.move(Sending.HELD)  # until the peer's REPORTs catch up
+                item.move(HELD)  # until the peer's REPORTs catch up
             else:
                 self._send_next_chunk(item)
-                if item.state is Sending.QUEUED or item.state is Sending.ABORTING:
+                if item.state is QUEUED or item.state is ABORTING:
                     self._queue.append(item)
 
     def _wait_for_drain(self) -> None:
@@ -314,7 +316,7 @@ class Sender:
                 message.fill(chunk, byte_range, last)
                 self._register(chunk, None, message, length)
                 self.writer.begin_body(chunk)
-                message.move(Sending.STREAMING)
+                message.move(STREAMING)
                 self._body = _Body(message, chunk, length, last)
                 return
             data = message.read(length)
@@ -328,7 +330,7 @@ class Sender:
             chunk.contflag = "#"
             self._write(chunk, None)
             self._fail(message, MSRPSessionError("the file ended before its size"))
-            message.move(Sending.FAILED)  # that chunk was its # chunk
+            message.move(FAILED)  # that chunk was its # chunk
             return
         # Its id was drawn at random just now (_new_send): like a streamed body, its body
         # need not be searched for the end-line.
@@ -381,18 +383,18 @@ class Sender:
                 self.writer.end_body(body.chunk)
                 self._fail(message, MSRPSessionError(
                     "the file ended %d bytes early" % body.remaining))
-                if message.state is Sending.ABORTING:
-                    message.move(Sending.FAILED)  # that end-line was its # chunk
+                if message.state is ABORTING:
+                    message.move(FAILED)  # that end-line was its # chunk
                 return True
             self.writer.write_body(piece)
             body.remaining -= len(piece)
         self._body = None
         self.writer.end_body(body.chunk)
         self.host.note_traffic()
-        if message.state is Sending.STREAMING:
-            message.move(Sending.QUEUED)
+        if message.state is STREAMING:
+            message.move(QUEUED)
             self._chunk_sent(message, body.size, body.last)
-        if message.state is Sending.QUEUED or message.state is Sending.ABORTING:
+        if message.state is QUEUED or message.state is ABORTING:
             self._queue.append(message)  # its next chunk, or the # that ends it
         return True
 
@@ -400,7 +402,7 @@ class Sender:
         """A chunk of ``message`` was written; after its last, wait for the answers (or,
         when its Failure-Report asks for none, it is sent)."""
         if last:
-            message.move(Sending.SENT)
+            message.move(SENT)
         if message.failure_report != "yes":
             message.acknowledge(size)
             if last:
@@ -454,7 +456,7 @@ class Sender:
             if not message.done:
                 if response.code != 200:
                     self._fail(message, response_error(response))
-                elif message.state is Sending.SENT and message.outstanding == 0 and \
+                elif message.state is SENT and message.outstanding == 0 and \
                         message.failure_report == "yes":
                     self._message_sent(message)
         if transaction.response_cb is not None:
@@ -471,15 +473,15 @@ class Sender:
                     and message.failure_report == "yes":
                 # The 200s came from the relay: give a refusal by the peer, which only a
                 # failure REPORT brings, the time to arrive.
-                message.move(Sending.CONFIRMING)
+                message.move(CONFIRMING)
                 self._confirming[message.message_id] = message
                 message.report_timer = self.host.reactor.callLater(
                     settings.relayed_failure_wait, self._not_refused, message)
                 return
-            message.move(Sending.DONE)
+            message.move(DONE)
             message.result.callback(message.message_id)
             return
-        message.move(Sending.REPORTING)
+        message.move(REPORTING)
         if message.reported is not None and message.reported.covers(message.offset):
             self._message_reported(message)
             return
@@ -490,14 +492,14 @@ class Sender:
         """No failure REPORT came for ``message`` in ``relayed_failure_wait``: it is sent."""
         message.report_timer = None
         del self._confirming[message.message_id]
-        message.move(Sending.DONE)
+        message.move(DONE)
         message.result.callback(message.message_id)
         self.host.close_if_done()
 
     def _message_reported(self, message: OutgoingMessage) -> None:
         del self._reporting[message.message_id]
         message.stop_report_timer()
-        message.move(Sending.DONE)
+        message.move(DONE)
         message.result.callback(message.message_id)
         self.host.close_if_done()
 
@@ -540,7 +542,7 @@ class Sender:
             end = total if byte_range.end is None else min(byte_range.end, total)
             message.reported.add(byte_range.start - 1, end)
         whole = message.finished_sending and message.reported.covers(total)
-        if whole and message.state is Sending.REPORTING:
+        if whole and message.state is REPORTING:
             self._message_reported(message)
         elif self._window is not None:
             self._window.reported(message, partial=not whole)
@@ -585,8 +587,8 @@ class Sender:
 
     def _released(self, messages: List[OutgoingMessage]) -> None:
         for message in messages:
-            if message.state is Sending.HELD:
-                message.move(Sending.QUEUED)
+            if message.state is HELD:
+                message.move(QUEUED)
                 self._queue.append(message)
         self.pump()
 
@@ -611,14 +613,14 @@ class Sender:
             self._window.forget(message)
         message.stop_report_timer()
         state = message.state
-        if state in (Sending.WAITING, Sending.HELD) and not self.closed:
+        if state in (WAITING, HELD) and not self.closed:
             self._waiting.discard(message)
-            message.move(Sending.ABORTING)
+            message.move(ABORTING)
             self._queue.append(message)
-        elif state in (Sending.QUEUED, Sending.STREAMING) and not self.closed:
-            message.move(Sending.ABORTING)  # the queue, or the body's end, sends its #
+        elif state in (QUEUED, STREAMING) and not self.closed:
+            message.move(ABORTING)  # the queue, or the body's end, sends its #
         else:
-            message.move(Sending.FAILED)
+            message.move(FAILED)
         message.result.errback(Failure(error))
         self.host.close_if_done()
 
@@ -633,7 +635,7 @@ class Sender:
             # The relay took all of it and no refusal came before the end: it was sent.
             message.stop_report_timer()
             del self._confirming[message.message_id]
-            message.move(Sending.DONE)
+            message.move(DONE)
             message.result.callback(message.message_id)
         for item in self._queue:
             if type(item) is not OutgoingMessage:
