@@ -88,12 +88,10 @@ class Sending(enum.IntEnum):
 (QUEUED, WAITING, HELD, STREAMING, SENT, REPORTING, CONFIRMING, ABORTING, DONE,
  FAILED) = Sending
 #: The states in which nothing more of a message is to be written.
-_NOTHING_TO_WRITE = frozenset({SENT, REPORTING, CONFIRMING,
-                               DONE, FAILED})
+_NOTHING_TO_WRITE = frozenset({SENT, REPORTING, CONFIRMING, DONE, FAILED})
 #: The moves a message may make (see :meth:`OutgoingMessage.move`).
 TRANSITIONS = {
-    QUEUED: {QUEUED, WAITING, HELD, STREAMING,
-                     SENT, ABORTING, FAILED},
+    QUEUED: {QUEUED, WAITING, HELD, STREAMING, SENT, ABORTING, FAILED},
     WAITING: {QUEUED, ABORTING, FAILED},
     HELD: {QUEUED, ABORTING, FAILED},
     STREAMING: {QUEUED, SENT, ABORTING, FAILED},

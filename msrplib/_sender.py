@@ -392,7 +392,8 @@ class Sender:
         self.writer.end_body(body.chunk)
         self.host.note_traffic()
         if message.state is STREAMING:
-            message.move(QUEUED)
+            if not body.last:
+                message.move(QUEUED)  # for its next chunk
             self._chunk_sent(message, body.size, body.last)
         if message.state is QUEUED or message.state is ABORTING:
             self._queue.append(message)  # its next chunk, or the # that ends it
