@@ -95,7 +95,7 @@ def connect(client, server, msrp=False):
     from twisted.internet.ssl import CertificateOptions
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
-    from msrplib._tlsrecords import TLSFactory
+    from msrplib._speedups import TLSFactory
     from msrplib.tls import TLSIdentity
 
     layer = TLSFactory if msrp else TLSMemoryBIOFactory

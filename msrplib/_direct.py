@@ -17,7 +17,7 @@ from msrplib._bind import ConnectionSettings, bind_active
 from msrplib._factories import MSRPClientFactory
 from msrplib._server import (MSRPServer, as_fingerprint, default_host, new_session_id,
                              tls_options_for)
-from msrplib._tlsrecords import TLSFactory
+from msrplib._speedups import tls_factory
 from msrplib._uri import URI
 from msrplib.errors import MSRPConnectTimeout
 from msrplib.tls import Fingerprint
@@ -40,7 +40,7 @@ def connect_to(uri: URI, tls_options: Any, reactor: Any, settings: ConnectionSet
     host, port = address or (uri.host or "", uri.effective_port)
     factory = MSRPClientFactory(settings.parser_limits, settings.traffic_log, reactor)
     if uri.use_tls:
-        connector = reactor.connectTCP(host, port, TLSFactory(tls_options, True, factory, reactor))
+        connector = reactor.connectTCP(host, port, tls_factory(tls_options, True, factory, reactor))
     else:
         connector = reactor.connectTCP(host, port, factory)
     result = factory.result.observe()

@@ -24,7 +24,7 @@ from msrplib._bind import ConnectionSettings, accept_binding, check_fingerprint,
 from msrplib._factories import MSRPServerFactory
 from msrplib._parser import ChunkStarted, ParserEvent
 from msrplib._rules import request_error, should_respond
-from msrplib._tlsrecords import TLSFactory
+from msrplib._speedups import tls_factory
 from msrplib._uri import URI
 from msrplib._chunk import MSRPData, make_response
 from msrplib._unbound import Unbound, UnboundConnections
@@ -295,7 +295,7 @@ class MSRPServer:
         if uri.use_tls:
             options = tls_options_for(uri)
             port = self.reactor.listenTCP(port_number,
-                                          TLSFactory(options, False, factory, self.reactor),
+                                          tls_factory(options, False, factory, self.reactor),
                                           self.settings.listen_backlog, interface)
         else:
             port = self.reactor.listenTCP(port_number, factory, self.settings.listen_backlog,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from typing import (AbstractSet, Any, Callable, Deque, Hashable, Iterable, List, Optional,
-                    Sequence, Tuple)
+                    Tuple)
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -31,7 +31,8 @@ from msrplib._headers import ByteRange, Headers, format_path
 from msrplib._observer import Observer, ResponseWaiters
 from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, ParserEvent,
                              ParserLimits)
-from msrplib._sendnow import can_send_now, send_now
+from msrplib._speedups import (HELD_ANSWERS, HOLD_SECONDS, LARGE_READ, SMALL_READ, ConnectionIO,
+                               PlainIO, connection_io)
 from msrplib._uri import URI
 from msrplib._chunk import (MSRPData, encode_response, make_response, new_message_id,
                            new_transaction_id)
@@ -54,27 +55,6 @@ EventReceiver = Callable[[ParserEvent], None]
 #: (``"in"``); a streamed chunk is heard once, with its headers and no body.
 TrafficLog = Callable[[str, MSRPData], None]
 
-#: Bytes gathered while handling received data before they are written anyway.
-BATCH_LIMIT = 64 * 1024
-
-#: How much a connection's socket reads at a time: Twisted's 64 KiB to start with, and up
-#: to LARGE_READ once a read fills that (a file is on its way: several of its chunks then
-#: come in one read, are answered in one write, and the receiver goes round the reactor a
-#: quarter as often). A read under SMALL_READ goes back down: every read first allocates its
-#: whole size, which would cost each small message more than it saves. Under TLS the
-#: socket's reads are sized the same way, not the records TLS hands over. (Twisted's
-#: ``bufferSize`` is also how much unsent data pauses writers; both ends of a file transfer
-#: are fine with either.)
-SMALL_READ = 64 * 1024
-LARGE_READ = 256 * 1024
-
-#: Answers held back while the chunk after them is still arriving, and for how long at
-#: most: a file's chunks are then answered a few at a time, in one write (over TLS, one
-#: record) instead of one per read, and the sender is woken less often. Its window of
-#: outstanding chunks (``SessionSettings.max_outstanding_chunks``, 32) is much larger.
-HELD_ANSWERS = 8
-HOLD_SECONDS = 0.005
-
 #: Bytes a connection may write while its socket's outgoing buffer is over Twisted's
 #: high-water mark (its writers are paused) before it stops reading the socket, until that
 #: buffer has drained. What is written then is mostly what reading made us write (answers,
@@ -87,14 +67,6 @@ MAX_WRITTEN_WHILE_FULL = 64 * 1024
 WRITES_BACKED_UP = "our writes are backed up"
 
 _NO_REASONS: AbstractSet[Hashable] = frozenset()
-
-
-def _size_next_read(socket: Any, received: int) -> None:
-    """Set the size of ``socket``'s next read from what it just read (see LARGE_READ)."""
-    if received >= socket.bufferSize:
-        socket.bufferSize = LARGE_READ
-    elif received < SMALL_READ:
-        socket.bufferSize = SMALL_READ
 
 
 @implementer(IPushProducer, IHandshakeListener, IChunkWriter)
@@ -131,13 +103,10 @@ class MSRPProtocol(Protocol):
         self._drain_callbacks: List[Callable[[], None]] = []
         self._body_open = False
         self._held_chunks: List[Tuple[MSRPData, bool]] = []
-        self._batch: Optional[List[bytes]] = None
-        self._batched = 0
-        self._answers_only = True  # the batch holds answers only
-        self._held: List[bytes] = []  # answers held back (see HELD_ANSWERS)
-        self._hold_timer: Any = None
-        self._tcp: Any = None
-        self._send_now = False
+        # How bytes reach the transport: plain until connected, then as msrplib._speedups
+        # decides. ``_send`` is its ``send``, bound once: it runs for every write.
+        self._io: ConnectionIO = PlainIO(self)
+        self._send = self._io.send
         self._closed_by_us = False
         # Why the socket is not read; a new set at each change (they are rare), so that a
         # connection read all along holds none of its own.
@@ -156,40 +125,17 @@ class MSRPProtocol(Protocol):
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
-        if ISSLTransport.providedBy(self.transport):
-            self._size_reads_under_tls()
-        else:
-            if isinstance(getattr(self.transport, "bufferSize", None), int):
-                self._tcp = self.transport  # a real socket: see LARGE_READ
-            self._send_now = can_send_now(self.transport)
+        self._io = connection_io(self)
+        self._send = self._io.send
+        if not ISSLTransport.providedBy(self.transport):
             self.ready.fire(self)
-
-    def _size_reads_under_tls(self) -> None:
-        """Size the socket's reads by what it reads (see LARGE_READ): the TLS layer (our
-        transport, Twisted's TLS protocol on the socket) is handed each read, and we only
-        see the records in it, 16 KiB at most, so the layer's ``dataReceived`` is wrapped."""
-        layer = self.transport
-        socket = getattr(layer, "transport", None)
-        if not isinstance(getattr(socket, "bufferSize", None), int):
-            return
-        decrypt = layer.dataReceived
-
-        def read(data: bytes) -> None:
-            _size_next_read(socket, len(data))
-            decrypt(data)
-
-        layer.dataReceived = read
 
     def handshakeCompleted(self) -> None:
         self.ready.fire(self)
 
     def dataReceived(self, data: bytes) -> None:
-        if self._tcp is not None:
-            _size_next_read(self._tcp, len(data))
-        # What handling these bytes writes (answers, mostly) goes out in one write at the
-        # end: over TLS that is one record instead of one per answer.
-        self._batch = []
-        self._answers_only = True
+        io = self._io
+        io.reading(data)
         try:
             for event in self.parser.feed(data):
                 if self.traffic_log is not None:
@@ -200,71 +146,17 @@ class MSRPProtocol(Protocol):
                     self._receiver(event)
         except ChunkParseError as error:
             self.log.warn("closing {peer}: {error}", peer=self.transport.getPeer(), error=error)
-            self._flush()
+            io.flush()  # what was answered before the error goes first
             self.transport.abortConnection()
         finally:
-            self._flush()
+            io.read_done()
 
-    def _send(self, parts: Sequence[bytes], answer: bool = False) -> None:
-        """Write ``parts`` now, or with the batch being gathered (flushed past 64 KiB).
-        ``answer``: they are a response, which may be held back (see HELD_ANSWERS)."""
-        batch = self._batch
-        if batch is None:
-            if self._held:
-                self._flush(hold=False)
-            if self.writing_paused:
-                self._wrote_while_full(sum(map(len, parts)))
-            self.transport.writeSequence(parts)
-            return
-        batch += parts
-        if not answer:
-            self._answers_only = False
-        for part in parts:
-            self._batched += len(part)
-        if self._batched > BATCH_LIMIT:
-            self._flush()
-            self._batch = []
-            self._answers_only = True
-
-    def _flush(self, hold: bool = True) -> None:
-        """Write the batch, after the answers held back: on a TCP socket at once (see
-        :mod:`msrplib._sendnow`), so that the answers to what was just read leave before
-        the reactor turns. With ``hold``, a batch of answers alone is held back instead
-        while the next chunk is arriving (see HELD_ANSWERS)."""
-        batched = self._batched
-        batch, self._batch, self._batched = self._batch or [], None, 0
-        if self.writing_paused and batched:
-            self._wrote_while_full(batched)
-        held = self._held
-        if hold and self._answers_only and self.parser.in_chunk and \
-                len(held) + len(batch) <= HELD_ANSWERS:
-            if batch:
-                held += batch
-                if self._hold_timer is None:
-                    self._hold_timer = self.clock.callLater(HOLD_SECONDS, self._flush, False)
-            return
-        if held:
-            self._stop_holding()
-            batch[:0] = held
-        if not batch or self.transport is None:
-            return
-        if self._send_now:
-            send_now(self.transport, batch)
-        else:
-            self.transport.writeSequence(batch)
-
-    def _wrote_while_full(self, size: int) -> None:
-        """Count ``size`` bytes written while the writers are paused; past
+    def wrote_while_full(self, size: int) -> None:
+        """Count ``size`` bytes handed to the transport while the writers are paused; past
         :data:`MAX_WRITTEN_WHILE_FULL`, stop reading until the buffer has drained."""
         self._written_while_full += size
         if self._written_while_full > MAX_WRITTEN_WHILE_FULL:
             self.pause_reading(WRITES_BACKED_UP)
-
-    def _stop_holding(self) -> None:
-        self._held = []
-        if self._hold_timer is not None and self._hold_timer.active():
-            self._hold_timer.cancel()
-        self._hold_timer = None
 
     def _log_event(self, event: ParserEvent) -> None:
         assert self.traffic_log is not None
@@ -278,7 +170,7 @@ class MSRPProtocol(Protocol):
             reason = Failure(self.parser.error)
         elif self.parser.in_chunk and reason.check(ConnectionDone) and not self._closed_by_us:
             reason = Failure(ConnectionLost("the peer closed the connection in a chunk"))
-        self._stop_holding()
+        self._io.stop()
         self.ready.fire(reason)
         waiters, self._drain_waiters = self._drain_waiters, []
         self._drain_callbacks = []
@@ -299,7 +191,7 @@ class MSRPProtocol(Protocol):
         """
         if self.transport is not None and self.connected:
             self._closed_by_us = True
-            self._flush(hold=False)  # what is gathered or held goes before the close
+            self._io.flush()  # what is gathered or held goes before the close
             self.transport.unregisterProducer()
             self.transport.loseConnection()
 

@@ -9,7 +9,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
-from msrplib._sendnow import can_send_now, send_now
+from msrplib._speedups import can_send_now, send_now
 from msrplib.protocol import MSRPData
 from tests.helpers import bind_pair
 

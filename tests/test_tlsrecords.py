@@ -14,7 +14,7 @@ from zope.interface import implementer
 
 from msrplib._bind import ConnectionSettings
 from msrplib._server import MSRPServer
-from msrplib._tlsrecords import RECORD_SIZE, TLSFactory
+from msrplib._speedups import RECORD_SIZE, TLSFactory
 from msrplib.protocol import URI
 from msrplib.tls import TLSIdentity
 from msrplib.transport import MSRPProtocol, MSRPTransport
