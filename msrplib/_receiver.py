@@ -329,9 +329,10 @@ class Receiver:
         self._tell_application(head)
         if message is None:
             return
-        if head.contflag == "#":
+        if head.contflag == "#":  # aborted, even when its bytes are all here
             self._drop_incoming(message, MSRPError("aborted by the sender", 499, "Aborted"))
-        elif head.contflag == "$":
+            return
+        if head.contflag == "$":
             message.last_chunk_ends(inbound.offset)
         if message.complete:
             self.incoming.pop(message.message_id or "", None)

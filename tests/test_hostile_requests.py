@@ -180,6 +180,19 @@ class MessageRuleTests(RequestCheckTests):
         self.assertEqual(self.received.refused, [])
         self.assertEqual([r.status.code for r in self.answers.reports], [415])
 
+    def test_a_message_aborted_by_the_chunk_that_completes_it_is_not_delivered(self):
+        # Its last chunk came first; the one that fills the gap before it says "#".
+        self.feed(send("aaaa1", body=b"world", byte_range="6-10/10", message_id="ab",
+                       extra=[("Success-Report", "yes")]),
+                  send("aaaa2", body=b"hello", byte_range="1-5/10", message_id="ab",
+                       flag="#", extra=[("Success-Report", "yes")]))
+        self.assertAnswered({"aaaa1": 200, "aaaa2": 200})
+        self.assertEqual(self.received.received, [])
+        self.assertEqual([(m.message_id, r.value.code) for m, r in self.received.failed],
+                         [("ab", 499)])
+        self.assertEqual(self.answers.reports, [])  # no success REPORT for it
+        self.assertEqual(self.pair.bob._receiver.incoming, {})
+
     def test_a_message_that_expires_while_its_chunk_arrives_is_not_delivered(self):
         self.pair.bob.settings.incomplete_message_timeout = 300
         size = 1000000
