@@ -142,8 +142,3 @@ def accept_binding(protocol: MSRPProtocol, first: ParserEvent, local_path: List[
         protocol.write_chunk(make_response(first, 200))
     return MSRPTransport(protocol, local_path, full_remote_path, settings.max_queued_bytes,
                          held)
-
-
-def ends_with(path: List[URI], tail: List[URI]) -> bool:
-    """True when ``path`` ends with ``tail`` (relays may stand in front of it)."""
-    return len(path) >= len(tail) and path[len(path) - len(tail):] == tail

@@ -217,7 +217,7 @@ def parse_path(text: str) -> List[URI]:
     return [parse_uri(uri) for uri in uris]
 
 
-def format_path(path: List[URI]) -> str:
+def format_path(path: Iterable[URI]) -> str:
     """The inverse of :func:`parse_path`."""
     return " ".join(str(uri) for uri in path)
 

@@ -27,7 +27,8 @@ from msrplib._chunk import MSRPData, make_response, new_transaction_id
 from msrplib.digest import answer_challenge
 from msrplib.errors import MSRPBindSessionTimeout, MSRPError
 from msrplib.tls import TLSIdentity, relay_tls_options
-from msrplib.transport import MSRPProtocol, MSRPTransport, check_paths
+from msrplib._paths import check_paths
+from msrplib.transport import MSRPProtocol, MSRPTransport
 
 __all__ = ["MSRPRelaySettings", "ConnectorRelay", "AcceptorRelay", "MSRPAuthError",
            "MSRPRelayNotFound", "locate_relay", "AUTH_REFRESH_FRACTION"]

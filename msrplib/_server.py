@@ -20,7 +20,8 @@ from twisted.internet.defer import CancelledError, Deferred, fail, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._bind import ConnectionSettings, accept_binding, check_fingerprint, ends_with
+from msrplib._bind import ConnectionSettings, accept_binding, check_fingerprint
+from msrplib._paths import ends_with, read_paths
 from msrplib._factories import MSRPServerFactory
 from msrplib._parser import ChunkStarted, ParserEvent
 from msrplib._rules import request_error, should_respond
@@ -334,8 +335,7 @@ class MSRPServer:
             self._refuse(unbound, error.code or 400, str(error), head)
             return
         try:
-            to_path = head.to_path or []
-            from_path = head.from_path or []
+            to_path, from_path = read_paths(head)
         except MSRPError as error:
             self._refuse(unbound, 400, str(error), head)
             return

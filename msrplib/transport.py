@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from msrplib._headers import ByteRange, Headers, format_path
 from msrplib._observer import Observer, ResponseWaiters
+from msrplib._paths import SessionPaths, check_paths
 from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, ParserEvent,
                              ParserLimits)
 from msrplib._speedups import (HELD_ANSWERS, HOLD_SECONDS, LARGE_READ, SMALL_READ, ConnectionIO,
@@ -356,28 +357,6 @@ class MSRPProtocol(Protocol):
         """The connection is going away; ``connectionLost`` reports it."""
 
 
-def check_paths(chunk: MSRPData, local_uri: URI, remote_path: List[URI]) -> Optional[MSRPError]:
-    """Check a request's paths: ``None`` when it is for ``local_uri`` from ``remote_path``.
-
-    Otherwise the error to answer: 481 when To-Path is not ``[local_uri]``; 403 when
-    From-Path does not end with ``remote_path`` (relays may stand in front of it, each
-    adding its URI); 400 when a path does not parse.
-    """
-    try:
-        to_path = chunk.to_path or []
-        from_path = chunk.from_path or []
-    except MSRPError as error:
-        return MSRPError(str(error), 400, "Bad Request")
-    if to_path != [local_uri]:
-        return MSRPError("To-Path %s is not %s" % (format_path(to_path), local_uri),
-                         481, "No Such Session")
-    if len(from_path) < len(remote_path) or from_path[len(from_path) - len(remote_path):] \
-            != remote_path:
-        return MSRPError("From-Path %s does not end with %s" % (
-            format_path(from_path), format_path(remote_path)), 403, "Forbidden")
-    return None
-
-
 class _Segmenter:
     """Turns a streamed chunk into the seed's "virtual" segments for ``read_chunk(size)``."""
 
@@ -437,15 +416,13 @@ class MSRPTransport:
         self.local_path = list(local_path)
         self.full_remote_path = list(full_remote_path)
         self.max_queued_bytes = max_queued_bytes
-        self._to_path_text = format_path(self.local_path[:-1] + self.full_remote_path)
-        self._from_path_text = str(self.local_uri)
-        self._remote_text = format_path(self.full_remote_path)
+        self._paths = paths = SessionPaths(self.local_path, self.full_remote_path)
         #: The To-Path and From-Path lines of the requests we send, for chunks encoded
         #: without an MSRPData (``OutgoingMessage.encode_head``).
-        self.path_lines = "To-Path: %s\r\nFrom-Path: %s\r\n" % (self._to_path_text,
-                                                                  self._from_path_text)
-        self._path_headers = Headers([("To-Path", self._to_path_text),
-                                      ("From-Path", self._from_path_text)])
+        self.path_lines = "To-Path: %s\r\nFrom-Path: %s\r\n" % (paths.to_path_text,
+                                                                  paths.from_path_text)
+        self._path_headers = Headers([("To-Path", paths.to_path_text),
+                                      ("From-Path", paths.from_path_text)])
         self._events: Deque[ParserEvent] = deque()
         self._queued_bytes = 0
         self._reading_paused = False  # whether we asked the protocol to stop reading
@@ -592,13 +569,7 @@ class MSRPTransport:
     def check_incoming_SEND_chunk(self, chunk: MSRPData) -> Optional[MSRPError]:
         """``None`` if ``chunk`` is addressed to us from our peer, else the error to answer
         (see :func:`check_paths`)."""
-        headers = chunk.headers
-        from_text = headers.first.get("from-path")
-        if headers.first.get("to-path") == self._from_path_text and from_text is not None \
-                and (from_text == self._remote_text
-                     or from_text.endswith(" " + self._remote_text)):
-            return None  # the paths are the very text we expect: no need to parse them
-        return check_paths(chunk, self.local_uri, self.full_remote_path)
+        return self._paths.check(chunk)
 
     def _event_received(self, event: ParserEvent) -> None:
         expected = self._expected
