@@ -31,8 +31,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost, TimeoutError
 from twisted.python.failure import Failure
 
-from msrplib._escape import escape_peer_text
-from msrplib._incomingmessage import IncomingMessage
+from msrplib.escape import escape_peer_text
 from msrplib.connect import MSRPAuthError, MSRPServer, get_connector
 from msrplib.errors import (FingerprintMismatch, MSRPBindError, MSRPError,
                             MSRPTransactionError)
@@ -40,8 +39,9 @@ from msrplib.inbox import Inbox, InboxReceiver
 from msrplib.outbox import attachment_header
 from msrplib.protocol import URI
 from msrplib.sdp import parse_path_attribute
-from msrplib.service import EVENT_TEXT_LIMIT, relay_from_options
-from msrplib.session import MSRPSession, SessionSettings
+from msrplib.daemon import relay_from_options
+from msrplib.service import EVENT_TEXT_LIMIT
+from msrplib.session import IncomingMessage, MSRPSession, SessionSettings
 from msrplib.tls import TLSIdentity
 
 __all__ = ["main", "run", "parser", "explain"]

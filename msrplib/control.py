@@ -37,25 +37,31 @@ code when it gave one).
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import unquote_to_bytes
 
-from twisted.internet.defer import maybeDeferred
+from twisted.application.service import Service
+from twisted.internet.defer import inlineCallbacks, maybeDeferred
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from msrplib._controlaccess import refusal
+from msrplib.controlaccess import DEFAULT_MAX_REQUEST_SIZE, ControlSite, refusal
 from msrplib.errors import MSRPError
 from msrplib.outbox import OutboxRefused
 from msrplib.protocol import parse_number
 from msrplib.service import (MSRPEndpointService, SessionNotFound, SessionStateError,
                              TooManySessions)
 
-__all__ = ["ControlAPI"]
+__all__ = ["ControlAPI", "ControlAPIService", "DEFAULT_CONTROL"]
+
+#: Where the control API listens unless told otherwise.
+DEFAULT_CONTROL = "tcp:8855:interface=127.0.0.1"
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _MEDIA_TYPE = re.compile(r"%s/%s(\s*;\s*%s=(%s|\"[^\"\\\x00-\x1f\x7f]*\"))*\Z"
@@ -282,3 +288,60 @@ class ControlAPI(Resource):
         success_report = _choice(body, "success_report", _REPORT_VALUES, "yes")
         return self.service.send_file(session_id, path, content_type, success_report
                                       ).addCallback(lambda message_id: {"message_id": message_id})
+
+
+class ControlAPIService(Service):
+    """The control API of ``endpoint`` (an :class:`~msrplib.service.MSRPEndpointService`),
+    listening on ``control``, a Twisted server endpoint description such as
+    ``tcp:8855:interface=127.0.0.1`` or ``unix:/run/msrp.sock`` (made mode 0600 unless the
+    description gives a ``mode``). Every request must carry ``token``; ``token_file`` is
+    where it came from, for the log line that says where the API listens."""
+
+    log = Logger()
+
+    def __init__(self, endpoint: MSRPEndpointService, control: str, token: str, *,
+                 max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
+                 token_file: Optional[str] = None, reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.endpoint = endpoint
+        self.control = _private_unix_socket(control)
+        self.token = token
+        self.max_request_size = max_request_size
+        self.token_file = token_file
+        self.reactor = reactor
+        #: The listening port, once started.
+        self.port: Any = None
+
+    @inlineCallbacks
+    def startService(self) -> Any:
+        Service.startService(self)
+        site = ControlSite(ControlAPI(self.endpoint, self.token),
+                           max_request_size=self.max_request_size)
+        self.port = yield serverFromString(self.reactor, self.control).listen(site)
+        self.log.info("MSRP control API on {address}; every request needs "
+                      "'Authorization: Bearer <token>', the token is {where}",
+                      address=_describe_address(self.port.getHost()),
+                      where="in %s" % os.path.abspath(self.token_file)
+                      if self.token_file else "the service's token")
+
+    def stopService(self) -> Any:
+        Service.stopService(self)
+        if self.port is not None:
+            return self.port.stopListening()
+        return None
+
+
+def _private_unix_socket(control: str) -> str:
+    """``control``, with ``mode=600`` added to a UNIX socket's description without one:
+    only our user may connect to it."""
+    if control.startswith("unix:") and ":mode=" not in control:
+        return control + ":mode=600"
+    return control
+
+
+def _describe_address(address: Any) -> str:
+    if hasattr(address, "port"):
+        host = "[%s]" % address.host if ":" in address.host else address.host
+        return "http://%s:%d/" % (host, address.port)
+    return "unix:%s" % os.fsdecode(address.name)

@@ -39,9 +39,8 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._incomingmessage import IncomingMessage
 from msrplib.errors import MSRPError
-from msrplib.session import MessageReceiver
+from msrplib.session import IncomingMessage, MessageReceiver
 
 __all__ = ["Inbox", "InboxFile", "InboxReceiver", "StoreFailed", "file_name_of", "final_name",
            "sync_directory", "MAX_NAME_PART", "MAX_EXTENSION", "MAX_WAITING_STORES"]

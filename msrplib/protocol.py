@@ -6,7 +6,7 @@ a socket, so everything is tested with plain bytes. The code lives in private mo
 """
 
 from msrplib._headers import (MAX_DIGITS, AuthParams, ByteRange, HeaderField, Headers, Status,
-                              parse_number)
+                              format_path, parse_number, parse_path)
 from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, ParserEvent,
                              ParserLimits)
 from msrplib._uri import DEFAULT_PORT, URI, parse_uri
@@ -15,7 +15,7 @@ from msrplib._chunk import (CONTINUATION_FLAGS, RESPONSE_COMMENTS, MSRPData, mak
 from msrplib.errors import ChunkParseError, HeaderParseError, URIParseError
 
 __all__ = [
-    "URI", "parse_uri", "DEFAULT_PORT",
+    "URI", "parse_uri", "parse_path", "format_path", "DEFAULT_PORT",
     "MSRPData", "Headers", "HeaderField", "ByteRange", "Status", "AuthParams",
     "parse_number", "MAX_DIGITS",
     "make_response", "make_report", "new_transaction_id", "new_message_id",

@@ -3,8 +3,9 @@
 The service makes MSRP sessions on request, directly or through a relay, files what
 arrives in an inbox directory (:mod:`msrplib.inbox`) and sends files from its outbox
 directories (:mod:`msrplib.outbox`). A SIP stack in another process (or a person with
-curl) drives it through the local JSON control API in :mod:`msrplib.control`; only a
-caller holding the API's token may (:mod:`msrplib._controlaccess`).
+curl) drives it through the local JSON control API of :mod:`msrplib.control`, which calls
+this service's methods; :mod:`msrplib.daemon` puts the two together for ``twistd``. The
+service uses the library's public API only, as any application would.
 
 Sessions are bounded: at most ``max_sessions`` exist at once, and one that was prepared
 but never completed, or that has ended, is forgotten ``session_expiry`` seconds later.
@@ -18,36 +19,27 @@ import secrets
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional
+from typing import Any, Callable, Deque, Dict, List, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._bind import ConnectionSettings
-from msrplib._controlaccess import (DEFAULT_MAX_REQUEST_SIZE, DEFAULT_TOKEN_FILE, ControlSite,
-                                    load_or_create_token, new_token)
-from msrplib._direct import ConnectorDirect
-from msrplib._escape import escape_peer_text
-from msrplib._headers import format_path
-from msrplib._incomingmessage import IncomingMessage
-from msrplib._relay import AcceptorRelay, ConnectorRelay, MSRPRelaySettings
-from msrplib._uri import URI
-from msrplib._chunk import MSRPData
+from msrplib.connect import (AcceptorRelay, ConnectionSettings, ConnectorDirect, ConnectorRelay,
+                             MSRPRelaySettings)
+from msrplib.escape import escape_peer_text
 from msrplib.inbox import Inbox, InboxReceiver
 from msrplib.outbox import Outbox, attachment_header
+from msrplib.protocol import URI, MSRPData, format_path
 from msrplib.sdp import parse_path_attribute
-from msrplib.session import MSRPSession, SessionSettings
+from msrplib.session import IncomingMessage, MSRPSession, SessionSettings
 from msrplib.tls import Fingerprint, TLSIdentity
 
 __all__ = ["EndpointOptions", "MSRPEndpointService", "ManagedSession", "SessionNotFound",
-           "SessionStateError", "TooManySessions", "make_service"]
-
-#: Where the control API listens unless told otherwise.
-DEFAULT_CONTROL = "tcp:8855:interface=127.0.0.1"
+           "SessionStateError", "TooManySessions", "DEFAULT_MAX_SESSIONS",
+           "DEFAULT_SESSION_EXPIRY", "EVENT_TEXT_LIMIT", "MAX_EVENT_TEXT"]
 
 #: How many sessions may exist at once unless told otherwise (``--max-sessions``).
 DEFAULT_MAX_SESSIONS = 1000
@@ -91,9 +83,6 @@ class EndpointOptions:
     ``max_event_text``: characters of text a session's events keep in all.
     ``max_sessions``: sessions that may exist at once. ``session_expiry``: seconds after
     which a session prepared but not completed, or one that has ended, is forgotten.
-    ``control_token``: the credential every control API request carries (a random one
-    when ``None``; ``twistd msrp`` reads it from ``control_token_file``).
-    ``max_request_size``: the largest control API request body.
     """
 
     host: str = "127.0.0.1"
@@ -109,9 +98,6 @@ class EndpointOptions:
     max_event_text: int = MAX_EVENT_TEXT
     max_sessions: int = DEFAULT_MAX_SESSIONS
     session_expiry: float = DEFAULT_SESSION_EXPIRY
-    control_token: Optional[str] = None
-    control_token_file: Optional[str] = None
-    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
 
 
 class _InboxReceiver(InboxReceiver):
@@ -206,26 +192,19 @@ class ManagedSession:
 
 
 class MSRPEndpointService(Service):
-    """The twistd service: an MSRP endpoint with a local control API on ``control``.
-
-    ``control`` is a Twisted server endpoint description, e.g.
-    ``tcp:8855:interface=127.0.0.1`` or ``unix:/run/msrp.sock`` (made mode 0600 unless the
-    description gives a ``mode``).
-    """
+    """An MSRP endpoint as a service: sessions made, completed, used and closed on request
+    (the control API's calls), what arrives filed in the inbox."""
 
     log = Logger()
 
-    def __init__(self, options: EndpointOptions, control: str, reactor: Any = None) -> None:
+    def __init__(self, options: EndpointOptions, reactor: Any = None) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self.options = options
-        self.control = _private_unix_socket(control)
         self.reactor = reactor
-        self.control_token = options.control_token or new_token()
         self.inbox = Inbox(options.inbox, run_blocking=self._in_thread)
         self.outbox = Outbox(options.outbox)
         self.sessions: Dict[str, ManagedSession] = {}
-        self.control_port: Any = None
         if options.traffic_log:
             options.connection_settings.traffic_log = self._log_chunk
 
@@ -242,26 +221,11 @@ class MSRPEndpointService(Service):
                       first=escape_peer_text(first), headers=headers)
 
     @inlineCallbacks
-    def startService(self) -> Any:
-        from msrplib.control import ControlAPI
-        Service.startService(self)
-        endpoint = serverFromString(self.reactor, self.control)
-        site = ControlSite(ControlAPI(self, self.control_token),
-                           max_request_size=self.options.max_request_size)
-        self.control_port = yield endpoint.listen(site)
-        self.log.info("MSRP control API on {address}; every request needs "
-                      "'Authorization: Bearer <token>', the token is {where}",
-                      address=_describe_address(self.control_port.getHost()),
-                      where="in %s" % os.path.abspath(self.options.control_token_file)
-                      if self.options.control_token_file else "the service's control_token")
-
-    @inlineCallbacks
     def stopService(self) -> Any:
+        """Close every session (each one's shutdown: what is queued goes first)."""
         Service.stopService(self)
         for managed in list(self.sessions.values()):
             yield self.close_session(managed.id)
-        if self.control_port is not None:
-            yield self.control_port.stopListening()
 
     def get(self, session_id: str) -> ManagedSession:
         """The session with that id, or ``SessionNotFound``."""
@@ -442,74 +406,3 @@ class MSRPEndpointService(Service):
         if managed.session is not None and not managed.session.closed.fired:
             return managed.session.shutdown()
         return succeed(None)
-
-
-def _private_unix_socket(control: str) -> str:
-    """``control``, with ``mode=600`` added to a UNIX socket's description without one:
-    only our user may connect to it."""
-    if control.startswith("unix:") and ":mode=" not in control:
-        return control + ":mode=600"
-    return control
-
-
-def _describe_address(address: Any) -> str:
-    if hasattr(address, "port"):
-        host = "[%s]" % address.host if ":" in address.host else address.host
-        return "http://%s:%d/" % (host, address.port)
-    return "unix:%s" % os.fsdecode(address.name)
-
-
-def _password(config: Mapping[str, Any]) -> str:
-    if config.get("password-file"):
-        with open(config["password-file"], encoding="utf-8") as source:
-            return source.read().strip()
-    password = os.environ.get(config.get("password-env") or "MSRP_PASSWORD")
-    if not password:
-        raise ValueError("the relay password comes from --password-file or $%s"
-                         % (config.get("password-env") or "MSRP_PASSWORD"))
-    return password
-
-
-def relay_from_options(config: Mapping[str, Any]) -> Optional[MSRPRelaySettings]:
-    """``MSRPRelaySettings`` from the plugin's options, or ``None`` without ``--relay``."""
-    if not config.get("relay"):
-        return None
-    uri = URI.parse(config["relay"])
-    if not config.get("username"):
-        raise ValueError("--relay needs --username")
-    trust_root = None
-    if config.get("relay-ca"):
-        from twisted.internet.ssl import Certificate
-        with open(config["relay-ca"], "rb") as source:
-            trust_root = Certificate.loadPEM(source.read())
-    return MSRPRelaySettings(config.get("domain") or uri.host or "", config["username"],
-                             _password(config), host=uri.host, use_tls=uri.use_tls,
-                             port=uri.port, verify_tls=not config.get("no-verify-relay"),
-                             trust_root=trust_root)
-
-
-def make_service(config: Mapping[str, Any], reactor: Any = None) -> MSRPEndpointService:
-    """The service for the plugin's parsed options (see ``twistd msrp --help``).
-
-    Reads the control API's token from ``control-token-file``, or writes a new one there
-    (mode 0600); raises ``CredentialError`` (a ``ValueError``) when that file cannot be
-    used.
-    """
-    session_settings = SessionSettings(
-        chunk_size=int(config.get("chunk-size") or SessionSettings.chunk_size),
-        max_message_size=int(config.get("max-message-size") or 0) or None,
-        keepalive_interval=float(config.get("keepalive") or 0))
-    token_file = config.get("control-token-file") or DEFAULT_TOKEN_FILE
-    token, _ = load_or_create_token(token_file)
-    options = EndpointOptions(
-        host=config.get("host") or "127.0.0.1", tls=bool(config.get("tls")),
-        relay=relay_from_options(config), inbox=config.get("inbox") or "msrp-inbox",
-        outbox=list(config.get("outbox") or []),
-        traffic_log=bool(config.get("traffic-log")), session_settings=session_settings,
-        max_sessions=int(config.get("max-sessions") or DEFAULT_MAX_SESSIONS),
-        session_expiry=float(config.get("session-expiry") or DEFAULT_SESSION_EXPIRY),
-        control_token=token, control_token_file=token_file,
-        max_request_size=int(config.get("max-request-size") or DEFAULT_MAX_REQUEST_SIZE),
-        event_text_limit=int(config.get("event-text-limit") or EVENT_TEXT_LIMIT),
-        max_event_text=int(config.get("max-event-text") or MAX_EVENT_TEXT))
-    return MSRPEndpointService(options, config.get("control") or DEFAULT_CONTROL, reactor)

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from msrplib._escape import escape_peer_text
+from msrplib.escape import escape_peer_text
 
 
 class EscapeTests(unittest.TestCase):

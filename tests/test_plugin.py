@@ -15,8 +15,8 @@ from twisted.trial import unittest
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
-from msrplib._controlaccess import DEFAULT_TOKEN_FILE
-from msrplib.service import make_service
+from msrplib.controlaccess import DEFAULT_TOKEN_FILE
+from msrplib.daemon import make_service
 from tests.service_process import started
 
 
@@ -66,7 +66,7 @@ class PluginTests(unittest.TestCase):
                               "--username", "alice", "--password-file", password,
                               "--control-token-file", self.mktemp()])
         service = make_service(options)
-        relay = service.options.relay
+        relay = service.endpoint.options.relay
         self.assertEqual((relay.host, relay.port, relay.use_tls, relay.username,
                           relay.password, relay.domain),
                          ("relay.example.com", 9000, True, "alice", "s3cret",
@@ -77,7 +77,7 @@ class PluginTests(unittest.TestCase):
         options = find_plugin().options()
         options.parseOptions(["--relay", "msrp://r.example.com;tcp", "--username", "bob",
                               "--control-token-file", self.mktemp()])
-        self.assertEqual(make_service(options).options.relay.password, "from-env")
+        self.assertEqual(make_service(options).endpoint.options.relay.password, "from-env")
 
 
 
@@ -124,10 +124,10 @@ class InProcessServiceTests(unittest.TestCase):
         service.startService()
         self.addCleanup(service.stopService)
         yield task.deferLater(reactor, 0, lambda: None)
-        client = ControlClient(service.control_port.getHost().port)
-        self.assertEqual(client.token, service.control_token)
+        client = ControlClient(service.control.port.getHost().port)
+        self.assertEqual(client.token, service.control.token)
         self.assertEqual((yield client.ok("GET", "/"))["sessions"], 0)
-        code, _ = yield ControlClient(service.control_port.getHost().port,
+        code, _ = yield ControlClient(service.control.port.getHost().port,
                                       "not-the-token-at-all").call("GET", "/")
         self.assertEqual(code, 401)
 

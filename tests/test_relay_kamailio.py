@@ -222,8 +222,8 @@ class ServiceThroughRelayTests(RelayHarness, unittest.TestCase):
         from tests.test_plugin import ControlClient
         alice_service, bob_service = self.service("alice"), self.service("bob")
         yield sleep(0)
-        alice = ControlClient(alice_service.control_port.getHost().port)
-        bob = ControlClient(bob_service.control_port.getHost().port)
+        alice = ControlClient(alice_service.control.port.getHost().port)
+        bob = ControlClient(bob_service.control.port.getHost().port)
         offer = yield alice.ok("POST", "/sessions", {"setup": "active"})
         answer = yield bob.ok("POST", "/sessions", {"setup": "passive"})
         self.assertEqual(len(offer["path"].split()), 2)

@@ -206,8 +206,7 @@ class _Sessions(unittest.TestCase):
     def make_service(self, **options):
         settings = SessionSettings(keepalive_interval=0)
         service = MSRPEndpointService(
-            EndpointOptions(inbox=self.mktemp(), session_settings=settings, **options),
-            "tcp:0:interface=127.0.0.1")
+            EndpointOptions(inbox=self.mktemp(), session_settings=settings, **options))
         self.addCleanup(lambda: gatherResults([service.close_session(session)
                                                for session in list(service.sessions)]))
         return service

@@ -90,7 +90,7 @@ class MSRPServiceMaker:
     options = Options
 
     def makeService(self, options):
-        from msrplib.service import make_service
+        from msrplib.daemon import make_service
         try:
             return make_service(options)
         except (ValueError, OSError) as error:
