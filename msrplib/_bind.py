@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msrplib._headers import Headers, format_path
@@ -21,7 +22,8 @@ from msrplib.errors import MSRPBindError, MSRPBindSessionTimeout, MSRPError
 from msrplib.tls import Fingerprint, check_peer_fingerprint
 from msrplib.transport import DEFAULT_MAX_QUEUED_BYTES, MSRPProtocol, MSRPTransport, TrafficLog
 
-__all__ = ["ConnectionSettings", "bind_active", "accept_binding", "check_fingerprint"]
+__all__ = ["ConnectionSettings", "bind_active", "accept_binding", "check_fingerprint",
+           "adopt_logger"]
 
 
 @dataclass
@@ -142,3 +144,12 @@ def accept_binding(protocol: MSRPProtocol, first: ParserEvent, local_path: List[
         protocol.write_chunk(make_response(first, 200))
     return MSRPTransport(protocol, local_path, full_remote_path, settings.max_queued_bytes,
                          held)
+
+
+def adopt_logger(transport: MSRPTransport, logger: Optional[Logger]) -> MSRPTransport:
+    """Have ``transport``, its protocol and the session over it log through ``logger``
+    (the seed API's ``logger`` argument of connectors, acceptors and ``MSRPServer``), when
+    one was given; without one each logs through its own ``twisted.logger.Logger``."""
+    if logger is not None:
+        transport.logger = transport.log = transport.protocol.log = logger
+    return transport

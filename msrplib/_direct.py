@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any, List, Optional, Tuple, Union
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._bind import ConnectionSettings, bind_active
+from msrplib._bind import ConnectionSettings, adopt_logger, bind_active
 from msrplib._factories import MSRPClientFactory
 from msrplib._server import (MSRPServer, as_fingerprint, default_host, new_session_id,
                              tls_options_for)
@@ -61,11 +62,17 @@ def connect_to(uri: URI, tls_options: Any, reactor: Any, settings: ConnectionSet
 
 
 class _DirectEndpoint:
-    """The shared implementation of ``ConnectorDirect`` and ``AcceptorDirect``."""
+    """The shared implementation of ``ConnectorDirect`` and ``AcceptorDirect``.
+
+    ``logger`` (a ``twisted.logger.Logger``) is what the connection, and the session over
+    it, log through: as the seed says, "the logger which will be used for this MSRP
+    connection" (see :func:`msrplib._bind.adopt_logger`). Without one, each part logs
+    through a ``Logger`` of its own class.
+    """
 
     default_setup = "active"
 
-    def __init__(self, logger: Any = None, *, setup: Optional[str] = None,
+    def __init__(self, logger: Optional[Logger] = None, *, setup: Optional[str] = None,
                  reactor: Any = None, settings: Optional[ConnectionSettings] = None) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -117,7 +124,7 @@ class _DirectEndpoint:
         if self._server is not None:
             server = self._server
             result = server.complete(full_remote_path, self.local_uri, fingerprint)
-            return result.addBoth(self._stop_server)
+            return result.addBoth(self._stop_server)  # the server adopts the logger
         local_uri = self.local_uri
         target = full_remote_path[0]
         options = tls_options_for(local_uri) if target.use_tls else None
@@ -126,8 +133,11 @@ class _DirectEndpoint:
 
         def bind(protocol: MSRPProtocol) -> Deferred:
             self._connector = None
-            return bind_active(protocol, [local_uri], full_remote_path, self.reactor,
-                               self.settings, fingerprint)
+            if self.logger is not None:
+                protocol.log = self.logger  # from the binding on
+            bound = bind_active(protocol, [local_uri], full_remote_path, self.reactor,
+                                self.settings, fingerprint)
+            return bound.addCallback(adopt_logger, self.logger)
 
         return connected.addCallback(bind)
 

@@ -15,7 +15,7 @@ from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._bind import ConnectionSettings, accept_binding, bind_active
+from msrplib._bind import ConnectionSettings, accept_binding, adopt_logger, bind_active
 from msrplib._direct import connect_to
 from msrplib._headers import Headers
 from msrplib._observer import ResponseWaiters
@@ -160,12 +160,17 @@ class _RelayEndpoint:
 
     log = Logger()
 
-    def __init__(self, relay: MSRPRelaySettings, logger: Any = None, *, reactor: Any = None,
+    def __init__(self, relay: MSRPRelaySettings, logger: Optional[Logger] = None, *,
+                 reactor: Any = None,
                  settings: Optional[ConnectionSettings] = None) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self.relay = relay
+        #: What the relay connection and the session over it log through (the seed's
+        #: ``logger``; see :func:`msrplib._bind.adopt_logger`), and this endpoint too.
         self.logger = logger
+        if logger is not None:
+            self.log = logger
         self.reactor = reactor
         self.settings = settings or ConnectionSettings()
         self.local_uri: Optional[URI] = None
@@ -296,6 +301,7 @@ class _RelayEndpoint:
         self._authenticate().addErrback(failed)
 
     def _bound(self, transport: MSRPTransport) -> MSRPTransport:
+        adopt_logger(transport, self.logger)
         self._transport = transport
         transport.max_chunk_size = self.relay.max_chunk_size
         transport.max_unreported_bytes = self.relay.max_unreported_bytes

@@ -33,7 +33,6 @@ from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
 
 __all__ = ["Sender", "SenderHost", "STREAM_PIECE", "LONG_ID_BODY"]
 
-_log = Logger()
 
 #: Chunk bodies larger than this are written in pieces of this size as the socket drains,
 #: so a chunk of any size never sits in memory whole.
@@ -50,6 +49,7 @@ class SenderHost(Protocol):
 
     settings: SessionSettings
     reactor: Any
+    log: Logger
     #: Whether ``shutdown`` was called: the session closes once the sender is idle.
     shutting_down: bool
     #: The timer that watches the transactions' deadlines (``None``: not armed).
@@ -446,7 +446,7 @@ class Sender:
         did not come); an answer to none of them is dropped."""
         transaction = self.transactions.close(response.transaction_id)
         if transaction is None:
-            _log.debug("ignoring a response to a finished transaction: {response!r}",
+            self.host.log.debug("ignoring a response to a finished transaction: {response!r}",
                        response=response)
             return
         message = transaction.message

@@ -20,7 +20,7 @@ from twisted.internet.defer import CancelledError, Deferred, fail, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._bind import ConnectionSettings, accept_binding, check_fingerprint
+from msrplib._bind import ConnectionSettings, accept_binding, adopt_logger, check_fingerprint
 from msrplib._paths import ends_with, read_paths
 from msrplib._factories import MSRPServerFactory
 from msrplib._parser import ChunkStarted, ParserEvent
@@ -161,16 +161,23 @@ class MSRPServer:
 
     log = Logger()
 
-    def __init__(self, logger: Any = None, *, reactor: Any = None,
+    def __init__(self, logger: Optional[Logger] = None, *, reactor: Any = None,
                  settings: Optional[ConnectionSettings] = None) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
+        #: What the server logs through, and the connections it binds unless ``prepare``
+        #: named a logger of their own (the seed's ``logger``; see
+        #: :func:`msrplib._bind.adopt_logger`).
         self.logger = logger
+        if logger is not None:
+            self.log = logger
         self.settings = settings or ConnectionSettings()
         self._ports: Dict[Tuple[str, int, bool], Tuple[Any, Any]] = {}
         self._expected: Dict[str, URI] = {}
-        self._unbound = UnboundConnections(self.settings, reactor)
+        # The loggers prepare() was given, by session-id.
+        self._loggers: Dict[str, Logger] = {}
+        self._unbound = UnboundConnections(self.settings, reactor, logger)
         # complete() calls waiting: by their local URI's session-id, and (those that named
         # none) by the session-id of the last URI of their remote path.
         self._waiting_at: _Index[_Waiter] = _Index()
@@ -181,9 +188,11 @@ class MSRPServer:
 
     # The seed API.
 
-    def prepare(self, local_uri: Optional[URI] = None, logger: Any = None) -> Deferred:
+    def prepare(self, local_uri: Optional[URI] = None,
+                logger: Optional[Logger] = None) -> Deferred:
         """Listen for ``local_uri`` (filled in place: host, port, session-id, credentials)
-        and fire with the full local path ``[local_uri]``."""
+        and fire with the full local path ``[local_uri]``. ``logger``: what the connection
+        bound to it, and the session over that, log through (the server's own by default)."""
         uri = local_uri if local_uri is not None else URI()
         if uri.host is None:
             uri.host = default_host()
@@ -194,6 +203,8 @@ class MSRPServer:
         except Exception:
             return fail()
         self._expected[uri.session_id] = uri
+        if logger is not None:
+            self._loggers[uri.session_id] = logger
         return succeed([uri])
 
     def complete(self, full_remote_path: Optional[List[URI]], local_uri: Optional[URI] = None,
@@ -243,6 +254,7 @@ class MSRPServer:
         key = _session_id(local_uri)
         if self._expected.get(key) == local_uri:
             del self._expected[key]
+            self._loggers.pop(key, None)
         for waiter in self._waiting_at.listed(key):
             if waiter.local_uri == local_uri:
                 self._drop_waiter(waiter, CancelledError("cleanup(%s)" % local_uri))
@@ -262,6 +274,7 @@ class MSRPServer:
             unbound.protocol.transport.abortConnection()
         ports, self._ports = list(self._ports.values()), {}
         self._expected.clear()
+        self._loggers.clear()
         return gatherResults([port.stopListening() or succeed(None)
                               for port, _ in ports]).addCallback(lambda _: None)
 
@@ -389,9 +402,10 @@ class MSRPServer:
             waiter.timer.cancel()
         assert unbound.first is not None and unbound.local_uri is not None
         remote_path = waiter.remote_path or unbound.from_path
-        waiter.result.callback(accept_binding(
-            protocol, unbound.first, [unbound.local_uri], remote_path, self.settings,
-            unbound.held))
+        transport = accept_binding(protocol, unbound.first, [unbound.local_uri], remote_path,
+                                   self.settings, unbound.held)
+        logger = self._loggers.get(_session_id(unbound.local_uri), self.logger)
+        waiter.result.callback(adopt_logger(transport, logger))
         return True
 
     def _refuse(self, unbound: Unbound, code: int, reason: str,

@@ -53,7 +53,10 @@ class UnboundConnections:
 
     log = Logger()
 
-    def __init__(self, settings: ConnectionSettings, reactor: Any) -> None:
+    def __init__(self, settings: ConnectionSettings, reactor: Any,
+                 logger: Optional[Logger] = None) -> None:
+        if logger is not None:
+            self.log = logger  # the server's (see MSRPServer)
         self.settings = settings
         self.reactor = reactor
         self._all: Dict[MSRPProtocol, Unbound] = {}

@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
+
+from twisted.logger import Logger
 
 from msrplib._bind import ConnectionSettings
 from msrplib._direct import AcceptorDirect, ConnectorDirect
@@ -28,7 +30,7 @@ __all__ = [
 ]
 
 
-def get_connector(relay: Any, logger: Any = None, **options: Any) -> Any:
+def get_connector(relay: Any, logger: Optional[Logger] = None, **options: Any) -> Any:
     """The connector for the calling side: ``ConnectorDirect`` when ``relay`` is ``None``,
     else ``ConnectorRelay(relay)``. ``options`` (``reactor``, ``settings``, and ``setup`` for
     a direct connector) go to the class.
@@ -38,7 +40,7 @@ def get_connector(relay: Any, logger: Any = None, **options: Any) -> Any:
     return ConnectorRelay(relay, logger, **options)
 
 
-def get_acceptor(relay: Any, logger: Any = None, use_acm: bool = False,
+def get_acceptor(relay: Any, logger: Optional[Logger] = None, use_acm: bool = False,
                  **options: Any) -> Any:
     """The acceptor for the answering side: ``AcceptorDirect`` when ``relay`` is ``None``,
     else ``AcceptorRelay(relay)``.

@@ -72,6 +72,8 @@ class MSRPSession:
         self.reactor = reactor
         self._seconds = reactor.seconds
         self.closed = Observer()
+        if getattr(msrptransport, "logger", None) is not None:
+            self.log = msrptransport.logger  # the connection's logger (the seed's logger)
         self._transactions = TransactionTable()
         #: The timer that watches the transactions' deadlines (see arm_deadline_timer).
         self.deadline_timer: Any = None

@@ -405,6 +405,9 @@ class MSRPTransport:
     """
 
     log = Logger()
+    #: The logger the connector, acceptor or server was given for this connection (the
+    #: seed's ``logger``), which the session over it uses too; ``None`` when none was.
+    logger: Optional[Logger] = None
 
     def __init__(self, protocol: MSRPProtocol, local_path: List[URI],
                  full_remote_path: List[URI],
