@@ -78,7 +78,7 @@ def check_fingerprint(protocol: MSRPProtocol, expected: Optional[Fingerprint]) -
 
 def bind_active(protocol: MSRPProtocol, local_path: List[URI], full_remote_path: List[URI],
                 reactor: Any, settings: ConnectionSettings,
-                remote_fingerprint: Optional[Fingerprint] = None) -> Deferred:
+                remote_fingerprint: Optional[Fingerprint] = None) -> Deferred[MSRPTransport]:
     """Send the binding SEND on a ready connection; fire with the bound ``MSRPTransport``.
 
     Fails with ``MSRPBindError`` carrying the peer's code when it refuses,
@@ -90,7 +90,7 @@ def bind_active(protocol: MSRPProtocol, local_path: List[URI], full_remote_path:
     headers = Headers([("To-Path", format_path(local_path[:-1] + full_remote_path)),
                        ("From-Path", str(local_path[-1])),
                        ("Message-ID", new_message_id()), ("Byte-Range", "1-0/0")])
-    result: Deferred = Deferred()
+    result: Deferred[MSRPTransport] = Deferred()
     held: List[ParserEvent] = []
 
     def receive(event: ParserEvent) -> None:

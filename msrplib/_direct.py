@@ -20,6 +20,7 @@ from msrplib._server import (MSRPServer, as_fingerprint, default_host, new_sessi
                              tls_options_for)
 from msrplib._speedups import tls_factory
 from msrplib._uri import URI
+from msrplib.transport import MSRPTransport
 from msrplib.errors import MSRPConnectTimeout
 from msrplib.tls import Fingerprint
 from msrplib.transport import MSRPProtocol
@@ -30,7 +31,7 @@ SETUPS = ("active", "passive")
 
 
 def connect_to(uri: URI, tls_options: Any, reactor: Any, settings: ConnectionSettings,
-               address: Optional[Tuple[str, int]] = None) -> Tuple[Deferred, Any]:
+               address: Optional[Tuple[str, int]] = None) -> Tuple[Deferred[MSRPProtocol], Any]:
     """Open a TCP or TLS connection to ``uri`` (or to ``address``, RFC 6714 CEMA);
     ``tls_options`` are the Twisted TLS client options for an ``msrps`` URI.
 
@@ -87,7 +88,7 @@ class _DirectEndpoint:
         self._server: Optional[MSRPServer] = None
         self._connector: Any = None
 
-    def prepare(self, local_uri: Optional[URI] = None) -> Deferred:
+    def prepare(self, local_uri: Optional[URI] = None) -> Deferred[List[URI]]:
         """Fire with the full local path (``[local_uri]``) for SDP ``a=path``.
 
         ``local_uri`` is filled in place: a host, a session-id, for ``msrps`` a generated
@@ -109,7 +110,7 @@ class _DirectEndpoint:
 
     def complete(self, full_remote_path: List[URI], *,
                  remote_fingerprint: Union[None, str, Fingerprint] = None,
-                 connect_address: Optional[Tuple[str, int]] = None) -> Deferred:
+                 connect_address: Optional[Tuple[str, int]] = None) -> Deferred[MSRPTransport]:
         """Connect (active) or wait for the peer (passive), bind, and fire with the
         ``MSRPTransport``.
 
@@ -131,7 +132,7 @@ class _DirectEndpoint:
         connected, self._connector = connect_to(target, options, self.reactor, self.settings,
                                                 connect_address)
 
-        def bind(protocol: MSRPProtocol) -> Deferred:
+        def bind(protocol: MSRPProtocol) -> Deferred[MSRPTransport]:
             self._connector = None
             if self.logger is not None:
                 protocol.log = self.logger  # from the binding on

@@ -33,7 +33,7 @@ class MessageWriter:
         self.chunk_size = chunk_size
         self.size = size
         self.finished = False
-        self.result: Optional[Deferred] = None
+        self.result: Optional[Deferred[str]] = None
         self._on_ready = on_ready
         self._pieces: Deque[bytes] = deque()
         self.buffered = 0
@@ -68,7 +68,7 @@ class MessageWriter:
             self._producer.pauseProducing()
         self._on_ready()
 
-    def finish(self) -> Deferred:
+    def finish(self) -> Deferred[str]:
         """End the message; the Deferred fires as ``send_message``'s does."""
         self.finished = True
         self._on_ready()

@@ -16,14 +16,14 @@ class Observer:
     """Remembers one outcome; :meth:`observe` returns a Deferred for it, before or after."""
 
     def __init__(self) -> None:
-        self._waiters: List[Deferred] = []
+        self._waiters: List[Deferred[Any]] = []
         self._result: Any = None
         self.fired = False
 
-    def observe(self) -> Deferred:
+    def observe(self) -> Deferred[Any]:
         """A new Deferred that fires with the outcome (at once if it is known)."""
         if not self.fired:
-            waiter: Deferred = Deferred()
+            waiter: Deferred[Any] = Deferred()
             self._waiters.append(waiter)
             return waiter
         if isinstance(self._result, Failure):
@@ -53,14 +53,14 @@ class ResponseWaiters:
     """Deferreds for responses, by transaction id, for requests sent outside a session."""
 
     def __init__(self) -> None:
-        self._waiting: Dict[str, Deferred] = {}
+        self._waiting: Dict[str, Deferred[Any]] = {}
 
-    def expect(self, transaction_id: str) -> Deferred:
+    def expect(self, transaction_id: str) -> Deferred[Any]:
         """A Deferred for the response to ``transaction_id``; cancel it to stop waiting."""
-        def cancel(_: Deferred) -> None:
+        def cancel(_: Deferred[Any]) -> None:
             self._waiting.pop(transaction_id, None)
 
-        waiter: Deferred = Deferred(cancel)
+        waiter: Deferred[Any] = Deferred(cancel)
         self._waiting[transaction_id] = waiter
         return waiter
 

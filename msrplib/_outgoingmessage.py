@@ -22,8 +22,8 @@ Source = Union[bytes, Any]
 
 def _size_of(source: Any) -> Optional[int]:
     try:
-        position = source.tell()
-        end = source.seek(0, os.SEEK_END)
+        position: int = source.tell()
+        end: int = source.seek(0, os.SEEK_END)
         source.seek(position)
         return end - position
     except (AttributeError, OSError, io.UnsupportedOperation):
@@ -140,7 +140,7 @@ class OutgoingMessage:
         #: Its chunks written and not answered yet.
         self.outstanding = 0
         self.state = QUEUED
-        self.result: Deferred = Deferred()
+        self.result: Deferred[str] = Deferred()
         self.reported: Optional[RangeSet] = None
         #: The timer of what it waits for in REPORTING or CONFIRMING.
         self.report_timer: Any = None

@@ -85,7 +85,7 @@ class Receiver:
         self._refused: Dict[str, int] = {}
         self._inbound: Optional[_Inbound] = None
         self._accept_cache: Dict[str, bool] = {}
-        self._accept_cache_for: Optional[list] = None
+        self._accept_cache_for: Optional[List[str]] = None
         self._expiry: Any = None
 
     def whole(self, chunk: MSRPData) -> None:

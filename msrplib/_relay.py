@@ -141,7 +141,7 @@ class _RelayLink:
         protocol.set_receiver(self._event)
         protocol.lost.observe().addErrback(self.waiting.fail_all)
 
-    def request(self, chunk: MSRPData) -> Deferred:
+    def request(self, chunk: MSRPData) -> Deferred[MSRPData]:
         self.protocol.write_chunk(chunk)
         return self.waiting.expect(chunk.transaction_id)
 
@@ -219,7 +219,7 @@ class _RelayEndpoint:
             raise
         return self.full_local_path
 
-    def _request(self, chunk: MSRPData) -> Deferred:
+    def _request(self, chunk: MSRPData) -> Deferred[MSRPData]:
         """Send a request on the relay connection and wait for its response."""
         if self._transport is not None:
             waiter = self._transport.expect_response(chunk.transaction_id)
@@ -336,7 +336,7 @@ class _RelayEndpoint:
 class ConnectorRelay(_RelayEndpoint):
     """The calling endpoint through a relay (the seed's ``ConnectorRelay``)."""
 
-    def complete(self, full_remote_path: List[URI], **ignored: Any) -> Deferred:
+    def complete(self, full_remote_path: List[URI], **ignored: Any) -> Deferred[MSRPTransport]:
         """Send the binding SEND through the relay; fire with the ``MSRPTransport``.
 
         The relay answers the SEND itself (responses are hop by hop), so this fires once
@@ -352,7 +352,7 @@ class ConnectorRelay(_RelayEndpoint):
 class AcceptorRelay(_RelayEndpoint):
     """The answering endpoint through a relay (the seed's ``AcceptorRelay``)."""
 
-    def complete(self, full_remote_path: List[URI], **ignored: Any) -> Deferred:
+    def complete(self, full_remote_path: List[URI], **ignored: Any) -> Deferred[MSRPTransport]:
         """Wait for the first chunk through the relay from ``full_remote_path``; answer it and
         fire with the ``MSRPTransport``.
 
@@ -361,7 +361,7 @@ class AcceptorRelay(_RelayEndpoint):
         ``MSRPBindSessionTimeout`` after the bind timeout.
         """
         link, local_uri = self._require_prepared()
-        result: Deferred = Deferred()
+        result: Deferred[MSRPTransport] = Deferred()
         remote = list(full_remote_path)
 
         def consider(item: ParserEvent, later: List[ParserEvent]) -> bool:

@@ -139,7 +139,7 @@ class Sender:
     def send_message(self, data_or_file: Source, content_type: str, message_id: Optional[str],
                      success_report: str, failure_report: str, chunk_size: Optional[int],
                      headers: Optional[Dict[str, str]],
-                     progress: Optional[Callable[[int, Optional[int]], None]]) -> Deferred:
+                     progress: Optional[Callable[[int, Optional[int]], None]]) -> Deferred[str]:
         """See ``MSRPSession.send_message``."""
         if content_type is not self._checked_type or headers:
             _check_header_text(content_type, headers)

@@ -29,6 +29,7 @@ from msrplib._speedups import tls_factory
 from msrplib._uri import URI
 from msrplib._chunk import MSRPData, make_response
 from msrplib._unbound import Unbound, UnboundConnections
+from msrplib.transport import MSRPTransport
 from msrplib.errors import FingerprintMismatch, MSRPBindSessionTimeout, MSRPError
 from msrplib.tls import Fingerprint, TLSIdentity
 from msrplib.transport import MSRPProtocol
@@ -93,7 +94,7 @@ class _Waiter:
     remote_path: Optional[List[URI]]
     local_uri: Optional[URI]
     fingerprint: Optional[Fingerprint]
-    result: Deferred
+    result: Deferred[MSRPTransport]
     timer: Any = None
     #: The last connection refused for its certificate while waiting, if any.
     refused: Optional[MSRPError] = None
@@ -189,7 +190,7 @@ class MSRPServer:
     # The seed API.
 
     def prepare(self, local_uri: Optional[URI] = None,
-                logger: Optional[Logger] = None) -> Deferred:
+                logger: Optional[Logger] = None) -> Deferred[List[URI]]:
         """Listen for ``local_uri`` (filled in place: host, port, session-id, credentials)
         and fire with the full local path ``[local_uri]``. ``logger``: what the connection
         bound to it, and the session over that, log through (the server's own by default)."""
@@ -208,7 +209,8 @@ class MSRPServer:
         return succeed([uri])
 
     def complete(self, full_remote_path: Optional[List[URI]], local_uri: Optional[URI] = None,
-                 remote_fingerprint: Union[None, str, Fingerprint] = None) -> Deferred:
+                 remote_fingerprint: Union[None, str, Fingerprint] = None
+                 ) -> Deferred[MSRPTransport]:
         """Fire with the ``MSRPTransport`` of the connection that binds from
         ``full_remote_path`` (to ``local_uri``, when given).
 
@@ -263,7 +265,7 @@ class MSRPServer:
                 self._forget(unbound.protocol)
                 unbound.protocol.close()
 
-    def stop(self) -> Deferred:
+    def stop(self) -> Deferred[None]:
         """Stop listening, close connections that have not bound, cancel every waiter."""
         for index in (self._waiting_at, self._waiting_from):
             for waiters in list(index.values()):

@@ -301,6 +301,7 @@ def send_now(transport: Any, parts: Sequence[bytes]) -> None:
 
 _Piece = Union[bytes, memoryview]
 
+
 class RecordFillingTLS(TLSMemoryBIOProtocol):
     """A TLS connection that hands OpenSSL full records, keeping the rest for a turn."""
 
@@ -352,7 +353,7 @@ class RecordFillingTLS(TLSMemoryBIOProtocol):
         self._encrypt(record)
 
     def _encrypt(self, data: _Piece) -> None:
-        TLSMemoryBIOProtocol.write(self, data)  # type: ignore[arg-type]
+        TLSMemoryBIOProtocol.write(self, data)
 
     @property
     def _writer_paused(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from msrplib.errors import URIParseError
 
@@ -72,7 +72,7 @@ class URI:
         """The port a connection to this URI uses: ``port``, or 2855 when there is none."""
         return DEFAULT_PORT if self.port is None else self.port
 
-    def _key(self) -> tuple:
+    def _key(self) -> Tuple[bool, str, int, Optional[str], str]:
         return (self.use_tls, (self.host or "").lower(), self.effective_port,
                 self.session_id, self.transport.lower())
 

@@ -245,7 +245,7 @@ def _report(failure: Failure, err: TextIO) -> Failure:
 
 
 def run(reactor: Any, argv: List[str], out: TextIO = sys.stdout,
-        err: TextIO = sys.stderr) -> Deferred:
+        err: TextIO = sys.stderr) -> Deferred[Any]:
     """Parse ``argv`` and run the command under ``reactor``. An expected failure is
     written to ``err`` as one line and ends the command with ``SystemExit(1)``."""
     args = parser().parse_args(argv)

@@ -206,7 +206,8 @@ class _LimitedRequest(Request):
 
     def _limit(self) -> int:
         channel: Any = self.channel
-        return channel.site.max_request_size
+        limit: int = channel.site.max_request_size
+        return limit
 
     def gotLength(self, length: Optional[int]) -> None:
         if length is not None and length > self._limit():

@@ -35,7 +35,8 @@ def say(who: str, text: str) -> None:
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class Endpoint:
@@ -96,7 +97,8 @@ class Endpoint:
         while time.monotonic() < deadline:
             for event in self.call("GET", "/sessions/%s/events" % session):
                 if event["type"] == kind:
-                    return event
+                    found: Dict[str, Any] = event
+                    return found
             time.sleep(0.05)
         raise RuntimeError("%s saw no %s event" % (self.name, kind))
 

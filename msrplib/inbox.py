@@ -280,7 +280,7 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def _in_thread(function: Callable[[], Any]) -> Deferred:
+def _in_thread(function: Callable[[], Any]) -> Deferred[Any]:
     from twisted.internet.threads import deferToThread
     return deferToThread(function)
 
@@ -295,7 +295,7 @@ class Inbox:
     log = Logger()
 
     def __init__(self, directory: str,
-                 run_blocking: Callable[[Callable[[], Any]], Deferred] = _in_thread) -> None:
+                 run_blocking: Callable[[Callable[[], Any]], Deferred[Any]] = _in_thread) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.run_blocking = run_blocking
@@ -321,7 +321,7 @@ class Inbox:
         stem, extension = final_name(namespace, message)
         return InboxFile(self.directory, stem, extension)
 
-    def store(self, targets: List[InboxFile]) -> Deferred:
+    def store(self, targets: List[InboxFile]) -> Deferred[Any]:
         """Commit ``targets`` without blocking the reactor, one directory sync for all;
         fire with the final path of each, or the :class:`StoreFailed` it failed with
         (having removed its partial file)."""
@@ -357,9 +357,9 @@ class InboxReceiver(MessageReceiver):
         self.namespace = namespace
         self.max_waiting = max_waiting
         self._files: Dict[IncomingMessage, InboxFile] = {}
-        self._waiting: List[Tuple[IncomingMessage, InboxFile, Deferred]] = []
-        self._storing: Optional[Deferred] = None
-        self._stored_waiters: List[Deferred] = []
+        self._waiting: List[Tuple[IncomingMessage, InboxFile, Deferred[Any]]] = []
+        self._storing: Optional[Deferred[Any]] = None
+        self._stored_waiters: List[Deferred[Any]] = []
 
     def message_started(self, message: IncomingMessage) -> Any:
         if len(self._waiting) >= self.max_waiting:
@@ -369,10 +369,10 @@ class InboxReceiver(MessageReceiver):
         self._files[message] = target
         return target.writer
 
-    def message_received(self, message: IncomingMessage) -> Deferred:
+    def message_received(self, message: IncomingMessage) -> Deferred[Any]:
         target = self._files.pop(message)
         target.close()
-        stored: Deferred = Deferred()
+        stored: Deferred[Any] = Deferred()
         self._waiting.append((message, target, stored))
         if self._storing is None:
             self._store_waiting()
@@ -400,25 +400,25 @@ class InboxReceiver(MessageReceiver):
         self._storing.addCallback(stored).addErrback(
             lambda failure: self.log.failure("filing failed", failure))
 
-    def _filed(self, message: IncomingMessage, path: Path, stored: Deferred) -> None:
+    def _filed(self, message: IncomingMessage, path: Path, stored: Deferred[Any]) -> None:
         try:
             self.filed(message, path)
         except Exception:
             self.log.failure("filed() failed for {path}", path=path)
         stored.callback(path)
 
-    def _not_filed(self, message: IncomingMessage, failure: Failure, stored: Deferred) -> None:
+    def _not_filed(self, message: IncomingMessage, failure: Failure, stored: Deferred[Any]) -> None:
         try:
             self.discarded(message, failure)
         except Exception:
             self.log.failure("discarded() failed")
         stored.errback(failure)
 
-    def all_stored(self) -> Deferred:
+    def all_stored(self) -> Deferred[Any]:
         """Fire once every message that completed so far is stored (or failed to be)."""
         if self._storing is None and not self._waiting:
             return succeed(None)
-        done: Deferred = Deferred()
+        done: Deferred[Any] = Deferred()
         self._stored_waiters.append(done)
         return done
 

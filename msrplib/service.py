@@ -208,7 +208,7 @@ class MSRPEndpointService(Service):
         if options.traffic_log:
             options.connection_settings.traffic_log = self._log_chunk
 
-    def _in_thread(self, function: Callable[[], Any]) -> Deferred:
+    def _in_thread(self, function: Callable[[], Any]) -> Deferred[Any]:
         return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), function)
 
     def _log_chunk(self, direction: str, chunk: MSRPData) -> None:
@@ -351,7 +351,7 @@ class MSRPEndpointService(Service):
         return managed.session
 
     def send_text(self, session_id: str, text: str, content_type: str = "text/plain",
-                  success_report: str = "no") -> Deferred:
+                  success_report: str = "no") -> Deferred[Any]:
         """Send a text message; fire with its Message-ID once delivered."""
         session = self._connected(session_id)
         return session.send_message(text.encode("utf-8"), content_type,
@@ -359,7 +359,7 @@ class MSRPEndpointService(Service):
 
     def send_file(self, session_id: str, path: str,
                   content_type: str = "application/octet-stream",
-                  success_report: str = "yes") -> Deferred:
+                  success_report: str = "yes") -> Deferred[Any]:
         """Send a regular file from the outbox; fire with its Message-ID once delivered.
 
         The file is opened in a thread, and only when the outbox allows it (else the
@@ -372,7 +372,7 @@ class MSRPEndpointService(Service):
                                   content_type, success_report)
 
     def _send_opened(self, source: Any, session_id: str, name: str, content_type: str,
-                     success_report: str) -> Deferred:
+                     success_report: str) -> Deferred[Any]:
         try:
             session = self._connected(session_id)
             managed = self.get(session_id)
@@ -397,7 +397,7 @@ class MSRPEndpointService(Service):
 
         return result.addBoth(finished)
 
-    def close_session(self, session_id: str) -> Deferred:
+    def close_session(self, session_id: str) -> Deferred[Any]:
         """Shut the session down (or abandon it before it connected), and forget it."""
         managed = self.get(session_id)
         del self.sessions[session_id]

@@ -99,7 +99,7 @@ class MSRPSession:
         self._check_open()
         self._sender.send_chunk(chunk, response_cb)
 
-    def deliver_chunk(self, chunk: MSRPData) -> Deferred:
+    def deliver_chunk(self, chunk: MSRPData) -> Deferred[Optional[MSRPData]]:
         """Send ``chunk``; fire with its 200 response, fail with ``MSRPTransactionError``.
 
         With Failure-Report ``no`` nothing will answer, so this fires with ``None`` at once.
@@ -107,7 +107,7 @@ class MSRPSession:
         if chunk.headers.first.get("failure-report") == "no":
             self.send_chunk(chunk)
             return succeed(None)
-        result: Deferred = Deferred()
+        result: Deferred[Optional[MSRPData]] = Deferred()
 
         def answered(response: MSRPData) -> None:
             if response.code == 200:
@@ -124,7 +124,7 @@ class MSRPSession:
             self.writer.write_response(request, code, comment)
             self.note_traffic()
 
-    def shutdown(self, sync: bool = True) -> Deferred:
+    def shutdown(self, sync: bool = True) -> Deferred[str]:
         """Send what is queued, wait for the answers and success REPORTs still due (and
         for open ``MessageWriter`` s to be finished), then close; fire once closed."""
         self.shutting_down = True
@@ -140,7 +140,7 @@ class MSRPSession:
                      failure_report: str = "yes", chunk_size: Optional[int] = None,
                      headers: Optional[Dict[str, str]] = None,
                      progress: Optional[Callable[[int, Optional[int]], None]] = None
-                     ) -> Deferred:
+                     ) -> Deferred[str]:
         """Send a message (``bytes`` or a binary file), cut into chunks.
 
         ``headers`` are added to every chunk (e.g. ``Content-Disposition`` with a file
@@ -180,7 +180,7 @@ class MSRPSession:
         Deferred fails with 499. Raises ``KeyError`` when no such message waits to be sent."""
         self._sender.abort_message(message_id)
 
-    def send_nickname(self, nickname: str) -> Deferred:
+    def send_nickname(self, nickname: str) -> Deferred[Optional[MSRPData]]:
         """Ask to use ``nickname`` in a chat room (RFC 7701); fires with the 200."""
         chunk = self.transport.make_chunk(method="NICKNAME")
         chunk.use_nickname = nickname

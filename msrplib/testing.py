@@ -11,7 +11,7 @@ Like ``treq.testing``: the pair talks through Twisted's ``iosim`` and every time
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.internet.task import Clock
 from twisted.test import iosim
@@ -51,8 +51,8 @@ class SessionPair:
     """
 
     def __init__(self, settings: Optional[SessionSettings] = None,
-                 alice_options: Optional[dict] = None,
-                 bob_options: Optional[dict] = None) -> None:
+                 alice_options: Optional[Dict[str, Any]] = None,
+                 bob_options: Optional[Dict[str, Any]] = None) -> None:
         self.clock = Clock()
         alice, bob, self.pump = connected_transports(self.clock)
         self.alice = MSRPSession(alice, settings=settings, reactor=self.clock,
@@ -70,10 +70,10 @@ class CollectingReceiver(MessageReceiver):
 
     def __init__(self, sink: Any = None) -> None:
         self.sink = sink
-        self.started: list = []
-        self.received: list = []
-        self.failed: list = []
-        self.refused: list = []
+        self.started: List[Any] = []
+        self.received: List[Any] = []
+        self.failed: List[Any] = []
+        self.refused: List[Any] = []
 
     def message_started(self, message: Any) -> Any:
         self.started.append(message)

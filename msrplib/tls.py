@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -108,7 +108,7 @@ class TLSIdentity:
 
     @classmethod
     def generate(cls, common_name: str = "msrplib", days: int = 30,
-                 hosts: tuple = ()) -> TLSIdentity:
+                 hosts: Tuple[str, ...] = ()) -> TLSIdentity:
         """A new EC P-256 key with a self-signed certificate valid for ``days``.
 
         ``hosts`` (names or IP addresses) go into the subjectAltName, so the certificate can
@@ -139,9 +139,10 @@ class TLSIdentity:
 
     def key_pem(self) -> bytes:
         """The private key in unencrypted PKCS#8 PEM."""
-        return self.private_key.private_bytes(serialization.Encoding.PEM,
-                                              serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption())
+        pem: bytes = self.private_key.private_bytes(serialization.Encoding.PEM,
+                                                    serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption())
+        return pem
 
     def fingerprint(self, algorithm: str = "sha-256") -> Fingerprint:
         """This certificate's fingerprint, for SDP ``a=fingerprint``."""
@@ -155,7 +156,9 @@ class TLSIdentity:
 
     def twisted_certificate(self) -> ssl.PrivateCertificate:
         """The identity as Twisted's ``PrivateCertificate`` (e.g. a client certificate)."""
-        return ssl.PrivateCertificate.loadPEM(self.certificate_pem() + self.key_pem())
+        certificate: ssl.PrivateCertificate = ssl.PrivateCertificate.loadPEM(
+            self.certificate_pem() + self.key_pem())
+        return certificate
 
 
 def _general_name(host: str) -> x509.GeneralName:
@@ -214,7 +217,7 @@ class _RelayNameCheck:
 
     def clientConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
         """A client connection whose peer must pass the name check."""
-        connection = self._creator.clientConnectionForTLS(tlsProtocol)
+        connection: SSL.Connection = self._creator.clientConnectionForTLS(tlsProtocol)
         connection.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
                               self._verifier(tlsProtocol))
         return connection

@@ -100,7 +100,7 @@ class MSRPProtocol(Protocol):
         #: True while the socket's outgoing buffer is over its high-water mark (the socket
         #: paused us as its producer). Read it; the connection sets it.
         self.writing_paused = False
-        self._drain_waiters: List[Deferred] = []
+        self._drain_waiters: List[Deferred[None]] = []
         self._drain_callbacks: List[Callable[[], None]] = []
         self._body_open = False
         self._held_chunks: List[Tuple[MSRPData, bool]] = []
@@ -314,7 +314,7 @@ class MSRPProtocol(Protocol):
         for waiting, check_body in held:
             self.write_chunk(waiting, check_body)
 
-    def drained(self) -> Deferred:
+    def drained(self) -> Deferred[None]:
         """A Deferred that fires once the socket's outgoing buffer is below its high-water mark.
 
         Twisted pauses a connection's producer when the bytes waiting to be sent pass its
@@ -322,7 +322,7 @@ class MSRPProtocol(Protocol):
         """
         if self.lost.fired:
             return self.lost.observe()  # fails with the reason the connection closed
-        waiter: Deferred = Deferred()
+        waiter: Deferred[None] = Deferred()
         if self.writing_paused:
             self._drain_waiters.append(waiter)
         else:
@@ -429,7 +429,7 @@ class MSRPTransport:
         self._events: Deque[ParserEvent] = deque()
         self._queued_bytes = 0
         self._reading_paused = False  # whether we asked the protocol to stop reading
-        self._readers: Deque[Tuple[Deferred, Optional[int]]] = deque()
+        self._readers: Deque[Tuple[Deferred[MSRPData], Optional[int]]] = deque()
         self._segmenter: Optional[_Segmenter] = None
         self._closed: Optional[Failure] = None
         self._handler: Optional[EventReceiver] = None
@@ -507,21 +507,21 @@ class MSRPTransport:
         """Headers holding just this connection's To-Path and From-Path, to build on."""
         return self._path_headers.copy()
 
-    def write(self, bytes: bytes, sync: bool = True) -> Optional[Deferred]:
+    def write(self, bytes: bytes, sync: bool = True) -> Optional[Deferred[None]]:
         """Write raw bytes. With ``sync``, return a Deferred that fires once the socket's
         buffer is below its high-water mark (see :meth:`MSRPProtocol.drained`), or fails
         with the reason the connection closed."""
         self.protocol.write_raw(bytes)
         return self.protocol.drained() if sync else None
 
-    def write_chunk(self, chunk: MSRPData, sync: bool = True) -> Optional[Deferred]:
+    def write_chunk(self, chunk: MSRPData, sync: bool = True) -> Optional[Deferred[None]]:
         """Serialise and write ``chunk``; ``sync`` as in :meth:`write`."""
         self.protocol.write_chunk(chunk)
         return self.protocol.drained() if sync else None
 
     # Reading chunks.
 
-    def read_chunk(self, size: Optional[int] = None) -> Deferred:
+    def read_chunk(self, size: Optional[int] = None) -> Deferred[MSRPData]:
         """A Deferred that fires with the next chunk (the seed's ``read_chunk``).
 
         With ``size``, a chunk whose body is streamed is returned in "virtual" segments as
@@ -533,12 +533,12 @@ class MSRPTransport:
         """
         if self._handler is not None:
             raise MSRPSessionError("an MSRPSession reads this transport; use the session")
-        reader: Deferred = Deferred()
+        reader: Deferred[MSRPData] = Deferred()
         self._readers.append((reader, size))
         self._serve()
         return reader
 
-    def expect_response(self, transaction_id: str) -> Deferred:
+    def expect_response(self, transaction_id: str) -> Deferred[MSRPData]:
         """A Deferred for the response to a request written outside any session (a relay
         AUTH refresh, say): that response goes here, not to readers or the session.
 
