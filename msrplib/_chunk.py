@@ -195,8 +195,9 @@ class MSRPData:
         To-Path and From-Path come first, then other headers in order, then the
         ``Content-*`` headers with ``Content-Type`` last (RFC 4975 section 7). If the body
         contains this chunk's end-line, ``transaction_id`` is replaced by a fresh one first,
-        so read it after encoding. ``check_body=False`` skips that search (10 us for 64
-        KiB): for a chunk whose id was just drawn at random, as a streamed body relies on.
+        so read it after encoding. ``check_body=False`` skips that search, which reads the
+        whole body: for a chunk whose id was just drawn at random, as a streamed body
+        relies on.
         """
         tid = self.transaction_id
         if check_body and self.data and ("-------" + tid).encode() in self.data:
