@@ -56,6 +56,9 @@ class SessionPaths:
     peer's. A peer's request whose path headers are the very text we expect (nearly all
     of them) passes without being parsed."""
 
+    __slots__ = ("local_uri", "remote_path", "to_path_text", "from_path_text",
+                 "_remote_text", "_relayed_remote_suffix")
+
     def __init__(self, local_path: Sequence[URI], remote_path: Sequence[URI]) -> None:
         self.local_uri = local_path[-1]
         self.remote_path = list(remote_path)

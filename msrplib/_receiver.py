@@ -77,6 +77,10 @@ class _Inbound:
 class Receiver:
     """Checks, answers and reassembles the requests arriving on one session."""
 
+    # Slots: a server holds thousands of sessions, each with a receiver.
+    __slots__ = ("connection", "writer", "host", "incoming", "_refused", "_inbound",
+                 "_accept_cache", "_accept_cache_for", "_expiry")
+
     def __init__(self, connection: Any, host: ReceiverHost) -> None:
         self.connection = connection
         self.writer = connection.writer

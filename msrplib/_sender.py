@@ -100,6 +100,11 @@ def _check_header_text(content_type: str, headers: Optional[Dict[str, str]]) -> 
 class Sender:
     """Sends a session's chunks and messages, and hears what the peer says of them."""
 
+    # Slots: a server holds thousands of sessions, each with a sender.
+    __slots__ = ("connection", "writer", "transactions", "host", "_queue", "_waiting",
+                 "_body", "_reporting", "_confirming", "_window", "_pumping",
+                 "_drain_pending", "closed", "_checked_type")
+
     def __init__(self, connection: Any, transactions: TransactionTable,
                  host: SenderHost) -> None:
         self.connection = connection

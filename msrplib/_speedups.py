@@ -104,6 +104,8 @@ def tls_factory(options: Any, is_client: bool, wrapped_factory: Any,
 class PlainIO:
     """The reference: each write goes to the transport's ``writeSequence`` at once."""
 
+    __slots__ = ("_protocol",)
+
     def __init__(self, protocol: Any) -> None:
         self._protocol = protocol
 
@@ -129,6 +131,9 @@ class PlainIO:
 class TunedIO:
     """Writes gathered per read, answers held back a moment, a TCP socket written at
     once, reads sized by what comes (see the module's description)."""
+
+    __slots__ = ("_protocol", "_batch", "_batched", "_answers_only", "_held", "_hold_timer",
+                 "_socket", "_send_now")
 
     def __init__(self, protocol: Any) -> None:
         self._protocol = protocol

@@ -46,6 +46,8 @@ class TransactionTable:
     """Transactions by id, their deadlines in the order they were opened (every one has
     the same timeout, so that is their order of expiry), and how many are counted."""
 
+    __slots__ = ("_open", "_deadlines", "outstanding")
+
     def __init__(self) -> None:
         self._open: Dict[str, Transaction] = {}
         self._deadlines: Deque[Tuple[float, str]] = deque()

@@ -8,10 +8,15 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectionDone
 from twisted.trial import unittest
 
+from msrplib._receiver import Receiver
 from msrplib.errors import MSRPSessionError, MSRPTransactionError
 from msrplib.protocol import ByteRange, Headers, MSRPData, make_report
 from msrplib.session import LONG_ID_BODY, RESPONSE_TIMEOUT, STREAM_PIECE, SessionSettings
 from msrplib.testing import CollectingReceiver, SessionPair
+
+
+#: The receiver's way for a whole new message in one chunk, as it is (tests replace it).
+_MESSAGE_IN_ONE = Receiver._message_in_one
 
 
 class Recorder:
@@ -658,14 +663,15 @@ class WholeMessageTests(unittest.TestCase):
                                      "accept_types": accept_types})
         requests = sessions.bob._receiver
         whole_ones = []
-        in_one = requests._message_in_one
 
-        def watched(chunk):
-            taken = in_one(chunk)
-            whole_ones.append(taken)
+        def watched(receiver, chunk):
+            taken = _MESSAGE_IN_ONE(receiver, chunk)
+            if receiver is requests:
+                whole_ones.append(taken)
             return taken
 
-        requests._message_in_one = (lambda chunk: False) if general else watched
+        self.patch(Receiver, "_message_in_one",
+                   (lambda receiver, chunk: False) if general else watched)
         wire = []
         protocol = sessions.alice.transport.protocol
         arrived = protocol.dataReceived
@@ -901,13 +907,12 @@ class ReportCombinationTests(unittest.TestCase):
             sessions = pair(settings=SessionSettings(keepalive_interval=0, chunk_size=8),
                             bob_options={"receiver": received})
             answers = []
-            original = sessions.alice._sender.answered
 
-            def spy(response, original=original, answers=answers):
-                answers.append(response.code)
-                original(response)
+            def heard(direction, chunk, answers=answers):
+                if direction == "in" and chunk.code is not None:
+                    answers.append(chunk.code)
 
-            self.patch(sessions.alice._sender, "answered", spy)
+            sessions.alice.transport.protocol.traffic_log = heard
             result = sessions.alice.send_message(b"r" * 20, "text/plain", success_report="yes",
                                                  failure_report=failure_report)
             sessions.flush()
@@ -917,7 +922,7 @@ class ReportCombinationTests(unittest.TestCase):
 
     def test_failure_report_from_the_peer_fails_the_message(self):
         sessions = pair(settings=SessionSettings(keepalive_interval=0))
-        self.patch(sessions.bob._receiver, "whole", lambda chunk: None)  # Bob never answers
+        sessions.bob.transport.protocol.set_receiver(lambda event: None)  # Bob never answers
         result = sessions.alice.send_message(b"z", "text/plain", success_report="yes",
                                              failure_report="no")
         sessions.flush()
