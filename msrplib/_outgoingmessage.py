@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 
 from msrplib._headers import ByteRange
 from msrplib._rangeset import RangeSet
+from msrplib._rules import answers_success
 from msrplib._chunk import MSRPData
 from msrplib._messagewriter import MessageWriter
 
@@ -126,6 +127,8 @@ class OutgoingMessage:
         self.message_id = message_id
         self.success_report = success_report
         self.failure_report = failure_report
+        #: Whether each chunk gets a 200 (Failure-Report ``yes``): what it waits for.
+        self.chunks_answered = answers_success(failure_report)
         self.chunk_size = chunk_size
         self.headers = dict(headers or {})
         self.progress = progress

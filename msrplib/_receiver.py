@@ -24,7 +24,7 @@ from msrplib._incomingmessage import (
     COMPLETE, DROPPED, NOT_KEPT, RECEIVED, IncomingMessage, MessageReceiver, make_sink)
 from msrplib._observer import Observer
 from msrplib._settings import SessionSettings
-from msrplib._rules import MESSAGE_ID_RE, request_error, should_respond
+from msrplib._rules import MESSAGE_ID_RE, request_error, sends_failure_reports, should_respond
 from msrplib._chunk import MSRPData, make_report
 from msrplib.errors import MSRPError
 
@@ -399,7 +399,7 @@ class Receiver:
         """A failure REPORT about the message ``chunk`` belongs to, when its Failure-Report
         asks for failure reports (``yes``, ``partial``); ``byte_range`` defaults to the
         chunk's own."""
-        if chunk.headers.first.get("failure-report") not in (None, "yes", "partial") \
+        if not sends_failure_reports(chunk.headers.first.get("failure-report")) \
                 or self.host.closed.fired:
             return
         self.host.write_report(make_report(chunk, code, comment, byte_range=byte_range))

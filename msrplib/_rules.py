@@ -14,9 +14,8 @@ from typing import Optional
 from msrplib._chunk import MSRPData
 from msrplib.errors import MSRPError
 
-__all__ = ["should_respond", "answers_success", "request_error", "is_empty_send",
-           "SINGLE_HEADERS",
-           "MESSAGE_ID_RE"]
+__all__ = ["should_respond", "answers_success", "answers_errors", "sends_failure_reports",
+           "request_error", "is_empty_send", "SINGLE_HEADERS", "MESSAGE_ID_RE"]
 
 #: Headers a request may carry at most once: a second one would make its meaning depend on
 #: which one a reader looks at.
@@ -31,22 +30,36 @@ SINGLE_HEADERS = frozenset({
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+%=-]{0,31}")
 
 
-def should_respond(request: MSRPData, code: int) -> bool:
-    """Whether ``request``'s Failure-Report allows answering it with ``code``: ``no``
-    allows no answer at all, ``partial`` only an error (RFC 4975 section 7.1.1)."""
-    failure_report = request.headers.first.get("failure-report")
-    if failure_report is None or failure_report == "yes":
-        return True
-    if failure_report == "partial":
-        return code != 200
+# The Failure-Report rule (RFC 4975 sections 7.1.1 and 7.1.2). ``None`` is a request
+# without the header, which means ``yes``; a value RFC 4975 does not name is answered as
+# ``yes`` is, but asks for no failure REPORT.
+
+def answers_success(failure_report: Optional[str]) -> bool:
+    """Whether a request with this Failure-Report gets a 200 when it succeeds (``yes``):
+    what its sender waits for, and, when it does not come, takes as a 408."""
+    return failure_report != "no" and failure_report != "partial"
+
+
+def answers_errors(failure_report: Optional[str]) -> bool:
+    """Whether a request with this Failure-Report gets an error response when it fails
+    (``yes`` and ``partial``): ``no`` gets no answer at all."""
     return failure_report != "no"
 
 
-def answers_success(failure_report: Optional[str]) -> bool:
-    """Whether a request with this Failure-Report value gets a 200 when it succeeds: what
-    its sender waits for (and, when it does not come, takes as a 408). The same rule as
-    :func:`should_respond`, seen from the sender."""
-    return failure_report != "no" and failure_report != "partial"
+def sends_failure_reports(failure_report: Optional[str]) -> bool:
+    """Whether a message whose chunks carry this Failure-Report gets a failure REPORT
+    when it is refused or lost after its chunks were answered (``yes``, ``partial``)."""
+    return failure_report is None or failure_report == "yes" or failure_report == "partial"
+
+
+def should_respond(request: MSRPData, code: int) -> bool:
+    """Whether ``request``'s Failure-Report allows answering it with ``code``."""
+    failure_report = request.headers.first.get("failure-report")
+    if failure_report is None:
+        return True  # the usual case: yes
+    if code == 200:
+        return answers_success(failure_report)
+    return answers_errors(failure_report)
 
 
 def request_error(request: MSRPData) -> Optional[MSRPError]:

@@ -362,7 +362,7 @@ class Sender:
         self.writer.write_encoded(head, data, end_line(transaction_id, "$" if last else "+"))
         self.host.note_traffic()
         # fill() writes a Failure-Report only when it is not "yes": as _register reads it.
-        counted = message.failure_report == "yes"
+        counted = message.chunks_answered
         self._expect(Transaction(transaction_id, None, counted, message, size))
         message.outstanding += 1
         self._chunk_sent(message, size, last)
@@ -409,7 +409,7 @@ class Sender:
         when its Failure-Report asks for none, it is sent)."""
         if last:
             message.move(SENT)
-        if message.failure_report != "yes":
+        if not message.chunks_answered:
             message.acknowledge(size)
             if last:
                 self._message_sent(message)
@@ -457,13 +457,13 @@ class Sender:
         message = transaction.message
         if message is not None:
             message.outstanding -= 1
-            if response.code == 200 and message.failure_report == "yes":
+            if response.code == 200 and message.chunks_answered:
                 message.acknowledge(transaction.size)
             if not message.done:
                 if response.code != 200:
                     self._fail(message, response_error(response))
                 elif message.state is SENT and message.outstanding == 0 and \
-                        message.failure_report == "yes":
+                        message.chunks_answered:
                     self._message_sent(message)
         if transaction.response_cb is not None:
             transaction.response_cb(response)
@@ -476,7 +476,7 @@ class Sender:
         settings = self.host.settings
         if message.success_report != "yes":
             if self.connection.relayed and settings.relayed_failure_wait \
-                    and message.failure_report == "yes":
+                    and message.chunks_answered:
                 # The 200s came from the relay: give a refusal by the peer, which only a
                 # failure REPORT brings, the time to arrive.
                 message.move(CONFIRMING)

@@ -29,7 +29,7 @@ from msrplib._observer import Observer
 from msrplib._outgoingmessage import Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._receiver import Receiver
-from msrplib._rules import should_respond
+from msrplib._rules import answers_errors, should_respond
 from msrplib._sender import LONG_ID_BODY, STREAM_PIECE, Sender, response_error
 from msrplib._settings import RESPONSE_TIMEOUT, SessionSettings
 from msrplib._transactions import ResponseCallback, TransactionTable, stand_in_response
@@ -104,7 +104,7 @@ class MSRPSession:
 
         With Failure-Report ``no`` nothing will answer, so this fires with ``None`` at once.
         """
-        if chunk.headers.first.get("failure-report") == "no":
+        if not answers_errors(chunk.headers.first.get("failure-report")):
             self.send_chunk(chunk)
             return succeed(None)
         result: Deferred[Optional[MSRPData]] = Deferred()
