@@ -263,12 +263,12 @@ class OutgoingMessage:
         chunk.contflag = "$" if last else "+"
         return chunk
 
-    def encode_head(self, transaction_id: str, path_lines: str, start: int, length: int,
-                    last: bool) -> bytes:
+    def encode_head(self, transaction_id: str, path_lines: str, start: int,
+                    length: int) -> bytes:
         """The start line and headers of the chunk :meth:`fill` makes for the ``length``
         body bytes from byte ``start`` (counted from 1), encoded the way
-        ``MSRPData.encode_start`` would encode it, without building it: what sends a
-        message's chunks at half the cost. Only for a message of known size without
+        ``MSRPData.encode_start`` would encode it, without building an ``MSRPData``: how a
+        message's chunks are usually sent. Only for a message of known size without
         headers of its own (they may name headers that this writes itself: :meth:`fill`
         is for those)."""
         head = _lines_after_byte_range(self.content_type, self.success_report,

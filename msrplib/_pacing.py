@@ -59,8 +59,9 @@ class ReportWindow:
             self._timer = self._reactor.callLater(delay, self._timed_out)
         return False
 
-    def reported(self, message: OutgoingMessage, partial: bool) -> None:
-        """A success REPORT on ``message`` arrived: every held message may try again."""
+    def reported(self, partial: bool) -> None:
+        """A success REPORT arrived (``partial``: on part of a message): every held message
+        may try again."""
         if partial:
             self.peer_reports_progress = True
         self._hand_back(self._release)

@@ -356,8 +356,7 @@ class Sender:
         allows."""
         size = len(data)
         transaction_id = new_transaction_id(32 if size >= LONG_ID_BODY else 12)
-        head = message.encode_head(transaction_id, self.connection.path_lines, start, size,
-                                   last)
+        head = message.encode_head(transaction_id, self.connection.path_lines, start, size)
         # Its id was drawn at random just now: its body need not be searched for the end-line.
         self.writer.write_encoded(head, data, end_line(transaction_id, "$" if last else "+"))
         self.host.note_traffic()
@@ -551,7 +550,7 @@ class Sender:
         if whole and message.state is REPORTING:
             self._message_reported(message)
         elif self._window is not None:
-            self._window.reported(message, partial=not whole)
+            self._window.reported(partial=not whole)
 
     def in_flight(self, message_id: str) -> Optional[OutgoingMessage]:
         """The message of ``message_id`` that is still under way (queued, being sent,

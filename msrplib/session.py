@@ -124,9 +124,12 @@ class MSRPSession:
             self.writer.write_response(request, code, comment)
             self.note_traffic()
 
-    def shutdown(self, sync: bool = True) -> Deferred[str]:
+    def shutdown(self, sync: bool = True) -> Deferred[None]:
         """Send what is queued, wait for the answers and success REPORTs still due (and
-        for open ``MessageWriter`` s to be finished), then close; fire once closed."""
+        for open ``MessageWriter`` s to be finished), then close; fire once closed.
+
+        ``sync`` is the seed API's, accepted for compatibility: shutting down always
+        waits, and the Deferred is what a caller that does not wish to wait ignores."""
         self.shutting_down = True
         closed = self.closed.observe()
         closed.addErrback(lambda failure: None)
