@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msrplib._rangeset import RangeSet
+from msrplib._statemachine import state_mover
 from msrplib._chunk import MSRPData
 from msrplib.errors import ExcessiveBufferingError, MSRPError
 
@@ -180,6 +181,8 @@ class IncomingMessage:
     ``IConsumer`` sink the body went there and ``data`` stays ``None``.
     """
 
+    move = state_mover(ARRIVAL_TRANSITIONS)
+
     def __init__(self, first_chunk: MSRPData, size: Optional[int] = None) -> None:
         self.first_chunk = first_chunk
         self.headers = first_chunk.headers
@@ -200,14 +203,6 @@ class IncomingMessage:
         #: When its last chunk or piece of one arrived (the session's clock), for its expiry.
         self.last_chunk_at = 0.0
         self.state = ARRIVING
-
-    def move(self, state: Arrival) -> None:
-        """Go to ``state``; a move that :data:`ARRIVAL_TRANSITIONS` does not allow is a bug
-        of the receiver's, and raises ``RuntimeError``."""
-        if state not in ARRIVAL_TRANSITIONS[self.state]:
-            raise RuntimeError("message %s cannot go from %s to %s"
-                               % (self.message_id, self.state.name, state.name))
-        self.state = state
 
     @property
     def received(self) -> int:

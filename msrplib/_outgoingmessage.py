@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred
 from msrplib._headers import ByteRange
 from msrplib._rangeset import RangeSet
 from msrplib._rules import answers_success
+from msrplib._statemachine import state_mover
 from msrplib._chunk import MSRPData
 from msrplib._messagewriter import MessageWriter
 
@@ -113,6 +114,8 @@ class OutgoingMessage:
     file whose size cannot be told is sent with ``*`` as its Byte-Range total.
     """
 
+    move = state_mover(TRANSITIONS)
+
     def __init__(self, source: Source, content_type: str, message_id: str,
                  success_report: str, failure_report: str, chunk_size: int,
                  headers: Optional[Dict[str, str]] = None,
@@ -151,13 +154,10 @@ class OutgoingMessage:
         self.window_limit: Optional[int] = None
         self._lookahead: Optional[bytes] = None
 
-    def move(self, state: Sending) -> None:
-        """Go to ``state``; a move that :data:`TRANSITIONS` does not allow is a bug of the
-        sender's, and raises ``RuntimeError``."""
-        if state not in TRANSITIONS[self.state]:
-            raise RuntimeError("message %s cannot go from %s to %s"
-                               % (self.message_id, self.state.name, state.name))
-        self.state = state
+    def __repr__(self) -> str:
+        return "<OutgoingMessage %r %s, %d of %s bytes answered>" % (
+            self.message_id, self.state.name, self.acknowledged,
+            "?" if self.size is None else self.size)
 
     @property
     def finished_sending(self) -> bool:

@@ -22,6 +22,16 @@ class ExchangeMixin:
     tls = False
 
     @inlineCallbacks
+    def still_binds(self, connector, acceptor_path, accepting):
+        """After what went wrong, the acceptor's ``complete()`` (``accepting``) is still
+        waiting, binds with the genuine ``connector``, and the two exchange a chunk."""
+        self.assertNoResult(accepting)
+        transports = yield gatherResults([connector.complete(acceptor_path), accepting])
+        for transport in transports:
+            self.addCleanup(close, transport)
+        yield self.exchange(*transports)
+
+    @inlineCallbacks
     def exchange(self, sender, receiver, body=b"Hey Bob, are you there?"):
         chunk = sender.make_chunk(data=body)
         sender.write_chunk(chunk)
@@ -219,11 +229,7 @@ class TCPTests(ExchangeMixin, unittest.TestCase):
         connector_path = yield connector.prepare(local_uri())
         accepting = acceptor.complete(connector_path)
         yield garbage_to(acceptor_path[0].port, b"GET / HTTP/1.1\r\n\r\n")
-        self.assertNoResult(accepting)
-        transports = yield gatherResults([connector.complete(acceptor_path), accepting])
-        for transport in transports:
-            self.addCleanup(close, transport)
-        yield self.exchange(*transports)
+        yield self.still_binds(connector, acceptor_path, accepting)
 
     @inlineCallbacks
     def test_wrong_from_path_before_complete_gets_403_at_complete(self):
@@ -394,22 +400,14 @@ class TLSTests(ExchangeMixin, unittest.TestCase):
         # The acceptor aborts that connection: the impostor hears it lost.
         yield self.assertFailure(impostor.complete(acceptor_path), ConnectionLost,
                                  ConnectionAborted)
-        self.assertNoResult(accepting)
-        transports = yield gatherResults([connector.complete(acceptor_path), accepting])
-        for transport in transports:
-            self.addCleanup(close, transport)
-        yield self.exchange(*transports)
+        yield self.still_binds(connector, acceptor_path, accepting)
 
     @inlineCallbacks
     def test_garbage_on_the_port_closes_that_connection_only(self):
         connector, acceptor, connector_path, acceptor_path = yield self.prepared()
         accepting = acceptor.complete(connector_path)
         yield garbage_to(acceptor_path[0].port, b"NOT TLS AT ALL\r\n" * 64)
-        self.assertNoResult(accepting)
-        transports = yield gatherResults([connector.complete(acceptor_path), accepting])
-        for transport in transports:
-            self.addCleanup(close, transport)
-        yield self.exchange(*transports)
+        yield self.still_binds(connector, acceptor_path, accepting)
 
     def test_generated_credentials_are_kept(self):
         connector = ConnectorDirect()

@@ -74,7 +74,8 @@ class TableTests(unittest.TestCase):
                     message = make()
                     message.state = before
                     error = self.assertRaises(RuntimeError, message.move, after)
-                    self.assertIn("from %s to %s" % (before.name, after.name), str(error))
+                    self.assertIn("cannot go from %s to %s" % (before.name, after.name),
+                                  str(error))
                     self.assertIs(message.state, before)
 
 
