@@ -74,11 +74,19 @@ class IMessageConnection(Interface):  # type: ignore[misc]
         "How far a message sent with success reports may run ahead of the peer's REPORTs "
         "on this path, or None.")
     relayed = Attribute("Whether a relay answers our requests hop by hop.")
+    logger = Attribute(
+        "The twisted.logger.Logger the connection was given (the seed's logger argument), "
+        "which the session logs through too; None when none was.")
 
     def new_headers() -> Any:  # type: ignore[misc]
         """Headers holding this connection's To-Path and From-Path, to build on."""
 
-    def make_chunk(**parts: Any) -> Any:
+    def make_chunk(transaction_id: Optional[str] = None, method: str = "SEND",
+                   code: Optional[int] = None, comment: Optional[str] = None,
+                   data: bytes = b"", contflag: Optional[str] = None, start: int = 1,
+                   end: Optional[int] = None, length: Optional[int] = None,
+                   message_id: Optional[str] = None,
+                   content_type: Optional[str] = None) -> Any:
         """A chunk addressed over this connection (the seed's make_chunk)."""
 
     def check_incoming_SEND_chunk(chunk: Any) -> Any:
