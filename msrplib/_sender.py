@@ -412,6 +412,10 @@ class Sender:
             message.acknowledge(size)
             if last:
                 self._message_sent(message)
+        elif last and message.outstanding == 0:
+            # Every answer came while the body was still being written (a peer may
+            # answer a chunk before its end): no answer is left to finish the message.
+            self._message_sent(message)
 
     def _write(self, chunk: MSRPData, response_cb: Optional[ResponseCallback] = None,
                message: Optional[OutgoingMessage] = None, size: int = 0,
@@ -450,8 +454,10 @@ class Sender:
         did not come); an answer to none of them is dropped."""
         transaction = self.transactions.close(response.transaction_id)
         if transaction is None:
-            self.host.log.debug("ignoring a response to a finished transaction: {response!r}",
-                       response=response)
+            # Named by its id and code alone: the log event may outlive the response,
+            # and a peer's comment may be long.
+            self.host.log.debug("ignoring a {code} response to a finished transaction {tid}",
+                                code=response.code, tid=response.transaction_id)
             return
         message = transaction.message
         if message is not None:

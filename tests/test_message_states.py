@@ -11,7 +11,7 @@ from msrplib._outgoingmessage import TRANSITIONS, OutgoingMessage, Sending
 from msrplib.errors import MSRPTransactionError
 from msrplib.protocol import MSRPData
 from msrplib.session import STREAM_PIECE, SessionSettings
-from msrplib.testing import CollectingReceiver, SessionPair
+from msrplib.testing import ALICE_URI, BOB_URI, CollectingReceiver, SessionPair
 
 S, A = Sending, Arrival
 
@@ -156,6 +156,37 @@ class PathTests(unittest.TestCase):
         sessions = self.pair(chunk_size=1 << 30)
         self.successResultOf(self.send(sessions, b"s" * (STREAM_PIECE + 1)))
         self.assertEqual(self.path(self.outgoing, "m"), [S.STREAMING, S.SENT, S.DONE])
+
+    def test_a_streamed_chunk_answered_before_its_end(self):
+        # A peer may answer a chunk as soon as it has its headers. When that answer is
+        # the message's last, the message must still finish when its body is written.
+        for success_report, path in (("no", [S.STREAMING, S.SENT, S.DONE]),
+                                     ("yes", [S.STREAMING, S.SENT, S.REPORTING, S.DONE])):
+            del self.outgoing[:]
+            sessions = self.pair(chunk_size=1 << 30)
+            protocol = sessions.alice.transport.protocol
+            write_body = protocol.write_body
+
+            def write_then_fill_up(data, protocol=protocol, write_body=write_body):
+                write_body(data)
+                protocol.pauseProducing()  # the rest of the body waits for the socket
+
+            self.patch(protocol, "write_body", write_then_fill_up)
+            result = sessions.alice.send_message(b"s" * (3 * STREAM_PIECE), "text/plain",
+                                                 message_id="m",
+                                                 success_report=success_report)
+            written = b"".join(sessions.pump.clientIO.stream)
+            transaction_id = written.split(b" ", 2)[1]
+            protocol.dataReceived(
+                b"MSRP %s 200 OK\r\nTo-Path: %s\r\nFrom-Path: %s\r\n-------%s$\r\n" % (
+                    transaction_id, ALICE_URI.encode(), BOB_URI.encode(), transaction_id))
+            self.assertEqual(self.path(self.outgoing, "m"), [S.STREAMING])
+            protocol.write_body = write_body
+            protocol.resumeProducing()
+            sessions.flush()
+            self.assertEqual(self.successResultOf(result), "m")
+            self.assertEqual(self.path(self.outgoing, "m"), path)
+            self.assertEqual(len(self.received.received[0].data), 3 * STREAM_PIECE)
 
     def test_an_aborted_message_sends_its_end_then_fails(self):
         sessions = self.pair(max_outstanding_chunks=1)
