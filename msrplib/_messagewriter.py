@@ -33,6 +33,8 @@ class MessageWriter:
         self.chunk_size = chunk_size
         self.size = size
         self.finished = False
+        #: Set when its message failed: what is written from then on is dropped.
+        self.stopped = False
         self.result: Optional[Deferred[str]] = None
         self._on_ready = on_ready
         self._pieces: Deque[bytes] = deque()
@@ -56,6 +58,8 @@ class MessageWriter:
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` as the next bytes of the message body."""
+        if self.stopped:
+            return  # its message failed, as its result said: a producer's last write
         if self.finished:
             raise MSRPSessionError("the message is finished; nothing more can be written")
         if not data:
@@ -74,6 +78,16 @@ class MessageWriter:
         self._on_ready()
         assert self.result is not None
         return self.result
+
+    def stop(self) -> None:
+        """Its message failed: drop what is buffered and stop the producer (whose own
+        Deferred, for Twisted's ``FileBodyProducer``, then fails with ``TaskStopped``)."""
+        self.stopped = True
+        self._pieces.clear()
+        self.buffered = 0
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.stopProducing()
 
     # What the session reads.
 

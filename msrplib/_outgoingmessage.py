@@ -17,7 +17,7 @@ from msrplib._statemachine import state_mover
 from msrplib._chunk import MSRPData
 from msrplib._messagewriter import MessageWriter
 
-__all__ = ["OutgoingMessage", "Source", "Sending", "TRANSITIONS"]
+__all__ = ["OutgoingMessage", "MessageResult", "Source", "Sending", "TRANSITIONS"]
 
 Source = Union[bytes, Any]
 
@@ -106,12 +106,32 @@ TRANSITIONS = {
 }
 
 
+class MessageResult(Deferred[str]):
+    """What ``send_message`` returns: a Deferred that fires with the message's Message-ID
+    once it is sent. ``message_id`` is known as soon as the message starts, and
+    ``cancel()`` aborts the message while it is under way (``abort_message``)."""
+
+    # Set by OutgoingMessage: no __init__ of its own, as a message's cost is counted.
+    message_id: str
+    #: What aborts the message by its Message-ID (the sender's ``abort_message``).
+    abort_message: Optional[Callable[[str], None]]
+
+    def cancel(self) -> None:
+        """Abort the message while it is under way (its own 499 fires this Deferred);
+        afterwards, what ``Deferred.cancel`` does."""
+        if self.called or self.abort_message is None:
+            super().cancel()
+        else:
+            self.abort_message(self.message_id)
+
+
 class OutgoingMessage:
     """One message on its way out: where it is (:class:`Sending`), what is outstanding,
     and its Deferred.
 
     ``source`` is ``bytes`` or a binary file object read ``chunk_size`` bytes at a time. A
-    file whose size cannot be told is sent with ``*`` as its Byte-Range total.
+    file whose size cannot be told is sent with ``*`` as its Byte-Range total. ``abort``
+    (the sender's ``abort_message``) is what cancelling its result does.
     """
 
     move = state_mover(TRANSITIONS)
@@ -119,7 +139,8 @@ class OutgoingMessage:
     def __init__(self, source: Source, content_type: str, message_id: str,
                  success_report: str, failure_report: str, chunk_size: int,
                  headers: Optional[Dict[str, str]] = None,
-                 progress: Optional[Callable[[int, Optional[int]], None]] = None) -> None:
+                 progress: Optional[Callable[[int, Optional[int]], None]] = None,
+                 abort: Optional[Callable[[str], None]] = None) -> None:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         self._bytes: Optional[bytes] = None
@@ -146,7 +167,9 @@ class OutgoingMessage:
         #: Its chunks written and not answered yet.
         self.outstanding = 0
         self.state = QUEUED
-        self.result: Deferred[str] = Deferred()
+        self.result = result = MessageResult()
+        result.message_id = message_id
+        result.abort_message = abort
         self.reported: Optional[RangeSet] = None
         #: The timer of what it waits for in REPORTING or CONFIRMING.
         self.report_timer: Any = None

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Protocol, Set
 
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -23,7 +22,7 @@ from msrplib._headerreader import HEADER_NAME_RE
 from msrplib._messagewriter import MessageWriter
 from msrplib._outgoingmessage import (
     ABORTING, CONFIRMING, DONE, FAILED, HELD, QUEUED, REPORTING, SENT, STREAMING, WAITING,
-    OutgoingMessage, Source)
+    MessageResult, OutgoingMessage, Source)
 from msrplib._pacing import ReportWindow
 from msrplib._rangeset import RangeSet
 from msrplib._rules import MESSAGE_ID_RE, answers_success
@@ -60,6 +59,8 @@ class SenderHost(Protocol):
     def arm_deadline_timer(self) -> None: ...
 
     def close_if_done(self) -> None: ...
+
+    def write_stalled(self, seconds: float) -> None: ...
 
 
 class _Body:
@@ -103,7 +104,8 @@ class Sender:
     # Slots: a server holds thousands of sessions, each with a sender.
     __slots__ = ("connection", "writer", "transactions", "host", "_queue", "_waiting",
                  "_body", "_reporting", "_confirming", "_window", "_pumping",
-                 "_drain_pending", "closed", "_checked_type")
+                 "_drain_pending", "_waiting_since", "_stall_timer", "closed",
+                 "_checked_type")
 
     def __init__(self, connection: Any, transactions: TransactionTable,
                  host: SenderHost) -> None:
@@ -122,6 +124,10 @@ class Sender:
         self._window: Optional[ReportWindow] = None
         self._pumping = False
         self._drain_pending = False
+        #: When the wait for the socket to drain began, and the timer that watches it
+        #: (``write_stall_timeout``).
+        self._waiting_since = 0.0
+        self._stall_timer: Any = None
         self.closed = False
         # The Content-Type of the last message sent, checked already (see send_message).
         self._checked_type: Optional[str] = None
@@ -131,6 +137,11 @@ class Sender:
         """True when nothing is queued, being written, or waiting for a REPORT."""
         return not (self._queue or self._waiting or self._body is not None
                     or self._reporting or self._confirming or self._held())
+
+    @property
+    def awaiting_reports(self) -> bool:
+        """True while a message all sent waits for the peer's success REPORT."""
+        return any(message.state is REPORTING for message in self._reporting.values())
 
     # Chunks (the seed API).
 
@@ -144,7 +155,8 @@ class Sender:
     def send_message(self, data_or_file: Source, content_type: str, message_id: Optional[str],
                      success_report: str, failure_report: str, chunk_size: Optional[int],
                      headers: Optional[Dict[str, str]],
-                     progress: Optional[Callable[[int, Optional[int]], None]]) -> Deferred[str]:
+                     progress: Optional[Callable[[int, Optional[int]], None]]
+                     ) -> MessageResult:
         """See ``MSRPSession.send_message``."""
         if content_type is not self._checked_type or headers:
             _check_header_text(content_type, headers)
@@ -153,7 +165,8 @@ class Sender:
             self._check_message_id(message_id)
         message = OutgoingMessage(data_or_file, content_type, message_id or new_message_id(),
                                   success_report, failure_report,
-                                  self._chunk_size(chunk_size), headers, progress)
+                                  self._chunk_size(chunk_size), headers, progress,
+                                  self.abort_message)
         if success_report == "yes":
             self._track_reports(message)
         if not self._send_in_one(message):
@@ -181,7 +194,8 @@ class Sender:
 
         writer = MessageWriter(size_limit, ready, size)
         message = OutgoingMessage(writer, content_type, message_id or new_message_id(),
-                                  success_report, failure_report, size_limit, headers)
+                                  success_report, failure_report, size_limit, headers,
+                                  abort=self.abort_message)
         writer.result = message.result
         if success_report == "yes":
             self._track_reports(message)
@@ -191,14 +205,12 @@ class Sender:
 
     def abort_message(self, message_id: str) -> None:
         """See ``MSRPSession.abort_message``."""
-        for item in list(self._queue) + list(self._waiting) + list(self._held()):
-            if isinstance(item, OutgoingMessage) and item.message_id == message_id \
-                    and not item.done:
-                self._fail(item, MSRPTransactionError(
-                    "aborted by the sender", code=499, comment="Aborted"))
-                self.pump()
-                return
-        raise KeyError(message_id)
+        message = self.in_flight(message_id)
+        if message is None:
+            raise KeyError(message_id)
+        self._fail(message, MSRPTransactionError("aborted by the sender", code=499,
+                                                 comment="Aborted"))
+        self.pump()
 
     def _check_message_id(self, message_id: str) -> None:
         """Raise ``ValueError`` for a Message-ID a caller chose that RFC 4975 does not
@@ -280,10 +292,31 @@ class Sender:
         if not self._drain_pending:
             self._drain_pending = True
             self.writer.call_when_drained(self._drained)
+            # One timer watches every wait (waits are many and short on a busy link):
+            # armed when none is, it looks at the wait under way when it fires.
+            self._waiting_since = self.host.reactor.seconds()
+            if self._stall_timer is None and self.host.settings.write_stall_timeout > 0:
+                self._stall_timer = self.host.reactor.callLater(
+                    self.host.settings.write_stall_timeout, self._check_stall)
 
     def _drained(self) -> None:
         self._drain_pending = False
         self.pump()
+
+    def _check_stall(self) -> None:
+        """End the session when the wait for the socket under way has lasted
+        ``write_stall_timeout`` seconds: the peer stopped reading, and nothing it owes
+        will come. Else watch the wait under way, if any, until it would have."""
+        self._stall_timer = None
+        timeout = self.host.settings.write_stall_timeout
+        if not self._drain_pending or self.closed or timeout <= 0:
+            return
+        waited = self.host.reactor.seconds() - self._waiting_since
+        if waited >= timeout:
+            self.host.write_stalled(timeout)
+        else:
+            self._stall_timer = self.host.reactor.callLater(timeout - waited,
+                                                            self._check_stall)
 
     def _send_in_one(self, message: OutgoingMessage) -> bool:
         """Write ``message`` at once as its only chunk when its body is bytes that fit in
@@ -319,7 +352,8 @@ class Sender:
             if length > STREAM_PIECE:
                 chunk = self._new_send(length)
                 message.fill(chunk, byte_range, last)
-                self._register(chunk, None, message, length)
+                # Its answer may come early, but its response clock starts at its end-line.
+                self._register(chunk, None, message, length, clock_from_end=True)
                 self.writer.begin_body(chunk)
                 message.move(STREAMING)
                 self._body = _Body(message, chunk, length, last)
@@ -385,6 +419,7 @@ class Sender:
                 self._body = None
                 body.chunk.contflag = "#"
                 self.writer.end_body(body.chunk)
+                self._start_clock(body.chunk)
                 self._fail(message, MSRPSessionError(
                     "the file ended %d bytes early" % body.remaining))
                 if message.state is ABORTING:
@@ -394,6 +429,7 @@ class Sender:
             body.remaining -= len(piece)
         self._body = None
         self.writer.end_body(body.chunk)
+        self._start_clock(body.chunk)
         self.host.note_traffic()
         if message.state is STREAMING:
             if not body.last:
@@ -430,20 +466,32 @@ class Sender:
             self._write(report)
 
     def _register(self, chunk: MSRPData, response_cb: Optional[ResponseCallback],
-                  message: Optional[OutgoingMessage], size: int) -> None:
-        """Wait for the answer to a request just written (REPORTs get none)."""
+                  message: Optional[OutgoingMessage], size: int,
+                  clock_from_end: bool = False) -> None:
+        """Wait for the answer to a request just written (REPORTs get none); with
+        ``clock_from_end``, its response clock waits for :meth:`_start_clock`."""
         if chunk.method is None or chunk.method == "REPORT":
             return
         counted = answers_success(chunk.headers.first.get("failure-report"))
-        self._expect(Transaction(chunk.transaction_id, response_cb, counted, message, size))
+        self._expect(Transaction(chunk.transaction_id, response_cb, counted, message, size),
+                     clock_from_end)
         if message is not None:
             message.outstanding += 1
 
-    def _expect(self, transaction: Transaction) -> None:
-        """Wait for ``transaction``'s answer, for ``response_timeout`` seconds at most."""
+    def _expect(self, transaction: Transaction, clock_from_end: bool = False) -> None:
+        """Wait for ``transaction``'s answer, for ``response_timeout`` seconds at most
+        (counted from now, or from :meth:`_start_clock` with ``clock_from_end``)."""
         host = self.host
-        self.transactions.open(transaction,
+        self.transactions.open(transaction, None if clock_from_end else
                                host.reactor.seconds() + host.settings.response_timeout)
+        if host.deadline_timer is None:
+            host.arm_deadline_timer()
+
+    def _start_clock(self, chunk: MSRPData) -> None:
+        """``chunk``'s body was streamed to its end-line: its response clock starts."""
+        host = self.host
+        self.transactions.start_clock(chunk.transaction_id,
+                                      host.reactor.seconds() + host.settings.response_timeout)
         if host.deadline_timer is None:
             host.arm_deadline_timer()
 
@@ -623,6 +671,8 @@ class Sender:
         if self._window is not None:
             self._window.forget(message)
         message.stop_report_timer()
+        if isinstance(message.source, MessageWriter):
+            message.source.stop()  # its producer stops; what it buffered is dropped
         state = message.state
         if state in (WAITING, HELD) and not self.closed:
             self._waiting.discard(message)
@@ -657,5 +707,8 @@ class Sender:
         self._queue.clear()
         self._waiting.clear()
         self._body = None
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
         if self._window is not None:
             self._window.stop()

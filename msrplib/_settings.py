@@ -38,6 +38,13 @@ class SessionSettings:
     reports (Failure-Report ``yes``) still waits after its last 200 before it counts as
     sent: the relay answered those 200s, and only a failure REPORT from the peer tells
     that it refused the message; 0: count it sent at once.
+    ``shutdown_timeout``: seconds ``shutdown`` waits without hearing anything from the
+    peer before it ends the session at once, as ``abort`` does, failing what is still
+    under way: a peer that is gone (a BYE, a dead link) never holds a shutdown longer;
+    0: wait for answers as long as ``response_timeout`` allows.
+    ``write_stall_timeout``: seconds the socket may take nothing while there is more to
+    write before the session ends with an error: the peer stopped reading, so nothing
+    queued would ever go and nothing it owes would come; 0: wait for ever.
     ``max_message_pieces``: pieces of an incoming message that may be held apart at once
     (arrived out of order, with gaps between them): each costs memory whatever its size,
     so past it the message is refused with 413.
@@ -61,3 +68,5 @@ class SessionSettings:
     incomplete_message_timeout: Optional[float] = 300.0
     max_message_pieces: int = 1024
     relayed_failure_wait: float = 2.0
+    shutdown_timeout: float = 2.0
+    write_stall_timeout: float = 60.0

@@ -60,12 +60,21 @@ class TransactionTable:
     def __iter__(self) -> Iterator[Transaction]:
         return iter(list(self._open.values()))
 
-    def open(self, transaction: Transaction, deadline: float) -> None:
-        """Wait for ``transaction``'s answer until ``deadline``."""
+    def open(self, transaction: Transaction, deadline: Optional[float]) -> None:
+        """Wait for ``transaction``'s answer until ``deadline``; ``None``: its clock starts
+        later (:meth:`start_clock`), once its request is all written."""
         self._open[transaction.transaction_id] = transaction
-        self._deadlines.append((deadline, transaction.transaction_id))
+        if deadline is not None:
+            self._deadlines.append((deadline, transaction.transaction_id))
         if transaction.counted:
             self.outstanding += 1
+
+    def start_clock(self, transaction_id: str, deadline: float) -> None:
+        """Wait for the answer to ``transaction_id``, opened without a deadline, until
+        ``deadline`` (later than every deadline set so far: every one has the same
+        timeout), unless it was answered already."""
+        if transaction_id in self._open:
+            self._deadlines.append((deadline, transaction_id))
 
     def close(self, transaction_id: str) -> Optional[Transaction]:
         """The answer to ``transaction_id`` came: the transaction, or ``None`` when none

@@ -34,7 +34,7 @@ from msrplib.inbox import Inbox, InboxReceiver
 from msrplib.outbox import Outbox, attachment_header
 from msrplib.protocol import URI, MSRPData, format_path
 from msrplib.sdp import parse_path_attribute
-from msrplib.session import IncomingMessage, MSRPSession, SessionSettings
+from msrplib.session import IncomingMessage, MSRPSession, SessionEnded, SessionSettings
 from msrplib.tls import Fingerprint, TLSIdentity
 
 __all__ = ["EndpointOptions", "MSRPEndpointService", "ManagedSession", "SessionNotFound",
@@ -328,7 +328,7 @@ class MSRPEndpointService(Service):
             transport.loseConnection()
             self._ended(managed, "failed", {"type": "failed", "reason": str(error)})
             raise
-        managed.session.closed.observe().addBoth(self._closed, managed)
+        managed.session.closed.observe().addCallback(self._closed, managed)
         managed.state = "connected"
         managed.add_event({"type": "connected"})
         return managed
@@ -339,9 +339,11 @@ class MSRPEndpointService(Service):
         if self.sessions.get(managed.id) is managed:
             self._expire_later(managed)
 
-    def _closed(self, reason: Any, managed: ManagedSession) -> None:
-        self._ended(managed, "closed", {"type": "closed",
-                                        "reason": str(getattr(reason, "value", reason))})
+    def _closed(self, ending: SessionEnded, managed: ManagedSession) -> None:
+        event = {"type": "closed", "why": ending.why.value}
+        if ending.error is not None:
+            event["reason"] = str(ending.error)
+        self._ended(managed, "closed", event)
 
     def _connected(self, session_id: str) -> MSRPSession:
         managed = self.get(session_id)

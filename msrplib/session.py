@@ -23,10 +23,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msrplib._chunk import MSRPData
+from msrplib._ending import EndReason, SessionEnded
 from msrplib._incomingmessage import IncomingMessage, MessageReceiver
 from msrplib._messagewriter import MessageWriter
 from msrplib._observer import Observer
-from msrplib._outgoingmessage import Source
+from msrplib._outgoingmessage import MessageResult, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._receiver import Receiver
 from msrplib._rules import answers_errors, should_respond
@@ -36,7 +37,8 @@ from msrplib._transactions import ResponseCallback, TransactionTable, stand_in_r
 from msrplib.errors import MSRPSessionError
 
 __all__ = ["MSRPSession", "SessionSettings", "MessageReceiver", "IncomingMessage",
-           "MessageWriter", "RESPONSE_TIMEOUT", "STREAM_PIECE", "LONG_ID_BODY"]
+           "MessageWriter", "MessageResult", "SessionEnded", "EndReason", "RESPONSE_TIMEOUT",
+           "STREAM_PIECE", "LONG_ID_BODY"]
 
 
 class MSRPSession:
@@ -49,7 +51,12 @@ class MSRPSession:
     (a :class:`MessageReceiver`) hears whole messages. ``extension_methods`` are request
     methods handed to ``on_incoming_cb`` to answer with :meth:`respond`; any other unknown
     method gets 501. ``settings``, ``accept_types`` and the rest may be changed while the
-    session runs. ``closed`` fires with the reason the connection closed.
+    session runs.
+
+    ``closed`` tells how the session ended: ``closed.observe()`` is a Deferred that fires
+    (never fails) with a :class:`SessionEnded`, whose ``why`` is an :class:`EndReason`
+    (our ``shutdown``, our ``abort``, the peer, an error) and whose ``error`` is the
+    exception behind it, if any. ``closed.fired`` says whether it has ended.
     """
 
     log = Logger()
@@ -83,6 +90,11 @@ class MSRPSession:
         self.shutting_down = False
         self._keepalive: Any = None
         self._last_activity = 0.0
+        #: When the peer was last heard from (``shutdown_timeout`` watches it).
+        self._last_heard = 0.0
+        self._shutdown_timer: Any = None
+        #: How the session is ending, once it is we who end it.
+        self._ending: Optional[SessionEnded] = None
         self.writer.lost.observe().addErrback(self._connection_lost)
         msrptransport.deliver_events_to(self._event)
         self.note_traffic()
@@ -128,13 +140,32 @@ class MSRPSession:
         """Send what is queued, wait for the answers and success REPORTs still due (and
         for open ``MessageWriter`` s to be finished), then close; fire once closed.
 
+        Once the peer has been silent for ``settings.shutdown_timeout`` seconds, the
+        session ends at once instead, as :meth:`abort` ends it: what is still under way
+        fails, and ``closed`` fires with ``EndReason.SHUTDOWN`` and an ``error`` saying so.
+
         ``sync`` is the seed API's, accepted for compatibility: shutting down always
         waits, and the Deferred is what a caller that does not wish to wait ignores."""
-        self.shutting_down = True
         closed = self.closed.observe()
-        closed.addErrback(lambda failure: None)
-        self._sender.pump()
+        closed.addCallback(lambda ended: None)
+        if not self.shutting_down and not self.closed.fired:
+            self.shutting_down = True
+            self._last_heard = self._seconds()  # the silence counts from now
+            if self.settings.shutdown_timeout > 0:
+                self._shutdown_timer = self.reactor.callLater(
+                    self.settings.shutdown_timeout, self._check_shutdown_silence)
+            self._sender.pump()
         return closed
+
+    def abort(self) -> None:
+        """End the session now (for a BYE, say): everything queued, being sent or awaiting
+        an answer or REPORT fails at once with ``MSRPSessionError``, incoming messages not
+        yet whole are failed to the receiver, and the connection is closed without
+        waiting for what was not sent. ``closed`` fires with ``EndReason.ABORTED``."""
+        if not self.closed.fired:
+            self._end(SessionEnded(EndReason.ABORTED),
+                      MSRPSessionError("the session was aborted"))
+            self.writer.abort()
 
     # Sending: whole messages.
 
@@ -143,18 +174,21 @@ class MSRPSession:
                      failure_report: str = "yes", chunk_size: Optional[int] = None,
                      headers: Optional[Dict[str, str]] = None,
                      progress: Optional[Callable[[int, Optional[int]], None]] = None
-                     ) -> Deferred[str]:
+                     ) -> MessageResult:
         """Send a message (``bytes`` or a binary file), cut into chunks.
 
         ``headers`` are added to every chunk (e.g. ``Content-Disposition`` with a file
         name). ``progress(done, total)`` is called as chunks are answered (or sent, when
         Failure-Report is not ``yes``); ``total`` is ``None`` for a file of unknown size.
 
-        Fires with the Message-ID once every chunk was accepted (Failure-Report ``yes``) or
-        sent (``partial``, ``no``), and, with ``success_report="yes"``, once the peer's
-        success REPORT covered the whole message. Fails with ``MSRPTransactionError`` carrying
-        the peer's code (e.g. 413, which stops the message) or 408 when nothing answered,
-        and with ``MSRPSessionError`` when the connection closed first. Raises
+        Returns a :class:`MessageResult`: a Deferred whose ``message_id`` is the message's
+        Message-ID from the start, and whose ``cancel()`` aborts the message
+        (:meth:`abort_message`). It fires with the Message-ID once every chunk was
+        accepted (Failure-Report ``yes``) or sent (``partial``, ``no``), and, with
+        ``success_report="yes"``, once the peer's success REPORT covered the whole message.
+        Fails with ``MSRPTransactionError`` carrying the peer's code (e.g. 413, which stops
+        the message), 408 when nothing answered or 499 when aborted, and with
+        ``MSRPSessionError`` when the session ended first. Raises
         ``ValueError`` for a Content-Type or header holding a control character, or a
         ``message_id`` that is not an RFC 4975 ident or is under way already.
         """
@@ -179,8 +213,12 @@ class MSRPSession:
                                          failure_report, chunk_size, headers)
 
     def abort_message(self, message_id: str) -> None:
-        """Stop sending a message under way: its next chunk is an empty ``#`` chunk, and its
-        Deferred fails with 499. Raises ``KeyError`` when no such message waits to be sent."""
+        """Stop a message under way: its Deferred fails with 499 at once. When the peer
+        has begun to receive it and it is not all written, the chunk being written is
+        finished and an empty chunk with the ``#`` flag tells the peer; a message all
+        written may be whole at the peer already. ``cancel()`` on the Deferred that
+        ``send_message`` returned does the same. Raises ``KeyError`` when no message of
+        that Message-ID is under way."""
         self._sender.abort_message(message_id)
 
     def send_nickname(self, nickname: str) -> Deferred[Optional[MSRPData]]:
@@ -193,8 +231,7 @@ class MSRPSession:
         if self.shutting_down:
             raise MSRPSessionError("the session is shut down")
         if self.closed.fired:
-            raise MSRPSessionError("the connection is closed: %s"
-                                   % getattr(self.closed.result, "value", None))
+            raise MSRPSessionError("the session has ended: %s" % self.closed.result)
 
     # What the sender and the receiver ask of the session.
 
@@ -217,7 +254,16 @@ class MSRPSession:
         """After ``shutdown``: close once nothing is queued or waits for an answer."""
         if self.shutting_down and not self._transactions and self._sender.idle \
                 and not self.closed.fired:
+            self._ending = SessionEnded(EndReason.SHUTDOWN)
             self.writer.close()
+
+    def write_stalled(self, seconds: float) -> None:
+        """The sender waited ``seconds`` for the socket to take more: the peer stopped
+        reading. End the session with an error, as an unanswered keepalive does."""
+        if not self.closed.fired:
+            error = MSRPSessionError("the peer read nothing for %s seconds" % seconds)
+            self._end(SessionEnded(EndReason.ERROR, error), error)
+            self.writer.abort()
 
     def write_report(self, report: MSRPData) -> None:
         """Write a REPORT the receiver made."""
@@ -231,6 +277,7 @@ class MSRPSession:
 
     def _event(self, event: ParserEvent) -> None:
         self.note_traffic()
+        self._last_heard = self._last_activity
         if type(event) is MSRPData:
             if event.code is not None:
                 self._sender.answered(event)
@@ -272,23 +319,57 @@ class MSRPSession:
 
         def dead(failure: Failure) -> None:
             self.log.warn("keepalive failed, closing: {error}", error=failure.value)
-            self.writer.abort()
+            if not self.closed.fired:
+                self._end(SessionEnded(EndReason.ERROR, failure.value), MSRPSessionError(
+                    "the peer did not answer a keepalive: %s" % failure.value))
+                self.writer.abort()
 
         probe.addErrback(dead)
 
+    def _check_shutdown_silence(self) -> None:
+        """During ``shutdown``: end the session now if the peer has been silent for
+        ``shutdown_timeout`` seconds while it owes us something (an answer, a success
+        REPORT, reading what we wrote, the close), else look again when it would have
+        been. Waiting on anything else (a REPORT that paces us, a ``MessageWriter`` still
+        open) is not the peer's silence."""
+        self._shutdown_timer = None
+        if self.closed.fired:
+            return
+        timeout = self.settings.shutdown_timeout
+        if not (self._transactions or self._sender.awaiting_reports
+                or self.writer.writing_paused or self._ending is not None):
+            self._last_heard = self._seconds()
+        silent = self._seconds() - self._last_heard
+        if silent < timeout:
+            self._shutdown_timer = self.reactor.callLater(timeout - silent,
+                                                          self._check_shutdown_silence)
+            return
+        error = MSRPSessionError("nothing heard from the peer for %s seconds while shutting "
+                                 "down" % timeout)
+        self._end(SessionEnded(EndReason.SHUTDOWN, error), error)
+        self.writer.abort()
+
     def _connection_lost(self, reason: Failure) -> None:
-        self.closed.fire(reason)
-        for timer in (self._keepalive, self.deadline_timer):
+        if not self.closed.fired:
+            self._end(self._ending or SessionEnded.from_connection(reason),
+                      MSRPSessionError("the connection closed: %s" % reason.value), reason)
+
+    def _end(self, ending: SessionEnded, error: MSRPSessionError,
+             reason: Optional[Failure] = None) -> None:
+        """The session is over: ``closed`` fires with ``ending``, and everything still
+        under way fails with ``error`` (``on_incoming_cb`` hears ``reason``, by default
+        ``error``)."""
+        self.closed.fire(ending)
+        for timer in (self._keepalive, self.deadline_timer, self._shutdown_timer):
             if timer is not None and timer.active():
                 timer.cancel()
-        error = MSRPSessionError("the connection closed: %s" % reason.value)
         self._sender.connection_lost(error)
         for transaction in self._transactions:
             self._sender.answered(MSRPData(transaction.transaction_id, code=408,
                                            comment="Connection closed"))
         self._receiver.connection_lost(error)
         if self.on_incoming_cb is not None:
-            self.on_incoming_cb(error=reason)
+            self.on_incoming_cb(error=reason or Failure(error))
 
     def __repr__(self) -> str:
         return "<MSRPSession %r>" % (self.transport,)

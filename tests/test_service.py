@@ -280,6 +280,10 @@ class ExpiryTests(_Sessions):
         yield service.close_session(active.id)
         while passive.state != "closed":
             yield sleep(0.01)
+        [closed] = [event for event in passive.events if event["type"] == "closed"]
+        self.assertEqual(closed["why"], "peer")
+        [closed] = [event for event in active.events if event["type"] == "closed"]
+        self.assertEqual(closed["why"], "shutdown")
         self.assertIn(passive.id, service.sessions)
         yield sleep(0.4)
         self.assertEqual(service.sessions, {})
