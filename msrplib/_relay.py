@@ -3,7 +3,9 @@
 ``prepare()`` connects to the relay and authenticates (401 challenge, Digest answer, 200
 with Use-Path and Expires); the full local path is the relay's Use-Path followed by our URI.
 ``complete()`` then binds through the relay. While the connection lives, AUTH is repeated
-before Expires runs out.
+before Expires runs out. A refresh that fails is reported and tried again, never a reason
+to close a connection that still carries a session; a refresh that brings a new Use-Path
+is reported too, so that the application can offer the new path (a re-INVITE).
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ from msrplib._paths import check_paths
 from msrplib.transport import MSRPProtocol, MSRPTransport
 
 __all__ = ["MSRPRelaySettings", "ConnectorRelay", "AcceptorRelay", "MSRPAuthError",
-           "MSRPRelayNotFound", "locate_relay", "AUTH_REFRESH_FRACTION"]
+           "MSRPRelayNotFound", "locate_relay", "AUTH_REFRESH_FRACTION", "AUTH_RETRY_SECONDS"]
 
 #: AUTH is repeated when this fraction of the granted Expires has passed.
 AUTH_REFRESH_FRACTION = 0.75
+#: A refresh that failed is tried again after this many seconds, or after half of what was
+#: left of the grant when it was due, if that is sooner.
+AUTH_RETRY_SECONDS = 30.0
 
 #: Body bytes per chunk through a relay by default: Kamailio's relay drops frames over about
 #: 11 KB, so 8 KiB leaves room for the headers.
@@ -156,13 +161,23 @@ class _RelayLink:
 
 
 class _RelayEndpoint:
-    """What ``ConnectorRelay`` and ``AcceptorRelay`` share: connect, AUTH, refresh."""
+    """What ``ConnectorRelay`` and ``AcceptorRelay`` share: connect, AUTH, refresh.
+
+    ``on_path_changed(full_local_path)`` is called when a refresh of AUTH brings a new
+    Use-Path (Kamailio's relay gives one on every AUTH): the old path works until the old
+    grant runs out, so the application should offer the new one to its peer (a
+    re-INVITE) before then. ``on_refresh_failed(error)`` is called each time a refresh
+    fails; it is tried again every :data:`AUTH_RETRY_SECONDS` at most, and the
+    connection is left open for as long as it carries the session.
+    """
 
     log = Logger()
 
     def __init__(self, relay: MSRPRelaySettings, logger: Optional[Logger] = None, *,
                  reactor: Any = None,
-                 settings: Optional[ConnectionSettings] = None) -> None:
+                 settings: Optional[ConnectionSettings] = None,
+                 on_path_changed: Optional[Callable[[List[URI]], None]] = None,
+                 on_refresh_failed: Optional[Callable[[Exception], None]] = None) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self.relay = relay
@@ -173,6 +188,8 @@ class _RelayEndpoint:
             self.log = logger
         self.reactor = reactor
         self.settings = settings or ConnectionSettings()
+        self.on_path_changed = on_path_changed
+        self.on_refresh_failed = on_refresh_failed
         self.local_uri: Optional[URI] = None
         self.use_path: List[URI] = []
         #: How many AUTH exchanges succeeded (the first one and every refresh).
@@ -180,6 +197,8 @@ class _RelayEndpoint:
         self._link: Optional[_RelayLink] = None
         self._transport: Optional[MSRPTransport] = None
         self._refresh_timer: Any = None
+        #: Seconds before a failed refresh is tried again (set by each grant).
+        self._retry_after = AUTH_RETRY_SECONDS
         self._connector: Any = None
 
     @property
@@ -202,6 +221,8 @@ class _RelayEndpoint:
         connected, self._connector = connect_to(target, options, self.reactor, self.settings)
         protocol = yield connected
         self._link = _RelayLink(protocol)
+        # No refresh outlives the relay connection (the session's, once it is bound).
+        protocol.lost.observe().addErrback(lambda reason: self._stop_refresh())
         uri = local_uri if local_uri is not None else URI()
         address = protocol.transport.getHost()
         if uri.host is None:
@@ -244,10 +265,11 @@ class _RelayEndpoint:
         return waiter.addBoth(stop).addErrback(timed_out)
 
     @inlineCallbacks
-    def _authenticate(self) -> Any:
-        """One AUTH exchange (RFC 4976 section 5): challenge, answer, Use-Path."""
+    def _authenticate(self, to_uri: Optional[URI] = None) -> Any:
+        """One AUTH exchange (RFC 4976 section 5): challenge, answer, Use-Path; sent to
+        ``to_uri``, by default the relay's own URI."""
         relay = self.relay
-        relay_uri = str(relay.uri)
+        relay_uri = str(to_uri if to_uri is not None else relay.uri)
         challenge = None
         nonce_count = 0
         expires = relay.expires
@@ -287,18 +309,35 @@ class _RelayEndpoint:
         self.auth_count += 1
         expires = response.expires or self.relay.expires
         if expires:
+            self._retry_after = min(AUTH_RETRY_SECONDS,
+                                    expires * (1 - AUTH_REFRESH_FRACTION) / 2)
             self._refresh_timer = self.reactor.callLater(
                 expires * AUTH_REFRESH_FRACTION, self._refresh)
 
-    def _refresh(self) -> None:
+    @inlineCallbacks
+    def _refresh(self) -> Any:
+        """Repeat AUTH before the grant runs out. It goes to the relay's URI, as the first
+        one did; a relay that answers that with 481 (the older Twisted msrprelay) gets it
+        at the Use-Path URI it granted. A failure is reported and tried again later."""
         self._refresh_timer = None
-
-        def failed(failure: Failure) -> None:
-            self.log.error("AUTH refresh with the relay failed: {error}", error=failure.value)
-            if self._link is not None:
-                self._link.protocol.close()
-
-        self._authenticate().addErrback(failed)
+        old_path = list(self.use_path)
+        try:
+            try:
+                yield self._authenticate()
+            except MSRPAuthError as error:
+                if error.code != 481 or not old_path:
+                    raise
+                yield self._authenticate(old_path[-1])
+        except Exception as error:
+            self.log.error("AUTH refresh with the relay failed, trying again in {seconds} s: "
+                           "{error}", seconds=self._retry_after, error=error)
+            if self._link is not None and not self._link.protocol.lost.fired:
+                self._refresh_timer = self.reactor.callLater(self._retry_after, self._refresh)
+            if self.on_refresh_failed is not None:
+                self.on_refresh_failed(error)
+            return
+        if self.use_path != old_path and self.on_path_changed is not None:
+            self.on_path_changed(self.full_local_path)
 
     def _bound(self, transport: MSRPTransport) -> MSRPTransport:
         adopt_logger(transport, self.logger)
@@ -306,7 +345,6 @@ class _RelayEndpoint:
         transport.max_chunk_size = self.relay.max_chunk_size
         transport.max_unreported_bytes = self.relay.max_unreported_bytes
         transport.relayed = True
-        transport.protocol.lost.observe().addErrback(lambda reason: self._stop_refresh())
         return transport
 
     def _stop_refresh(self) -> None:

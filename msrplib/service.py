@@ -264,16 +264,21 @@ class MSRPEndpointService(Service):
                                   % len(self.sessions))
         relay = self.options.relay
         settings = self.options.connection_settings
+        options = self.options
+        managed = ManagedSession(secrets.token_hex(6), setup, None, options.max_events,
+                                 options.event_text_limit, options.max_event_text)
         if relay is not None:
             kind = ConnectorRelay if setup == "active" else AcceptorRelay
-            endpoint: Any = kind(relay, reactor=self.reactor, settings=settings)
+            endpoint: Any = kind(
+                relay, reactor=self.reactor, settings=settings,
+                on_path_changed=lambda path: self._relay_path_changed(managed, path),
+                on_refresh_failed=lambda error: managed.add_event(
+                    {"type": "relay-refresh-failed", "reason": str(error)}))
             local = None
         else:
             endpoint = ConnectorDirect(setup=setup, reactor=self.reactor, settings=settings)
             local = URI(host=self.options.host, use_tls=self.options.tls)
-        options = self.options
-        managed = ManagedSession(secrets.token_hex(6), setup, endpoint, options.max_events,
-                                 options.event_text_limit, options.max_event_text)
+        managed.endpoint = endpoint
         self.sessions[managed.id] = managed
         try:
             managed.local_path = yield endpoint.prepare(local)
@@ -338,6 +343,11 @@ class MSRPEndpointService(Service):
         managed.add_event(event)
         if self.sessions.get(managed.id) is managed:
             self._expire_later(managed)
+
+    def _relay_path_changed(self, managed: ManagedSession, path: List[URI]) -> None:
+        """The relay gave a new Use-Path: the session's path to offer its peer again."""
+        managed.local_path = path
+        managed.add_event({"type": "relay-path-changed", "path": format_path(path)})
 
     def _closed(self, ending: SessionEnded, managed: ManagedSession) -> None:
         event = {"type": "closed", "why": ending.why.value}

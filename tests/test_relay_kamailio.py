@@ -186,11 +186,18 @@ class RefreshTests(RelayHarness, unittest.TestCase):
         bob_heard = CollectingReceiver()
         alice, bob = yield self.relayed_pair(bob_receiver=bob_heard)
         first_use_path = self.bob_endpoint.use_path
+        path_changes, refresh_failures = [], []
+        self.bob_endpoint.on_path_changed = path_changes.append
+        self.bob_endpoint.on_refresh_failed = refresh_failures.append
         yield sleep(3.5)
         # Granted for 2 s, refreshed at 1.5 s and 3 s, on the connection the session uses.
         self.assertGreaterEqual(self.bob_endpoint.auth_count, 3)
-        # Kamailio hands out a new Use-Path for every AUTH (see doc/relays.rst).
+        # Kamailio hands out a new Use-Path for every AUTH (see doc/relays.rst), and the
+        # application hears of each one, with the full path to offer its peer.
         self.assertNotEqual(self.bob_endpoint.use_path, first_use_path)
+        self.assertEqual(len(path_changes), self.bob_endpoint.auth_count - 1)
+        self.assertEqual(path_changes[-1], self.bob_endpoint.full_local_path)
+        self.assertEqual(refresh_failures, [])
         yield alice.send_message(b"still routed after the first Expires", "text/plain",
                                  success_report="yes")
         self.assertEqual(bob_heard.received[-1].data, b"still routed after the first Expires")
@@ -198,8 +205,8 @@ class RefreshTests(RelayHarness, unittest.TestCase):
 
 
 
-class ServiceThroughRelayTests(RelayHarness, unittest.TestCase):
-    """Two twistd-plugin services that both work through the relay."""
+class ServiceHarness(RelayHarness):
+    """twistd-plugin services that work through the relay."""
 
     def service(self, user):
         from tests.test_plugin import find_plugin
@@ -216,6 +223,10 @@ class ServiceThroughRelayTests(RelayHarness, unittest.TestCase):
         service.startService()
         self.addCleanup(service.stopService)
         return service
+
+
+class ServiceThroughRelayTests(ServiceHarness, unittest.TestCase):
+    """Two twistd-plugin services that both work through the relay."""
 
     @inlineCallbacks
     def test_message_through_the_relay(self):
@@ -235,6 +246,28 @@ class ServiceThroughRelayTests(RelayHarness, unittest.TestCase):
         events = yield bob.ok("GET", "/sessions/%s/events" % answer["id"])
         self.assertEqual([e["text"] for e in events if e["type"] == "message"],
                          ["through the relay"])
+
+
+class ServiceRefreshTests(ServiceHarness, unittest.TestCase):
+    """The service tells its control API of every new Use-Path the relay hands out."""
+
+    relay_options = {"min_expires": 1, "max_expires": 2}
+
+    @inlineCallbacks
+    def test_a_new_use_path_is_an_event(self):
+        from tests.test_plugin import ControlClient
+        service = self.service("alice")
+        yield sleep(0)
+        alice = ControlClient(service.control.port.getHost().port)
+        offer = yield alice.ok("POST", "/sessions", {"setup": "passive"})
+        yield sleep(2.5)  # granted for 2 s: refreshed at 1.5 s, with a new Use-Path
+        events = yield alice.ok("GET", "/sessions/%s/events" % offer["id"])
+        changes = [event for event in events if event["type"] == "relay-path-changed"]
+        self.assertTrue(changes, events)
+        self.assertNotEqual(changes[-1]["path"], offer["path"])
+        self.assertEqual(changes[-1]["path"].split()[-1], offer["path"].split()[-1])
+        now = yield alice.ok("GET", "/sessions/%s" % offer["id"])
+        self.assertEqual(now["path"], changes[-1]["path"])
 
 
 class CommandLineAuthTests(RelayHarness, unittest.TestCase):

@@ -3,8 +3,10 @@
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import fail, succeed
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.error import ConnectionDone
 from twisted.names import dns
 from twisted.names.error import DNSNameError
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from msrplib.connect import (AcceptorRelay, ConnectionSettings, ConnectorRelay, MSRPAuthError,
@@ -99,11 +101,12 @@ class AuthExchangeTests(unittest.TestCase):
         self.reactor = MemoryReactorClock()
         self.transport = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 40001))
 
-    def start(self, **relay_options):
+    def start(self, endpoint_options=None, **relay_options):
         relay = MSRPRelaySettings("msrp-test", "alice", "secret", host="127.0.0.1",
                                   port=2855, **relay_options)
         self.endpoint = ConnectorRelay(relay, reactor=self.reactor,
-                                       settings=ConnectionSettings(bind_timeout=5))
+                                       settings=ConnectionSettings(bind_timeout=5),
+                                       **(endpoint_options or {}))
         result = self.endpoint.prepare()
         factory = self.reactor.tcpClients[0][2]
         self.protocol = factory.buildProtocol(None)
@@ -192,6 +195,74 @@ class AuthExchangeTests(unittest.TestCase):
         self.reactor.advance(5)
         self.failureResultOf(result, MSRPBindSessionTimeout)
         self.assertFalse(self.reactor.getDelayedCalls())
+
+    def granted(self, use_path="msrp://127.0.0.1:2855/msrp-1;tcp", expires="100",
+                **endpoint_options):
+        """A prepared endpoint whose AUTH was granted for ``expires`` seconds."""
+        self.path_changes, self.refresh_failures = [], []
+        endpoint_options.setdefault("on_path_changed", self.path_changes.append)
+        endpoint_options.setdefault("on_refresh_failed", self.refresh_failures.append)
+        result = self.start(endpoint_options)
+        self.answer(self.request(), 200, Use_Path=use_path, Expires=expires)
+        self.successResultOf(result)
+        self.addCleanup(self.endpoint.cleanup)
+
+    def test_a_refresh_refused_with_481_goes_to_the_use_path_uri(self):
+        # The older Twisted msrprelay takes a refresh only at the Use-Path URI it granted.
+        self.granted()
+        self.reactor.advance(75)
+        bare = self.request()
+        self.assertEqual(bare.headers["To-Path"], "msrp://127.0.0.1:2855;tcp")
+        self.answer(bare, 481)
+        at_use_path = self.request()
+        self.assertEqual(at_use_path.headers["To-Path"], "msrp://127.0.0.1:2855/msrp-1;tcp")
+        self.challenge(at_use_path)
+        answered = self.request()
+        self.assertEqual(answered.authorization.params["uri"],
+                         "msrp://127.0.0.1:2855/msrp-1;tcp")
+        self.answer(answered, 200, Use_Path="msrp://127.0.0.1:2855/msrp-1;tcp", Expires="100")
+        self.assertEqual((self.endpoint.auth_count, self.path_changes, self.refresh_failures),
+                         (2, [], []))
+        self.assertFalse(self.transport.disconnecting)
+        self.reactor.advance(75)
+        self.assertEqual(self.request().method, "AUTH")  # the next refresh is on time
+
+    def test_a_new_use_path_is_reported(self):
+        self.granted()
+        self.reactor.advance(75)
+        self.answer(self.request(), 200, Use_Path="msrp://127.0.0.1:2855/msrp-2;tcp",
+                    Expires="100")
+        [path] = self.path_changes
+        self.assertEqual([str(uri) for uri in path[:1]], ["msrp://127.0.0.1:2855/msrp-2;tcp"])
+        self.assertEqual(path[1], self.endpoint.local_uri)
+        self.assertEqual(self.endpoint.full_local_path, path)
+
+    def test_a_failed_refresh_keeps_the_connection_and_is_retried(self):
+        self.granted()
+        self.reactor.advance(75)
+        self.answer(self.request(), 500)
+        [error] = self.refresh_failures
+        self.assertEqual(error.code, 500)
+        self.assertFalse(self.transport.disconnecting)
+        # Tried again after half of what was left of the grant (12.5 s), then no answer.
+        self.reactor.advance(12.4)
+        self.assertEqual(self.transport.value(), b"")
+        self.reactor.advance(0.1)
+        self.request()
+        self.reactor.advance(5)  # the relay does not answer in bind_timeout
+        self.assertIsInstance(self.refresh_failures[1], MSRPBindSessionTimeout)
+        self.reactor.advance(12.5)
+        self.answer(self.request(), 200, Use_Path="msrp://127.0.0.1:2855/msrp-1;tcp",
+                    Expires="100")
+        self.assertEqual((self.endpoint.auth_count, len(self.refresh_failures)), (2, 2))
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_no_refresh_after_the_connection_closed(self):
+        self.granted()
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.reactor.advance(1000)
+        self.assertEqual(self.transport.value(), b"")
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def test_complete_needs_prepare(self):
         endpoint = ConnectorRelay(MSRPRelaySettings("d", "u", "p", host="h"))
