@@ -4,6 +4,12 @@ Which side opens the TCP connection is the ``setup`` parameter (RFC 6135: ``acti
 connects, ``passive`` listens), not a consequence of who made the SDP offer. A connector is
 active by default and an acceptor passive, as in the seed API. A passive endpoint listens
 through a private :class:`~msrplib._server.MSRPServer` that it stops once bound.
+
+An offerer that lets the answerer choose (``a=setup:actpass``) uses ``setup="actpass"``:
+it listens from ``prepare()`` on, so that its offer holds a port the answerer can connect
+to, and ``complete(..., setup=role)`` takes the role the answer gave it
+(:func:`msrplib.sdp.local_role`): ``passive`` goes on listening, ``active`` stops
+listening and connects.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from msrplib.transport import MSRPProtocol
 
 __all__ = ["ConnectorDirect", "AcceptorDirect", "connect_to"]
 
-SETUPS = ("active", "passive")
+SETUPS = ("active", "passive", "actpass")
 
 
 def connect_to(uri: URI, tls_options: Any, reactor: Any, settings: ConnectionSettings,
@@ -79,7 +85,8 @@ class _DirectEndpoint:
             from twisted.internet import reactor
         setup = setup or self.default_setup
         if setup not in SETUPS:
-            raise ValueError("setup must be 'active' or 'passive', not %r" % (setup,))
+            raise ValueError("setup must be 'active', 'passive' or 'actpass', not %r"
+                             % (setup,))
         self.logger = logger
         self.setup = setup
         self.reactor = reactor
@@ -101,7 +108,7 @@ class _DirectEndpoint:
         if uri.session_id is None:
             uri.session_id = new_session_id()
         self.local_uri = uri
-        if self.setup == "passive":
+        if self.setup != "active":
             self._server = MSRPServer(self.logger, reactor=self.reactor, settings=self.settings)
             return self._server.prepare(uri)
         if uri.use_tls:
@@ -110,17 +117,24 @@ class _DirectEndpoint:
 
     def complete(self, full_remote_path: List[URI], *,
                  remote_fingerprint: Union[None, str, Fingerprint] = None,
-                 connect_address: Optional[Tuple[str, int]] = None) -> Deferred[MSRPTransport]:
+                 connect_address: Optional[Tuple[str, int]] = None,
+                 setup: Optional[str] = None) -> Deferred[MSRPTransport]:
         """Connect (active) or wait for the peer (passive), bind, and fire with the
         ``MSRPTransport``.
 
         ``remote_fingerprint`` is the peer's SDP ``a=fingerprint`` for ``msrps``: a
         different certificate fails with ``FingerprintMismatch``. ``connect_address`` is where
         an active endpoint connects when it is not the remote URI's host and port (RFC 6714
-        CEMA: the SDP ``c=``/``m=`` address).
+        CEMA: the SDP ``c=``/``m=`` address). ``setup`` is the role the SDP answer gave an
+        ``actpass`` endpoint (``active`` or ``passive``); others may repeat their own.
+        Raises ``ValueError`` for an ``actpass`` endpoint without it, or a role that is
+        not the endpoint's.
         """
         if self.local_uri is None:
             raise RuntimeError("prepare() must be called before complete()")
+        role = self._role(setup)
+        if role == "active" and self._server is not None:
+            self._stop_server(None)  # the answer made us connect: the offered port is unused
         fingerprint = as_fingerprint(remote_fingerprint)
         if self._server is not None:
             server = self._server
@@ -141,6 +155,19 @@ class _DirectEndpoint:
             return bound.addCallback(adopt_logger, self.logger)
 
         return connected.addCallback(bind)
+
+    def _role(self, setup: Optional[str]) -> str:
+        """The role ``complete`` plays: ``setup`` for an ``actpass`` endpoint, else its own."""
+        if self.setup == "actpass":
+            if setup not in ("active", "passive"):
+                raise ValueError("an actpass endpoint needs complete(..., setup='active' or "
+                                 "'passive'), the role the SDP answer gave it, not %r"
+                                 % (setup,))
+            return setup
+        if setup is not None and setup != self.setup:
+            raise ValueError("this endpoint is %s; it cannot complete as %s"
+                             % (self.setup, setup))
+        return self.setup
 
     def cleanup(self) -> None:
         """Undo ``prepare()`` when ``complete()`` will not be called or did not succeed:
