@@ -422,7 +422,8 @@ class FactoryFunctionTests(unittest.TestCase):
         self.assertIsInstance(get_connector(None), ConnectorDirect)
         self.assertIsInstance(get_acceptor(None), AcceptorDirect)
         self.assertEqual(get_connector(None, setup="passive").setup, "passive")
-        self.assertRaises(ValueError, ConnectorDirect, setup="actpass")
+        self.assertEqual(get_connector(None, setup="actpass").setup, "actpass")
+        self.assertRaises(ValueError, ConnectorDirect, setup="holdconn")
 
     def test_complete_needs_prepare(self):
         self.assertRaises(RuntimeError, ConnectorDirect().complete, [URI("h", session_id="s")])
