@@ -377,11 +377,14 @@ class Receiver:
         """The receiver could not keep ``message``: tell the sender (a failure REPORT,
         as its Failure-Report allows), with the error's code when it has one."""
         message.move(NOT_KEPT)
-        self.host.log.failure("storing {message!r} failed", failure, message=message)
         error = failure.value
         if isinstance(error, MSRPError) and error.code is not None:
+            # The receiver's own refusal (a file that is not the one offered, say): no bug.
+            self.host.log.warn("{message!r} was not kept: {error}", message=message,
+                               error=error)
             code, comment = error.code, error.comment
         else:
+            self.host.log.failure("storing {message!r} failed", failure, message=message)
             code, comment = NOT_STORED_CODE, NOT_STORED_COMMENT
         self._report_failure(message.first_chunk, code, comment,
                              ByteRange(1, message.received, message.size))

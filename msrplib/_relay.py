@@ -370,34 +370,17 @@ class _RelayEndpoint:
             raise RuntimeError("prepare() must succeed before complete()")
         return self._link, self.local_uri
 
-
-class ConnectorRelay(_RelayEndpoint):
-    """The calling endpoint through a relay (the seed's ``ConnectorRelay``)."""
-
-    def complete(self, full_remote_path: List[URI], **ignored: Any) -> Deferred[MSRPTransport]:
-        """Send the binding SEND through the relay; fire with the ``MSRPTransport``.
-
-        The relay answers the SEND itself (responses are hop by hop), so this fires once
-        the relay took it. TLS here is hop by hop, so a ``remote_fingerprint`` has nothing
-        to check and is ignored.
-        """
+    def complete_active(self, full_remote_path: List[URI]) -> Deferred[MSRPTransport]:
+        """Send the binding SEND through the relay; fire with the ``MSRPTransport`` (what
+        ``ConnectorRelay.complete`` does)."""
         link, _ = self._require_prepared()
         result = bind_active(link.protocol, self.full_local_path, full_remote_path,
                              self.reactor, self.settings)
         return result.addCallback(self._bound)
 
-
-class AcceptorRelay(_RelayEndpoint):
-    """The answering endpoint through a relay (the seed's ``AcceptorRelay``)."""
-
-    def complete(self, full_remote_path: List[URI], **ignored: Any) -> Deferred[MSRPTransport]:
-        """Wait for the first chunk through the relay from ``full_remote_path``; answer it and
-        fire with the ``MSRPTransport``.
-
-        Its From-Path must end with ``full_remote_path`` (the relays in front of it add
-        their URIs); a chunk from anyone else is answered 403 and waiting goes on. Fails with
-        ``MSRPBindSessionTimeout`` after the bind timeout.
-        """
+    def complete_passive(self, full_remote_path: List[URI]) -> Deferred[MSRPTransport]:
+        """Wait for the binding chunk through the relay from ``full_remote_path``; fire with
+        the ``MSRPTransport`` (what ``AcceptorRelay.complete`` does)."""
         link, local_uri = self._require_prepared()
         result: Deferred[MSRPTransport] = Deferred()
         remote = list(full_remote_path)
@@ -436,3 +419,30 @@ class AcceptorRelay(_RelayEndpoint):
 
         link.on_event = later_event
         return result
+
+
+class ConnectorRelay(_RelayEndpoint):
+    """The calling endpoint through a relay (the seed's ``ConnectorRelay``)."""
+
+    def complete(self, full_remote_path: List[URI], **ignored: Any) -> Deferred[MSRPTransport]:
+        """Send the binding SEND through the relay; fire with the ``MSRPTransport``.
+
+        The relay answers the SEND itself (responses are hop by hop), so this fires once
+        the relay took it. TLS here is hop by hop, so a ``remote_fingerprint`` has nothing
+        to check and is ignored.
+        """
+        return self.complete_active(full_remote_path)
+
+
+class AcceptorRelay(_RelayEndpoint):
+    """The answering endpoint through a relay (the seed's ``AcceptorRelay``)."""
+
+    def complete(self, full_remote_path: List[URI], **ignored: Any) -> Deferred[MSRPTransport]:
+        """Wait for the first chunk through the relay from ``full_remote_path``; answer it and
+        fire with the ``MSRPTransport``.
+
+        Its From-Path must end with ``full_remote_path`` (the relays in front of it add
+        their URIs); a chunk from anyone else is answered 403 and waiting goes on. Fails with
+        ``MSRPBindSessionTimeout`` after the bind timeout.
+        """
+        return self.complete_passive(full_remote_path)

@@ -205,6 +205,63 @@ class RefreshTests(RelayHarness, unittest.TestCase):
 
 
 
+class StreamThroughRelayTests(RelayHarness, unittest.TestCase):
+    """Streams as a SIP stack drives them, both sides through the relay."""
+
+    def sdp(self, section):
+        from msrplib.sdp import parse_sdp
+        return parse_sdp("v=0\r\ns=-\r\nt=0 0\r\n" + section).media[0]
+
+    @inlineCallbacks
+    def negotiate(self, alice, bob):
+        for stream in (alice, bob):
+            self.addCleanup(stream.cleanup)
+        offer = yield alice.make_offer()
+        answer = yield bob.make_answer(self.sdp(offer))
+        alice.take_answer(self.sdp(answer))
+        self.assertEqual(len(alice.local_media.path), 2)  # the relay's Use-Path, then ours
+        self.assertNotIn("a=fingerprint", offer)  # TLS is hop by hop through a relay
+        sessions = yield gatherResults([alice.start(), bob.start()], consumeErrors=True)
+        for session in sessions:
+            self.addCleanup(close, session.transport)
+        return sessions
+
+    @inlineCallbacks
+    def test_chat_both_ways(self):
+        from msrplib.stream import ChatStream
+        heard = CollectingReceiver(), CollectingReceiver()
+        alice = ChatStream(relay=self.settings("alice"), receiver=heard[0],
+                           session_settings=SESSION_SETTINGS)
+        bob = ChatStream(relay=self.settings("bob"), receiver=heard[1],
+                         session_settings=SESSION_SETTINGS)
+        sessions = yield self.negotiate(alice, bob)
+        yield sessions[0].send_message(b"hi bob", "text/plain", success_report="yes")
+        yield sessions[1].send_message(b"hi alice", "text/plain", success_report="yes")
+        self.assertEqual([m.data for m in heard[1].received], [b"hi bob"])
+        self.assertEqual([m.data for m in heard[0].received], [b"hi alice"])
+
+    @inlineCallbacks
+    def test_a_file_with_its_hash_checked(self):
+        import io
+
+        from msrplib.stream import FileTransferStream
+        body = os.urandom(3 * 1024 * 1024)
+        alice = FileTransferStream.offering(io.BytesIO(body), name="three.bin",
+                                            relay=self.settings("alice"),
+                                            session_settings=SESSION_SETTINGS)
+        destination = open(self.mktemp(), "w+b")
+        self.addCleanup(destination.close)
+        bob = FileTransferStream(destination=destination, relay=self.settings("bob"),
+                                 session_settings=SESSION_SETTINGS)
+        yield self.negotiate(alice, bob)
+        yield alice.send()
+        message = yield bob.received
+        self.assertEqual(message.size, len(body))
+        destination.seek(0)
+        self.assertEqual(hashlib.sha256(destination.read()).digest(),
+                         hashlib.sha256(body).digest())
+
+
 class ServiceHarness(RelayHarness):
     """twistd-plugin services that work through the relay."""
 

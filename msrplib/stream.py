@@ -1,0 +1,332 @@
+"""MSRP streams for a SIP stack: one object per ``m=message`` line, driven in three calls.
+
+The offerer calls :meth:`MSRPStream.make_offer` (its media section for the SDP offer),
+:meth:`~MSRPStream.take_answer` (the answer's section) and :meth:`~MSRPStream.start`; the
+answerer calls :meth:`~MSRPStream.make_answer` (from the offer's section) and
+:meth:`~MSRPStream.start`. The stream picks direct or relay, active or passive (RFC 6135,
+``actpass`` resolved from the answer), checks ``a=fingerprint`` for direct ``msrps``, uses
+CEMA (RFC 6714) where both sides offer it, and ``start()`` fires with an
+:class:`~msrplib.session.MSRPSession`::
+
+    chat = ChatStream(local_host="192.0.2.10", use_tls=True)
+    offer_section = yield chat.make_offer()              # "m=message ...\\r\\na=..."
+    ...                                                   # INVITE, 200 with the answer
+    chat.take_answer(parse_sdp(answer_sdp).media[index])
+    session = yield chat.start()
+
+:class:`FileTransferStream` adds RFC 5547: the file's selector in the offer, the file sent
+once the session is up, and on the receiving side the file written where the application
+says and its hash checked.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, BinaryIO, Callable, List, Optional, Sequence, Tuple
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msrplib._bind import ConnectionSettings
+from msrplib._direct import ConnectorDirect
+from msrplib._fileattributes import FileSelector, file_digest
+from msrplib._incomingmessage import IncomingMessage, MessageReceiver
+from msrplib._relay import ConnectorRelay, MSRPRelaySettings
+from msrplib._settings import SessionSettings
+from msrplib._uri import URI
+from msrplib.errors import MSRPError
+from msrplib.sdp import MediaSection, MSRPMedia, answer_setup, local_role, media_line
+from msrplib.session import MSRPSession
+
+__all__ = ["MSRPStream", "ChatStream", "FileTransferStream", "StreamRefused",
+           "FileHashMismatch"]
+
+#: The direction an answer gives for each direction of an offer (RFC 3264).
+_ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly",
+                     "recvonly": "sendonly", "inactive": "inactive"}
+
+
+class StreamRefused(MSRPError, ValueError):
+    """The peer's media section cannot make this stream: refused (port 0), a direct
+    ``msrps`` path without ``a=fingerprint``, or a stream of the wrong kind."""
+
+
+class FileHashMismatch(MSRPError):
+    """The file received is not the one offered: its hash or size differs from the offer's
+    ``a=file-selector``."""
+
+    code = 400
+    comment = "File hash mismatch"
+
+
+class MSRPStream:
+    """One MSRP stream of a SIP session (an ``m=message`` line).
+
+    Direct unless ``relay`` (``MSRPRelaySettings``) is given; ``use_tls`` makes a direct
+    stream ``msrps`` (a relay's URI says for itself). ``local_host`` is the address put in
+    the path and ``c=`` line of a direct stream. ``accept_types``,
+    ``accept_wrapped_types``, ``max_size`` and ``direction`` go in our media section;
+    ``receiver``, ``session_settings`` and ``accept_types`` make the session.
+    ``on_path_changed`` hears a relay's new path (see ``ConnectorRelay``).
+    """
+
+    default_accept_types: Sequence[str] = ("*",)
+    default_direction = "sendrecv"
+
+    def __init__(self, *, relay: Optional[MSRPRelaySettings] = None, use_tls: bool = False,
+                 local_host: Optional[str] = None,
+                 accept_types: Optional[Sequence[str]] = None,
+                 accept_wrapped_types: Sequence[str] = (),
+                 max_size: Optional[int] = None, direction: Optional[str] = None,
+                 receiver: Optional[MessageReceiver] = None,
+                 session_settings: Optional[SessionSettings] = None,
+                 connection_settings: Optional[ConnectionSettings] = None,
+                 on_path_changed: Optional[Callable[[List[URI]], None]] = None,
+                 reactor: Any = None, logger: Optional[Logger] = None) -> None:
+        self.relay = relay
+        self.use_tls = use_tls
+        self.local_host = local_host
+        self.accept_types = list(accept_types or self.default_accept_types)
+        self.accept_wrapped_types = list(accept_wrapped_types)
+        self.max_size = max_size
+        self.direction = direction or self.default_direction
+        self.receiver = receiver
+        self.session_settings = session_settings
+        self.connection_settings = connection_settings
+        self.on_path_changed = on_path_changed
+        self.reactor = reactor
+        self.logger = logger
+        #: Our media attributes, once made; the peer's, once known.
+        self.local_media: Optional[MSRPMedia] = None
+        self.remote: Optional[MediaSection] = None
+        #: ``active`` or ``passive`` once the offer and answer are both known.
+        self.role: Optional[str] = None
+        self.session: Optional[MSRPSession] = None
+        self._endpoint: Any = None
+
+    # The three calls.
+
+    @inlineCallbacks
+    def make_offer(self) -> Any:
+        """Prepare our end (listen, or AUTH with the relay) and fire with our media
+        section for the offer: its ``m=`` line, a ``c=`` line for a direct stream, and its
+        attributes, with ``a=setup:actpass``."""
+        path = yield self._prepare("actpass")
+        self.local_media = self._media(path, "actpass", self.direction, cema=True)
+        return self._section(path)
+
+    def take_answer(self, answer: MediaSection) -> None:
+        """Take the answer's media section for our offer; raises ``StreamRefused`` when it
+        refuses the stream or cannot be used."""
+        if self.local_media is None:
+            raise RuntimeError("make_offer() first")
+        remote = self._check(answer)
+        self.role = local_role("actpass", remote.setup, offerer=True)
+        self.remote = answer
+
+    @inlineCallbacks
+    def make_answer(self, offer: MediaSection) -> Any:
+        """Take the offer's media section, prepare our end, and fire with our media section
+        for the answer. Raises (fails with) ``StreamRefused`` when the offer cannot be used:
+        answer the stream with port 0 then."""
+        remote = self._check(offer)
+        self._answered(remote)
+        self.remote = offer
+        self.role = answer_setup(remote.setup)
+        path = yield self._prepare(self.role)
+        direction = _ANSWER_DIRECTION[remote.direction or "sendrecv"]
+        self.local_media = self._media(path, self.role, direction, cema=remote.cema)
+        return self._section(path)
+
+    @inlineCallbacks
+    def start(self) -> Any:
+        """Connect (or wait for the peer), bind, and fire with the ``MSRPSession``."""
+        if self.role is None or self.remote is None or self.remote.msrp is None:
+            raise RuntimeError("the offer and the answer must both be known first")
+        remote = self.remote.msrp
+        if self.relay is not None:
+            complete = (self._endpoint.complete_active if self.role == "active"
+                        else self._endpoint.complete_passive)
+            transport = yield complete(remote.path)
+        else:
+            transport = yield self._endpoint.complete(
+                remote.path, remote_fingerprint=remote.fingerprint,
+                connect_address=self._cema_address(), setup=self.role)
+        self.session = MSRPSession(transport, self.accept_types, receiver=self.receiver,
+                                   settings=self.session_settings, reactor=self.reactor)
+        self._started(self.session)
+        return self.session
+
+    def cleanup(self) -> None:
+        """Undo ``make_offer``/``make_answer`` when the stream will not start (a CANCEL, a
+        refused INVITE): stop listening, or close the relay connection."""
+        if self._endpoint is not None and self.session is None:
+            self._endpoint.cleanup()
+
+    # What subclasses add.
+
+    def _media(self, path: List[URI], setup: str, direction: str, cema: bool) -> MSRPMedia:
+        fingerprint = None
+        if self.relay is None and path[-1].use_tls:
+            fingerprint = path[-1].credentials.fingerprint()
+        return MSRPMedia(path=path, accept_types=self.accept_types,
+                         accept_wrapped_types=self.accept_wrapped_types,
+                         max_size=self.max_size, setup=setup, fingerprint=fingerprint,
+                         cema=cema, direction=direction)
+
+    def _answered(self, offer: MSRPMedia) -> None:
+        """The offer was taken (a file transfer takes its file's attributes)."""
+
+    def _started(self, session: MSRPSession) -> None:
+        """The session is up."""
+
+    # The parts.
+
+    def _prepare(self, setup: str) -> Any:
+        """Make our endpoint and prepare it; a Deferred firing with our full path."""
+        if self.relay is not None:
+            self._endpoint = ConnectorRelay(
+                self.relay, self.logger, reactor=self.reactor,
+                settings=self.connection_settings, on_path_changed=self.on_path_changed)
+            return self._endpoint.prepare()
+        self._endpoint = ConnectorDirect(self.logger, setup=setup, reactor=self.reactor,
+                                         settings=self.connection_settings)
+        return self._endpoint.prepare(URI(host=self.local_host, use_tls=self.use_tls))
+
+    def _check(self, section: MediaSection) -> MSRPMedia:
+        if not section.is_msrp or section.msrp is None:
+            raise StreamRefused("not an MSRP media section: m=%s ... %s"
+                                % (section.kind, section.proto))
+        if section.port == 0:
+            raise StreamRefused("the peer refused the stream (port 0)")
+        remote = section.msrp
+        if self.relay is None and remote.path[0].use_tls and remote.fingerprint is None \
+                and len(remote.path) == 1:
+            raise StreamRefused("a direct msrps path without a=fingerprint: the peer's "
+                                "certificate could not be checked")
+        return remote
+
+    def _cema_address(self) -> Optional[Tuple[str, int]]:
+        """Where an active direct stream connects when both sides use CEMA (RFC 6714):
+        the peer's ``c=``/``m=`` address instead of its path's first URI."""
+        assert self.remote is not None and self.remote.msrp is not None
+        ours = self.local_media is not None and self.local_media.cema
+        if self.role != "active" or not (ours and self.remote.msrp.cema) \
+                or self.remote.connection is None:
+            return None
+        return self.remote.connection, self.remote.port
+
+    def _section(self, path: List[URI]) -> str:
+        assert self.local_media is not None
+        lines = [media_line(path)]
+        if self.relay is None:
+            host = path[-1].host or ""
+            lines.append("c=IN %s %s" % ("IP6" if ":" in host else "IP4", host))
+        return "\r\n".join(lines) + "\r\n" + self.local_media.to_lines()
+
+
+class ChatStream(MSRPStream):
+    """A chat: ``sendrecv``, taking ``text/plain`` and CPIM-wrapped messages by default."""
+
+    default_accept_types = ("message/cpim", "text/plain")
+
+
+class _FileReceiver(MessageReceiver):
+    """Writes the file into its destination and checks it against the offer's selector."""
+
+    def __init__(self, stream: FileTransferStream) -> None:
+        self.stream = stream
+
+    def message_started(self, message: IncomingMessage) -> Any:
+        return self.stream.destination
+
+    def message_received(self, message: IncomingMessage) -> Any:
+        stream = self.stream
+        selector = stream.file_selector
+        destination = stream.destination
+        assert destination is not None and selector is not None
+        destination.flush()
+        destination.seek(0)
+        error = None
+        if selector.size is not None and message.size != selector.size:
+            error = FileHashMismatch("%s bytes arrived; the offer said %s"
+                                     % (message.size, selector.size))
+        elif selector.hash is not None and \
+                not selector.matches_digest(file_digest(destination, selector.hash[0])):
+            error = FileHashMismatch("the file's %s hash is not the offer's"
+                                     % selector.hash[0])
+        if error is not None:
+            stream.received.errback(Failure(error))
+            raise error  # its failure REPORT tells the sender
+        stream.received.callback(message)
+        return None
+
+    def message_failed(self, message: IncomingMessage, reason: Failure) -> None:
+        if not self.stream.received.called:
+            self.stream.received.errback(reason)
+
+
+class FileTransferStream(MSRPStream):
+    """A file transfer (RFC 5547): one file, one way.
+
+    The sending side offers with :meth:`offering` (the file's selector, ``sendonly``)
+    and, once started, sends it with :meth:`send`. The receiving side answers an offer
+    with ``FileTransferStream(destination=open_binary_file)``: the file goes there, and
+    ``received`` fires with the ``IncomingMessage`` once it is whole and its size and
+    hash are the offer's (or fails with ``FileHashMismatch``, or the reason it failed).
+    """
+
+    default_accept_types = ("*",)
+
+    def __init__(self, *, destination: Optional[BinaryIO] = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.destination = destination
+        self.source: Optional[BinaryIO] = None
+        self.file_selector: Optional[FileSelector] = None
+        self.file_transfer_id: Optional[str] = None
+        #: On the receiving side: fires with the file's ``IncomingMessage`` once checked.
+        self.received: Deferred[IncomingMessage] = Deferred()
+        if destination is not None and self.receiver is None:
+            self.receiver = _FileReceiver(self)
+
+    @classmethod
+    def offering(cls, source: BinaryIO, type: str = "application/octet-stream",
+                 name: Optional[str] = None, **options: Any) -> FileTransferStream:
+        """A stream that offers the binary file ``source`` (read from where it is): its
+        selector (name, type, size, SHA-1 hash) goes in the offer, ``sendonly``."""
+        stream = cls(direction="sendonly", **options)
+        stream.source = source
+        stream.file_selector = FileSelector.for_file(
+            source, type, name or os.path.basename(getattr(source, "name", "") or "file"))
+        stream.file_transfer_id = os.urandom(16).hex()
+        return stream
+
+    def send(self, **options: Any) -> Deferred[str]:
+        """Send the offered file over the started session (``send_message`` options, such
+        as ``progress``, pass through); fires as ``send_message`` does, with a success
+        REPORT asked for."""
+        if self.session is None or self.source is None or self.file_selector is None:
+            raise RuntimeError("send() needs an offered file and a started session")
+        options.setdefault("success_report", "yes")
+        name = (self.file_selector.name or "file").replace('"', "%22")
+        return self.session.send_message(
+            self.source, self.file_selector.type or "application/octet-stream",
+            headers={"Content-Disposition": 'attachment; filename="%s"' % name},
+            **options)
+
+    def _media(self, path: List[URI], setup: str, direction: str, cema: bool) -> MSRPMedia:
+        media = super()._media(path, setup, direction, cema)
+        media.file_selector = self.file_selector
+        media.file_transfer_id = self.file_transfer_id
+        if self.source is not None:
+            media.file_disposition = "attachment"
+        return media
+
+    def _answered(self, offer: MSRPMedia) -> None:
+        if offer.file_selector is None:
+            raise StreamRefused("a file transfer offer without a=file-selector")
+        if self.destination is None:
+            raise RuntimeError("a receiving FileTransferStream needs a destination")
+        self.file_selector = offer.file_selector
+        self.file_transfer_id = offer.file_transfer_id

@@ -1,0 +1,199 @@
+"""Streams as a SIP stack drives them (issue 24): offer, answer, start, over real loopback
+TCP and TLS; a file transfer with its hash checked on receipt."""
+
+import hashlib
+import io
+import os
+
+from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.trial import unittest
+
+from msrplib.errors import FingerprintMismatch, MSRPTransactionError
+from msrplib.sdp import parse_sdp
+from msrplib.session import SessionSettings
+from msrplib.stream import (ChatStream, FileHashMismatch, FileTransferStream, StreamRefused)
+from msrplib.testing import CollectingReceiver
+from tests.helpers import close
+
+SETTINGS = SessionSettings(keepalive_interval=0)
+
+
+def description(*sections):
+    """A whole SDP around media sections, as a SIP stack would send it."""
+    return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" + "".join(sections)
+
+
+def section_of(text, index=0):
+    return parse_sdp(description(text)).media[index]
+
+
+class ChatStreamTests(unittest.TestCase):
+    def streams(self, **options):
+        heard = CollectingReceiver(), CollectingReceiver()
+        alice = ChatStream(local_host="127.0.0.1", receiver=heard[0],
+                           session_settings=SETTINGS, **options)
+        bob = ChatStream(local_host="127.0.0.1", receiver=heard[1],
+                         session_settings=SETTINGS, **options)
+        for stream in (alice, bob):
+            self.addCleanup(stream.cleanup)
+        return alice, bob, heard
+
+    @inlineCallbacks
+    def start(self, alice, bob):
+        sessions = yield gatherResults([alice.start(), bob.start()], consumeErrors=True)
+        for session in sessions:
+            self.addCleanup(close, session.transport)
+        return sessions
+
+    @inlineCallbacks
+    def chat(self, **options):
+        alice, bob, heard = self.streams(**options)
+        offer = yield alice.make_offer()
+        answer = yield bob.make_answer(section_of(offer))
+        alice.take_answer(section_of(answer))
+        sessions = yield self.start(alice, bob)
+        yield sessions[0].send_message(b"hello bob", "text/plain")
+        yield sessions[1].send_message(b"hello alice", "text/plain")
+        self.assertEqual([m.data for m in heard[1].received], [b"hello bob"])
+        self.assertEqual([m.data for m in heard[0].received], [b"hello alice"])
+        return alice, bob, offer, answer
+
+    @inlineCallbacks
+    def test_direct_chat_over_tcp(self):
+        alice, bob, offer, answer = yield self.chat()
+        self.assertIn("m=message %d TCP/MSRP *\r\nc=IN IP4 127.0.0.1\r\n"
+                      % alice.local_media.path[0].port, offer)
+        self.assertIn("a=setup:actpass\r\n", offer)
+        self.assertIn("a=accept-types:message/cpim text/plain\r\n", offer)
+        self.assertIn("a=setup:passive\r\n", answer)
+        self.assertEqual((alice.role, bob.role), ("active", "passive"))
+
+    @inlineCallbacks
+    def test_direct_chat_over_tls_checks_fingerprints(self):
+        alice, bob, offer, answer = yield self.chat(use_tls=True)
+        self.assertIn("TCP/TLS/MSRP", offer)
+        self.assertIn("a=fingerprint:sha-256 ", offer)
+        self.assertIn("a=fingerprint:sha-256 ", answer)
+
+    @inlineCallbacks
+    def test_a_wrong_fingerprint_fails_the_start(self):
+        alice, bob, _ = self.streams(use_tls=True)
+        offer = yield alice.make_offer()
+        answer = yield bob.make_answer(section_of(offer))
+        impostor = ChatStream(local_host="127.0.0.1", use_tls=True)
+        self.addCleanup(impostor.cleanup)
+        other = yield impostor.make_offer()
+        fingerprint = [line for line in other.split("\r\n") if "fingerprint" in line][0]
+        forged = "\r\n".join(fingerprint if "fingerprint" in line else line
+                             for line in answer.split("\r\n"))
+        alice.take_answer(section_of(forged))
+        starting = alice.start()
+        bob.start().addErrback(lambda failure: None)
+        yield self.assertFailure(starting, FingerprintMismatch)
+
+    @inlineCallbacks
+    def test_msrps_without_a_fingerprint_is_refused(self):
+        alice, bob, _ = self.streams(use_tls=True)
+        offer = yield alice.make_offer()
+        bare = "".join(line + "\r\n" for line in offer.split("\r\n")
+                       if line and "fingerprint" not in line)
+        yield self.assertFailure(bob.make_answer(section_of(bare)), StreamRefused)
+
+    @inlineCallbacks
+    def test_a_refused_stream(self):
+        alice, _, _ = self.streams()
+        offer = yield alice.make_offer()
+        refused = offer.replace("m=message %d " % alice.local_media.path[0].port,
+                                "m=message 0 ")
+        self.assertRaises(StreamRefused, alice.take_answer, section_of(refused))
+        audio = section_of("m=audio 4000 RTP/AVP 0\r\n")
+        self.assertRaises(StreamRefused, alice.take_answer, audio)
+
+    @inlineCallbacks
+    def test_the_answer_turns_the_direction_round(self):
+        alice, bob, _ = self.streams(direction="sendonly")
+        offer = yield alice.make_offer()
+        answer = yield bob.make_answer(section_of(offer))
+        self.assertIn("a=sendonly\r\n", offer)
+        self.assertIn("a=recvonly\r\n", answer)
+
+    @inlineCallbacks
+    def test_cema_connects_to_the_media_address(self):
+        alice, bob, _ = self.streams()
+        offer = yield alice.make_offer()
+        self.assertIn("a=msrp-cema\r\n", offer)
+        answer = yield bob.make_answer(section_of(offer))
+        self.assertIn("a=msrp-cema\r\n", answer)
+        port = bob.local_media.path[0].port
+        alice.take_answer(section_of(answer.replace("c=IN IP4 127.0.0.1",
+                                                    "c=IN IP4 127.0.0.2")))
+        self.assertEqual(alice._cema_address(), ("127.0.0.2", port))
+        plain = bob.local_media.to_lines().replace("a=msrp-cema\r\n", "")
+        alice.take_answer(section_of("m=message %d TCP/MSRP *\r\n%s" % (port, plain)))
+        self.assertIsNone(alice._cema_address())
+
+
+class FileTransferStreamTests(unittest.TestCase):
+    @inlineCallbacks
+    def transfer(self, body, tamper=lambda offer: offer):
+        source = io.BytesIO(body)
+        source.name = "/somewhere/holiday photo.jpg"
+        alice = FileTransferStream.offering(source, "image/jpeg", local_host="127.0.0.1",
+                                            session_settings=SETTINGS)
+        destination = open(self.mktemp(), "w+b")
+        self.addCleanup(destination.close)
+        bob = FileTransferStream(destination=destination, local_host="127.0.0.1",
+                                 session_settings=SETTINGS)
+        for stream in (alice, bob):
+            self.addCleanup(stream.cleanup)
+        offer = yield alice.make_offer()
+        answer = yield bob.make_answer(section_of(tamper(offer)))
+        alice.take_answer(section_of(answer))
+        sessions = yield gatherResults([alice.start(), bob.start()], consumeErrors=True)
+        for session in sessions:
+            self.addCleanup(close, session.transport)
+        return alice, bob, offer, answer, destination
+
+    @inlineCallbacks
+    def test_a_file_arrives_whole_and_checked(self):
+        body = os.urandom(3 * 1024 * 1024 + 17)
+        alice, bob, offer, answer, destination = yield self.transfer(body)
+        self.assertIn('name:"holiday photo.jpg" type:image/jpeg size:%d hash:sha-1:'
+                      % len(body), offer)
+        self.assertIn("a=sendonly\r\n", offer)
+        self.assertIn("a=recvonly\r\n", answer)
+        self.assertIn("a=file-transfer-id:%s\r\n" % alice.file_transfer_id, answer)
+        yield alice.send()
+        message = yield bob.received
+        self.assertEqual(message.size, len(body))
+        destination.seek(0)
+        self.assertEqual(hashlib.sha256(destination.read()).digest(),
+                         hashlib.sha256(body).digest())
+        self.assertEqual(message.headers.first["content-disposition"],
+                         'attachment; filename="holiday photo.jpg"')
+
+    @inlineCallbacks
+    def test_a_file_that_is_not_the_one_offered(self):
+        body = b"the real file" * 1000
+
+        def forge(offer):
+            digest = hashlib.sha1(b"another file").digest()
+            forged = ":".join("%02X" % byte for byte in digest)
+            start = offer.index("hash:sha-1:") + len("hash:sha-1:")
+            end = offer.index("\r\n", start)
+            return offer[:start] + forged + offer[end:]
+
+        alice, bob, _, _, _ = yield self.transfer(body, forge)
+        sending = alice.send()
+        yield self.assertFailure(bob.received, FileHashMismatch)
+        error = yield self.assertFailure(sending, MSRPTransactionError)
+        self.assertEqual(error.code, 400)
+
+    @inlineCallbacks
+    def test_an_offer_without_a_file_selector_is_refused(self):
+        chat = ChatStream(local_host="127.0.0.1")
+        self.addCleanup(chat.cleanup)
+        offer = yield chat.make_offer()
+        receiver = FileTransferStream(destination=io.BytesIO())
+        yield self.assertFailure(receiver.make_answer(section_of(offer)), StreamRefused)
+        self.assertIsNone(receiver._endpoint)  # nothing was prepared for it
