@@ -9,6 +9,8 @@ body goes to a sink: memory by default, or a file (written at each chunk's offse
 
 from __future__ import annotations
 
+import email.message
+
 import enum
 from typing import Any, Dict, Optional, Union
 
@@ -175,10 +177,25 @@ ARRIVAL_TRANSITIONS = {
 
 class IncomingMessage:
     """A message arriving on a session: its first chunk's headers, how far it got, and
-    where it is (:class:`Arrival`).
+    where it is (:class:`Arrival`). What a :class:`MessageReceiver` reads:
 
-    ``data`` is the body once complete when it was kept in memory; with a file or
-    ``IConsumer`` sink the body went there and ``data`` stays ``None``.
+    - ``message_id``: its Message-ID (the sender's; REPORTs name the message by it).
+    - ``content_type``: its Content-Type, as the sender wrote it (``None`` for none).
+    - ``headers``: the first chunk's :class:`~msrplib.protocol.Headers`:
+      ``headers.get(name)`` is a header's first value whatever the case of its name,
+      ``headers.get_all(name)`` every value; the MIME headers a sender adds to every chunk
+      (Content-Disposition, Content-ID...) are here too.
+    - ``size``: its total size in bytes once a chunk announced it (the Byte-Range total),
+      else ``None`` until its last chunk came.
+    - ``file_name``: the ``filename`` of its Content-Disposition, if any.
+    - ``received``: body bytes received so far; ``complete``: whether all have come.
+    - ``data``: the body once complete, when it was kept in memory; with a file or
+      ``IConsumer`` sink (``message_started``'s return) it went there and ``data`` stays
+      ``None``.
+    - ``state``: where it is (an :class:`Arrival`).
+    - ``first_chunk``: the first chunk itself (an ``MSRPData``), for anything else.
+
+    Everything here is the peer's text: check it before it names a file or a path.
     """
 
     move = state_mover(ARRIVAL_TRANSITIONS)
@@ -208,6 +225,18 @@ class IncomingMessage:
     def received(self) -> int:
         """Body bytes received so far."""
         return self.ranges.count
+
+    @property
+    def file_name(self) -> Optional[str]:
+        """The ``filename`` parameter of its Content-Disposition (RFC 2183, RFC 2231
+        encodings read), or ``None``. The peer's text: never use it as a path as it is."""
+        disposition = self.headers.first.get("content-disposition")
+        if disposition is None:
+            return None
+        holder = email.message.Message()
+        holder["Content-Disposition"] = disposition
+        name = holder.get_filename()
+        return name if name else None
 
     def add(self, offset: int, data: bytes) -> None:
         """Store ``data`` at zero-based ``offset``, skipping bytes already received."""
