@@ -262,6 +262,29 @@ class StreamThroughRelayTests(RelayHarness, unittest.TestCase):
                          hashlib.sha256(body).digest())
 
 
+class DocumentedWalkThroughRelayTests(RelayHarness, unittest.TestCase):
+    """doc/sip.rst's walk (doc/examples/sip_walk.py), both sides through the relay."""
+
+    @inlineCallbacks
+    def test_chat(self):
+        from tests.test_doc_examples import load
+        heard = yield load("sip_walk").chat(relay_settings=self.settings)
+        self.assertEqual(heard, (["Hello, Alice"], ["Hello, Bob"]))
+
+    @inlineCallbacks
+    def test_file_transfer(self):
+        import io
+
+        from tests.test_doc_examples import load
+        body = os.urandom(1024 * 1024)
+        destination = open(self.mktemp(), "w+b")
+        self.addCleanup(destination.close)
+        message = yield load("sip_walk").file_transfer(io.BytesIO(body), destination,
+                                                       relay_settings=self.settings)
+        destination.seek(0)
+        self.assertEqual((message.size, destination.read()), (len(body), body))
+
+
 class ServiceHarness(RelayHarness):
     """twistd-plugin services that work through the relay."""
 
