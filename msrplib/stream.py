@@ -30,7 +30,8 @@ from twisted.python.failure import Failure
 
 from msrplib._bind import ConnectionSettings
 from msrplib._direct import ConnectorDirect
-from msrplib._fileattributes import FileSelector, file_digest
+from msrplib._fileattributes import FileRange, FileSelector, file_digest
+from msrplib._filepart import FilePart
 from msrplib._incomingmessage import IncomingMessage, MessageReceiver
 from msrplib._relay import ConnectorRelay, MSRPRelaySettings
 from msrplib._settings import SessionSettings
@@ -233,29 +234,21 @@ class ChatStream(MSRPStream):
 
 
 class _FileReceiver(MessageReceiver):
-    """Writes the file into its destination and checks it against the offer's selector."""
+    """Writes the file (or the part of it the transfer carries) into its destination and
+    checks it against the selector: size, and the hash once the file is whole."""
 
     def __init__(self, stream: FileTransferStream) -> None:
         self.stream = stream
 
     def message_started(self, message: IncomingMessage) -> Any:
-        return self.stream.destination
+        stream = self.stream
+        if stream.file_range is None:
+            return stream.destination
+        return FilePart(stream.destination, stream.file_range.start - 1)
 
     def message_received(self, message: IncomingMessage) -> Any:
         stream = self.stream
-        selector = stream.file_selector
-        destination = stream.destination
-        assert destination is not None and selector is not None
-        destination.flush()
-        destination.seek(0)
-        error = None
-        if selector.size is not None and message.size != selector.size:
-            error = FileHashMismatch("%s bytes arrived; the offer said %s"
-                                     % (message.size, selector.size))
-        elif selector.hash is not None and \
-                not selector.matches_digest(file_digest(destination, selector.hash[0])):
-            error = FileHashMismatch("the file's %s hash is not the offer's"
-                                     % selector.hash[0])
+        error = stream.check_received(message)
         if error is not None:
             stream.received.errback(Failure(error))
             raise error  # its failure REPORT tells the sender
@@ -268,23 +261,39 @@ class _FileReceiver(MessageReceiver):
 
 
 class FileTransferStream(MSRPStream):
-    """A file transfer (RFC 5547): one file, one way.
+    """A file transfer (RFC 5547): one file, or a part of it (``a=file-range``), one way.
 
-    The sending side offers with :meth:`offering` (the file's selector, ``sendonly``)
-    and, once started, sends it with :meth:`send`. The receiving side answers an offer
-    with ``FileTransferStream(destination=open_binary_file)``: the file goes there, and
-    ``received`` fires with the ``IncomingMessage`` once it is whole and its size and
-    hash are the offer's (or fails with ``FileHashMismatch``, or the reason it failed).
+    The sending side has a ``source`` (an open binary file), the receiving side a
+    ``destination`` (an open binary file, ``w+b``). Either may make the offer:
+
+    - the sender with :meth:`offering` (the file's selector, ``sendonly``), and the
+      receiver answers with ``FileTransferStream(destination=...)``;
+    - the receiver with :meth:`resuming`, to get the rest of a file a transfer left
+      unfinished (``recvonly``, the selector, and ``a=file-range`` from the first byte it
+      lacks), and the sender answers with ``FileTransferStream(source=...)``, which checks
+      that the selector is its file's.
+
+    Once started, the sender calls :meth:`send`: only the bytes of the range, when there
+    is one. On the receiving side ``received`` fires with the ``IncomingMessage`` once the
+    bytes are in place, their size is what was offered, and, when the file is whole, its
+    hash is the selector's; else it fails with ``FileHashMismatch`` (a failure REPORT goes
+    back) or with the reason the transfer failed.
     """
 
     default_accept_types = ("*",)
 
-    def __init__(self, *, destination: Optional[BinaryIO] = None, **options: Any) -> None:
+    def __init__(self, *, source: Optional[BinaryIO] = None,
+                 destination: Optional[BinaryIO] = None, **options: Any) -> None:
+        if (source is None) == (destination is None):
+            raise ValueError("a file transfer has a source (sending) or a destination "
+                             "(receiving)")
+        options.setdefault("direction", "sendonly" if source is not None else "recvonly")
         super().__init__(**options)
+        self.source = source
         self.destination = destination
-        self.source: Optional[BinaryIO] = None
         self.file_selector: Optional[FileSelector] = None
         self.file_transfer_id: Optional[str] = None
+        self.file_range: Optional[FileRange] = None
         #: On the receiving side: fires with the file's ``IncomingMessage`` once checked.
         self.received: Deferred[IncomingMessage] = Deferred()
         if destination is not None and self.receiver is None:
@@ -292,41 +301,90 @@ class FileTransferStream(MSRPStream):
 
     @classmethod
     def offering(cls, source: BinaryIO, type: str = "application/octet-stream",
-                 name: Optional[str] = None, **options: Any) -> FileTransferStream:
-        """A stream that offers the binary file ``source`` (read from where it is): its
-        selector (name, type, size, SHA-1 hash) goes in the offer, ``sendonly``."""
-        stream = cls(direction="sendonly", **options)
-        stream.source = source
+                 name: Optional[str] = None, file_range: Optional[FileRange] = None,
+                 **options: Any) -> FileTransferStream:
+        """A stream that offers the binary file ``source`` (read from where it is), or the
+        part of it ``file_range`` names: its selector (name, type, size, SHA-1 hash) goes
+        in the offer, ``sendonly``."""
+        stream = cls(source=source, **options)
         stream.file_selector = FileSelector.for_file(
             source, type, name or os.path.basename(getattr(source, "name", "") or "file"))
         stream.file_transfer_id = os.urandom(16).hex()
+        stream.file_range = file_range
+        return stream
+
+    @classmethod
+    def resuming(cls, destination: BinaryIO, selector: FileSelector,
+                 **options: Any) -> FileTransferStream:
+        """A stream that asks, ``recvonly``, for the rest of the file ``selector`` names,
+        of which ``destination`` holds the first bytes (what an interrupted transfer
+        wrote): its offer gives ``a=file-range`` from the first byte it lacks."""
+        have = destination.seek(0, os.SEEK_END)
+        if selector.size is not None and have >= selector.size:
+            raise ValueError("the destination holds the whole file already")
+        stream = cls(destination=destination, **options)
+        stream.file_selector = selector
+        stream.file_transfer_id = os.urandom(16).hex()
+        stream.file_range = FileRange(have + 1, selector.size)
         return stream
 
     def send(self, **options: Any) -> Deferred[str]:
-        """Send the offered file over the started session (``send_message`` options, such
-        as ``progress``, pass through); fires as ``send_message`` does, with a success
-        REPORT asked for."""
+        """Send the file, or the part of it the range names, over the started session
+        (``send_message`` options, such as ``progress``, pass through); fires as
+        ``send_message`` does, with a success REPORT asked for."""
         if self.session is None or self.source is None or self.file_selector is None:
-            raise RuntimeError("send() needs an offered file and a started session")
+            raise RuntimeError("send() needs a source and a started session")
         options.setdefault("success_report", "yes")
         name = (self.file_selector.name or "file").replace('"', "%22")
+        body: Any = self.source
+        if self.file_range is not None:
+            start = self.file_range.start - 1
+            stop = self.file_range.stop
+            body = FilePart(self.source, self.source.tell() + start,
+                            None if stop is None else stop - start)
         return self.session.send_message(
-            self.source, self.file_selector.type or "application/octet-stream",
+            body, self.file_selector.type or "application/octet-stream",
             headers={"Content-Disposition": 'attachment; filename="%s"' % name},
             **options)
+
+    def check_received(self, message: IncomingMessage) -> Optional[FileHashMismatch]:
+        """What is wrong with the bytes that arrived in ``message``, if anything."""
+        selector, destination = self.file_selector, self.destination
+        assert selector is not None and destination is not None
+        destination.flush()
+        expected = selector.size
+        if self.file_range is not None and expected is not None:
+            expected = (self.file_range.stop or selector.size or 0) - self.file_range.start + 1
+        if expected is not None and message.size != expected:
+            return FileHashMismatch("%s bytes arrived; the offer said %s"
+                                    % (message.size, expected))
+        whole = destination.seek(0, os.SEEK_END)
+        if selector.hash is None or (selector.size is not None and whole != selector.size):
+            return None  # a part whose file is not whole yet: nothing to hash
+        destination.seek(0)
+        if not selector.matches_digest(file_digest(destination, selector.hash[0])):
+            return FileHashMismatch("the file's %s hash is not the offer's" % selector.hash[0])
+        return None
 
     def _media(self, path: List[URI], setup: str, direction: str, cema: bool) -> MSRPMedia:
         media = super()._media(path, setup, direction, cema)
         media.file_selector = self.file_selector
         media.file_transfer_id = self.file_transfer_id
+        media.file_range = self.file_range
         if self.source is not None:
             media.file_disposition = "attachment"
         return media
 
     def _answered(self, offer: MSRPMedia) -> None:
-        if offer.file_selector is None:
+        selector = offer.file_selector
+        if selector is None:
             raise StreamRefused("a file transfer offer without a=file-selector")
-        if self.destination is None:
-            raise RuntimeError("a receiving FileTransferStream needs a destination")
-        self.file_selector = offer.file_selector
+        if self.source is not None:
+            algorithm = selector.hash[0] if selector.hash is not None else "sha-1"
+            ours = FileSelector.for_file(self.source, selector.type, selector.name, algorithm)
+            if selector.size not in (None, ours.size) or \
+                    (selector.hash is not None and selector.hash != ours.hash):
+                raise StreamRefused("the offer asks for another file than ours")
+        self.file_selector = selector
         self.file_transfer_id = offer.file_transfer_id
+        self.file_range = offer.file_range

@@ -5,17 +5,23 @@ import hashlib
 import io
 import os
 
+from twisted.internet import reactor, task
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.trial import unittest
 
 from msrplib.errors import FingerprintMismatch, MSRPTransactionError
-from msrplib.sdp import parse_sdp
+from msrplib._filepart import FilePart
+from msrplib.sdp import FileRange, FileSelector, parse_sdp
 from msrplib.session import SessionSettings
 from msrplib.stream import (ChatStream, FileHashMismatch, FileTransferStream, StreamRefused)
 from msrplib.testing import CollectingReceiver
 from tests.helpers import close
 
 SETTINGS = SessionSettings(keepalive_interval=0)
+
+
+def sleep(seconds):
+    return task.deferLater(reactor, seconds, lambda: None)
 
 
 def description(*sections):
@@ -197,3 +203,115 @@ class FileTransferStreamTests(unittest.TestCase):
         receiver = FileTransferStream(destination=io.BytesIO())
         yield self.assertFailure(receiver.make_answer(section_of(offer)), StreamRefused)
         self.assertIsNone(receiver._endpoint)  # nothing was prepared for it
+
+
+class ResumeTests(unittest.TestCase):
+    """RFC 5547 a=file-range: a transfer that stopped part way is finished by sending only
+    the bytes the receiver lacks."""
+
+    @inlineCallbacks
+    def negotiate(self, offerer, answerer):
+        for stream in (offerer, answerer):
+            self.addCleanup(stream.cleanup)
+        offer = yield offerer.make_offer()
+        answer = yield answerer.make_answer(section_of(offer))
+        offerer.take_answer(section_of(answer))
+        sessions = yield gatherResults([offerer.start(), answerer.start()], consumeErrors=True)
+        for session in sessions:
+            self.addCleanup(close, session.transport)
+        return offer, answer
+
+    def destination(self, holding=b""):
+        destination = open(self.mktemp(), "w+b")
+        self.addCleanup(destination.close)
+        destination.write(holding)
+        return destination
+
+    @inlineCallbacks
+    def test_the_sender_offers_a_range(self):
+        body = os.urandom(200000)
+        alice = FileTransferStream.offering(io.BytesIO(body), name="f.bin",
+                                            file_range=FileRange(150001, None),
+                                            local_host="127.0.0.1", session_settings=SETTINGS)
+        destination = self.destination(body[:150000])
+        bob = FileTransferStream(destination=destination, local_host="127.0.0.1",
+                                 session_settings=SETTINGS)
+        offer, answer = yield self.negotiate(alice, bob)
+        self.assertIn("a=file-range:150001-*\r\n", offer)
+        yield alice.send()
+        message = yield bob.received
+        self.assertEqual(message.size, 50000)  # only the rest went
+        destination.seek(0)
+        self.assertEqual(destination.read(), body)
+
+    @inlineCallbacks
+    def test_an_interrupted_transfer_is_resumed_by_the_receiver(self):
+        body = os.urandom(4 * 1024 * 1024)
+        source = io.BytesIO(body)
+        settings = SessionSettings(keepalive_interval=0, chunk_size=64 * 1024)
+        alice = FileTransferStream.offering(source, name="big.bin", local_host="127.0.0.1",
+                                            session_settings=settings)
+        destination = self.destination()
+        bob = FileTransferStream(destination=destination, local_host="127.0.0.1",
+                                 session_settings=settings)
+        yield self.negotiate(alice, bob)
+        sending = alice.send()
+        while destination.tell() < 1024 * 1024:  # a megabyte in, the call drops
+            yield sleep(0.001)
+        bob.session.abort()
+        yield self.assertFailure(sending, Exception)
+        yield self.assertFailure(bob.received, Exception)
+        have = destination.seek(0, os.SEEK_END)
+        self.assertTrue(0 < have < len(body), have)
+
+        # Bob offers again, asking for what he lacks; Alice answers with the same file.
+        again = FileTransferStream.resuming(destination, alice.file_selector,
+                                            local_host="127.0.0.1", session_settings=settings)
+        sender = FileTransferStream(source=io.BytesIO(body), local_host="127.0.0.1",
+                                    session_settings=settings)  # the file opened again
+        offer, answer = yield self.negotiate(again, sender)
+        self.assertIn("a=recvonly\r\n", offer)
+        self.assertIn("a=file-range:%d-%d\r\n" % (have + 1, len(body)), offer)
+        self.assertIn("a=sendonly\r\n", answer)
+        yield sender.send()
+        message = yield again.received  # whole, and its hash checked
+        self.assertEqual(message.size, len(body) - have)
+        destination.seek(0)
+        self.assertEqual(destination.read(), body)
+
+    @inlineCallbacks
+    def test_a_resume_for_another_file_is_refused(self):
+        selector = FileSelector.for_file(io.BytesIO(b"the file Bob wants"), name="want")
+        asking = FileTransferStream.resuming(self.destination(b"the"), selector,
+                                             local_host="127.0.0.1")
+        self.addCleanup(asking.cleanup)
+        offer = yield asking.make_offer()
+        other = FileTransferStream(source=io.BytesIO(b"some other file!!!"),
+                                   local_host="127.0.0.1")
+        yield self.assertFailure(other.make_answer(section_of(offer)), StreamRefused)
+
+    def test_a_whole_destination_needs_no_resume(self):
+        selector = FileSelector.for_file(io.BytesIO(b"done"), name="d")
+        self.assertRaises(ValueError, FileTransferStream.resuming,
+                          self.destination(b"done"), selector)
+        self.assertRaises(ValueError, FileTransferStream)
+
+
+class FilePartTests(unittest.TestCase):
+    def test_a_window_reads_and_writes_as_a_file(self):
+        backing = io.BytesIO(b"0123456789")
+        part = FilePart(backing, 3, 4)
+        self.assertEqual(part.seek(0, os.SEEK_END), 4)
+        part.seek(0)
+        self.assertEqual((part.read(2), part.tell(), part.read(), part.read()),
+                         (b"34", 2, b"56", b""))
+        part.seek(1)
+        part.write(b"xy")
+        self.assertEqual(backing.getvalue(), b"0123xy6789")
+        self.assertRaises(ValueError, part.write, b"too long")
+        self.assertRaises(ValueError, part.seek, -1)
+        open_ended = FilePart(backing, 8)
+        self.assertEqual((open_ended.read(), open_ended.seek(0, os.SEEK_END)), (b"89", 2))
+        open_ended.seek(0)
+        open_ended.write(b"ab")
+        self.assertEqual(backing.getvalue(), b"0123xy67ab")
