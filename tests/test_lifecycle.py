@@ -9,16 +9,15 @@ import time
 from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.error import ConnectionLost
-from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from twisted.trial import unittest
-from zope.interface import implementer
 
 from msrplib.errors import ChunkParseError, MSRPSessionError, MSRPTransactionError
 from msrplib.session import (STREAM_PIECE, EndReason, MSRPSession, MessageResult,
                              SessionEnded, SessionSettings)
 from msrplib.testing import CollectingReceiver, SessionPair
 from tests.helpers import bind_pair
+from tests.test_session import Producer
 from tests.test_session_loopback import HashingConsumer
 
 
@@ -378,23 +377,6 @@ class StreamedChunkClockTests(PairTests):
         sending = pair.alice.send_message(b"s" * (2 * STREAM_PIECE), "text/plain")
         pair.clock.advance(30)  # all written; no answer is carried back
         self.assertEqual(self.failureResultOf(sending, MSRPTransactionError).value.code, 408)
-
-
-@implementer(IPushProducer)
-class Producer:
-    """A streaming producer that notes what it is told."""
-
-    def __init__(self):
-        self.calls = []
-
-    def pauseProducing(self):
-        self.calls.append("pause")
-
-    def resumeProducing(self):
-        self.calls.append("resume")
-
-    def stopProducing(self):
-        self.calls.append("stop")
 
 
 class FailedWriterTests(PairTests):
