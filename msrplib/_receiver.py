@@ -22,7 +22,6 @@ from twisted.python.failure import Failure
 from msrplib._headers import ByteRange, parse_byte_range
 from msrplib._incomingmessage import (
     COMPLETE, DROPPED, NOT_KEPT, RECEIVED, IncomingMessage, MessageReceiver, make_sink)
-from msrplib._observer import Observer
 from msrplib._settings import SessionSettings
 from msrplib._rules import MESSAGE_ID_RE, request_error, sends_failure_reports, should_respond
 from msrplib._chunk import MSRPData, make_report
@@ -54,8 +53,10 @@ class ReceiverHost(Protocol):
     extension_methods: Set[str]
     receiver: MessageReceiver
     on_incoming_cb: Optional[Callable[..., None]]
-    closed: Observer
     log: Any
+
+    @property
+    def ended(self) -> bool: ...
 
     def write_report(self, report: MSRPData) -> None: ...
 
@@ -392,7 +393,7 @@ class Receiver:
     def _send_report(self, message: IncomingMessage, code: int, comment: Optional[str],
                      byte_range: ByteRange) -> None:
         """Write a REPORT about ``message``, unless the session has closed meanwhile."""
-        if self.host.closed.fired:
+        if self.host.ended:
             return
         self.host.write_report(make_report(message.first_chunk, code, comment,
                                         byte_range=byte_range))
@@ -403,7 +404,7 @@ class Receiver:
         asks for failure reports (``yes``, ``partial``); ``byte_range`` defaults to the
         chunk's own."""
         if not sends_failure_reports(chunk.headers.first.get("failure-report")) \
-                or self.host.closed.fired:
+                or self.host.ended:
             return
         self.host.write_report(make_report(chunk, code, comment, byte_range=byte_range))
 
@@ -451,7 +452,7 @@ class Receiver:
     def _watch_incoming(self) -> None:
         """Expire messages that stop arriving: see ``incomplete_message_timeout``."""
         timeout = self.host.settings.incomplete_message_timeout
-        if self._expiry is None and timeout and not self.host.closed.fired:
+        if self._expiry is None and timeout and not self.host.ended:
             self._expiry = self.host.reactor.callLater(timeout, self._expire_incoming)
 
     def _expire_incoming(self) -> None:

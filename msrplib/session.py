@@ -56,7 +56,8 @@ class MSRPSession:
     ``closed`` tells how the session ended: ``closed.observe()`` is a Deferred that fires
     (never fails) with a :class:`SessionEnded`, whose ``why`` is an :class:`EndReason`
     (our ``shutdown``, our ``abort``, the peer, an error) and whose ``error`` is the
-    exception behind it, if any. ``closed.fired`` says whether it has ended.
+    exception behind it, if any; it fires once everything under way has failed. ``ended``
+    says whether the session has ended.
     """
 
     log = Logger()
@@ -95,6 +96,8 @@ class MSRPSession:
         self._shutdown_timer: Any = None
         #: How the session is ending, once it is we who end it.
         self._ending: Optional[SessionEnded] = None
+        #: How it ended, from the moment it did (``closed`` fires once all is failed).
+        self._ended: Optional[SessionEnded] = None
         self.writer.lost.observe().addErrback(self._connection_lost)
         msrptransport.deliver_events_to(self._event)
         self.note_traffic()
@@ -148,7 +151,7 @@ class MSRPSession:
         waits, and the Deferred is what a caller that does not wish to wait ignores."""
         closed = self.closed.observe()
         closed.addCallback(lambda ended: None)
-        if not self.shutting_down and not self.closed.fired:
+        if not self.shutting_down and not self.ended:
             self.shutting_down = True
             self._last_heard = self._seconds()  # the silence counts from now
             if self.settings.shutdown_timeout > 0:
@@ -162,7 +165,7 @@ class MSRPSession:
         an answer or REPORT fails at once with ``MSRPSessionError``, incoming messages not
         yet whole are failed to the receiver, and the connection is closed without
         waiting for what was not sent. ``closed`` fires with ``EndReason.ABORTED``."""
-        if not self.closed.fired:
+        if not self.ended:
             self._end(SessionEnded(EndReason.ABORTED),
                       MSRPSessionError("the session was aborted"))
             self.writer.abort()
@@ -230,8 +233,8 @@ class MSRPSession:
     def _check_open(self) -> None:
         if self.shutting_down:
             raise MSRPSessionError("the session is shut down")
-        if self.closed.fired:
-            raise MSRPSessionError("the session has ended: %s" % self.closed.result)
+        if self._ended is not None:
+            raise MSRPSessionError("the session has ended: %s" % self._ended)
 
     # What the sender and the receiver ask of the session.
 
@@ -239,28 +242,28 @@ class MSRPSession:
         """Note traffic; the keepalive timer, armed once, finds out when it fires."""
         self._last_activity = self._seconds()
         if self._keepalive is None and self.settings.keepalive_interval > 0 \
-                and not self.closed.fired:
+                and not self.ended:
             self._keepalive = self.reactor.callLater(self.settings.keepalive_interval,
                                                      self._send_keepalive)
 
     def arm_deadline_timer(self) -> None:
         """Watch the transactions' deadlines (the oldest one's first)."""
         deadline = self._transactions.next_deadline()
-        if deadline is not None and not self.closed.fired:
+        if deadline is not None and not self.ended:
             self.deadline_timer = self.reactor.callLater(
                 max(0.0, deadline - self._seconds()), self._expire)
 
     def close_if_done(self) -> None:
         """After ``shutdown``: close once nothing is queued or waits for an answer."""
         if self.shutting_down and not self._transactions and self._sender.idle \
-                and not self.closed.fired:
+                and not self.ended:
             self._ending = SessionEnded(EndReason.SHUTDOWN)
             self.writer.close()
 
     def write_stalled(self, seconds: float) -> None:
         """The sender waited ``seconds`` for the socket to take more: the peer stopped
         reading. End the session with an error, as an unanswered keepalive does."""
-        if not self.closed.fired:
+        if not self.ended:
             error = MSRPSessionError("the peer read nothing for %s seconds" % seconds)
             self._end(SessionEnded(EndReason.ERROR, error), error)
             self.writer.abort()
@@ -306,7 +309,7 @@ class MSRPSession:
 
     def _send_keepalive(self) -> None:
         self._keepalive = None
-        if self.shutting_down or self.closed.fired:
+        if self.shutting_down or self.ended:
             return
         idle = self._seconds() - self._last_activity
         interval = self.settings.keepalive_interval
@@ -319,7 +322,7 @@ class MSRPSession:
 
         def dead(failure: Failure) -> None:
             self.log.warn("keepalive failed, closing: {error}", error=failure.value)
-            if not self.closed.fired:
+            if not self.ended:
                 self._end(SessionEnded(EndReason.ERROR, failure.value), MSRPSessionError(
                     "the peer did not answer a keepalive: %s" % failure.value))
                 self.writer.abort()
@@ -333,7 +336,7 @@ class MSRPSession:
         been. Waiting on anything else (a REPORT that paces us, a ``MessageWriter`` still
         open) is not the peer's silence."""
         self._shutdown_timer = None
-        if self.closed.fired:
+        if self.ended:
             return
         timeout = self.settings.shutdown_timeout
         if not (self._transactions or self._sender.awaiting_reports
@@ -350,16 +353,21 @@ class MSRPSession:
         self.writer.abort()
 
     def _connection_lost(self, reason: Failure) -> None:
-        if not self.closed.fired:
+        if not self.ended:
             self._end(self._ending or SessionEnded.from_connection(reason),
                       MSRPSessionError("the connection closed: %s" % reason.value), reason)
 
+    @property
+    def ended(self) -> bool:
+        """Whether the session has ended (``closed`` fires once all under way has failed)."""
+        return self._ended is not None
+
     def _end(self, ending: SessionEnded, error: MSRPSessionError,
              reason: Optional[Failure] = None) -> None:
-        """The session is over: ``closed`` fires with ``ending``, and everything still
-        under way fails with ``error`` (``on_incoming_cb`` hears ``reason``, by default
-        ``error``)."""
-        self.closed.fire(ending)
+        """The session is over: everything still under way fails with ``error``
+        (``on_incoming_cb`` hears ``reason``, by default ``error``), then ``closed`` fires
+        with ``ending``, so that whoever waits on it finds nothing left pending."""
+        self._ended = ending
         for timer in (self._keepalive, self.deadline_timer, self._shutdown_timer):
             if timer is not None and timer.active():
                 timer.cancel()
@@ -370,6 +378,7 @@ class MSRPSession:
         self._receiver.connection_lost(error)
         if self.on_incoming_cb is not None:
             self.on_incoming_cb(error=reason or Failure(error))
+        self.closed.fire(ending)
 
     def __repr__(self) -> str:
         return "<MSRPSession %r>" % (self.transport,)

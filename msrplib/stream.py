@@ -127,14 +127,25 @@ class MSRPStream:
         self.remote = answer
 
     @inlineCallbacks
-    def make_answer(self, offer: MediaSection) -> Any:
+    def make_answer(self, offer: MediaSection, setup: Optional[str] = None) -> Any:
         """Take the offer's media section, prepare our end, and fire with our media section
-        for the answer. Raises (fails with) ``StreamRefused`` when the offer cannot be used:
-        answer the stream with port 0 then."""
+        for the answer. Fails with ``StreamRefused`` when the offer cannot be used: answer
+        the stream with port 0 then.
+
+        ``setup`` is the role to answer an ``actpass`` offer (or one without
+        ``a=setup``) with: ``passive`` by default (RFC 6135: the offerer connects), or
+        ``active`` to connect ourselves; an offer that says ``active`` or ``passive``
+        leaves no choice, and another ``setup`` fails with ``ValueError``."""
         remote = self._check(offer)
+        if remote.setup == "holdconn":
+            raise StreamRefused("the offer holds the connection back (a=setup:holdconn)")
+        allowed = answer_setup(remote.setup)
+        if setup is not None and (setup not in ("active", "passive") or (
+                remote.setup in ("active", "passive") and setup != allowed)):
+            raise ValueError("cannot answer a=setup:%s with %r" % (remote.setup, setup))
         self._answered(remote)
         self.remote = offer
-        self.role = answer_setup(remote.setup)
+        self.role = setup or allowed
         path = yield self._prepare(self.role)
         direction = _ANSWER_DIRECTION[remote.direction or "sendrecv"]
         self.local_media = self._media(path, self.role, direction, cema=remote.cema)

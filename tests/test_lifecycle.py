@@ -106,6 +106,25 @@ class AbortTests(PairTests):
         self.failureResultOf(keepalive, MSRPTransactionError)
         self.assertEqual(pair.clock.getDelayedCalls(), [])
 
+    def test_closed_fires_once_nothing_is_left_pending(self):
+        alice_heard = CollectingReceiver()
+        pair = SessionPair(settings=SessionSettings(keepalive_interval=0, chunk_size=10,
+                                                    max_outstanding_chunks=1),
+                           alice_options={"receiver": alice_heard})
+        sending = pair.alice.send_message(b"s" * 100, "text/plain")
+        pair.bob.send_message(b"i" * 100, "text/plain", message_id="incoming")
+        pair.pump.pump()  # a chunk of each has arrived
+        seen = []
+
+        def when_closed(ending):
+            seen.append((sending.called, [m.message_id for m, _ in alice_heard.failed]))
+            self.assertRaises(MSRPSessionError, pair.alice.send_message, b"x", "text/plain")
+
+        pair.alice.closed.observe().addCallback(when_closed)
+        pair.alice.abort()
+        self.assertEqual(seen, [(True, ["incoming"])])
+        self.failureResultOf(sending, MSRPSessionError)
+
     def test_an_incoming_message_not_whole_fails_to_the_receiver(self):
         pair = self.pair(chunk_size=10, max_outstanding_chunks=1)
         pair.alice.send_message(b"i" * 100, "text/plain", message_id="incoming")

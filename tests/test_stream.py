@@ -116,6 +116,30 @@ class ChatStreamTests(unittest.TestCase):
         self.assertRaises(StreamRefused, alice.take_answer, audio)
 
     @inlineCallbacks
+    def test_the_answerer_may_connect_itself(self):
+        alice, bob, heard = self.streams()
+        offer = yield alice.make_offer()
+        answer = yield bob.make_answer(section_of(offer), setup="active")
+        self.assertIn("a=setup:active\r\n", answer)
+        alice.take_answer(section_of(answer))
+        self.assertEqual((alice.role, bob.role), ("passive", "active"))
+        sessions = yield self.start(alice, bob)
+        yield sessions[1].send_message(b"bob connected", "text/plain")
+        self.assertEqual([m.data for m in heard[0].received], [b"bob connected"])
+
+    @inlineCallbacks
+    def test_an_answer_the_offer_does_not_allow(self):
+        alice, bob, _ = self.streams()
+        offer = yield alice.make_offer()
+        fixed = offer.replace("a=setup:actpass", "a=setup:active")
+        for wrong in ("active", "actpass"):
+            yield self.assertFailure(bob.make_answer(section_of(fixed), setup=wrong),
+                                     ValueError)
+        held = offer.replace("a=setup:actpass", "a=setup:holdconn")
+        yield self.assertFailure(bob.make_answer(section_of(held)), StreamRefused)
+        self.assertIsNone(bob._endpoint)
+
+    @inlineCallbacks
     def test_the_answer_turns_the_direction_round(self):
         alice, bob, _ = self.streams(direction="sendonly")
         offer = yield alice.make_offer()
