@@ -122,7 +122,8 @@ class LoopbackSessionTests(unittest.TestCase):
             yield sleep(0.001)
         self.assertEqual(received.received, [])
         self.assertLess(received.failed[0][0].received, 16 * 1024 * 1024)
-        self.assertTrue(alice.closed.fired and bob.closed.fired)
+        self.assertTrue(alice.ended and bob.ended)
+        yield gatherResults([alice.closed.observe(), bob.closed.observe()])
 
     @inlineCallbacks
     def test_slow_receiver_pauses_the_sender(self):
