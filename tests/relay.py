@@ -19,12 +19,20 @@ from twisted.trial.unittest import SkipTest
 from msrplib.tls import TLSIdentity
 
 CONFIG = Path(__file__).parent / "kamailio" / "msrp-relay.cfg"
+#: The same relay plus a SIP registrar and proxy on UDP (``KamailioRelay(sip=True)``).
+SIP_CONFIG = Path(__file__).parent / "kamailio" / "sip-relay.cfg"
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 INSTALL_HINT = "apt-get install kamailio kamailio-tls-modules"
 
 
 def free_port():
     with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
@@ -38,10 +46,16 @@ def modules_directory():
 
 
 class KamailioRelay:
-    """One Kamailio relay process; ``start()`` it, read ``port``/``tls_port``, ``stop()`` it."""
+    """One Kamailio relay process; ``start()`` it, read ``port``/``tls_port``, ``stop()`` it.
 
-    def __init__(self, tls=False, min_expires=60, max_expires=3600):
+    With ``sip=True`` the same process is also a SIP registrar and record-routing proxy on
+    UDP 127.0.0.1:``sip_port`` (tests/kamailio/sip-relay.cfg).
+    """
+
+    def __init__(self, tls=False, min_expires=60, max_expires=3600, sip=False):
         self.tls = tls
+        self.sip = sip
+        self.sip_port = 0
         self.min_expires = min_expires
         self.max_expires = max_expires
         self.process = None
@@ -56,14 +70,16 @@ class KamailioRelay:
         self.directory = Path(tempfile.mkdtemp(prefix="msrp-relay-"))
         self.port = free_port()
         self.tls_port = free_port() if self.tls else 0
-        values = {"PORT": self.port, "TLS_PORT": self.tls_port,
+        self.sip_port = free_udp_port() if self.sip else 0
+        values = {"PORT": self.port, "TLS_PORT": self.tls_port, "SIP_PORT": self.sip_port,
                   "TLS_ENABLED": "yes" if self.tls else "no",
                   "TLS_CFG": self.directory / "tls.cfg",
                   "MIN_EXPIRES": self.min_expires, "MAX_EXPIRES": self.max_expires}
-        text = CONFIG.read_text()
+        template = SIP_CONFIG if self.sip else CONFIG
+        text = template.read_text()
         for name, value in values.items():
             text = text.replace("@%s@" % name, str(value))
-        config = self.directory / "msrp-relay.cfg"
+        config = self.directory / template.name
         config.write_text(text)
         command = [binary, "-DD", "-E", "-f", str(config), "-L", modules,
                    "-Y", str(self.directory), "-P", str(self.directory / "kamailio.pid"),
@@ -77,6 +93,8 @@ class KamailioRelay:
         self._wait_for(self.port)
         if self.tls:
             self._wait_for(self.tls_port)
+        if self.sip:
+            self._check_alive_after(0.2)
 
     def _write_tls_files(self):
         self.identity = TLSIdentity.generate("relay", hosts=("127.0.0.1",))
@@ -99,6 +117,13 @@ class KamailioRelay:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("kamailio did not open port %d" % port)
+
+    def _check_alive_after(self, seconds):
+        """UDP cannot be probed by connecting: the SIP socket is opened by the same process
+        that opened the MSRP port, so it is enough that the process is still running."""
+        time.sleep(seconds)
+        if self.process.poll() is not None:
+            raise RuntimeError("kamailio exited: %s" % self.output())
 
     def output(self):
         return (self.directory / "kamailio.log").read_text(errors="replace")
