@@ -50,13 +50,14 @@ def _encode_name(name: str) -> str:
 
 
 def _decode_name(text: str) -> str:
-    if text.count("%") != len(_PERCENT_RE.findall(text.encode("utf-8"))):
-        raise SDPParseError("file-selector name %r has a %% that encodes no byte" % text[:80])
     try:
-        raw = _PERCENT_RE.sub(lambda match: bytes([int(match.group(1), 16)]),
-                              text.encode("utf-8"))
-        name = raw.decode("utf-8")
-    except UnicodeDecodeError:
+        encoded = text.encode("utf-8")
+        if text.count("%") != len(_PERCENT_RE.findall(encoded)):
+            raise SDPParseError("file-selector name %r has a %% that encodes no byte"
+                                % text[:80])
+        name = _PERCENT_RE.sub(lambda match: bytes([int(match.group(1), 16)]),
+                               encoded).decode("utf-8")
+    except UnicodeError:  # undecodable bytes kept as surrogates, or bytes that are not UTF-8
         raise SDPParseError("file-selector name %r is not UTF-8" % text[:80]) from None
     if not name:
         raise SDPParseError("file-selector name is empty")

@@ -248,7 +248,8 @@ class MediaSection:
     ``port``, ``proto`` (``TCP/MSRP``, ``TCP/TLS/MSRP``...), ``formats``, the
     ``connection`` address (its own ``c=`` or the session's), ``direction`` (its own, the
     session's, or ``sendrecv``), its ``a=`` lines as ``(name, value)`` in order, and for
-    an MSRP section, ``msrp``: its :class:`MSRPMedia`."""
+    an MSRP section with a port, ``msrp``: its :class:`MSRPMedia` (with the session's
+    ``a=fingerprint`` when it has none of its own)."""
 
     kind: str
     port: int
@@ -293,6 +294,7 @@ def parse_sdp(text: str, max_bytes: int = MAX_SDP_BYTES) -> SessionDescription:
         raise SDPParseError("SDP of %d characters, over the %d allowed" % (len(text), max_bytes))
     connection: Optional[str] = None
     direction: Optional[str] = None
+    fingerprint: Optional[str] = None  # RFC 8122 allows it at session level too
     media: List[MediaSection] = []
     for line in _lines(text):
         line = line.strip(_BLANKS)
@@ -303,7 +305,7 @@ def parse_sdp(text: str, max_bytes: int = MAX_SDP_BYTES) -> SessionDescription:
         kind = line[0]
         if kind == "m":
             match = _MEDIA_RE.fullmatch(line)
-            if match is None:
+            if match is None or int(match.group(2)) > 65535:
                 raise SDPParseError("bad media line %r" % line[:80])
             media.append(MediaSection(match.group(1), int(match.group(2)), match.group(3),
                                       match.group(4).split(), connection))
@@ -324,13 +326,17 @@ def parse_sdp(text: str, max_bytes: int = MAX_SDP_BYTES) -> SessionDescription:
                 media[-1].attributes.append((name, value))
             elif name in DIRECTIONS:
                 direction = name
+            elif name == "fingerprint":
+                fingerprint = value
     for section in media:
         if section.connection is None:
             section.connection = connection
         section.direction = direction or "sendrecv"
-        if section.is_msrp:
+        if section.is_msrp and section.port != 0:  # port 0: refused, may have no a=path
             section.msrp = MSRPMedia.parse("a=%s:%s" % pair if pair[1] else "a=%s" % pair[0]
                                            for pair in section.attributes)
+            if section.msrp.fingerprint is None and fingerprint is not None:
+                section.msrp._take("fingerprint", fingerprint)
         own = [name for name, _ in section.attributes if name in DIRECTIONS]
         if own:
             section.direction = own[0]

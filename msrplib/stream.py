@@ -21,7 +21,9 @@ says and its hash checked.
 
 from __future__ import annotations
 
+import email.utils
 import os
+import re
 from typing import Any, BinaryIO, Callable, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -29,14 +31,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msrplib._bind import ConnectionSettings
+from msrplib._chunk import MSRPData
 from msrplib._direct import ConnectorDirect
-from msrplib._fileattributes import FileRange, FileSelector, file_digest
+from msrplib._fileattributes import (FILE_HASH_ALGORITHMS, FileRange, FileSelector,
+                                     file_digest)
 from msrplib._filepart import FilePart
 from msrplib._incomingmessage import IncomingMessage, MessageReceiver
 from msrplib._relay import ConnectorRelay, MSRPRelaySettings
 from msrplib._settings import SessionSettings
 from msrplib._uri import URI
-from msrplib.errors import MSRPError
+from msrplib.errors import MSRPError, MSRPSessionError
 from msrplib.sdp import MediaSection, MSRPMedia, answer_setup, local_role, media_line
 from msrplib.session import MSRPSession
 
@@ -59,6 +63,20 @@ class FileHashMismatch(MSRPError):
 
     code = 400
     comment = "File hash mismatch"
+
+
+# The characters a file name may keep as it is in a quoted Content-Disposition filename.
+_PLAIN_NAME = re.compile(r"[ !#-\[\]-~]+")
+
+
+def content_disposition(name: Optional[str]) -> str:
+    """The Content-Disposition of a file's message: its name quoted when it is printable
+    ASCII, else RFC 2231's percent-encoded UTF-8 (a name from a peer may hold anything)."""
+    if not name:
+        return "attachment"
+    if _PLAIN_NAME.fullmatch(name):
+        return 'attachment; filename="%s"' % name
+    return "attachment; filename*=%s" % email.utils.encode_rfc2231(name, "utf-8")
 
 
 class MSRPStream:
@@ -207,16 +225,23 @@ class MSRPStream:
         return self._endpoint.prepare(URI(host=self.local_host, use_tls=self.use_tls))
 
     def _check(self, section: MediaSection) -> MSRPMedia:
+        """The peer's MSRP attributes, if this stream can be made with them."""
+        if section.is_msrp and section.port == 0:
+            raise StreamRefused("the peer refused the stream (port 0)")
         if not section.is_msrp or section.msrp is None:
             raise StreamRefused("not an MSRP media section: m=%s ... %s"
                                 % (section.kind, section.proto))
-        if section.port == 0:
-            raise StreamRefused("the peer refused the stream (port 0)")
         remote = section.msrp
-        if self.relay is None and remote.path[0].use_tls and remote.fingerprint is None \
-                and len(remote.path) == 1:
-            raise StreamRefused("a direct msrps path without a=fingerprint: the peer's "
-                                "certificate could not be checked")
+        if self.relay is None:
+            # Direct: the peer's first URI is where the connection goes (or comes from).
+            if remote.path[0].use_tls != self.use_tls:
+                raise StreamRefused("the peer's path is %s, this stream %s: no downgrade, "
+                                    "no surprise" % ("msrps" if remote.path[0].use_tls
+                                                     else "msrp",
+                                                     "msrps" if self.use_tls else "msrp"))
+            if self.use_tls and remote.fingerprint is None and len(remote.path) == 1:
+                raise StreamRefused("a direct msrps path without a=fingerprint: the peer's "
+                                    "certificate could not be checked")
         return remote
 
     def _cema_address(self) -> Optional[Tuple[str, int]]:
@@ -252,10 +277,21 @@ class _FileReceiver(MessageReceiver):
         self.stream = stream
 
     def message_started(self, message: IncomingMessage) -> Any:
+        """Where the file's bytes go, once it is sure they are the ones expected: one
+        message, announcing the size the offer (and its range) gives."""
         stream = self.stream
-        if stream.file_range is None:
-            return stream.destination
-        return FilePart(stream.destination, stream.file_range.start - 1)
+        if stream.taken:
+            raise MSRPError("a file transfer carries one message", code=403,
+                            comment="One file per stream")
+        expected = stream.expected_size
+        if expected is not None and message.size != expected:
+            raise MSRPError("%s bytes announced; the offer said %d"
+                            % ("an unknown number of" if message.size is None
+                               else message.size, expected),
+                            code=413 if (message.size or 0) > expected else 400)
+        stream.taken = True
+        start = 0 if stream.file_range is None else stream.file_range.start - 1
+        return FilePart(stream.destination, start, expected)
 
     def message_received(self, message: IncomingMessage) -> Any:
         stream = self.stream
@@ -269,6 +305,12 @@ class _FileReceiver(MessageReceiver):
     def message_failed(self, message: IncomingMessage, reason: Failure) -> None:
         if not self.stream.received.called:
             self.stream.received.errback(reason)
+
+    def message_refused(self, chunk: MSRPData, error: MSRPError) -> None:
+        """A message refused at its start: the file's own, when none was taken yet (its
+        size was not the offer's); a second message leaves the first to its fate."""
+        if not self.stream.taken and not self.stream.received.called:
+            self.stream.received.errback(Failure(error))
 
 
 class FileTransferStream(MSRPStream):
@@ -307,6 +349,8 @@ class FileTransferStream(MSRPStream):
         self.file_range: Optional[FileRange] = None
         #: On the receiving side: fires with the file's ``IncomingMessage`` once checked.
         self.received: Deferred[IncomingMessage] = Deferred()
+        #: Whether the file's message has started to arrive (a stream carries one).
+        self.taken = False
         if destination is not None and self.receiver is None:
             self.receiver = _FileReceiver(self)
 
@@ -346,7 +390,6 @@ class FileTransferStream(MSRPStream):
         if self.session is None or self.source is None or self.file_selector is None:
             raise RuntimeError("send() needs a source and a started session")
         options.setdefault("success_report", "yes")
-        name = (self.file_selector.name or "file").replace('"', "%22")
         body: Any = self.source
         if self.file_range is not None:
             start = self.file_range.start - 1
@@ -355,26 +398,34 @@ class FileTransferStream(MSRPStream):
                             None if stop is None else stop - start)
         return self.session.send_message(
             body, self.file_selector.type or "application/octet-stream",
-            headers={"Content-Disposition": 'attachment; filename="%s"' % name},
+            headers={"Content-Disposition": content_disposition(self.file_selector.name)},
             **options)
 
+    @property
+    def expected_size(self) -> Optional[int]:
+        """The bytes the transfer carries: the file's size, or its range's length."""
+        selector = self.file_selector
+        if selector is None or selector.size is None:
+            return None
+        if self.file_range is None:
+            return selector.size
+        return (self.file_range.stop or selector.size) - self.file_range.start + 1
+
     def check_received(self, message: IncomingMessage) -> Optional[FileHashMismatch]:
-        """What is wrong with the bytes that arrived in ``message``, if anything."""
+        """What is wrong with the file now that ``message`` brought its bytes, if anything:
+        the file (the destination from its start) must be the selector's size and hash."""
         selector, destination = self.file_selector, self.destination
         assert selector is not None and destination is not None
         destination.flush()
-        expected = selector.size
-        if self.file_range is not None and expected is not None:
-            expected = (self.file_range.stop or selector.size or 0) - self.file_range.start + 1
-        if expected is not None and message.size != expected:
-            return FileHashMismatch("%s bytes arrived; the offer said %s"
-                                    % (message.size, expected))
         whole = destination.seek(0, os.SEEK_END)
-        if selector.hash is None or (selector.size is not None and whole != selector.size):
-            return None  # a part whose file is not whole yet: nothing to hash
-        destination.seek(0)
-        if not selector.matches_digest(file_digest(destination, selector.hash[0])):
-            return FileHashMismatch("the file's %s hash is not the offer's" % selector.hash[0])
+        if selector.size is not None and whole != selector.size:
+            return FileHashMismatch("the file is %d bytes; the offer said %d"
+                                    % (whole, selector.size))
+        if selector.hash is not None:
+            destination.seek(0)
+            if not selector.matches_digest(file_digest(destination, selector.hash[0])):
+                return FileHashMismatch("the file's %s hash is not the offer's"
+                                        % selector.hash[0])
         return None
 
     def _media(self, path: List[URI], setup: str, direction: str, cema: bool) -> MSRPMedia:
@@ -387,15 +438,47 @@ class FileTransferStream(MSRPStream):
         return media
 
     def _answered(self, offer: MSRPMedia) -> None:
+        """Check the offer's file attributes before anything is prepared for them."""
         selector = offer.file_selector
         if selector is None:
             raise StreamRefused("a file transfer offer without a=file-selector")
+        if selector.hash is not None and selector.hash[0] not in FILE_HASH_ALGORITHMS:
+            raise StreamRefused("a file hashed with %s cannot be checked (%s can)"
+                                % (selector.hash[0], ", ".join(FILE_HASH_ALGORITHMS)))
+        file_range = offer.file_range
+        if file_range is not None and selector.size is not None and (
+                file_range.start > selector.size
+                or (file_range.stop is not None and file_range.stop > selector.size)):
+            raise StreamRefused("a=file-range:%s is not within the file's %d bytes"
+                                % (file_range, selector.size))
         if self.source is not None:
             algorithm = selector.hash[0] if selector.hash is not None else "sha-1"
             ours = FileSelector.for_file(self.source, selector.type, selector.name, algorithm)
             if selector.size not in (None, ours.size) or \
                     (selector.hash is not None and selector.hash != ours.hash):
                 raise StreamRefused("the offer asks for another file than ours")
+            if file_range is not None and (file_range.start > (ours.size or 0) or (
+                    file_range.stop is not None and file_range.stop > (ours.size or 0))):
+                raise StreamRefused("a=file-range:%s is not within our file" % file_range)
+        elif file_range is not None:
+            # The receiver takes only a range that makes its file whole: what it holds is
+            # the file up to the range, and the range goes to the file's end. Anything
+            # else would leave a file whose hash cannot be checked.
+            assert self.destination is not None
+            have = self.destination.seek(0, os.SEEK_END)
+            if file_range.start != have + 1 or file_range.stop not in (None, selector.size):
+                raise StreamRefused("a=file-range:%s does not finish the %d bytes held"
+                                    % (file_range, have))
         self.file_selector = selector
         self.file_transfer_id = offer.file_transfer_id
-        self.file_range = offer.file_range
+        self.file_range = file_range
+
+    def _started(self, session: MSRPSession) -> None:
+        if self.destination is not None:
+            session.closed.observe().addCallback(self._session_ended)
+
+    def _session_ended(self, ending: Any) -> None:
+        """The session ended: a file that did not arrive never will."""
+        if not self.received.called:
+            self.received.errback(Failure(MSRPSessionError(
+                "the session ended before the file arrived: %s" % ending)))

@@ -246,3 +246,26 @@ class RoundTripProperties(unittest.TestCase):
                           file_range=FileRange(start, None if length is None else
                                                start + length - 1))
         self.assertEqual(MSRPMedia.parse(media.to_lines()), media)
+
+
+class HostileDescriptionTests(unittest.TestCase):
+    def test_a_refused_stream_needs_no_attributes(self):
+        description = parse_sdp("v=0\r\nm=message 0 TCP/MSRP *\r\n"
+                                "m=message 9 TCP/MSRP *\r\na=path:msrp://h:9/s;tcp\r\n")
+        self.assertIsNone(description.media[0].msrp)
+        self.assertEqual(len(description.msrp_media()), 1)
+
+    def test_a_session_level_fingerprint_applies_to_every_section(self):
+        fingerprint = TLSIdentity.generate().fingerprint()
+        description = parse_sdp("v=0\r\na=fingerprint:%s\r\n"
+                                "m=message 9 TCP/TLS/MSRP *\r\na=path:msrps://h:9/s;tcp\r\n"
+                                % fingerprint)
+        self.assertEqual(description.msrp_media()[0].fingerprint, fingerprint)
+
+    def test_ports_are_16_bits(self):
+        self.assertRaises(SDPParseError, parse_sdp,
+                          "v=0\r\nm=message 99999 TCP/MSRP *\r\na=path:msrp://h:9/s;tcp\r\n")
+
+    def test_a_name_that_is_not_utf_8(self):
+        text = b'name:"caf\xe9.txt"'.decode("utf-8", "surrogateescape")  # a Latin-1 byte
+        self.assertRaises(SDPParseError, FileSelector.parse, text)

@@ -9,7 +9,8 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.trial import unittest
 
-from msrplib.errors import FingerprintMismatch, MSRPTransactionError
+from msrplib.errors import (FingerprintMismatch, MSRPError, MSRPSessionError,
+                            MSRPTransactionError)
 from msrplib._filepart import FilePart
 from msrplib.sdp import FileRange, FileSelector, parse_sdp
 from msrplib.session import SessionSettings
@@ -339,3 +340,96 @@ class FilePartTests(unittest.TestCase):
         open_ended.seek(0)
         open_ended.write(b"ab")
         self.assertEqual(backing.getvalue(), b"0123xy67ab")
+
+
+class HostileFileTransferTests(unittest.TestCase):
+    """What a hostile peer may try on a file transfer: each is refused, nothing is
+    written where it should not be, and the receiver always hears how it ended."""
+
+    @inlineCallbacks
+    def pair(self, body=b"the real file " * 100, tamper=lambda offer: offer, holding=b"",
+             name="f.bin"):
+        alice = FileTransferStream.offering(io.BytesIO(body), name=name,
+                                            local_host="127.0.0.1", session_settings=SETTINGS)
+        destination = open(self.mktemp(), "w+b")
+        self.addCleanup(destination.close)
+        destination.write(holding)
+        bob = FileTransferStream(destination=destination, local_host="127.0.0.1",
+                                 session_settings=SETTINGS)
+        for stream in (alice, bob):
+            self.addCleanup(stream.cleanup)
+        offer = yield alice.make_offer()
+        answer = yield bob.make_answer(section_of(tamper(offer)))
+        alice.take_answer(section_of(answer))
+        sessions = yield gatherResults([alice.start(), bob.start()], consumeErrors=True)
+        for session in sessions:
+            self.addCleanup(close, session.transport)
+        return alice, bob, destination, sessions
+
+    @inlineCallbacks
+    def test_one_message_only(self):
+        alice, bob, destination, sessions = yield self.pair()
+        yield alice.send()
+        yield bob.received
+        second = sessions[0].send_message(b"EVIL" * 350, "application/octet-stream")
+        error = yield self.assertFailure(second, MSRPTransactionError)
+        self.assertEqual(error.code, 403)
+        destination.seek(0)
+        self.assertEqual(destination.read(), b"the real file " * 100)
+
+    @inlineCallbacks
+    def test_a_message_of_another_size_is_refused_before_a_byte_is_written(self):
+        alice, bob, destination, sessions = yield self.pair()
+        bigger = sessions[0].send_message(b"X" * 2000, "application/octet-stream")
+        self.assertEqual((yield self.assertFailure(bigger, MSRPTransactionError)).code, 413)
+        yield self.assertFailure(bob.received, MSRPError)
+        self.assertEqual(destination.seek(0, os.SEEK_END), 0)
+
+    @inlineCallbacks
+    def test_ranges_that_do_not_finish_the_file_are_refused(self):
+        size = len(b"the real file " * 100)
+        for holding, file_range in ((b"", "1-999"), (b"", "601-*"), (b"x" * 10, "5-*"),
+                                    (b"", "1-%d" % (size + 1)), (b"", "%d-*" % (size + 2)),
+                                    (b"", "99999999999999999999-*")):
+            yield self.assertFailure(
+                self.pair(tamper=lambda offer, r=file_range: offer + "a=file-range:%s\r\n" % r,
+                          holding=holding), StreamRefused)
+
+    @inlineCallbacks
+    def test_a_hash_that_cannot_be_checked_is_refused(self):
+        def md5(offer):
+            return offer.replace("hash:sha-1:", "hash:md5:")
+        yield self.assertFailure(self.pair(tamper=md5), StreamRefused)
+
+    @inlineCallbacks
+    def test_received_fails_when_the_session_ends_first(self):
+        alice, bob, _, sessions = yield self.pair()
+        sessions[0].abort()
+        error = yield self.assertFailure(bob.received, MSRPSessionError)
+        self.assertIn("before the file arrived", str(error))
+
+    @inlineCallbacks
+    def test_any_file_name_goes_out_and_comes_back(self):
+        name = 'line\nbreak "quoted" caf\u00e9.txt'
+        alice, bob, _, _ = yield self.pair(name=name)
+        yield alice.send()
+        message = yield bob.received
+        self.assertEqual(message.file_name, name)
+
+
+class DowngradeTests(unittest.TestCase):
+    @inlineCallbacks
+    def test_a_tls_offer_answered_without_tls_is_refused(self):
+        alice = ChatStream(local_host="127.0.0.1", use_tls=True)
+        bob = ChatStream(local_host="127.0.0.1")
+        for stream in (alice, bob):
+            self.addCleanup(stream.cleanup)
+        yield alice.make_offer()
+        plain = yield bob.make_answer(section_of(
+            "m=message 9 TCP/MSRP *\r\na=path:msrp://127.0.0.1:9/x;tcp\r\n"))
+        self.assertRaises(StreamRefused, alice.take_answer, section_of(plain))
+        offering_tls = ChatStream(local_host="127.0.0.1", use_tls=True)
+        self.addCleanup(offering_tls.cleanup)
+        tls_offer = yield offering_tls.make_offer()
+        yield self.assertFailure(ChatStream(local_host="127.0.0.1").make_answer(
+            section_of(tls_offer)), StreamRefused)
