@@ -282,6 +282,15 @@ class SessionDescription:
                 if section.msrp is not None and section.port != 0]
 
 
+def _usable_fingerprint(value: str) -> Optional[Fingerprint]:
+    """A session-level ``a=fingerprint`` msrplib can check, or ``None``: one with another
+    hash may be there for another medium (DTLS), and must not break the MSRP streams."""
+    try:
+        return Fingerprint.parse(value)
+    except ValueError:
+        return None
+
+
 def parse_sdp(text: str, max_bytes: int = MAX_SDP_BYTES) -> SessionDescription:
     """Read a whole SDP (RFC 4566) into its media sections, each with its own attributes.
 
@@ -294,7 +303,8 @@ def parse_sdp(text: str, max_bytes: int = MAX_SDP_BYTES) -> SessionDescription:
         raise SDPParseError("SDP of %d characters, over the %d allowed" % (len(text), max_bytes))
     connection: Optional[str] = None
     direction: Optional[str] = None
-    fingerprint: Optional[str] = None  # RFC 8122 allows it at session level too
+    # RFC 8122 allows it at session level too: the first one msrplib can check.
+    fingerprint: Optional[Fingerprint] = None
     media: List[MediaSection] = []
     for line in _lines(text):
         line = line.strip(_BLANKS)
@@ -326,8 +336,8 @@ def parse_sdp(text: str, max_bytes: int = MAX_SDP_BYTES) -> SessionDescription:
                 media[-1].attributes.append((name, value))
             elif name in DIRECTIONS:
                 direction = name
-            elif name == "fingerprint":
-                fingerprint = value
+            elif name == "fingerprint" and fingerprint is None:
+                fingerprint = _usable_fingerprint(value)
     for section in media:
         if section.connection is None:
             section.connection = connection
@@ -335,8 +345,8 @@ def parse_sdp(text: str, max_bytes: int = MAX_SDP_BYTES) -> SessionDescription:
         if section.is_msrp and section.port != 0:  # port 0: refused, may have no a=path
             section.msrp = MSRPMedia.parse("a=%s:%s" % pair if pair[1] else "a=%s" % pair[0]
                                            for pair in section.attributes)
-            if section.msrp.fingerprint is None and fingerprint is not None:
-                section.msrp._take("fingerprint", fingerprint)
+            if section.msrp.fingerprint is None and section.proto.upper() == "TCP/TLS/MSRP":
+                section.msrp.fingerprint = fingerprint
         own = [name for name, _ in section.attributes if name in DIRECTIONS]
         if own:
             section.direction = own[0]

@@ -21,6 +21,7 @@ says and its hash checked.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import os
 import re
@@ -232,14 +233,15 @@ class MSRPStream:
             raise StreamRefused("not an MSRP media section: m=%s ... %s"
                                 % (section.kind, section.proto))
         remote = section.msrp
-        if self.relay is None:
-            # Direct: the peer's first URI is where the connection goes (or comes from).
+        if self.relay is None and len(remote.path) == 1:
+            # Both direct: the peer's URI is where the connection goes (or comes from). A
+            # peer behind a relay is reached as its relay says, hop by hop.
             if remote.path[0].use_tls != self.use_tls:
                 raise StreamRefused("the peer's path is %s, this stream %s: no downgrade, "
                                     "no surprise" % ("msrps" if remote.path[0].use_tls
                                                      else "msrp",
                                                      "msrps" if self.use_tls else "msrp"))
-            if self.use_tls and remote.fingerprint is None and len(remote.path) == 1:
+            if self.use_tls and remote.fingerprint is None:
                 raise StreamRefused("a direct msrps path without a=fingerprint: the peer's "
                                     "certificate could not be checked")
         return remote
@@ -280,7 +282,7 @@ class _FileReceiver(MessageReceiver):
         """Where the file's bytes go, once it is sure they are the ones expected: one
         message, announcing the size the offer (and its range) gives."""
         stream = self.stream
-        if stream.taken:
+        if stream.taken or stream.received.called:
             raise MSRPError("a file transfer carries one message", code=403,
                             comment="One file per stream")
         expected = stream.expected_size
@@ -381,6 +383,7 @@ class FileTransferStream(MSRPStream):
         stream.file_selector = selector
         stream.file_transfer_id = os.urandom(16).hex()
         stream.file_range = FileRange(have + 1, selector.size)
+        stream._fit_size_limit()
         return stream
 
     def send(self, **options: Any) -> Deferred[str]:
@@ -472,6 +475,18 @@ class FileTransferStream(MSRPStream):
         self.file_selector = selector
         self.file_transfer_id = offer.file_transfer_id
         self.file_range = file_range
+        self._fit_size_limit()
+
+    def _fit_size_limit(self) -> None:
+        """A receiving stream takes the file it answered, however big: its session's
+        ``max_message_size`` is raised to the file's (or range's) size, which is also the
+        only size a message may announce (see ``_FileReceiver``)."""
+        expected = self.expected_size
+        settings = self.session_settings or SessionSettings()
+        limit = settings.max_message_size
+        if self.destination is not None and expected is not None and \
+                limit is not None and expected > limit:
+            self.session_settings = dataclasses.replace(settings, max_message_size=expected)
 
     def _started(self, session: MSRPSession) -> None:
         if self.destination is not None:

@@ -269,3 +269,12 @@ class HostileDescriptionTests(unittest.TestCase):
     def test_a_name_that_is_not_utf_8(self):
         text = b'name:"caf\xe9.txt"'.decode("utf-8", "surrogateescape")  # a Latin-1 byte
         self.assertRaises(SDPParseError, FileSelector.parse, text)
+
+    def test_a_session_fingerprint_for_another_medium_breaks_nothing(self):
+        usable = TLSIdentity.generate().fingerprint()
+        description = parse_sdp(
+            "v=0\r\na=fingerprint:sha-224 AA:BB\r\na=fingerprint:%s\r\n"
+            "m=message 9 TCP/MSRP *\r\na=path:msrp://h:9/s;tcp\r\n"
+            "m=message 9 TCP/TLS/MSRP *\r\na=path:msrps://h:9/t;tcp\r\n" % usable)
+        plain, secure = description.msrp_media()
+        self.assertEqual((plain.fingerprint, secure.fingerprint), (None, usable))

@@ -433,3 +433,52 @@ class DowngradeTests(unittest.TestCase):
         tls_offer = yield offering_tls.make_offer()
         yield self.assertFailure(ChatStream(local_host="127.0.0.1").make_answer(
             section_of(tls_offer)), StreamRefused)
+
+
+class SecondReviewTests(unittest.TestCase):
+    """What a second adversarial review found in the first round's fixes."""
+
+    pair = HostileFileTransferTests.pair
+
+    @inlineCallbacks
+    def test_a_refused_first_message_ends_the_transfer_once(self):
+        alice, bob, destination, sessions = yield self.pair()
+        wrong = sessions[0].send_message(b"X" * 10, "application/octet-stream")
+        self.assertEqual((yield self.assertFailure(wrong, MSRPTransactionError)).code, 400)
+        yield self.assertFailure(bob.received, MSRPError)
+        later = alice.send()  # the right file, too late: the transfer is over
+        self.assertEqual((yield self.assertFailure(later, MSRPTransactionError)).code, 403)
+        self.assertEqual(destination.seek(0, os.SEEK_END), 0)
+
+    @inlineCallbacks
+    def test_a_file_over_the_session_limit_that_was_answered_is_taken(self):
+        body = os.urandom(5000)
+        alice = FileTransferStream.offering(io.BytesIO(body), name="big",
+                                            local_host="127.0.0.1", session_settings=SETTINGS)
+        destination = open(self.mktemp(), "w+b")
+        self.addCleanup(destination.close)
+        small = SessionSettings(keepalive_interval=0, max_message_size=1000)
+        bob = FileTransferStream(destination=destination, local_host="127.0.0.1",
+                                 session_settings=small)
+        for stream in (alice, bob):
+            self.addCleanup(stream.cleanup)
+        offer = yield alice.make_offer()
+        answer = yield bob.make_answer(section_of(offer))
+        alice.take_answer(section_of(answer))
+        sessions = yield gatherResults([alice.start(), bob.start()], consumeErrors=True)
+        for session in sessions:
+            self.addCleanup(close, session.transport)
+        self.assertEqual((small.max_message_size, bob.session.settings.max_message_size),
+                         (1000, 5000))
+        yield alice.send()
+        message = yield bob.received
+        self.assertEqual(message.size, 5000)
+
+    @inlineCallbacks
+    def test_a_direct_stream_takes_a_peer_behind_a_tls_relay(self):
+        bob = ChatStream(local_host="127.0.0.1")
+        self.addCleanup(bob.cleanup)
+        relayed = ("m=message 2855 TCP/TLS/MSRP *\r\n"
+                   "a=path:msrps://relay.example:2855/r1;tcp msrps://alice.example:9/a1;tcp\r\n")
+        answer = yield bob.make_answer(section_of(relayed))
+        self.assertIn("TCP/MSRP", answer)
