@@ -278,3 +278,30 @@ class HostileDescriptionTests(unittest.TestCase):
             "m=message 9 TCP/TLS/MSRP *\r\na=path:msrps://h:9/t;tcp\r\n" % usable)
         plain, secure = description.msrp_media()
         self.assertEqual((plain.fingerprint, secure.fingerprint), (None, usable))
+
+
+SDP_PIECES = st.sampled_from([
+    "v=0", "m=message 9 TCP/MSRP *", "m=message 0 TCP/MSRP *", "m=message 9 TCP/TLS/MSRP *",
+    "m=audio 4000 RTP/AVP 0", "c=IN IP4 192.0.2.1", "c=IN IP6 ::1", "a=path:msrp://h:9/s;tcp",
+    "a=path:msrps://h:9/s;tcp msrps://r:9/x;tcp", "a=setup:actpass", "a=sendonly",
+    "a=recvonly", "a=msrp-cema", "a=accept-types:*", "a=max-size:100",
+    'a=file-selector:name:"a%22b" size:3 hash:sha-1:AB:CD', "a=file-range:1-*",
+    'a=file-date:read:"x"', "a=file-icon:cid:i@h", "a=file-transfer-id:t",
+    "a=fingerprint:sha-256 AB:CD", "a=fingerprint:sha-224 AB"])
+
+
+class HostileSDPProperties(unittest.TestCase):
+    """Whatever a peer sends as SDP, parse_sdp either reads it or raises a ValueError
+    (SDPParseError, URIParseError): never anything else."""
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.one_of(SDP_PIECES, st.text(max_size=60)), max_size=20),
+           st.sampled_from(["\r\n", "\n"]))
+    def test_any_lines(self, lines, end):
+        try:
+            description = parse_sdp(end.join(lines))
+        except ValueError:
+            return
+        for media in description.msrp_media():
+            self.assertTrue(media.path)
+            self.assertEqual(MSRPMedia.parse(media.to_lines()).path, media.path)
