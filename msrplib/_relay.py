@@ -13,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
-from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msrplib._bind import ConnectionSettings, accept_binding, adopt_logger, bind_active
 from msrplib._direct import connect_to
 from msrplib._headers import Headers
-from msrplib._observer import ResponseWaiters
+from msrplib._observer import Observer, ResponseWaiters
 from msrplib._parser import ChunkStarted, ParserEvent
 from msrplib._rules import request_error, should_respond
 from msrplib._server import new_session_id
@@ -33,13 +33,19 @@ from msrplib._paths import check_paths
 from msrplib.transport import MSRPProtocol, MSRPTransport
 
 __all__ = ["MSRPRelaySettings", "ConnectorRelay", "AcceptorRelay", "MSRPAuthError",
-           "MSRPRelayNotFound", "locate_relay", "AUTH_REFRESH_FRACTION", "AUTH_RETRY_SECONDS"]
+           "MSRPRelayNotFound", "locate_relay", "AUTH_REFRESH_FRACTION", "AUTH_RETRY_SECONDS",
+           "ASSUMED_GRANT_SECONDS"]
 
 #: AUTH is repeated when this fraction of the granted Expires has passed.
 AUTH_REFRESH_FRACTION = 0.75
 #: A refresh that failed is tried again after this many seconds, or after half of what was
 #: left of the grant when it was due, if that is sooner.
 AUTH_RETRY_SECONDS = 30.0
+#: The grant assumed when a relay's 200 to AUTH gives no Expires (and none is configured).
+ASSUMED_GRANT_SECONDS = 3600
+#: A refresh due while the connection binds waits this long: the binding SEND's answer
+#: and an AUTH's must not cross.
+REFRESH_BIND_WAIT = 1.0
 
 #: Body bytes per chunk through a relay by default: Kamailio's relay drops frames over about
 #: 11 KB, so 8 KiB leaves room for the headers.
@@ -199,6 +205,10 @@ class _RelayEndpoint:
         self._refresh_timer: Any = None
         #: Seconds before a failed refresh is tried again (set by each grant).
         self._retry_after = AUTH_RETRY_SECONDS
+        #: Whether a binding is under way, and the refresh under way, if any: the two never
+        #: overlap on the connection.
+        self._binding = False
+        self._refreshing: Optional[Observer] = None
         self._connector: Any = None
 
     @property
@@ -258,6 +268,11 @@ class _RelayEndpoint:
 
         def timed_out(failure: Failure) -> Failure:
             if failure.check(CancelledError):
+                if self._transport is not None:
+                    # A late answer is still the relay's to AUTH: it must not reach a
+                    # reader of the transport.
+                    self._transport.expect_response(chunk.transaction_id).addErrback(
+                        lambda failure: None)
                 return Failure(MSRPBindSessionTimeout(
                     "the relay did not answer %s within %s seconds" % (chunk.method, seconds)))
             return failure
@@ -305,14 +320,22 @@ class _RelayEndpoint:
         use_path = response.use_path
         if not use_path:
             raise MSRPAuthError("the relay's 200 to AUTH has no Use-Path", code=400)
+        expires = response.expires if response.expires is not None else self.relay.expires
+        if expires is None:
+            expires = ASSUMED_GRANT_SECONDS
+        if expires <= 0:
+            raise MSRPAuthError("the relay's 200 to AUTH grants no time (Expires: %d)"
+                                % expires, code=400)
         self.use_path = use_path
         self.auth_count += 1
-        expires = response.expires or self.relay.expires
-        if expires:
-            self._retry_after = min(AUTH_RETRY_SECONDS,
-                                    expires * (1 - AUTH_REFRESH_FRACTION) / 2)
+        self._retry_after = min(AUTH_RETRY_SECONDS, expires * (1 - AUTH_REFRESH_FRACTION) / 2)
+        if self._connection_alive():
             self._refresh_timer = self.reactor.callLater(
                 expires * AUTH_REFRESH_FRACTION, self._refresh)
+
+    def _connection_alive(self) -> bool:
+        """Whether the relay connection is there (prepared, not closed, not cleaned up)."""
+        return self._link is not None and not self._link.protocol.lost.fired
 
     @inlineCallbacks
     def _refresh(self) -> Any:
@@ -320,6 +343,12 @@ class _RelayEndpoint:
         one did; a relay that answers that with 481 (the older Twisted msrprelay) gets it
         at the Use-Path URI it granted. A failure is reported and tried again later."""
         self._refresh_timer = None
+        if not self._connection_alive():
+            return
+        if self._binding:
+            self._refresh_timer = self.reactor.callLater(REFRESH_BIND_WAIT, self._refresh)
+            return
+        refreshing = self._refreshing = Observer()
         old_path = list(self.use_path)
         try:
             try:
@@ -329,15 +358,40 @@ class _RelayEndpoint:
                     raise
                 yield self._authenticate(old_path[-1])
         except Exception as error:
+            if not self._connection_alive():
+                return  # the connection went: nothing to refresh, nothing to report
             self.log.error("AUTH refresh with the relay failed, trying again in {seconds} s: "
                            "{error}", seconds=self._retry_after, error=error)
-            if self._link is not None and not self._link.protocol.lost.fired:
-                self._refresh_timer = self.reactor.callLater(self._retry_after, self._refresh)
-            if self.on_refresh_failed is not None:
-                self.on_refresh_failed(error)
+            self._refresh_timer = self.reactor.callLater(self._retry_after, self._refresh)
+            self._tell(self.on_refresh_failed, error)
             return
-        if self.use_path != old_path and self.on_path_changed is not None:
-            self.on_path_changed(self.full_local_path)
+        finally:
+            self._refreshing = None
+            refreshing.fire(None)
+        if self.use_path != old_path and self._connection_alive():
+            self._tell(self.on_path_changed, self.full_local_path)
+
+    def _tell(self, callback: Optional[Callable[[Any], None]], value: Any) -> None:
+        """Call the application's ``callback`` with ``value``; its errors are logged."""
+        if callback is None:
+            return
+        try:
+            callback(value)
+        except Exception:
+            self.log.failure("{callback!r} failed", callback=callback)
+
+    def _binds(self, bind: Callable[[], Deferred[MSRPTransport]]) -> Deferred[MSRPTransport]:
+        """Run ``bind`` once no refresh is under way, and keep refreshes off the connection
+        until it is done: the binding SEND's answer and an AUTH's would cross."""
+        self._binding = True
+        refreshing = self._refreshing
+        ready: Deferred[None] = refreshing.observe() if refreshing is not None else succeed(None)
+
+        def done(outcome: Any) -> Any:
+            self._binding = False
+            return outcome
+
+        return ready.addCallback(lambda _: bind()).addBoth(done)
 
     def _bound(self, transport: MSRPTransport) -> MSRPTransport:
         adopt_logger(transport, self.logger)
@@ -374,14 +428,18 @@ class _RelayEndpoint:
         """Send the binding SEND through the relay; fire with the ``MSRPTransport`` (what
         ``ConnectorRelay.complete`` does)."""
         link, _ = self._require_prepared()
-        result = bind_active(link.protocol, self.full_local_path, full_remote_path,
-                             self.reactor, self.settings)
-        return result.addCallback(self._bound)
+        return self._binds(lambda: bind_active(
+            link.protocol, self.full_local_path, full_remote_path, self.reactor,
+            self.settings).addCallback(self._bound))
 
     def complete_passive(self, full_remote_path: List[URI]) -> Deferred[MSRPTransport]:
         """Wait for the binding chunk through the relay from ``full_remote_path``; fire with
         the ``MSRPTransport`` (what ``AcceptorRelay.complete`` does)."""
         link, local_uri = self._require_prepared()
+        return self._binds(lambda: self._wait_for_binding(link, local_uri, full_remote_path))
+
+    def _wait_for_binding(self, link: _RelayLink, local_uri: URI,
+                          full_remote_path: List[URI]) -> Deferred[MSRPTransport]:
         result: Deferred[MSRPTransport] = Deferred()
         remote = list(full_remote_path)
 

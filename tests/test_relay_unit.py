@@ -264,6 +264,94 @@ class AuthExchangeTests(unittest.TestCase):
         self.assertEqual(self.transport.value(), b"")
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
+    def granted_with(self, **headers):
+        """A prepared endpoint whose first AUTH was answered 200 with ``headers``."""
+        self.path_changes, self.refresh_failures = [], []
+        result = self.start({"on_path_changed": self.path_changes.append,
+                             "on_refresh_failed": self.refresh_failures.append})
+        self.answer(self.request(), 200, Use_Path="msrp://127.0.0.1:2855/msrp-1;tcp",
+                    **headers)
+        return result
+
+    def bound(self):
+        """A granted endpoint bound through the relay (ConnectorRelay: it sends the SEND)."""
+        self.granted()
+        binding = self.endpoint.complete([parse_uri("msrp://127.0.0.1:2855/bob;tcp")])
+        self.answer(self.request(), 200)
+        return self.successResultOf(binding)
+
+    def test_no_refresh_crosses_a_binding(self):
+        self.granted()
+        self.reactor.advance(74)
+        binding = self.endpoint.complete([parse_uri("msrp://127.0.0.1:2855/bob;tcp")])
+        send = self.request()
+        self.assertEqual(send.method, "SEND")
+        self.reactor.advance(1)  # the refresh is due while the binding SEND is unanswered
+        self.assertEqual(self.transport.value(), b"")
+        self.answer(send, 200)
+        transport = self.successResultOf(binding)
+        self.reactor.advance(1)  # then it goes, and its answer reaches it, not the reader
+        refresh = self.request()
+        self.assertEqual(refresh.method, "AUTH")
+        reading = transport.read_chunk()
+        self.answer(refresh, 200, Use_Path="msrp://127.0.0.1:2855/msrp-2;tcp", Expires="100")
+        self.assertEqual(len(self.path_changes), 1)
+        self.assertNoResult(reading)
+
+    def test_a_binding_waits_for_a_refresh_under_way(self):
+        self.granted()
+        self.reactor.advance(75)
+        refresh = self.request()
+        binding = self.endpoint.complete([parse_uri("msrp://127.0.0.1:2855/bob;tcp")])
+        self.assertEqual(self.transport.value(), b"")  # no SEND while the AUTH is out
+        self.answer(refresh, 200, Use_Path="msrp://127.0.0.1:2855/msrp-1;tcp", Expires="100")
+        self.answer(self.request(), 200)
+        self.successResultOf(binding)
+        self.assertEqual((self.endpoint.auth_count, self.refresh_failures), (2, []))
+
+    def test_a_late_answer_to_a_refresh_never_reaches_a_reader(self):
+        transport = self.bound()
+        self.reactor.advance(75)
+        refresh = self.request()
+        self.reactor.advance(5)  # no answer in the bind timeout: reported, retried later
+        self.assertEqual(len(self.refresh_failures), 1)
+        reading = transport.read_chunk()
+        self.answer(refresh, 200, Use_Path="msrp://127.0.0.1:2855/msrp-1;tcp", Expires="100")
+        self.assertNoResult(reading)
+
+    def test_callbacks_that_raise_are_logged(self):
+        def broken(value):
+            raise RuntimeError("the application's bug")
+
+        self.granted(on_path_changed=broken, on_refresh_failed=broken)
+        self.reactor.advance(75)
+        self.answer(self.request(), 500)
+        self.reactor.advance(12.5)
+        self.answer(self.request(), 200, Use_Path="msrp://127.0.0.1:2855/msrp-9;tcp",
+                    Expires="100")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        self.assertEqual(self.endpoint.auth_count, 2)
+
+    def test_a_connection_that_ends_mid_refresh_is_no_refresh_failure(self):
+        self.granted()
+        self.reactor.advance(75)
+        self.request()
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.refresh_failures, [])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_a_grant_of_no_time_is_refused(self):
+        self.assertEqual(self.failureResultOf(self.granted_with(Expires="0"),
+                                              MSRPAuthError).value.code, 400)
+
+    def test_a_grant_without_expires_is_refreshed_all_the_same(self):
+        self.successResultOf(self.granted_with())
+        self.addCleanup(self.endpoint.cleanup)
+        self.reactor.advance(2699)
+        self.assertEqual(self.transport.value(), b"")
+        self.reactor.advance(1)
+        self.assertEqual(self.request().method, "AUTH")
+
     def test_complete_needs_prepare(self):
         endpoint = ConnectorRelay(MSRPRelaySettings("d", "u", "p", host="h"))
         self.assertRaises(RuntimeError, endpoint.complete, [])
