@@ -62,6 +62,8 @@ class SenderHost(Protocol):
 
     def write_stalled(self, seconds: float) -> None: ...
 
+    def late_failure(self, message_id: str, error: MSRPTransactionError) -> None: ...
+
 
 class _Body:
     """The chunk whose body is being streamed onto the connection."""
@@ -580,12 +582,15 @@ class Sender:
         if status is None:
             return
         if status.code != 200:
+            error = MSRPTransactionError(
+                "failure report: %s %s" % (status.code, status.comment or ""),
+                code=status.code, comment=status.comment)
             failed = self.in_flight(message_id)
             if failed is not None:
-                self._fail(failed, MSRPTransactionError(
-                    "failure report: %s %s" % (status.code, status.comment or ""),
-                    code=status.code, comment=status.comment))
+                self._fail(failed, error)
                 self.pump()
+            else:  # its Deferred fired already (or it is none of ours): say so all the same
+                self.host.late_failure(message_id, error)
             return
         message = self._reporting.get(message_id)
         if message is None or (byte_range is not None and (

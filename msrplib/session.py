@@ -34,7 +34,7 @@ from msrplib._rules import answers_errors, should_respond
 from msrplib._sender import LONG_ID_BODY, STREAM_PIECE, Sender, response_error
 from msrplib._settings import RESPONSE_TIMEOUT, SessionSettings
 from msrplib._transactions import ResponseCallback, TransactionTable, stand_in_response
-from msrplib.errors import MSRPSessionError
+from msrplib.errors import MSRPSessionError, MSRPTransactionError
 
 __all__ = ["MSRPSession", "SessionSettings", "MessageReceiver", "IncomingMessage",
            "MessageWriter", "MessageResult", "SessionEnded", "EndReason", "RESPONSE_TIMEOUT",
@@ -50,8 +50,12 @@ class MSRPSession:
     incoming request chunk, and ``error`` once when the connection closes. ``receiver``
     (a :class:`MessageReceiver`) hears whole messages. ``extension_methods`` are request
     methods handed to ``on_incoming_cb`` to answer with :meth:`respond`; any other unknown
-    method gets 501. ``settings``, ``accept_types`` and the rest may be changed while the
-    session runs.
+    method gets 501. ``on_late_failure(message_id, error)`` hears a failure REPORT about a
+    message that is no longer under way: through a relay, a message counted as sent after
+    ``relayed_failure_wait`` that the peer refused later (``error`` is an
+    ``MSRPTransactionError`` with the REPORT's code; the id may be none of ours: check it
+    against the ``message_id`` s ``send_message`` gave). ``settings``, ``accept_types``
+    and the rest may be changed while the session runs.
 
     ``closed`` tells how the session ended: ``closed.observe()`` is a Deferred that fires
     (never fails) with a :class:`SessionEnded`, whose ``why`` is an :class:`EndReason`
@@ -67,6 +71,8 @@ class MSRPSession:
                  receiver: Optional[MessageReceiver] = None,
                  settings: Optional[SessionSettings] = None,
                  extension_methods: Iterable[str] = ("NICKNAME",),
+                 on_late_failure: Optional[Callable[[str, MSRPTransactionError], None]]
+                 = None,
                  reactor: Any = None) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -77,6 +83,7 @@ class MSRPSession:
         self.receiver = receiver or MessageReceiver()
         self.settings = settings or SessionSettings()
         self.extension_methods = set(extension_methods)
+        self.on_late_failure = on_late_failure
         self.reactor = reactor
         self._seconds = reactor.seconds
         self.closed = Observer()
@@ -267,6 +274,17 @@ class MSRPSession:
             error = MSRPSessionError("the peer read nothing for %s seconds" % seconds)
             self._end(SessionEnded(EndReason.ERROR, error), error)
             self.writer.abort()
+
+    def late_failure(self, message_id: str, error: MSRPTransactionError) -> None:
+        """A failure REPORT about a message that is not under way: logged, and handed to
+        ``on_late_failure`` (the peer refused a message counted as sent, say)."""
+        self.log.info("failure REPORT about {message_id} after it was done: {error}",
+                      message_id=message_id, error=error)
+        if self.on_late_failure is not None:
+            try:
+                self.on_late_failure(message_id, error)
+            except Exception:
+                self.log.failure("on_late_failure failed")
 
     def write_report(self, report: MSRPData) -> None:
         """Write a REPORT the receiver made."""

@@ -15,7 +15,8 @@ from twisted.trial import unittest
 from msrplib.errors import ChunkParseError, MSRPSessionError, MSRPTransactionError
 from msrplib.session import (STREAM_PIECE, EndReason, MSRPSession, MessageResult,
                              SessionEnded, SessionSettings)
-from msrplib.testing import CollectingReceiver, SessionPair
+from msrplib.protocol import Headers, MSRPData, make_report
+from msrplib.testing import ALICE_URI, BOB_URI, CollectingReceiver, SessionPair
 from tests.helpers import bind_pair
 from tests.test_session import Producer
 from tests.test_session_loopback import HashingConsumer
@@ -423,3 +424,27 @@ class FailedWriterTests(PairTests):
         pair.alice.abort()
         self.assertEqual(producer.calls, ["stop"])
         self.failureResultOf(writer.result, MSRPSessionError)
+
+
+class LateFailureTests(unittest.TestCase):
+    """A failure REPORT about a message no longer under way is not dropped in silence."""
+
+    def test_a_refusal_after_a_relayed_message_counted_as_sent(self):
+        heard = []
+        pair = SessionPair(settings=SessionSettings(keepalive_interval=0,
+                                                    relayed_failure_wait=2.0),
+                           alice_options={"on_late_failure":
+                                          lambda *args: heard.append(args)})
+        pair.alice.transport.relayed = True
+        result = pair.alice.send_message(b"hi", "text/plain", message_id="m1")
+        pair.flush()
+        pair.clock.advance(2.0)
+        self.assertEqual(self.successResultOf(result), "m1")  # no refusal came in time
+        for message_id in ("m1", "never-sent"):
+            report = make_report(MSRPData("x", method="SEND", headers=Headers([
+                ("To-Path", BOB_URI), ("From-Path", ALICE_URI),
+                ("Message-ID", message_id)])), 413)
+            pair.bob.transport.write_chunk(report, sync=False)
+        pair.flush()
+        self.assertEqual([(message_id, error.code) for message_id, error in heard],
+                         [("m1", 413), ("never-sent", 413)])
