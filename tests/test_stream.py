@@ -34,6 +34,21 @@ def section_of(text, index=0):
     return parse_sdp(description(text)).media[index]
 
 
+@inlineCallbacks
+def negotiate(case, offerer, answerer, tamper=lambda offer: offer):
+    """Offer, answer (from the offer as ``tamper`` leaves it) and start both streams;
+    everything is cleaned up when ``case`` ends. Fires with (offer, answer, sessions)."""
+    for stream in (offerer, answerer):
+        case.addCleanup(stream.cleanup)
+    offer = yield offerer.make_offer()
+    answer = yield answerer.make_answer(section_of(tamper(offer)))
+    offerer.take_answer(section_of(answer))
+    sessions = yield gatherResults([offerer.start(), answerer.start()], consumeErrors=True)
+    for session in sessions:
+        case.addCleanup(close, session.transport)
+    return offer, answer, sessions
+
+
 class ChatStreamTests(unittest.TestCase):
     def streams(self, **options):
         heard = CollectingReceiver(), CollectingReceiver()
@@ -175,14 +190,7 @@ class FileTransferStreamTests(unittest.TestCase):
         self.addCleanup(destination.close)
         bob = FileTransferStream(destination=destination, local_host="127.0.0.1",
                                  session_settings=SETTINGS)
-        for stream in (alice, bob):
-            self.addCleanup(stream.cleanup)
-        offer = yield alice.make_offer()
-        answer = yield bob.make_answer(section_of(tamper(offer)))
-        alice.take_answer(section_of(answer))
-        sessions = yield gatherResults([alice.start(), bob.start()], consumeErrors=True)
-        for session in sessions:
-            self.addCleanup(close, session.transport)
+        offer, answer, _ = yield negotiate(self, alice, bob, tamper)
         return alice, bob, offer, answer, destination
 
     @inlineCallbacks
@@ -234,18 +242,6 @@ class ResumeTests(unittest.TestCase):
     """RFC 5547 a=file-range: a transfer that stopped part way is finished by sending only
     the bytes the receiver lacks."""
 
-    @inlineCallbacks
-    def negotiate(self, offerer, answerer):
-        for stream in (offerer, answerer):
-            self.addCleanup(stream.cleanup)
-        offer = yield offerer.make_offer()
-        answer = yield answerer.make_answer(section_of(offer))
-        offerer.take_answer(section_of(answer))
-        sessions = yield gatherResults([offerer.start(), answerer.start()], consumeErrors=True)
-        for session in sessions:
-            self.addCleanup(close, session.transport)
-        return offer, answer
-
     def destination(self, holding=b""):
         destination = open(self.mktemp(), "w+b")
         self.addCleanup(destination.close)
@@ -261,7 +257,7 @@ class ResumeTests(unittest.TestCase):
         destination = self.destination(body[:150000])
         bob = FileTransferStream(destination=destination, local_host="127.0.0.1",
                                  session_settings=SETTINGS)
-        offer, answer = yield self.negotiate(alice, bob)
+        offer, answer, _ = yield negotiate(self, alice, bob)
         self.assertIn("a=file-range:150001-*\r\n", offer)
         yield alice.send()
         message = yield bob.received
@@ -279,7 +275,7 @@ class ResumeTests(unittest.TestCase):
         destination = self.destination()
         bob = FileTransferStream(destination=destination, local_host="127.0.0.1",
                                  session_settings=settings)
-        yield self.negotiate(alice, bob)
+        yield negotiate(self, alice, bob)
         sending = alice.send()
         while destination.tell() < 1024 * 1024:  # a megabyte in, the call drops
             yield sleep(0.001)
@@ -294,7 +290,7 @@ class ResumeTests(unittest.TestCase):
                                             local_host="127.0.0.1", session_settings=settings)
         sender = FileTransferStream(source=io.BytesIO(body), local_host="127.0.0.1",
                                     session_settings=settings)  # the file opened again
-        offer, answer = yield self.negotiate(again, sender)
+        offer, answer, _ = yield negotiate(self, again, sender)
         self.assertIn("a=recvonly\r\n", offer)
         self.assertIn("a=file-range:%d-%d\r\n" % (have + 1, len(body)), offer)
         self.assertIn("a=sendonly\r\n", answer)
@@ -356,14 +352,7 @@ class HostileFileTransferTests(unittest.TestCase):
         destination.write(holding)
         bob = FileTransferStream(destination=destination, local_host="127.0.0.1",
                                  session_settings=SETTINGS)
-        for stream in (alice, bob):
-            self.addCleanup(stream.cleanup)
-        offer = yield alice.make_offer()
-        answer = yield bob.make_answer(section_of(tamper(offer)))
-        alice.take_answer(section_of(answer))
-        sessions = yield gatherResults([alice.start(), bob.start()], consumeErrors=True)
-        for session in sessions:
-            self.addCleanup(close, session.transport)
+        _, _, sessions = yield negotiate(self, alice, bob, tamper)
         return alice, bob, destination, sessions
 
     @inlineCallbacks
@@ -460,14 +449,7 @@ class SecondReviewTests(unittest.TestCase):
         small = SessionSettings(keepalive_interval=0, max_message_size=1000)
         bob = FileTransferStream(destination=destination, local_host="127.0.0.1",
                                  session_settings=small)
-        for stream in (alice, bob):
-            self.addCleanup(stream.cleanup)
-        offer = yield alice.make_offer()
-        answer = yield bob.make_answer(section_of(offer))
-        alice.take_answer(section_of(answer))
-        sessions = yield gatherResults([alice.start(), bob.start()], consumeErrors=True)
-        for session in sessions:
-            self.addCleanup(close, session.transport)
+        yield negotiate(self, alice, bob)
         self.assertEqual((small.max_message_size, bob.session.settings.max_message_size),
                          (1000, 5000))
         yield alice.send()
