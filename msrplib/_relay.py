@@ -369,6 +369,8 @@ class _RelayEndpoint:
             self._refreshing = None
             refreshing.fire(None)
         if self.use_path != old_path and self._connection_alive():
+            # Our own requests keep the path they were bound with: Kamailio's relay
+            # forwards none that name the new Use-Path first (seen: both ways stopped).
             self._tell(self.on_path_changed, self.full_local_path)
 
     def _tell(self, callback: Optional[Callable[[Any], None]], value: Any) -> None:

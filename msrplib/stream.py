@@ -88,7 +88,9 @@ class MSRPStream:
     the path and ``c=`` line of a direct stream. ``accept_types``,
     ``accept_wrapped_types``, ``max_size`` and ``direction`` go in our media section;
     ``receiver``, ``session_settings`` and ``accept_types`` make the session.
-    ``on_path_changed`` hears a relay's new path (see ``ConnectorRelay``).
+    ``on_path_changed(full_local_path)`` hears a relay's new path (see ``ConnectorRelay``):
+    offer :meth:`media_section` in a re-INVITE then; the peer's section in return goes to
+    :meth:`take_new_path`, as does the peer's own re-INVITE.
     """
 
     default_accept_types: Sequence[str] = ("*",)
@@ -189,6 +191,27 @@ class MSRPStream:
         self._started(self.session)
         return self.session
 
+    def media_section(self) -> str:
+        """Our media section as it is now: after a relay's new Use-Path
+        (``on_path_changed``), what a re-INVITE offers the peer."""
+        if self.local_media is None:
+            raise RuntimeError("make_offer() or make_answer() first")
+        return self._section(self.local_media.path)
+
+    def take_new_path(self, section: MediaSection) -> None:
+        """The peer's media section from a re-INVITE (its offer, or its answer to ours),
+        once the exchange is done: both sides know each other's paths now, so the
+        session uses the peer's path from that section and ours from
+        :meth:`media_section`. (Not before: a relay stamps our requests with the path
+        they name, and the peer refuses a path it was not told of.) Raises
+        ``StreamRefused`` for a section this stream cannot take, ``ValueError`` for a path
+        to another session."""
+        remote = self._check(section)
+        if self.session is not None and self.local_media is not None:
+            self.session.transport.update_paths(local_path=self.local_media.path,
+                                                full_remote_path=remote.path)
+        self.remote = section
+
     def cleanup(self) -> None:
         """Undo ``make_offer``/``make_answer`` when the stream will not start (a CANCEL, a
         refused INVITE): stop listening, or close the relay connection."""
@@ -219,7 +242,7 @@ class MSRPStream:
         if self.relay is not None:
             self._endpoint = ConnectorRelay(
                 self.relay, self.logger, reactor=self.reactor,
-                settings=self.connection_settings, on_path_changed=self.on_path_changed)
+                settings=self.connection_settings, on_path_changed=self._path_changed)
             return self._endpoint.prepare()
         self._endpoint = ConnectorDirect(self.logger, setup=setup, reactor=self.reactor,
                                          settings=self.connection_settings)
@@ -245,6 +268,13 @@ class MSRPStream:
                 raise StreamRefused("a direct msrps path without a=fingerprint: the peer's "
                                     "certificate could not be checked")
         return remote
+
+    def _path_changed(self, path: List[URI]) -> None:
+        """Our relay gave a new Use-Path: our section says it from now on."""
+        if self.local_media is not None:
+            self.local_media.path = list(path)
+        if self.on_path_changed is not None:
+            self.on_path_changed(path)
 
     def _cema_address(self) -> Optional[Tuple[str, int]]:
         """Where an active direct stream connects when both sides use CEMA (RFC 6714):

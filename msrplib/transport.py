@@ -419,13 +419,10 @@ class MSRPTransport:
         self.local_path = list(local_path)
         self.full_remote_path = list(full_remote_path)
         self.max_queued_bytes = max_queued_bytes
-        self._paths = paths = SessionPaths(self.local_path, self.full_remote_path)
-        #: The To-Path and From-Path lines of the requests we send, for chunks encoded
-        #: without an MSRPData (``OutgoingMessage.encode_head``).
-        self.path_lines = "To-Path: %s\r\nFrom-Path: %s\r\n" % (paths.to_path_text,
-                                                                  paths.from_path_text)
-        self._path_headers = Headers([("To-Path", paths.to_path_text),
-                                      ("From-Path", paths.from_path_text)])
+        #: The paths before the last ``update_paths``: the peer's requests by them are
+        #: still taken, as the two sides do not switch at the same instant.
+        self._previous_paths: Optional[SessionPaths] = None
+        self._use_paths()
         self._events: Deque[ParserEvent] = deque()
         self._queued_bytes = 0
         self._reading_paused = False  # whether we asked the protocol to stop reading
@@ -448,6 +445,34 @@ class MSRPTransport:
             self._event_received(event)
         protocol.set_receiver(self._event_received)
         protocol.lost.observe().addErrback(self._connection_lost)
+
+    def _use_paths(self) -> None:
+        """Make the paths of our requests, and the check of the peer's, from
+        ``local_path`` and ``full_remote_path``."""
+        self._paths = paths = SessionPaths(self.local_path, self.full_remote_path)
+        #: The To-Path and From-Path lines of the requests we send, for chunks encoded
+        #: without an MSRPData (``OutgoingMessage.encode_head``).
+        self.path_lines = "To-Path: %s\r\nFrom-Path: %s\r\n" % (paths.to_path_text,
+                                                                  paths.from_path_text)
+        self._path_headers = Headers([("To-Path", paths.to_path_text),
+                                      ("From-Path", paths.from_path_text)])
+
+    def update_paths(self, local_path: Optional[List[URI]] = None,
+                     full_remote_path: Optional[List[URI]] = None) -> None:
+        """Use new paths from now on, for what we send and what we accept: our relay's new
+        Use-Path after a refresh of AUTH, or the peer's new path from a re-INVITE. The
+        peer's requests by the paths before are still taken (it may switch a moment
+        later). Our own URI and the peer's stay what they were (the session is the same):
+        a path that changes either raises ``ValueError``."""
+        local = list(local_path) if local_path is not None else self.local_path
+        remote = list(full_remote_path) if full_remote_path is not None \
+            else self.full_remote_path
+        if not local or not remote or local[-1] != self.local_path[-1] \
+                or remote[-1] != self.full_remote_path[-1]:
+            raise ValueError("a session's new paths must end with the same URIs as before")
+        self._previous_paths = self._paths
+        self.local_path, self.full_remote_path = local, remote
+        self._use_paths()
 
     @property
     def local_uri(self) -> URI:
@@ -574,7 +599,11 @@ class MSRPTransport:
     def check_incoming_SEND_chunk(self, chunk: MSRPData) -> Optional[MSRPError]:
         """``None`` if ``chunk`` is addressed to us from our peer, else the error to answer
         (see :func:`check_paths`)."""
-        return self._paths.check(chunk)
+        error = self._paths.check(chunk)
+        if error is not None and self._previous_paths is not None \
+                and self._previous_paths.check(chunk) is None:
+            return None
+        return error
 
     def _event_received(self, event: ParserEvent) -> None:
         expected = self._expected

@@ -15,7 +15,7 @@ from twisted.trial import unittest
 from msrplib.errors import ChunkParseError, MSRPSessionError, MSRPTransactionError
 from msrplib.session import (STREAM_PIECE, EndReason, MSRPSession, MessageResult,
                              SessionEnded, SessionSettings)
-from msrplib.protocol import Headers, MSRPData, make_report
+from msrplib.protocol import URI, Headers, MSRPData, make_report
 from msrplib.testing import ALICE_URI, BOB_URI, CollectingReceiver, SessionPair
 from tests.helpers import bind_pair
 from tests.test_session import Producer
@@ -448,3 +448,37 @@ class LateFailureTests(unittest.TestCase):
         pair.flush()
         self.assertEqual([(message_id, error.code) for message_id, error in heard],
                          [("m1", 413), ("never-sent", 413)])
+
+
+class NewPathTests(unittest.TestCase):
+    """A session's paths may change (a relay's new Use-Path, a re-INVITE), its ends not."""
+
+    def test_update_paths(self):
+        pair = SessionPair(settings=SessionSettings(keepalive_interval=0))
+        transport = pair.alice.transport
+        relay = URI.parse("msrp://relay.test:2855/r2;tcp")
+        transport.update_paths(local_path=[relay, transport.local_uri])
+        self.assertEqual(transport.path_lines,
+                         "To-Path: %s %s\r\nFrom-Path: %s\r\n"
+                         % (relay, BOB_URI, ALICE_URI))
+        other = URI.parse("msrp://mallory.test:2855/m;tcp")
+        for bad in ({"local_path": [relay, other]}, {"full_remote_path": [relay, other]},
+                    {"local_path": []}):
+            self.assertRaises(ValueError, transport.update_paths, **bad)
+        self.assertIn(BOB_URI, transport.path_lines)
+
+    def test_the_peer_may_switch_a_moment_later(self):
+        heard = CollectingReceiver()
+        pair = SessionPair(settings=SessionSettings(keepalive_interval=0),
+                           alice_options={"receiver": heard})
+        relay = URI.parse("msrp://relay.test:2855/r2;tcp")
+        pair.alice.transport.update_paths(
+            full_remote_path=[relay, pair.alice.transport.full_remote_path[-1]])
+        result = pair.bob.send_message(b"by the path before", "text/plain")
+        pair.flush()
+        self.successResultOf(result)
+        self.assertEqual([m.data for m in heard.received], [b"by the path before"])
+        mallory = URI.parse("msrp://mallory.test:2855/m;tcp")
+        chunk = MSRPData("t1", method="SEND", headers=Headers([
+            ("To-Path", ALICE_URI), ("From-Path", "%s %s" % (relay, mallory))]))
+        self.assertIsNotNone(pair.alice.transport.check_incoming_SEND_chunk(chunk))

@@ -202,6 +202,16 @@ class RefreshTests(RelayHarness, unittest.TestCase):
                                  success_report="yes")
         self.assertEqual(bob_heard.received[-1].data, b"still routed after the first Expires")
         self.assertTrue(bob.transport.is_connected())
+        # A re-INVITE tells Alice Bob's new path; once it is done, each side's requests
+        # go by it (MSRPStream.take_new_path), and both ways still arrive.
+        new_path = self.bob_endpoint.full_local_path
+        alice.transport.update_paths(full_remote_path=new_path)
+        bob.transport.update_paths(local_path=new_path)
+        self.assertIn("%s %s" % (new_path[0], new_path[1]), alice.transport.path_lines)
+        self.assertTrue(bob.transport.path_lines.startswith("To-Path: %s " % new_path[0]))
+        yield alice.send_message(b"by the new path", "text/plain", success_report="yes")
+        yield bob.send_message(b"from the new path", "text/plain", success_report="yes")
+        self.assertEqual(bob_heard.received[-1].data, b"by the new path")
 
 
 
