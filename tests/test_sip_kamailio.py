@@ -3,9 +3,9 @@
 One Kamailio process per test is the SIP registrar and record-routing proxy (UDP) and the
 MSRP relay (TCP): tests/kamailio/sip-relay.cfg. Alice and Bob (tests/sip_agent.py)
 register, Alice INVITEs Bob with her stream's offer, Bob answers with his stream's
-answer, ACK and BYE go through the proxy too. The streams are msrplib.stream's, driven as
-a SIP stack drives them; the MSRP goes through the relay, or directly between the two for
-each a=setup answer to Alice's ``actpass``.
+answer, ACK and BYE go through the proxy too (Bob calls Alice back to resume a file). The
+streams are msrplib.stream's, driven as a SIP stack drives them; the MSRP goes through the
+relay, or directly between the two for each a=setup answer to an ``actpass`` offer.
 """
 
 import hashlib
@@ -14,6 +14,7 @@ import os
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from msrplib.connect import MSRPRelaySettings
@@ -30,6 +31,13 @@ SESSION_SETTINGS = SessionSettings(keepalive_interval=0)
 FILE_SIZE = 3 * 1024 * 1024
 #: How much of the file is answered before one side hangs up.
 HANG_UP_AFTER = 256 * 1024
+#: The file an interrupted transfer leaves part of, and how much of it reaches Bob first.
+RESUMED_FILE_SIZE = 4 * 1024 * 1024
+INTERRUPT_AFTER = 1024 * 1024
+
+
+def sleep(seconds):
+    return deferLater(reactor, seconds, lambda: None)
 
 
 def media(sdp):
@@ -65,9 +73,12 @@ class SIPHarness:
 
     relayed = True
     answer_active = False
+    #: More arguments for ``KamailioRelay`` (a short AUTH grant, say).
+    kamailio_options = {}
 
     def setUp(self):
-        self.kamailio = KamailioRelay(sip=True)
+        self.agents = {}
+        self.kamailio = KamailioRelay(sip=True, **self.kamailio_options)
         self.addCleanup(self.kamailio.stop)
         self.kamailio.start()
         self.addCleanup(self.check_kamailio_alive)
@@ -84,47 +95,57 @@ class SIPHarness:
         return {"local_host": "127.0.0.1", "session_settings": SESSION_SETTINGS}
 
     @inlineCallbacks
-    def agent(self, user, on_invite=None):
-        agent = SIPAgent(user, self.kamailio.sip_port, on_invite=on_invite).start()
-        self.addCleanup(agent.stop)
-        response = yield agent.register()
-        self.assertEqual(response.code, 200)
-        return agent
+    def agent(self, user):
+        """``user``'s agent, started and registered on first use; every call of the test
+        goes through the same two."""
+        if user not in self.agents:
+            agent = self.agents[user] = SIPAgent(user, self.kamailio.sip_port).start()
+            self.addCleanup(agent.stop)
+            response = yield agent.register()
+            self.assertEqual(response.code, 200)
+        return self.agents[user]
 
     @inlineCallbacks
-    def call(self, alice_stream, bob_stream):
-        """Alice calls Bob, each with the stream given; fires with the :class:`Call` once
-        both MSRP sessions are up."""
+    def call(self, alice_stream, bob_stream, caller="alice"):
+        """``caller`` calls the other, each with the stream given (the caller's makes the
+        offer, in the INVITE; the callee's the answer, in the 200); fires with the
+        :class:`Call` once both MSRP sessions are up."""
         for stream in (alice_stream, bob_stream):
             self.addCleanup(stream.cleanup)
-        bob_started = []
+        callee = "bob" if caller == "alice" else "alice"
+        streams = {"alice": alice_stream, "bob": bob_stream}
+        offering, answering = streams[caller], streams[callee]
+        answered = []  # the callee's dialog, and its stream's start()
 
         @inlineCallbacks
         def answer(dialog):
             offer = media(dialog.remote_sdp)
-            section = yield bob_stream.make_answer(
+            section = yield answering.make_answer(
                 offer, setup="active" if self.answer_active else None)
-            bob_started.append(bob_stream.start())  # listening (or connecting) from now
-            return sdp_body("bob", section)
+            answered.extend([dialog, answering.start()])  # listening or connecting now
+            return sdp_body(callee, section)
 
-        alice = yield self.agent("alice")
-        bob = yield self.agent("bob", on_invite=answer)
-        section = yield alice_stream.make_offer()
-        alice_dialog = yield alice.invite("bob", sdp_body("alice", section))
-        alice_stream.take_answer(media(alice_dialog.remote_sdp))
-        [bob_dialog] = bob.dialogs.values()
-        sessions = yield gatherResults([alice_stream.start(), bob_started[0]],
-                                       consumeErrors=True)
-        for session in sessions:
+        caller_agent = yield self.agent(caller)
+        callee_agent = yield self.agent(callee)
+        callee_agent.on_invite = answer
+        section = yield offering.make_offer()
+        caller_dialog = yield caller_agent.invite(callee, sdp_body(caller, section))
+        offering.take_answer(media(caller_dialog.remote_sdp))
+        callee_dialog, callee_started = answered
+        started = yield gatherResults([offering.start(), callee_started], consumeErrors=True)
+        for session in started:
             self.addCleanup(close, session.transport)
-        yield bob_dialog.confirmed.addTimeout(5, reactor)
-        self.assertEqual(alice_dialog.call_id, bob_dialog.call_id)
+        yield callee_dialog.confirmed.addTimeout(5, reactor)
+        self.assertEqual(caller_dialog.call_id, callee_dialog.call_id)
         # ACK and BYE go through Kamailio: it record-routed the INVITE, once.
-        [route] = alice_dialog.route_set
+        [route] = caller_dialog.route_set
         self.assertIn("sip:127.0.0.1:%d;lr" % self.kamailio.sip_port, route)
-        self.assertEqual(bob_dialog.route_set, [route])
-        return Call((alice_stream, bob_stream), (alice_dialog, bob_dialog), sessions,
-                    sdp_body("alice", section), alice_dialog.remote_sdp)
+        self.assertEqual(callee_dialog.route_set, [route])
+        dialogs = {caller: caller_dialog, callee: callee_dialog}
+        sessions = dict(zip((caller, callee), started))
+        return Call((alice_stream, bob_stream), (dialogs["alice"], dialogs["bob"]),
+                    (sessions["alice"], sessions["bob"]), sdp_body(caller, section),
+                    caller_dialog.remote_sdp)
 
     def check_setup(self, call):
         """Alice offered actpass; Bob answered as this class says; each plays its part."""
@@ -242,6 +263,73 @@ class CallCases(SIPHarness):
         self.assertTrue(bob.received.called)
         yield self.assertFailure(bob.received, MSRPSessionError)
 
+    @inlineCallbacks
+    def test_an_interrupted_file_is_resumed_with_only_the_rest(self):
+        """A megabyte of Alice's 4 MiB file in, Bob hangs up and both abort. Bob calls her
+        back offering ``FileTransferStream.resuming`` (recvonly, the first offer's
+        selector, a=file-range from the first byte he lacks); Alice answers with the file
+        opened again and sends only the rest, and Bob has the whole file, hash checked."""
+        body = os.urandom(RESUMED_FILE_SIZE)
+        path = self.mktemp()
+        with open(path, "wb") as out:
+            out.write(body)
+        source = open(path, "rb")
+        self.addCleanup(source.close)
+        destination = open(self.mktemp(), "w+b")
+        self.addCleanup(destination.close)
+        alice = FileTransferStream.offering(source, name="four.bin",
+                                            **self.stream_options("alice"))
+        bob = FileTransferStream(destination=destination, **self.stream_options("bob"))
+        first = yield self.call(alice, bob)
+        first.alice_dialog.ended.addCallback(lambda by: first.alice.abort())
+        sending = alice.send()
+        deadline = reactor.seconds() + 5
+        while destination.tell() < INTERRUPT_AFTER:  # a megabyte in, Bob hangs up
+            self.assertFalse(sending.called or reactor.seconds() > deadline,
+                             "the first megabyte never reached Bob, or the whole file did")
+            yield sleep(0.001)
+        bye = first.bob_dialog.bye()
+        first.bob.abort()
+        response = yield bye
+        self.assertEqual(response.code, 200)
+        yield self.assertFailure(sending, MSRPSessionError)
+        yield self.assertFailure(bob.received, MSRPSessionError)
+        closed = gatherResults([first.alice.closed.observe(), first.bob.closed.observe()])
+        yield closed.addTimeout(2, reactor)
+        have = destination.seek(0, os.SEEK_END)
+        self.assertTrue(INTERRUPT_AFTER <= have < len(body), have)
+        destination.seek(0)
+        self.assertEqual(destination.read(), body[:have])
+
+        # Bob calls Alice back, asking for what he lacks of the file the first offer named.
+        selector = media(first.offer).msrp.file_selector
+        self.assertEqual(selector.size, len(body))
+        again = FileTransferStream.resuming(destination, selector, **self.stream_options("bob"))
+        reopened = open(path, "rb")  # the file opened again
+        self.addCleanup(reopened.close)
+        sender = FileTransferStream(source=reopened, **self.stream_options("alice"))
+        second = yield self.call(sender, again, caller="bob")
+        self.assertNotEqual(second.alice_dialog.call_id, first.alice_dialog.call_id)
+        self.assertEqual(second.bob_dialog.remote, second.alice_dialog.local)  # Bob called
+        self.assertTrue(second.bob_dialog.local.startswith("<sip:bob@"))
+        offered = media(second.offer).msrp
+        self.assertIn("a=recvonly\r\n", second.offer)
+        self.assertIn("a=file-range:%d-%d\r\n" % (have + 1, len(body)), second.offer)
+        self.assertEqual(offered.file_selector, selector)
+        self.assertIn("a=sendonly\r\n", second.answer)
+        self.assertEqual(setup_of(second.offer), "actpass")
+        self.assertEqual(setup_of(second.answer),
+                         "active" if self.answer_active else "passive")
+        totals = set()
+        yield sender.send(progress=lambda done, total: totals.add(total))
+        message = yield again.received  # whole, and its hash the selector's
+        self.assertEqual(message.size, len(body) - have)  # only the rest went
+        self.assertEqual(totals, {len(body) - have})
+        destination.seek(0)
+        self.assertEqual(sha256(destination.read()), sha256(body))
+        yield second.bob_dialog.bye()
+        yield gatherResults([second.alice.shutdown(), second.bob.shutdown()])
+
 
 class ThroughTheRelayTests(CallCases, unittest.TestCase):
     """MSRP through Kamailio's relay, both sides AUTHed to it."""
@@ -263,3 +351,59 @@ class DirectAnswerActiveTests(CallCases, unittest.TestCase):
 
     relayed = False
     answer_active = True
+
+
+class RelayGrantOutlivedTests(SIPHarness, unittest.TestCase):
+    """Kamailio grants AUTH for 2 s (as in test_relay_kamailio's RefreshTests): a call
+    through the relay lasts longer than that."""
+
+    relayed = True
+    kamailio_options = {"min_expires": 1, "max_expires": 2}
+
+    @inlineCallbacks
+    def test_a_session_longer_than_the_grant(self):
+        """Both streams refresh AUTH on their session's connection and tell the
+        application of each new Use-Path (the full local path, to offer again); chat keeps
+        working both ways, with success REPORTs, after the first grant ran out twice.
+
+        It keeps working on the paths of the call's SDP because Kamailio drops an expired
+        grant's session only on its msrp cleanup timer (``timer_interval``, 60 s by
+        default, which sip-relay.cfg keeps). With ``timer_interval`` 1 the first message
+        after 4 s gets no success REPORT: a longer call needs the new path offered in a
+        re-INVITE, and a session that can take it (neither exists yet)."""
+        heard = CollectingReceiver(), CollectingReceiver()
+        changes = [], []
+        alice = ChatStream(receiver=heard[0], on_path_changed=changes[0].append,
+                           **self.stream_options("alice"))
+        bob = ChatStream(receiver=heard[1], on_path_changed=changes[1].append,
+                         **self.stream_options("bob"))
+        call = yield self.call(alice, bob)
+        self.check_setup(call)
+        yield call.alice.send_message(b"before", "text/plain", success_report="yes")
+        granted = reactor.seconds()
+        yield sleep(4.0)  # two grants of 2 s: refreshed at 1.5 s and 3 s
+        for stream, offered, reported in ((alice, call.offer, changes[0]),
+                                          (bob, call.answer, changes[1])):
+            first_path = media(offered).msrp.path
+            self.assertGreaterEqual(len(reported), 2)
+            endpoint = stream._endpoint  # no public accessor for the current path
+            self.assertEqual(len(reported), endpoint.auth_count - 1)
+            self.assertEqual(reported[-1], endpoint.full_local_path)
+            relay_hops = [first_path[0]]
+            for path in reported:
+                # The relay's new Use-Path, then our own URI, unchanged.
+                self.assertEqual(len(path), 2)
+                self.assertEqual(path[-1], first_path[-1])
+                self.assertEqual((path[0].host, path[0].port),
+                                 ("127.0.0.1", self.kamailio.port))
+                relay_hops.append(path[0])
+            self.assertEqual(len(set(relay_hops)), len(relay_hops))  # each a new one
+        self.assertGreater(reactor.seconds() - granted, 2 * 2)
+        yield call.alice.send_message(b"after alice", "text/plain", success_report="yes")
+        yield call.bob.send_message(b"after bob", "text/plain", success_report="yes")
+        self.assertEqual([m.data for m in heard[1].received], [b"before", b"after alice"])
+        self.assertEqual([m.data for m in heard[0].received], [b"after bob"])
+        self.assertTrue(call.alice.transport.is_connected())
+        self.assertTrue(call.bob.transport.is_connected())
+        yield call.alice_dialog.bye()
+        yield gatherResults([call.alice.shutdown(), call.bob.shutdown()])
