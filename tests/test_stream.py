@@ -12,6 +12,7 @@ from twisted.trial import unittest
 from msrplib.errors import (FingerprintMismatch, MSRPError, MSRPSessionError,
                             MSRPTransactionError)
 from msrplib._filepart import FilePart
+from msrplib.protocol import parse_uri
 from msrplib.sdp import FileRange, FileSelector, parse_sdp
 from msrplib.session import SessionSettings
 from msrplib.stream import (ChatStream, FileHashMismatch, FileTransferStream, StreamRefused)
@@ -464,3 +465,28 @@ class SecondReviewTests(unittest.TestCase):
                    "a=path:msrps://relay.example:2855/r1;tcp msrps://alice.example:9/a1;tcp\r\n")
         answer = yield bob.make_answer(section_of(relayed))
         self.assertIn("TCP/MSRP", answer)
+
+
+class NewPathStreamTests(unittest.TestCase):
+    @inlineCallbacks
+    def test_a_re_invite_moves_both_paths(self):
+        heard = CollectingReceiver()
+        alice = ChatStream(local_host="127.0.0.1", session_settings=SETTINGS)
+        bob = ChatStream(local_host="127.0.0.1", session_settings=SETTINGS, receiver=heard)
+        offer, answer, sessions = yield negotiate(self, alice, bob)
+        self.assertEqual(alice.media_section(), offer)
+        # As if Bob's relay gave him a new hop: his section says it, and once the
+        # re-INVITE is done both sides take the other's section.
+        hop = parse_uri("msrp://127.0.0.1:%d/hop;tcp" % bob.local_media.path[0].port)
+        changes = []
+        bob.on_path_changed = changes.append
+        bob._path_changed([hop] + bob.local_media.path)
+        self.assertEqual(len(changes), 1)
+        reoffer = bob.media_section()
+        self.assertIn("a=path:%s %s" % (hop, bob.local_media.path[-1]), reoffer)
+        alice.take_new_path(section_of(reoffer))
+        self.assertIn(str(hop), sessions[0].transport.path_lines)
+        stranger = reoffer.replace(str(bob.local_media.path[-1]),
+                                   "msrp://127.0.0.1:9/someone-else;tcp")
+        self.assertRaises(ValueError, alice.take_new_path, section_of(stranger))
+        self.assertRaises(RuntimeError, ChatStream().media_section)
