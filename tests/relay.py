@@ -49,15 +49,19 @@ class KamailioRelay:
     """One Kamailio relay process; ``start()`` it, read ``port``/``tls_port``, ``stop()`` it.
 
     With ``sip=True`` the same process is also a SIP registrar and record-routing proxy on
-    UDP 127.0.0.1:``sip_port`` (tests/kamailio/sip-relay.cfg).
+    UDP 127.0.0.1:``sip_port`` (tests/kamailio/sip-relay.cfg). ``timer_interval`` sets how
+    often, in seconds, the msrp module drops expired AUTH grants (Kamailio's default, 60 s,
+    when not given).
     """
 
-    def __init__(self, tls=False, min_expires=60, max_expires=3600, sip=False):
+    def __init__(self, tls=False, min_expires=60, max_expires=3600, sip=False,
+                 timer_interval=None):
         self.tls = tls
         self.sip = sip
         self.sip_port = 0
         self.min_expires = min_expires
         self.max_expires = max_expires
+        self.timer_interval = timer_interval
         self.process = None
         self.identity = None
         self.directory = None
@@ -74,7 +78,8 @@ class KamailioRelay:
         values = {"PORT": self.port, "TLS_PORT": self.tls_port, "SIP_PORT": self.sip_port,
                   "TLS_ENABLED": "yes" if self.tls else "no",
                   "TLS_CFG": self.directory / "tls.cfg",
-                  "MIN_EXPIRES": self.min_expires, "MAX_EXPIRES": self.max_expires}
+                  "MIN_EXPIRES": self.min_expires, "MAX_EXPIRES": self.max_expires,
+                  "TIMER_INTERVAL": 60 if self.timer_interval is None else self.timer_interval}
         template = SIP_CONFIG if self.sip else CONFIG
         text = template.read_text()
         for name, value in values.items():

@@ -3,9 +3,10 @@
 UDP on 127.0.0.1 only, every request sent to one outbound proxy (Kamailio, see
 tests/relay.py): REGISTER, INVITE with an SDP offer (100 and 180 are passed over, a 2xx is
 ACKed and makes a :class:`Dialog`), an incoming INVITE answered 180 then 200 with the SDP
-the application gives, and BYE both ways. No retransmissions (loopback does not lose
-datagrams), but every request we send fails with :class:`SIPTimeout` when no final response
-comes in time, so that a test never hangs.
+the application gives, re-INVITEs (a new offer and answer in a dialog) and BYE both ways.
+No retransmissions (loopback does not lose datagrams), but every request we send fails with
+:class:`SIPTimeout` when no final response comes in time, and an ACK we wait for is logged
+as an error when it does not come, so that a test never hangs.
 """
 
 import os
@@ -13,6 +14,7 @@ import os
 from twisted.internet import defer
 from twisted.protocols import sip
 from twisted.python import log
+from twisted.python.failure import Failure
 
 #: How long a request waits for its final response.
 TIMEOUT = 5.0
@@ -49,6 +51,10 @@ def tag_of(address):
     return sip.parseAddress(address)[2].get("tag")
 
 
+def cseq_number(message):
+    return int(first(message, "cseq").split()[0])
+
+
 def route_list(message):
     """The URIs of a message's Record-Route headers, in order (each a ``<...>`` string)."""
     routes = []
@@ -60,14 +66,23 @@ def route_list(message):
 class Dialog:
     """One call, from this agent's side.
 
-    ``remote_sdp`` is the peer's SDP (the offer for the callee, the answer for the caller).
-    ``confirmed`` fires when the callee gets the ACK; ``ended`` fires with ``"local"``
-    when :meth:`bye` is called, or ``"remote"`` when the peer's BYE arrives (answered 200
-    first).
+    ``remote_sdp`` is the peer's SDP (the offer for the callee, the answer for the caller;
+    then the last one of a re-INVITE). ``confirmed`` fires when the callee gets the ACK;
+    ``ended`` fires with ``"local"`` when :meth:`bye` is called, or ``"remote"`` when the
+    peer's BYE arrives (answered 200 first).
+
+    The peer's re-INVITE is answered by ``on_reinvite(offer)``, which returns (a Deferred
+    of) the whole SDP answer (without it, or when it raises, the re-INVITE gets 488); once
+    the ACK is in, ``on_reinvite_done(offer)`` is called. A re-INVITE is answered even while
+    ours is under way (no 491 for glare): here each offer is only "my path now", so two that
+    cross do no harm.
     """
 
+    on_reinvite = None
+    on_reinvite_done = None
+
     def __init__(self, agent, call_id, local, remote, remote_target, route_set, remote_sdp,
-                 cseq):
+                 cseq, remote_cseq=0):
         self.agent = agent
         self.call_id = call_id
         self.local = local  # our From (caller) or To (callee) value, with our tag
@@ -76,22 +91,48 @@ class Dialog:
         self.route_set = route_set
         self.remote_sdp = remote_sdp
         self.cseq = cseq  # the last CSeq number we used in this dialog
+        self.remote_cseq = remote_cseq  # the peer's last one
         self.confirmed = defer.Deferred()
         self.ended = defer.Deferred()
 
-    def request(self, method):
-        """An in-dialog request: to the peer's Contact, along the route set. An ACK has
-        the INVITE's CSeq number; any other request the next one."""
-        if method != "ACK":
+    def request(self, method, cseq=None):
+        """An in-dialog request: to the peer's Contact, along the route set, with the next
+        CSeq number (an ACK: its INVITE's, ``cseq``)."""
+        if cseq is None:
             self.cseq += 1
+            cseq = self.cseq
         request = sip.Request(method, self.remote_target)
         request.addHeader("from", self.local)
         request.addHeader("to", self.remote)
         request.addHeader("call-id", self.call_id)
-        request.addHeader("cseq", "%d %s" % (self.cseq, method))
+        request.addHeader("cseq", "%d %s" % (cseq, method))
         for route in self.route_set:
             request.addHeader("route", route)
         return request
+
+    def ack(self, cseq):
+        """ACK the 2xx to our INVITE numbered ``cseq`` (a transaction of its own)."""
+        ack = self.request("ACK", cseq)
+        self.agent._add_via(ack)
+        self.agent._send(ack)
+
+    @defer.inlineCallbacks
+    def reinvite(self, sdp):
+        """Offer ``sdp`` in a re-INVITE; fires with the peer's SDP answer once its 200 is
+        in and ACKed (``SIPFailure`` for another final response, ``SIPTimeout``)."""
+        request = self.request("INVITE")
+        cseq = self.cseq
+        request.addHeader("contact", self.agent.contact)
+        request.addHeader("content-type", "application/sdp")
+        request.body = sdp
+        try:
+            response = yield self.agent.send_request(request)
+        except SIPFailure as failure:
+            self.agent._ack_failure(request, failure.response)
+            raise
+        self.ack(cseq)
+        self.remote_sdp = response.body
+        return response.body
 
     def bye(self):
         """Hang up: send BYE (``ended`` fires at once); fires with the 200."""
@@ -122,6 +163,7 @@ class SIPAgent(sip.Base):
         self.timeout = timeout
         self.dialogs = {}
         self.port = None
+        self._acks = {}  # (Call-ID, CSeq number) of a re-INVITE we answered -> Deferred
         self._cseq = 0
         self._pending = {}  # branch -> (Deferred, timer)
 
@@ -135,6 +177,8 @@ class SIPAgent(sip.Base):
         """Stop listening; requests still waiting fail with ``SIPTimeout``."""
         for branch in list(self._pending):
             self._finish(branch, SIPTimeout("the agent stopped"))
+        for acked in list(self._acks.values()):
+            acked.cancel()
         return defer.maybeDeferred(self.port.stopListening)
 
     @property
@@ -219,9 +263,7 @@ class SIPAgent(sip.Base):
         dialog = Dialog(self, call_id, local, first(response, "to"), contact,
                         list(reversed(route_list(response))), response.body, cseq)
         self.dialogs[call_id] = dialog
-        ack = dialog.request("ACK")
-        self._add_via(ack)  # an ACK for a 2xx is a transaction of its own
-        self._send(ack)
+        dialog.ack(cseq)
         return dialog
 
     def _ack_failure(self, invite, response):
@@ -260,12 +302,16 @@ class SIPAgent(sip.Base):
 
     def _incoming_INVITE(self, request):
         call_id = first(request, "call-id")
-        if tag_of(first(request, "to")) is not None or call_id in self.dialogs:
-            return  # no re-INVITEs; a retransmission is already being answered
+        if tag_of(first(request, "to")) is not None:
+            self._incoming_reinvite(request)
+            return
+        if call_id in self.dialogs:
+            return  # a retransmission, already being answered
         local = "%s;tag=%s" % (first(request, "to"), token())
         contact = sip.parseAddress(first(request, "contact"))[1].toString()
         dialog = Dialog(self, call_id, local, first(request, "from"), contact,
-                        route_list(request), request.body, self.next_cseq())
+                        route_list(request), request.body, self.next_cseq(),
+                        cseq_number(request))
         self.dialogs[call_id] = dialog
         self._respond(request, 180, to=local)
         answering = defer.maybeDeferred(self.on_invite, dialog)
@@ -282,8 +328,55 @@ class SIPAgent(sip.Base):
 
         answering.addCallbacks(answered, refused)
 
-    def _incoming_ACK(self, request):
+    def _incoming_reinvite(self, request):
+        """A new offer in a dialog: 200 with ``on_reinvite``'s answer, then wait for the
+        ACK (``SIPTimeout``, logged, when it does not come) and tell ``on_reinvite_done``."""
         dialog = self.dialogs.get(first(request, "call-id"))
+        if dialog is None:
+            self._respond(request, 481)
+            return
+        number = cseq_number(request)
+        if number <= dialog.remote_cseq:
+            return  # a retransmission, already being answered
+        dialog.remote_cseq = number
+        offer = request.body
+        dialog.remote_sdp = offer
+        if dialog.on_reinvite is None:
+            answering = defer.fail(RuntimeError("%s takes no re-INVITE" % self.user))
+        else:
+            answering = defer.maybeDeferred(dialog.on_reinvite, offer)
+
+        def answered(sdp):
+            key = (dialog.call_id, number)
+            acked = self._acks[key] = defer.Deferred()
+            late = SIPTimeout("no ACK for the 200 to re-INVITE %d in %s s"
+                              % (number, self.timeout))
+            acked.addTimeout(self.timeout, self.reactor,
+                             onTimeoutCancel=lambda *_: Failure(late))
+            acked.addBoth(self._forget_ack, key)
+            if dialog.on_reinvite_done is not None:
+                acked.addCallback(lambda _: dialog.on_reinvite_done(offer))
+            acked.addErrback(log.err, "%s: a re-INVITE was not done" % self.user)
+            self._respond(request, 200, extra=[("contact", self.contact),
+                                               ("content-type", "application/sdp")], body=sdp)
+
+        def refused(failure):
+            self._respond(request, 488)
+            log.err(failure, "%s refused a re-INVITE" % self.user)
+
+        answering.addCallbacks(answered, refused)
+
+    def _forget_ack(self, outcome, key):
+        self._acks.pop(key, None)
+        return outcome
+
+    def _incoming_ACK(self, request):
+        call_id = first(request, "call-id")
+        acked = self._acks.get((call_id, cseq_number(request)))
+        if acked is not None:
+            acked.callback(None)
+            return
+        dialog = self.dialogs.get(call_id)
         if dialog is not None and not dialog.confirmed.called:
             dialog.confirmed.callback(dialog)
 

@@ -3,9 +3,10 @@
 One Kamailio process per test is the SIP registrar and record-routing proxy (UDP) and the
 MSRP relay (TCP): tests/kamailio/sip-relay.cfg. Alice and Bob (tests/sip_agent.py)
 register, Alice INVITEs Bob with her stream's offer, Bob answers with his stream's
-answer, ACK and BYE go through the proxy too (Bob calls Alice back to resume a file). The
-streams are msrplib.stream's, driven as a SIP stack drives them; the MSRP goes through the
-relay, or directly between the two for each a=setup answer to an ``actpass`` offer.
+answer, ACK, re-INVITEs and BYE go through the proxy too (Bob calls Alice back to resume
+a file). The streams are msrplib.stream's, driven as a SIP stack drives them; the MSRP goes
+through the relay, or directly between the two for each a=setup answer to an ``actpass``
+offer.
 """
 
 import hashlib
@@ -366,11 +367,10 @@ class RelayGrantOutlivedTests(SIPHarness, unittest.TestCase):
         application of each new Use-Path (the full local path, to offer again); chat keeps
         working both ways, with success REPORTs, after the first grant ran out twice.
 
-        It keeps working on the paths of the call's SDP because Kamailio drops an expired
-        grant's session only on its msrp cleanup timer (``timer_interval``, 60 s by
-        default, which sip-relay.cfg keeps). With ``timer_interval`` 1 the first message
-        after 4 s gets no success REPORT: a longer call needs the new path offered in a
-        re-INVITE, and a session that can take it (neither exists yet)."""
+        It keeps working on the paths of the call's SDP, never renegotiated, only because
+        Kamailio drops an expired grant's session on its msrp cleanup timer
+        (``timer_interval``, 60 s by default, kept here). With a quick timer a call needs
+        the new paths offered in re-INVITEs: :class:`RelayGrantDroppedTests`."""
         heard = CollectingReceiver(), CollectingReceiver()
         changes = [], []
         alice = ChatStream(receiver=heard[0], on_path_changed=changes[0].append,
@@ -405,5 +405,123 @@ class RelayGrantOutlivedTests(SIPHarness, unittest.TestCase):
         self.assertEqual([m.data for m in heard[0].received], [b"after bob"])
         self.assertTrue(call.alice.transport.is_connected())
         self.assertTrue(call.bob.transport.is_connected())
+        yield call.alice_dialog.bye()
+        yield gatherResults([call.alice.shutdown(), call.bob.shutdown()])
+
+
+class Renegotiation:
+    """One side of a call through the relay, keeping the peer told of its path: on each new
+    Use-Path (``on_path_changed``) it offers ``stream.media_section()`` in a re-INVITE and
+    gives the answer to ``stream.take_new_path``; it answers the peer's re-INVITE with its
+    own ``media_section()`` and gives the offer to ``take_new_path`` once the ACK is in.
+    ``hold()`` stops offering (the session then keeps the paths it has)."""
+
+    def __init__(self, user):
+        self.user = user
+        self.stream = None
+        self.dialog = None
+        self.changes = []  # every new full local path reported
+        self.early = []  # those reported before the call was up (none expected)
+        self.reinvites = []  # the Deferreds of our re-INVITEs
+        self.taken = []  # "answer" (to our re-INVITE) or "offer" (the peer's), as taken
+        self.held = False
+
+    def path_changed(self, path):
+        self.changes.append(path)
+        if self.dialog is None:
+            self.early.append(path)
+        elif not self.held:
+            offer = sdp_body(self.user, self.stream.media_section())
+            self.reinvites.append(self.dialog.reinvite(offer).addCallback(self.take, "answer"))
+
+    def attach(self, stream, dialog):
+        self.stream, self.dialog = stream, dialog
+        dialog.on_reinvite = lambda offer: sdp_body(self.user, stream.media_section())
+        dialog.on_reinvite_done = lambda offer: self.take(offer, "offer")
+
+    def take(self, sdp, kind):
+        self.stream.take_new_path(media(sdp))
+        self.taken.append(kind)
+
+    def hold(self):
+        """Offer no more; fires when our re-INVITEs under way are done."""
+        self.held = True
+        return gatherResults(self.reinvites, consumeErrors=True)
+
+
+class RelayGrantDroppedTests(SIPHarness, unittest.TestCase):
+    """Kamailio grants AUTH for 2 s and drops expired grants every second
+    (``timer_interval`` 1): a Use-Path stops working about a second after its grant ran
+    out, so a longer call lives on re-INVITEs."""
+
+    relayed = True
+    kamailio_options = {"min_expires": 1, "max_expires": 2, "timer_interval": 1}
+
+    @inlineCallbacks
+    def test_re_invites_carry_the_new_paths(self):
+        """Each new Use-Path is offered in a re-INVITE by the side it belongs to; once the
+        exchange is done both sides switch (``take_new_path``). After three grants chat
+        works both ways with success REPORTs, by paths none of which the call's SDP had,
+        and a message by the call's first paths no longer gets through."""
+        heard = CollectingReceiver(), CollectingReceiver()
+        sides = Renegotiation("alice"), Renegotiation("bob")
+        alice = ChatStream(receiver=heard[0], on_path_changed=sides[0].path_changed,
+                           **self.stream_options("alice"))
+        bob = ChatStream(receiver=heard[1], on_path_changed=sides[1].path_changed,
+                         **self.stream_options("bob"))
+        call = yield self.call(alice, bob)
+        granted = reactor.seconds()
+        sides[0].attach(alice, call.alice_dialog)
+        sides[1].attach(bob, call.bob_dialog)
+        first_paths = {"alice": (call.alice.transport.local_path,
+                                 call.alice.transport.full_remote_path),
+                       "bob": (call.bob.transport.local_path,
+                               call.bob.transport.full_remote_path)}
+        self.assertEqual(first_paths["alice"][0], media(call.offer).msrp.path)
+        self.assertEqual(first_paths["bob"][0], media(call.answer).msrp.path)
+        yield call.alice.send_message(b"before", "text/plain", success_report="yes")
+        # Grants at 0 s, refreshed at 1.5, 3 and 4.5 s; the first ran out at 2 s and was
+        # dropped by 3 s, the second by 4.5 s.
+        yield sleep(5.25)
+        yield gatherResults([side.hold() for side in sides])
+        for side, stream, session, peer in ((sides[0], alice, call.alice, bob),
+                                            (sides[1], bob, call.bob, alice)):
+            self.assertEqual(side.early, [])
+            self.assertGreaterEqual(len(side.changes), 3)
+            # One re-INVITE each way per new Use-Path, every exchange taken on both sides.
+            self.assertEqual(len(side.reinvites), len(side.changes))
+            self.assertEqual(side.taken.count("answer"), len(side.changes))
+            self.assertEqual(side.taken.count("offer"),
+                             len([s for s in sides if s is not side][0].changes))
+            local, remote = first_paths[side.user]
+            # The session goes by the last paths told, and none of the first relay hops.
+            self.assertEqual(session.transport.local_path, side.changes[-1])
+            self.assertEqual(media(sdp_body(side.user, stream.media_section())).msrp.path,
+                             side.changes[-1])
+            self.assertEqual(session.transport.full_remote_path,
+                             media(sdp_body("peer", peer.media_section())).msrp.path)
+            self.assertNotEqual(session.transport.local_path[0], local[0])
+            self.assertNotEqual(session.transport.full_remote_path[0], remote[0])
+            self.assertEqual(session.transport.local_uri, local[-1])
+        self.assertGreater(reactor.seconds() - granted, 2 + 1 + 2)
+        yield call.alice.send_message(b"after alice", "text/plain", success_report="yes")
+        yield call.bob.send_message(b"after bob", "text/plain", success_report="yes")
+        yield call.alice.send_message(b"and again", "text/plain", success_report="yes")
+        self.assertEqual([m.data for m in heard[1].received],
+                         [b"before", b"after alice", b"and again"])
+        self.assertEqual([m.data for m in heard[0].received], [b"after bob"])
+
+        # The call's first paths are dead: Kamailio dropped their grants. (Both sides go
+        # back to them, so that only the relay can refuse; with Kamailio's 60 s timer the
+        # message gets through.)
+        call.alice.transport.update_paths(*first_paths["alice"])
+        call.bob.transport.update_paths(*first_paths["bob"])
+        lost = call.alice.send_message(b"by the first paths", "text/plain",
+                                       success_report="yes")
+        yield sleep(0.5)
+        self.assertFalse(lost.called)
+        self.assertEqual(len(heard[1].received), 3)
+        lost.cancel()
+        yield self.assertFailure(lost, Exception)
         yield call.alice_dialog.bye()
         yield gatherResults([call.alice.shutdown(), call.bob.shutdown()])
