@@ -90,7 +90,7 @@ class MSRPStream:
     ``receiver``, ``session_settings`` and ``accept_types`` make the session.
     ``on_path_changed(full_local_path)`` hears a relay's new path (see ``ConnectorRelay``):
     offer :meth:`media_section` in a re-INVITE then; the peer's section in return goes to
-    :meth:`take_new_path`, as does the peer's own re-INVITE.
+    :meth:`take_new_path`, as does the peer's own re-INVITE (see there for when).
     """
 
     default_accept_types: Sequence[str] = ("*",)
@@ -198,19 +198,30 @@ class MSRPStream:
             raise RuntimeError("make_offer() or make_answer() first")
         return self._section(self.local_media.path)
 
-    def take_new_path(self, section: MediaSection) -> None:
-        """The peer's media section from a re-INVITE (its offer, or its answer to ours),
-        once the exchange is done: both sides know each other's paths now, so the
-        session uses the peer's path from that section and ours from
-        :meth:`media_section`. (Not before: a relay stamps our requests with the path
-        they name, and the peer refuses a path it was not told of.) Raises
-        ``StreamRefused`` for a section this stream cannot take, ``ValueError`` for a path
-        to another session."""
+    def take_new_path(self, section: MediaSection, ours: bool = True) -> None:
+        """The peer's media section from a re-INVITE: the session sends to, and takes
+        requests from, the peer by its path from now on (its requests by the path before
+        are still taken); with ``ours``, our own requests name our path as
+        :meth:`media_section` says it.
+
+        Our own path moves only once the peer knows it (a relay stamps our requests with
+        the path they name, and the peer refuses one it was not told of). So the side
+        that sent the re-INVITE calls this on the 200 (``ours`` true); the side that got
+        it calls it with ``ours=False`` when it answers, and :meth:`use_own_path` on the
+        ACK. Raises ``StreamRefused`` for a section this stream cannot take,
+        ``ValueError`` for a path to another session."""
         remote = self._check(section)
-        if self.session is not None and self.local_media is not None:
-            self.session.transport.update_paths(local_path=self.local_media.path,
-                                                full_remote_path=remote.path)
+        if self.session is not None:
+            self.session.transport.update_paths(full_remote_path=remote.path)
         self.remote = section
+        if ours:
+            self.use_own_path()
+
+    def use_own_path(self) -> None:
+        """Our own requests name our path as :meth:`media_section` says it, from now on:
+        once the peer knows it (see :meth:`take_new_path`)."""
+        if self.session is not None and self.local_media is not None:
+            self.session.transport.update_paths(local_path=self.local_media.path)
 
     def cleanup(self) -> None:
         """Undo ``make_offer``/``make_answer`` when the stream will not start (a CANCEL, a

@@ -413,8 +413,10 @@ class Renegotiation:
     """One side of a call through the relay, keeping the peer told of its path: on each new
     Use-Path (``on_path_changed``) it offers ``stream.media_section()`` in a re-INVITE and
     gives the answer to ``stream.take_new_path``; it answers the peer's re-INVITE with its
-    own ``media_section()`` and gives the offer to ``take_new_path`` once the ACK is in.
-    ``hold()`` stops offering (the session then keeps the paths it has)."""
+    own ``media_section()``, taking the offered path at once
+    (``take_new_path(offer, ours=False)``) and naming its own once the ACK is in
+    (``use_own_path``). ``hold()`` stops offering (the session then keeps the paths it
+    has)."""
 
     def __init__(self, user):
         self.user = user
@@ -436,8 +438,16 @@ class Renegotiation:
 
     def attach(self, stream, dialog):
         self.stream, self.dialog = stream, dialog
-        dialog.on_reinvite = lambda offer: sdp_body(self.user, stream.media_section())
-        dialog.on_reinvite_done = lambda offer: self.take(offer, "offer")
+        dialog.on_reinvite = self.answer
+        dialog.on_reinvite_done = lambda offer: self.acked()
+
+    def answer(self, offer):
+        self.stream.take_new_path(media(offer), ours=False)
+        return sdp_body(self.user, self.stream.media_section())
+
+    def acked(self):
+        self.stream.use_own_path()
+        self.taken.append("offer")
 
     def take(self, sdp, kind):
         self.stream.take_new_path(media(sdp))

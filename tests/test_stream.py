@@ -484,8 +484,13 @@ class NewPathStreamTests(unittest.TestCase):
         self.assertEqual(len(changes), 1)
         reoffer = bob.media_section()
         self.assertIn("a=path:%s %s" % (hop, bob.local_media.path[-1]), reoffer)
-        alice.take_new_path(section_of(reoffer))
+        bob_lines = sessions[1].transport.path_lines
+        alice.take_new_path(section_of(reoffer), ours=False)  # as she answers
         self.assertIn(str(hop), sessions[0].transport.path_lines)
+        self.assertEqual(sessions[1].transport.path_lines, bob_lines)  # Bob: not yet
+        bob.take_new_path(section_of(alice.media_section()))  # the 200 is in
+        self.assertTrue(sessions[1].transport.path_lines.startswith("To-Path: %s " % hop))
+        alice.use_own_path()  # the ACK
         stranger = reoffer.replace(str(bob.local_media.path[-1]),
                                    "msrp://127.0.0.1:9/someone-else;tcp")
         self.assertRaises(ValueError, alice.take_new_path, section_of(stranger))
