@@ -38,6 +38,9 @@ class SessionSettings:
     reports (Failure-Report ``yes``) still waits after its last 200 before it counts as
     sent: the relay answered those 200s, and only a failure REPORT from the peer tells
     that it refused the message; 0: count it sent at once.
+    ``confirm_through_relays``: through a relay, a message whose sender does not say asks
+    for a success REPORT, so that one a relay answered and then dropped fails (408 after
+    ``report_timeout``) rather than counting as sent; False: ask for none.
     ``shutdown_timeout``: seconds ``shutdown`` waits without hearing anything from the
     peer before it ends the session at once, as ``abort`` does, failing what is still
     under way: a peer that is gone (a BYE, a dead link) never holds a shutdown longer;
@@ -68,5 +71,6 @@ class SessionSettings:
     incomplete_message_timeout: Optional[float] = 300.0
     max_message_pieces: int = 1024
     relayed_failure_wait: float = 2.0
+    confirm_through_relays: bool = True
     shutdown_timeout: float = 2.0
     write_stall_timeout: float = 60.0

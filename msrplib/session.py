@@ -180,7 +180,7 @@ class MSRPSession:
     # Sending: whole messages.
 
     def send_message(self, data_or_file: Source, content_type: str,
-                     message_id: Optional[str] = None, success_report: str = "no",
+                     message_id: Optional[str] = None, success_report: Optional[str] = None,
                      failure_report: str = "yes", chunk_size: Optional[int] = None,
                      headers: Optional[Dict[str, str]] = None,
                      progress: Optional[Callable[[int, Optional[int]], None]] = None
@@ -190,6 +190,8 @@ class MSRPSession:
         ``headers`` are added to every chunk (e.g. ``Content-Disposition`` with a file
         name). ``progress(done, total)`` is called as chunks are answered (or sent, when
         Failure-Report is not ``yes``); ``total`` is ``None`` for a file of unknown size.
+        ``success_report`` left ``None`` is ``yes`` through a relay (settings'
+        ``confirm_through_relays``) and ``no`` otherwise.
 
         Returns a :class:`MessageResult`: a Deferred whose ``message_id`` is the message's
         Message-ID from the start, and whose ``cancel()`` aborts the message
@@ -203,12 +205,14 @@ class MSRPSession:
         ``message_id`` that is not an RFC 4975 ident or is under way already.
         """
         self._check_open()
+        if success_report is None:
+            success_report = self._success_report_default()
         return self._sender.send_message(data_or_file, content_type, message_id,
                                          success_report, failure_report, chunk_size,
                                          headers, progress)
 
     def open_message(self, content_type: str, size: Optional[int] = None,
-                     message_id: Optional[str] = None, success_report: str = "no",
+                     message_id: Optional[str] = None, success_report: Optional[str] = None,
                      failure_report: str = "yes", chunk_size: Optional[int] = None,
                      headers: Optional[Dict[str, str]] = None) -> MessageWriter:
         """A message whose body is written as it becomes available: an ``IConsumer``.
@@ -219,6 +223,8 @@ class MSRPSession:
         producer is paused while the connection cannot keep up.
         """
         self._check_open()
+        if success_report is None:
+            success_report = self._success_report_default()
         return self._sender.open_message(content_type, size, message_id, success_report,
                                          failure_report, chunk_size, headers)
 
@@ -236,6 +242,14 @@ class MSRPSession:
         chunk = self.transport.make_chunk(method="NICKNAME")
         chunk.use_nickname = nickname
         return self.deliver_chunk(chunk)
+
+    def _success_report_default(self) -> str:
+        """What a message asks for when its caller does not say: through a relay, a
+        success REPORT (the relay's 200s say nothing of the peer, and a relay may drop
+        what it answered), unless the settings say otherwise."""
+        if self.transport.relayed and self.settings.confirm_through_relays:
+            return "yes"
+        return "no"
 
     def _check_open(self) -> None:
         if self.shutting_down:

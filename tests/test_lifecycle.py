@@ -436,7 +436,8 @@ class LateFailureTests(unittest.TestCase):
                            alice_options={"on_late_failure":
                                           lambda *args: heard.append(args)})
         pair.alice.transport.relayed = True
-        result = pair.alice.send_message(b"hi", "text/plain", message_id="m1")
+        result = pair.alice.send_message(b"hi", "text/plain", message_id="m1",
+                                         success_report="no")
         pair.flush()
         pair.clock.advance(2.0)
         self.assertEqual(self.successResultOf(result), "m1")  # no refusal came in time

@@ -124,7 +124,7 @@ class PathTests(unittest.TestCase):
     def test_a_message_through_a_relay_waits_for_a_refusal(self):
         sessions = self.pair(relayed_failure_wait=2.0)
         sessions.alice.transport.relayed = True
-        result = self.send(sessions, b"hi")
+        result = self.send(sessions, b"hi", success_report="no")
         self.assertEqual(self.path(self.outgoing, "m"), [S.SENT, S.CONFIRMING])
         sessions.clock.advance(2.0)
         self.successResultOf(result)

@@ -211,8 +211,10 @@ class FailureReportStopsTheMessageTests(unittest.TestCase):
         # REPORT, within relayed_failure_wait.
         sessions = pair(relayed_failure_wait=2.0)
         sessions.alice.transport.relayed = True
-        refused = sessions.alice.send_message(b"hi", "text/plain", message_id="refused")
-        sent = sessions.alice.send_message(b"hi", "text/plain", message_id="sent")
+        refused = sessions.alice.send_message(b"hi", "text/plain", message_id="refused",
+                                              success_report="no")
+        sent = sessions.alice.send_message(b"hi", "text/plain", message_id="sent",
+                                           success_report="no")
         direct = sessions.bob.send_message(b"back", "text/plain", message_id="direct")
         sessions.flush()
         self.successResultOf(direct)  # bob's transport is direct: no wait
@@ -227,7 +229,7 @@ class FailureReportStopsTheMessageTests(unittest.TestCase):
     def test_through_a_relay_the_wait_ends_with_the_connection(self):
         sessions = pair(relayed_failure_wait=2.0)
         sessions.alice.transport.relayed = True
-        sent = sessions.alice.send_message(b"hi", "text/plain")
+        sent = sessions.alice.send_message(b"hi", "text/plain", success_report="no")
         sessions.flush()
         sessions.alice.transport.loseConnection()
         sessions.flush()
@@ -392,3 +394,34 @@ class ConsumerPauseTests(unittest.TestCase):
         protocol.resume_reading("something else")
         self.assertFalse(protocol.reading_paused)
         writer.result.addErrback(lambda failure: None)
+
+
+class ConfirmThroughRelaysTests(unittest.TestCase):
+    """Through a relay, a message asks for a success REPORT unless its sender says: the
+    relay's 200s say nothing of the peer, and a relay may drop what it answered."""
+
+    def asked(self, relayed, **settings):
+        """Whether Bob sees a message Alice sends without saying ask for a report."""
+        heard = CollectingReceiver()
+        sessions = pair(heard, **settings)
+        sessions.alice.transport.relayed = relayed
+        sessions.alice.send_message(b"hi", "text/plain")
+        sessions.flush()
+        [message] = heard.received
+        return message.headers.get("Success-Report") == "yes"
+
+    def test_through_a_relay_by_default(self):
+        self.assertTrue(self.asked(relayed=True))
+
+    def test_not_directly_nor_when_turned_off(self):
+        self.assertFalse(self.asked(relayed=False))
+        self.assertFalse(self.asked(relayed=True, confirm_through_relays=False))
+
+    def test_a_drop_after_the_relays_200_fails_the_message(self):
+        sessions = pair(report_timeout=30.0)
+        sessions.alice.transport.relayed = True
+        sessions.bob.write_report = lambda report: None  # the relay dropped it after its 200
+        result = sessions.alice.send_message(b"lost on the way", "text/plain")
+        sessions.flush()
+        sessions.clock.advance(30.0)
+        self.assertEqual(self.failureResultOf(result, MSRPTransactionError).value.code, 408)
