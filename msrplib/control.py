@@ -12,7 +12,8 @@ GET     /sessions/<id>                  one session
 POST    /sessions/<id>/complete         ``{"path": "<remote a=path>", "fingerprint": ...,
                                         "accept_types": [...]}``: answers once connected
 POST    /sessions/<id>/messages         ``{"text": ..., "content_type": ...,
-                                        "success_report": "yes"|"no"}``: answers
+                                        "success_report": "yes"|"no"}`` (not given:
+                                        "yes" through a relay, else "no"): answers
                                         ``{"message_id"}`` once delivered
 POST    /sessions/<id>/files            ``{"file": "/outbox/path", "content_type": ...,
                                         "success_report": ...}``: answers
@@ -278,7 +279,9 @@ class ControlAPI(Resource):
     def _send_text(self, request: Any, body: Dict[str, Any], session_id: str) -> Any:
         text = _text(body, "text", required=True) or ""
         content_type = _media_type(body, "content_type", "text/plain")
-        success_report = _choice(body, "success_report", _REPORT_VALUES, "no")
+        # Not given: the session's default (a success REPORT through a relay, else none).
+        success_report = (_choice(body, "success_report", _REPORT_VALUES, "no")
+                          if "success_report" in body else None)
         return self.service.send_text(session_id, text, content_type, success_report
                                       ).addCallback(lambda message_id: {"message_id": message_id})
 

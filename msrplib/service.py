@@ -363,8 +363,9 @@ class MSRPEndpointService(Service):
         return managed.session
 
     def send_text(self, session_id: str, text: str, content_type: str = "text/plain",
-                  success_report: str = "no") -> Deferred[Any]:
-        """Send a text message; fire with its Message-ID once delivered."""
+                  success_report: Optional[str] = None) -> Deferred[Any]:
+        """Send a text message; fire with its Message-ID once delivered (``success_report``
+        ``None``: the session's default, a success REPORT through a relay)."""
         session = self._connected(session_id)
         return session.send_message(text.encode("utf-8"), content_type,
                                     success_report=success_report)

@@ -303,3 +303,27 @@ class TokenFileTests(unittest.TestCase):
         service.start()
         self.assertEqual(service.printed_token_path,
                          str(service.directory / "msrp-control-token"))
+
+
+class SuccessReportDefaultTests(unittest.TestCase):
+    """A text message whose request names no success_report leaves the choice to the
+    session (a success REPORT through a relay); one that names it is sent as it says."""
+
+    def test_the_session_decides_unless_told(self):
+        from twisted.internet.defer import succeed
+
+        from msrplib.control import ControlAPI
+
+        asked = []
+
+        class Service:
+            def send_text(self, session_id, text, content_type, success_report):
+                asked.append(success_report)
+                return succeed("m1")
+
+        api = ControlAPI(Service(), "t" * 32)
+        for body in ({"text": "hi"}, {"text": "hi", "success_report": "no"},
+                     {"text": "hi", "success_report": "yes"}):
+            result = api._send_text(None, body, "s1")
+            self.assertEqual(self.successResultOf(result), {"message_id": "m1"})
+        self.assertEqual(asked, [None, "no", "yes"])
