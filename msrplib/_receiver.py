@@ -395,8 +395,8 @@ class Receiver:
         """Write a REPORT about ``message``, unless the session has closed meanwhile."""
         if self.host.ended:
             return
-        self.host.write_report(make_report(message.first_chunk, code, comment,
-                                        byte_range=byte_range))
+        self.host.write_report(self._addressed(make_report(message.first_chunk, code,
+                                                           comment, byte_range=byte_range)))
 
     def _report_failure(self, chunk: MSRPData, code: int, comment: Optional[str],
                         byte_range: Optional[ByteRange] = None) -> None:
@@ -406,7 +406,8 @@ class Receiver:
         if not sends_failure_reports(chunk.headers.first.get("failure-report")) \
                 or self.host.ended:
             return
-        self.host.write_report(make_report(chunk, code, comment, byte_range=byte_range))
+        self.host.write_report(self._addressed(make_report(chunk, code, comment,
+                                                           byte_range=byte_range)))
 
     def _report_progress(self, message: IncomingMessage) -> None:
         """Confirm the bytes that arrived in order so far, every ``progress_report_bytes``,
@@ -419,8 +420,17 @@ class Receiver:
                 message.first_chunk.headers.first.get("success-report") != "yes":
             return
         message.progress_reported = arrived
-        self.host.write_report(make_report(message.first_chunk, 200,
-                                        byte_range=ByteRange(1, arrived, message.size)))
+        self.host.write_report(self._addressed(make_report(
+            message.first_chunk, 200, byte_range=ByteRange(1, arrived, message.size))))
+
+    def _addressed(self, report: MSRPData) -> MSRPData:
+        """``report`` sent by the connection's paths as they are now: a message that
+        began before ``update_paths`` (a relay's new Use-Path) is reported on by the new
+        ones, not by the path its first chunk came by, which may be gone."""
+        paths = self.connection.new_headers()
+        report.headers["To-Path"] = paths.first["to-path"]
+        report.headers["From-Path"] = paths.first["from-path"]
+        return report
 
     def _answer(self, request: MSRPData, code: int) -> None:
         """``MSRPSession.respond``, less noting the traffic: the request's arrival did."""

@@ -292,8 +292,10 @@ class MSRPSession:
     def late_failure(self, message_id: str, error: MSRPTransactionError) -> None:
         """A failure REPORT about a message that is not under way: logged, and handed to
         ``on_late_failure`` (the peer refused a message counted as sent, say)."""
-        self.log.info("failure REPORT about {message_id} after it was done: {error}",
-                      message_id=message_id, error=error)
+        # Its code only: the log event may outlive the REPORT, and a peer's comment may
+        # be long.
+        self.log.info("a {code} failure REPORT about {message_id}, no longer under way",
+                      code=error.code, message_id=message_id)
         if self.on_late_failure is not None:
             try:
                 self.on_late_failure(message_id, error)

@@ -210,18 +210,29 @@ class MSRPStream:
         it calls it with ``ours=False`` when it answers, and :meth:`use_own_path` on the
         ACK. Raises ``StreamRefused`` for a section this stream cannot take,
         ``ValueError`` for a path to another session."""
+        if self.session is None:
+            raise RuntimeError("take_new_path() is for a started stream (a re-INVITE)")
         remote = self._check(section)
-        if self.session is not None:
-            self.session.transport.update_paths(full_remote_path=remote.path)
+        transport = self.session.transport
+        if self.relay is None:
+            # Our connection goes to the peer's first hop: a new path must start at the
+            # same place (a relay's new session there, say), and have as many hops.
+            before, after = transport.full_remote_path[0], remote.path[0]
+            if len(remote.path) != len(transport.full_remote_path) or \
+                    (before.host, before.effective_port, before.use_tls) != \
+                    (after.host, after.effective_port, after.use_tls):
+                raise StreamRefused("a new path that does not start where this stream's "
+                                    "connection goes")
+        local = self.local_media.path if ours and self.local_media is not None else None
+        transport.update_paths(local_path=local, full_remote_path=remote.path)
         self.remote = section
-        if ours:
-            self.use_own_path()
 
     def use_own_path(self) -> None:
         """Our own requests name our path as :meth:`media_section` says it, from now on:
         once the peer knows it (see :meth:`take_new_path`)."""
-        if self.session is not None and self.local_media is not None:
-            self.session.transport.update_paths(local_path=self.local_media.path)
+        if self.session is None or self.local_media is None:
+            raise RuntimeError("use_own_path() is for a started stream (a re-INVITE)")
+        self.session.transport.update_paths(local_path=self.local_media.path)
 
     def cleanup(self) -> None:
         """Undo ``make_offer``/``make_answer`` when the stream will not start (a CANCEL, a

@@ -470,7 +470,10 @@ class MSRPTransport:
         if not local or not remote or local[-1] != self.local_path[-1] \
                 or remote[-1] != self.full_remote_path[-1]:
             raise ValueError("a session's new paths must end with the same URIs as before")
-        self._previous_paths = self._paths
+        if remote != self.full_remote_path:
+            # The peer's requests by its path before are still taken; a change of our own
+            # path alone keeps what was kept (the peer's old path may still be in use).
+            self._previous_paths = self._paths
         self.local_path, self.full_remote_path = local, remote
         self._use_paths()
 

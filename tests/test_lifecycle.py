@@ -483,3 +483,33 @@ class NewPathTests(unittest.TestCase):
         chunk = MSRPData("t1", method="SEND", headers=Headers([
             ("To-Path", ALICE_URI), ("From-Path", "%s %s" % (relay, mallory))]))
         self.assertIsNotNone(pair.alice.transport.check_incoming_SEND_chunk(chunk))
+
+    def test_a_change_of_our_own_path_keeps_the_peers_old_one(self):
+        # take_new_path on the 200 moves both paths; the peer's requests by its path
+        # before must still be taken until it has switched too.
+        heard = CollectingReceiver()
+        pair = SessionPair(settings=SessionSettings(keepalive_interval=0),
+                           alice_options={"receiver": heard})
+        transport = pair.alice.transport
+        relay = URI.parse("msrp://relay.test:2855/r2;tcp")
+        transport.update_paths(full_remote_path=[relay, transport.full_remote_path[-1]])
+        transport.update_paths(local_path=[relay, transport.local_uri])
+        result = pair.bob.send_message(b"by the path before", "text/plain")
+        pair.flush()
+        self.successResultOf(result)
+        self.assertEqual(len(heard.received), 1)
+
+    def test_reports_go_by_the_paths_of_now(self):
+        from tests.test_reports import reports_from
+        pair = SessionPair(settings=SessionSettings(keepalive_interval=0, chunk_size=10,
+                                                    max_outstanding_chunks=1))
+        reports = reports_from(pair.bob)
+        pair.alice.send_message(b"r" * 30, "text/plain", success_report="yes")
+        pair.pump.pump()  # Bob has its first chunk...
+        relay = URI.parse("msrp://relay.test:2855/r2;tcp")
+        bob = pair.bob.transport
+        bob.update_paths(local_path=[relay, bob.local_uri])  # ...then his path moves
+        pair.flush()
+        [report] = reports
+        self.assertEqual(report.headers["To-Path"], "%s %s" % (relay, ALICE_URI))
+        self.assertEqual(report.headers["From-Path"], BOB_URI)
