@@ -21,11 +21,15 @@ Messages = Callable[[List[OutgoingMessage]], None]
 class ReportWindow:
     """Holds back messages that ran ``message.window_limit`` bytes ahead of the REPORTs.
 
-    Whether the peer reports parts of messages is learnt. Until a partial REPORT has come,
-    a message held for ``wait()`` seconds makes the window conclude that the peer reports
-    whole messages only: it is switched off for the session and the held messages go on
-    (``release``). Once the peer has sent one, a message held for ``timeout()`` seconds
-    without any REPORT is given up (``expire``).
+    Whether the peer reports parts of messages is learnt, from evidence only. Until a
+    partial REPORT has come, a message held for ``wait()`` seconds goes on with its limit
+    doubled (``release``): a receiver that stalls at the start of a file gets a little
+    more, never a flood (a relay such as Kamailio drops a receiver that falls behind).
+    A partial REPORT shows that the peer reports progress: limits go back to what they
+    were. A whole-message REPORT for a message that had to be let on so shows that it
+    reports whole messages only: the window is switched off for the session. Once the
+    peer is known to report progress, a message held for ``timeout()`` seconds without
+    any REPORT is given up (``expire``).
     """
 
     def __init__(self, reactor: Any, wait: Callable[[], float], timeout: Callable[[], float],
@@ -38,6 +42,9 @@ class ReportWindow:
         #: ``None`` until learnt: does the peer send REPORTs for parts of messages?
         self.peer_reports_progress: Optional[bool] = None
         self.held: Dict[OutgoingMessage, None] = {}
+        #: Messages let on past their limit for want of a partial REPORT, with the limit
+        #: they started with.
+        self._probed: Dict[OutgoingMessage, int] = {}
         self._timer: Any = None
 
     def allows(self, message: OutgoingMessage) -> bool:
@@ -59,16 +66,23 @@ class ReportWindow:
             self._timer = self._reactor.callLater(delay, self._timed_out)
         return False
 
-    def reported(self, partial: bool) -> None:
-        """A success REPORT arrived (``partial``: on part of a message): every held message
-        may try again."""
+    def reported(self, partial: bool, message: Optional[OutgoingMessage] = None) -> None:
+        """A success REPORT arrived about ``message`` (``partial``: on part of it): every
+        held message may try again."""
         if partial:
             self.peer_reports_progress = True
+            for probed, limit in self._probed.items():
+                probed.window_limit = limit
+            self._probed.clear()
+        elif message is not None and self._probed.pop(message, None) is not None \
+                and self.peer_reports_progress is None:
+            self.peer_reports_progress = False  # whole, never a part: whole messages only
         self._hand_back(self._release)
 
     def forget(self, message: OutgoingMessage) -> None:
         """``message`` is finished (failed or aborted): stop holding it."""
         self.held.pop(message, None)
+        self._probed.pop(message, None)
         if not self.held:
             self._stop_timer()
 
@@ -83,9 +97,14 @@ class ReportWindow:
         self._timer = None
         if self.peer_reports_progress:
             self._hand_back(self._expire)
-        else:
-            self.peer_reports_progress = False
-            self._hand_back(self._release)
+            return
+        held = self.stop()
+        for message in held:
+            if message.window_limit is not None:
+                self._probed.setdefault(message, message.window_limit)
+                message.window_limit *= 2
+        if held:
+            self._release(held)
 
     def _hand_back(self, to: Messages) -> None:
         held = self.stop()

@@ -606,10 +606,10 @@ class Sender:
             end = total if byte_range.end is None else min(byte_range.end, total)
             message.reported.add(byte_range.start - 1, end)
         whole = message.finished_sending and message.reported.covers(total)
+        if self._window is not None:
+            self._window.reported(partial=not whole, message=message)
         if whole and message.state is REPORTING:
             self._message_reported(message)
-        elif self._window is not None:
-            self._window.reported(partial=not whole)
 
     def in_flight(self, message_id: str) -> Optional[OutgoingMessage]:
         """The message of ``message_id`` that is still under way (queued, being sent,

@@ -32,8 +32,9 @@ class SessionSettings:
     ``max_unreported_bytes``: body bytes a message sent with success reports may run ahead
     of the peer's REPORTs; ``None``: no limit (a relay transport brings its own).
     ``progress_report_wait``: seconds a message held by that limit waits for the first
-    partial REPORT from the peer; without one the peer is taken to report whole messages
-    only and the limit is dropped for the session.
+    partial REPORT from the peer; without one its limit doubles and it goes on (a whole
+    REPORT for it then shows a peer that reports whole messages only, and the limit is
+    dropped for the session; see ``msrplib._pacing``).
     ``relayed_failure_wait``: through a relay, seconds a message sent without success
     reports (Failure-Report ``yes``) still waits after its last 200 before it counts as
     sent: the relay answered those 200s, and only a failure REPORT from the peer tells

@@ -146,9 +146,14 @@ class PacingTests(unittest.TestCase):
         [(message, reason)] = pair.received.failed
         self.assertEqual((message.received, reason.value.code), (40, 499))
 
-    def test_a_peer_that_reports_whole_messages_only_is_waited_for_once(self):
+    def test_a_peer_that_reports_whole_messages_only_is_probed_then_not_paced(self):
         pair, result = self.held_message()
-        pair.clock.advance(pair.alice.settings.progress_report_wait)
+        wait = pair.alice.settings.progress_report_wait
+        pair.clock.advance(wait)  # no partial REPORT: the limit doubles, 80 bytes out
+        pair.flush()
+        self.assertEqual(pair.bob_has(), 80)
+        self.assertIs(pair.alice._sender._window.peer_reports_progress, None)
+        pair.clock.advance(wait)  # and again: the rest goes, and a whole REPORT comes
         pair.flush()
         self.successResultOf(result)
         self.assertIs(pair.alice._sender._window.peer_reports_progress, False)
@@ -203,7 +208,40 @@ class PacingTests(unittest.TestCase):
         closed = pair.alice.shutdown()
         pair.flush()
         self.assertNoResult(closed)
-        pair.clock.advance(pair.alice.settings.progress_report_wait)
-        pair.flush()
+        for _ in range(2):
+            pair.clock.advance(pair.alice.settings.progress_report_wait)
+            pair.flush()
         self.successResultOf(result)
         self.successResultOf(closed)
+
+    def test_a_receiver_that_stalls_at_the_start_keeps_pacing_on(self):
+        # Bob reports progress, but stalls before the first report of a file (a slow
+        # disk, a user asked): Alice lets a little more go, never the whole file, and
+        # once his reports come she paces by them again.
+        pair = self.paced_pair(progress_report_bytes=20)
+        stalled_reports = []
+        write = pair.bob.write_report
+
+        def held_back(chunk, *args, **kwargs):
+            if chunk.method == "REPORT":
+                stalled_reports.append(chunk)
+            else:
+                write(chunk, *args, **kwargs)
+
+        pair.bob.write_report = held_back
+        result = pair.alice.send_message(BODY * 3, "text/plain", success_report="yes")
+        pair.flush()
+        self.assertEqual(pair.bob_has(), 40)
+        pair.clock.advance(pair.alice.settings.progress_report_wait)
+        pair.flush()
+        self.assertEqual(pair.bob_has(), 80)  # the limit doubled once: no flood
+        self.assertIsNone(pair.alice._sender._window.peer_reports_progress)
+        pair.bob.write_report = write  # his reports get out again
+        for report in stalled_reports:
+            write(report)
+        pair.flush()
+        self.successResultOf(result)
+        window = pair.alice._sender._window
+        self.assertIs(window.peer_reports_progress, True)
+        self.assertEqual(window._probed, {})
+        self.assertEqual(pair.received.received[0].data, BODY * 3)
