@@ -148,6 +148,23 @@ class TCPRelayTests(RelayCases, unittest.TestCase):
     tls = False
 
     @inlineCallbacks
+    def test_a_receiver_that_stalls_at_the_start_is_not_flooded(self):
+        """Bob reads nothing for longer than progress_report_wait at the start of the
+        session's first file: pacing must stay on (without it, Alice floods the relay and
+        it drops Bob), and the file arrives whole."""
+        bob_heard = CollectingReceiver()
+        alice, bob = yield self.relayed_pair(bob_receiver=bob_heard)
+        payload = os.urandom(4 * 1024 * 1024)
+        bob_socket = bob.transport.protocol.transport
+        bob_socket.pauseProducing()
+        reactor.callLater(alice.settings.progress_report_wait + 1.0,
+                          bob_socket.resumeProducing)
+        yield alice.send_message(payload, "application/octet-stream", success_report="yes")
+        [message] = bob_heard.received
+        self.assertEqual(hashlib.sha256(message.data).digest(), hashlib.sha256(payload).digest())
+        self.assertIs(alice._sender._window.peer_reports_progress, True)
+
+    @inlineCallbacks
     def test_connector_relay_to_acceptor_direct(self):
         alice = get_connector(self.settings("alice"))
         bob = get_acceptor(None)
