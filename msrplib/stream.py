@@ -28,6 +28,7 @@ import re
 from typing import Any, BinaryIO, Callable, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -405,18 +406,25 @@ class FileTransferStream(MSRPStream):
         self.received: Deferred[IncomingMessage] = Deferred()
         #: Whether the file's message has started to arrive (a stream carries one).
         self.taken = False
+        #: The sending side's own file, hashed as an offer asks (see make_answer).
+        self._own_selector: Optional[FileSelector] = None
         if destination is not None and self.receiver is None:
             self.receiver = _FileReceiver(self)
 
     @classmethod
     def offering(cls, source: BinaryIO, type: str = "application/octet-stream",
                  name: Optional[str] = None, file_range: Optional[FileRange] = None,
+                 selector: Optional[FileSelector] = None,
                  **options: Any) -> FileTransferStream:
         """A stream that offers the binary file ``source`` (read from where it is), or the
         part of it ``file_range`` names: its selector (name, type, size, SHA-1 hash) goes
-        in the offer, ``sendonly``."""
+        in the offer, ``sendonly``.
+
+        The hash reads the whole file, here, in the reactor's thread: for a big file,
+        make the selector in a thread first and pass it as ``selector``
+        (``yield deferToThread(FileSelector.for_file, path, type)``)."""
         stream = cls(source=source, **options)
-        stream.file_selector = FileSelector.for_file(
+        stream.file_selector = selector or FileSelector.for_file(
             source, type, name or os.path.basename(getattr(source, "name", "") or "file"))
         stream.file_transfer_id = os.urandom(16).hex()
         stream.file_range = file_range
@@ -466,6 +474,20 @@ class FileTransferStream(MSRPStream):
             return selector.size
         return (self.file_range.stop or selector.size) - self.file_range.start + 1
 
+    @inlineCallbacks
+    def make_answer(self, offer: MediaSection, setup: Optional[str] = None) -> Any:
+        """See :meth:`MSRPStream.make_answer`. The sending side answering a receiver's
+        offer (a resume) hashes its own file first, in a thread: a big file must not hold
+        the reactor up."""
+        wanted = offer.msrp.file_selector if offer.msrp is not None else None
+        if self.source is not None and wanted is not None:
+            algorithm = wanted.hash[0] if wanted.hash is not None else "sha-1"
+            if algorithm in FILE_HASH_ALGORITHMS:
+                self._own_selector = yield deferToThread(
+                    FileSelector.for_file, self.source, wanted.type, wanted.name, algorithm)
+        section = yield super().make_answer(offer, setup)
+        return section
+
     def check_received(self, message: IncomingMessage) -> Optional[FileHashMismatch]:
         """What is wrong with the file now that ``message`` brought its bytes, if anything:
         the file (the destination from its start) must be the selector's size and hash."""
@@ -507,8 +529,8 @@ class FileTransferStream(MSRPStream):
             raise StreamRefused("a=file-range:%s is not within the file's %d bytes"
                                 % (file_range, selector.size))
         if self.source is not None:
-            algorithm = selector.hash[0] if selector.hash is not None else "sha-1"
-            ours = FileSelector.for_file(self.source, selector.type, selector.name, algorithm)
+            ours = self._own_selector
+            assert ours is not None
             if selector.size not in (None, ours.size) or \
                     (selector.hash is not None and selector.hash != ours.hash):
                 raise StreamRefused("the offer asks for another file than ours")

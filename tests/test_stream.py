@@ -504,3 +504,37 @@ class NewPathStreamTests(unittest.TestCase):
         stream._path_changed([hop, own])
         self.assertEqual(changes, [[hop, own]])
         self.assertIn("a=path:%s %s" % (hop, own), stream.media_section())
+
+
+class BigFileTests(unittest.TestCase):
+    """A file's hash is made off the reactor's thread where the stream can."""
+
+    @inlineCallbacks
+    def test_the_sender_hashes_its_file_in_a_thread_to_answer_a_resume(self):
+        import threading
+        import msrplib.stream as stream_module
+        threads = []
+        for_file = FileSelector.for_file
+
+        def watched(*args, **kwargs):
+            threads.append(threading.current_thread() is threading.main_thread())
+            return for_file(*args, **kwargs)
+
+        body = os.urandom(100000)
+        selector = for_file(io.BytesIO(body), name="f")
+        destination = open(self.mktemp(), "w+b")
+        self.addCleanup(destination.close)
+        destination.write(body[:1000])
+        asking = FileTransferStream.resuming(destination, selector, local_host="127.0.0.1",
+                                             session_settings=SETTINGS)
+        self.patch(stream_module.FileSelector, "for_file", watched)
+        sender = FileTransferStream(source=io.BytesIO(body), local_host="127.0.0.1",
+                                    session_settings=SETTINGS)
+        yield negotiate(self, asking, sender)
+        self.assertEqual(threads, [False])
+        asking.received.addErrback(lambda failure: None)  # no file is sent here
+
+    def test_an_offer_may_bring_its_selector(self):
+        selector = FileSelector("made.bin", "application/octet-stream", 3, ("sha-1", "AB"))
+        stream = FileTransferStream.offering(io.BytesIO(b"abc"), selector=selector)
+        self.assertIs(stream.file_selector, selector)
