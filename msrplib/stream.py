@@ -349,13 +349,19 @@ class _FileReceiver(MessageReceiver):
         return FilePart(stream.destination, start, expected)
 
     def message_received(self, message: IncomingMessage) -> Any:
+        """Check the file in a thread (its hash reads all of it); the success REPORT the
+        sender asked for waits for the check, and a failure REPORT tells of a mismatch."""
         stream = self.stream
-        error = stream.check_received(message)
-        if error is not None:
-            stream.received.errback(Failure(error))
-            raise error  # its failure REPORT tells the sender
-        stream.received.callback(message)
-        return None
+
+        def checked(error: Optional[FileHashMismatch]) -> None:
+            if stream.received.called:  # the session ended while the file was checked
+                return
+            if error is not None:
+                stream.received.errback(Failure(error))
+                raise error
+            stream.received.callback(message)
+
+        return deferToThread(stream.check_received, message).addCallback(checked)
 
     def message_failed(self, message: IncomingMessage, reason: Failure) -> None:
         if not self.stream.received.called:

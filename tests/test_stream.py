@@ -538,3 +538,27 @@ class BigFileTests(unittest.TestCase):
         selector = FileSelector("made.bin", "application/octet-stream", 3, ("sha-1", "AB"))
         stream = FileTransferStream.offering(io.BytesIO(b"abc"), selector=selector)
         self.assertIs(stream.file_selector, selector)
+
+    @inlineCallbacks
+    def test_the_receiver_checks_the_file_in_a_thread(self):
+        import threading
+        import msrplib.stream as stream_module
+        threads = []
+        digest = stream_module.file_digest
+
+        def watched(*args, **kwargs):
+            threads.append(threading.current_thread() is threading.main_thread())
+            return digest(*args, **kwargs)
+
+        self.patch(stream_module, "file_digest", watched)
+        body = os.urandom(50000)
+        alice = FileTransferStream.offering(io.BytesIO(body), name="f",
+                                            local_host="127.0.0.1", session_settings=SETTINGS)
+        destination = open(self.mktemp(), "w+b")
+        self.addCleanup(destination.close)
+        bob = FileTransferStream(destination=destination, local_host="127.0.0.1",
+                                 session_settings=SETTINGS)
+        yield negotiate(self, alice, bob)
+        yield alice.send()
+        yield bob.received
+        self.assertEqual(threads, [False])
