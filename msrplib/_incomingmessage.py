@@ -10,6 +10,7 @@ body goes to a sink: memory by default, or a file (written at each chunk's offse
 from __future__ import annotations
 
 import email.message
+import email.utils
 
 import enum
 from typing import Any, Dict, Optional, Union
@@ -235,7 +236,10 @@ class IncomingMessage:
             return None
         holder = email.message.Message()
         holder["Content-Disposition"] = disposition
-        name = holder.get_filename()
+        # get_param and the RFC 2231 collapse, as get_filename does, less its strip():
+        # the name is the sender's, spaces included.
+        value = holder.get_param("filename", None, "content-disposition")
+        name = email.utils.collapse_rfc2231_value(value) if value is not None else None
         return name if name else None
 
     def add(self, offset: int, data: bytes) -> None:

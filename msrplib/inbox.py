@@ -51,7 +51,6 @@ MAX_NAME_PART = 64
 MAX_EXTENSION = 16
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
-_FILENAME = re.compile(r'filename\*?=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
 _TEMPORARY = re.compile(r"\A\.msrp-(\d+)-[^/]*\.part\Z")
 
 #: How many random suffixes are tried for a name that is taken before storing fails.
@@ -86,11 +85,10 @@ def _safe(text: str, limit: int = MAX_NAME_PART) -> str:
 
 def file_name_of(message: IncomingMessage) -> Optional[str]:
     """The file name a sender gave in ``Content-Disposition``, made safe, or ``None``."""
-    disposition = message.headers.get("Content-Disposition") or ""
-    match = _FILENAME.search(disposition)
-    if match is None:
+    given = message.file_name
+    if given is None:
         return None
-    name = os.path.basename((match.group(1) or match.group(2)).replace("\\", "/"))
+    name = os.path.basename(given.replace("\\", "/"))
     name = _UNSAFE.sub("_", name).lstrip(".")
     return name or None
 

@@ -17,6 +17,7 @@ that was looked at. :meth:`Outbox.open` blocks (the disk may be slow): run it in
 
 from __future__ import annotations
 
+import email.utils
 import errno
 import os
 import stat
@@ -37,11 +38,13 @@ class OutboxRefused(Exception):
 
 
 def attachment_header(name: str) -> str:
-    """A ``Content-Disposition`` value naming a file: the name as a quoted string, its
-    quotes and backslashes escaped and any unprintable character (a line break could
-    start a header of its own) replaced with ``_``."""
-    safe = "".join(char if char.isprintable() else "_" for char in name)
-    return 'attachment; filename="%s"' % safe.replace("\\", "\\\\").replace('"', '\\"')
+    """A ``Content-Disposition`` value naming a file, whatever the name holds: a quoted
+    string (quotes and backslashes escaped) for a printable name, else RFC 2231's
+    percent-encoded UTF-8, so that no character is lost and none (a line break) can start a
+    header of its own. ``IncomingMessage.file_name`` reads both back."""
+    if name.isprintable() and name == name.strip():
+        return 'attachment; filename="%s"' % name.replace("\\", "\\\\").replace('"', '\\"')
+    return "attachment; filename*=%s" % email.utils.encode_rfc2231(name, "utf-8")
 
 
 class Outbox:

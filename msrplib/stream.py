@@ -22,9 +22,7 @@ says and its hash checked.
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import os
-import re
 from typing import Any, BinaryIO, Callable, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -43,6 +41,7 @@ from msrplib._relay import ConnectorRelay, MSRPRelaySettings
 from msrplib._settings import SessionSettings
 from msrplib._uri import URI
 from msrplib.errors import MSRPError, MSRPSessionError
+from msrplib.outbox import attachment_header
 from msrplib.sdp import MediaSection, MSRPMedia, answer_setup, local_role, media_line
 from msrplib.session import MSRPSession
 
@@ -65,20 +64,6 @@ class FileHashMismatch(MSRPError):
 
     code = 400
     comment = "File hash mismatch"
-
-
-# The characters a file name may keep as it is in a quoted Content-Disposition filename.
-_PLAIN_NAME = re.compile(r"[ !#-\[\]-~]+")
-
-
-def content_disposition(name: Optional[str]) -> str:
-    """The Content-Disposition of a file's message: its name quoted when it is printable
-    ASCII, else RFC 2231's percent-encoded UTF-8 (a name from a peer may hold anything)."""
-    if not name:
-        return "attachment"
-    if _PLAIN_NAME.fullmatch(name):
-        return 'attachment; filename="%s"' % name
-    return "attachment; filename*=%s" % email.utils.encode_rfc2231(name, "utf-8")
 
 
 class MSRPStream:
@@ -467,7 +452,8 @@ class FileTransferStream(MSRPStream):
                             None if stop is None else stop - start)
         return self.session.send_message(
             body, self.file_selector.type or "application/octet-stream",
-            headers={"Content-Disposition": content_disposition(self.file_selector.name)},
+            headers={"Content-Disposition": attachment_header(self.file_selector.name)
+                     if self.file_selector.name else "attachment"},
             **options)
 
     @property

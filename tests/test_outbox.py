@@ -135,5 +135,17 @@ class AttachmentHeaderTests(unittest.TestCase):
         self.assertEqual(attachment_header('a"b\\c.txt'),
                          'attachment; filename="a\\"b\\\\c.txt"')
         self.assertEqual(attachment_header("x\r\nTo-Path: msrp://evil\x1b.txt"),
-                         'attachment; filename="x__To-Path: msrp://evil_.txt"')
+                         "attachment; filename*=utf-8''x%0D%0ATo-Path%3A%20msrp%3A%2F%2Fevil"
+                         "%1B.txt")
         self.assertEqual(attachment_header("été.txt"), 'attachment; filename="été.txt"')
+
+    def test_the_receiver_reads_back_every_name_as_it_was(self):
+        from msrplib.protocol import Headers, MSRPData
+        from msrplib.session import IncomingMessage
+        for name in ["holiday.jpg", 'a"b\\c.txt', "x\r\nTo-Path: msrp://evil\x1b.txt",
+                     "été.txt", " lead and trail ", "line\u2028break", "a;b=c"]:
+            header = attachment_header(name)
+            self.assertTrue(header.isprintable(), header)
+            chunk = MSRPData("t1", method="SEND",
+                             headers=Headers([("Content-Disposition", header)]))
+            self.assertEqual(IncomingMessage(chunk).file_name, name)
