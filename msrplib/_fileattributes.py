@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Dict, Optional, Tuple, Union
 
@@ -55,8 +56,7 @@ def _decode_name(text: str) -> str:
         if text.count("%") != len(_PERCENT_RE.findall(encoded)):
             raise SDPParseError("file-selector name %r has a %% that encodes no byte"
                                 % text[:80])
-        name = _PERCENT_RE.sub(lambda match: bytes([int(match.group(1), 16)]),
-                               encoded).decode("utf-8")
+        name = urllib.parse.unquote_to_bytes(encoded).decode("utf-8")
     except UnicodeError:  # undecodable bytes kept as surrogates, or bytes that are not UTF-8
         raise SDPParseError("file-selector name %r is not UTF-8" % text[:80]) from None
     if not name:

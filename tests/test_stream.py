@@ -506,32 +506,38 @@ class NewPathStreamTests(unittest.TestCase):
         self.assertIn("a=path:%s %s" % (hop, own), stream.media_section())
 
 
+def calls_off_the_main_thread(case, owner, name):
+    """Watch ``owner.name``: the list of whether each call ran off the main thread."""
+    import threading
+    seen = []
+    original = getattr(owner, name)
+
+    def watched(*args, **kwargs):
+        seen.append(threading.current_thread() is not threading.main_thread())
+        return original(*args, **kwargs)
+
+    case.patch(owner, name, watched)
+    return seen
+
+
 class BigFileTests(unittest.TestCase):
     """A file's hash is made off the reactor's thread where the stream can."""
 
     @inlineCallbacks
     def test_the_sender_hashes_its_file_in_a_thread_to_answer_a_resume(self):
-        import threading
         import msrplib.stream as stream_module
-        threads = []
-        for_file = FileSelector.for_file
-
-        def watched(*args, **kwargs):
-            threads.append(threading.current_thread() is threading.main_thread())
-            return for_file(*args, **kwargs)
-
         body = os.urandom(100000)
-        selector = for_file(io.BytesIO(body), name="f")
+        selector = FileSelector.for_file(io.BytesIO(body), name="f")
         destination = open(self.mktemp(), "w+b")
         self.addCleanup(destination.close)
         destination.write(body[:1000])
         asking = FileTransferStream.resuming(destination, selector, local_host="127.0.0.1",
                                              session_settings=SETTINGS)
-        self.patch(stream_module.FileSelector, "for_file", watched)
+        off_main = calls_off_the_main_thread(self, stream_module.FileSelector, "for_file")
         sender = FileTransferStream(source=io.BytesIO(body), local_host="127.0.0.1",
                                     session_settings=SETTINGS)
         yield negotiate(self, asking, sender)
-        self.assertEqual(threads, [False])
+        self.assertEqual(off_main, [True])
         asking.received.addErrback(lambda failure: None)  # no file is sent here
 
     def test_an_offer_may_bring_its_selector(self):
@@ -541,16 +547,8 @@ class BigFileTests(unittest.TestCase):
 
     @inlineCallbacks
     def test_the_receiver_checks_the_file_in_a_thread(self):
-        import threading
         import msrplib.stream as stream_module
-        threads = []
-        digest = stream_module.file_digest
-
-        def watched(*args, **kwargs):
-            threads.append(threading.current_thread() is threading.main_thread())
-            return digest(*args, **kwargs)
-
-        self.patch(stream_module, "file_digest", watched)
+        off_main = calls_off_the_main_thread(self, stream_module, "file_digest")
         body = os.urandom(50000)
         alice = FileTransferStream.offering(io.BytesIO(body), name="f",
                                             local_host="127.0.0.1", session_settings=SETTINGS)
@@ -561,4 +559,4 @@ class BigFileTests(unittest.TestCase):
         yield negotiate(self, alice, bob)
         yield alice.send()
         yield bob.received
-        self.assertEqual(threads, [False])
+        self.assertEqual(off_main, [True])
