@@ -20,7 +20,8 @@ from msrplib._uri import URI
 from msrplib._chunk import MSRPData, make_response, new_message_id, new_transaction_id
 from msrplib.errors import MSRPBindError, MSRPBindSessionTimeout, MSRPError
 from msrplib.tls import Fingerprint, check_peer_fingerprint
-from msrplib.transport import DEFAULT_MAX_QUEUED_BYTES, MSRPProtocol, MSRPTransport, TrafficLog
+from msrplib.transport import (DEFAULT_MAX_QUEUED_BYTES, Connection, MSRPProtocol, MSRPTransport,
+                               TrafficLog)
 
 __all__ = ["ConnectionSettings", "bind_active", "accept_binding", "check_fingerprint",
            "adopt_logger"]
@@ -76,16 +77,14 @@ def check_fingerprint(protocol: MSRPProtocol, expected: Optional[Fingerprint]) -
         raise
 
 
-def bind_active(protocol: MSRPProtocol, local_path: List[URI], full_remote_path: List[URI],
-                reactor: Any, settings: ConnectionSettings,
-                remote_fingerprint: Optional[Fingerprint] = None) -> Deferred[MSRPTransport]:
-    """Send the binding SEND on a ready connection; fire with the bound ``MSRPTransport``.
+def bind_active(protocol: Connection, local_path: List[URI], full_remote_path: List[URI],
+                reactor: Any, settings: ConnectionSettings) -> Deferred[MSRPTransport]:
+    """Send the binding SEND on a ready connection (its TLS peer checked already: see
+    :func:`check_fingerprint`); fire with the bound ``MSRPTransport``.
 
     Fails with ``MSRPBindError`` carrying the peer's code when it refuses,
-    ``MSRPBindSessionTimeout`` when it does not answer, ``FingerprintMismatch`` for the wrong
-    TLS certificate, or the reason the connection closed.
+    ``MSRPBindSessionTimeout`` when it does not answer, or the reason the connection closed.
     """
-    check_fingerprint(protocol, remote_fingerprint)
     tid = new_transaction_id()
     headers = Headers([("To-Path", format_path(local_path[:-1] + full_remote_path)),
                        ("From-Path", str(local_path[-1])),
@@ -114,7 +113,7 @@ def bind_active(protocol: MSRPProtocol, local_path: List[URI], full_remote_path:
     def timed_out() -> None:
         result.errback(MSRPBindSessionTimeout(
             "no response to the binding SEND in %s seconds" % settings.bind_seconds()))
-        protocol.transport.abortConnection()
+        protocol.abort()
 
     def lost(reason: Failure) -> None:
         if not result.called:
@@ -128,7 +127,7 @@ def bind_active(protocol: MSRPProtocol, local_path: List[URI], full_remote_path:
     return result
 
 
-def accept_binding(protocol: MSRPProtocol, first: ParserEvent, local_path: List[URI],
+def accept_binding(protocol: Connection, first: ParserEvent, local_path: List[URI],
                    full_remote_path: List[URI], settings: ConnectionSettings,
                    held: List[ParserEvent]) -> MSRPTransport:
     """Bind a connection whose first chunk (``first``) passed the path checks.

@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msrplib._bind import ConnectionSettings, adopt_logger, bind_active
+from msrplib._bind import ConnectionSettings, adopt_logger, bind_active, check_fingerprint
 from msrplib._factories import MSRPClientFactory
 from msrplib._server import (MSRPServer, as_fingerprint, default_host, new_session_id,
                              tls_options_for)
@@ -150,8 +150,9 @@ class _DirectEndpoint:
             self._connector = None
             if self.logger is not None:
                 protocol.log = self.logger  # from the binding on
+            check_fingerprint(protocol, fingerprint)
             bound = bind_active(protocol, [local_uri], full_remote_path, self.reactor,
-                                self.settings, fingerprint)
+                                self.settings)
             return bound.addCallback(adopt_logger, self.logger)
 
         return connected.addCallback(bind)

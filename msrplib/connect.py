@@ -2,7 +2,8 @@
 
 ``ConnectorDirect`` and ``AcceptorDirect`` connect two endpoints without a relay;
 ``ConnectorRelay`` and ``AcceptorRelay`` go through an RFC 4976 relay described by
-``MSRPRelaySettings``; ``MSRPServer`` shares one listening port among many sessions;
+``MSRPRelaySettings`` (or a ``RelayConnection`` that several sessions share);
+``MSRPServer`` shares one listening port among many sessions;
 ``get_connector()`` and ``get_acceptor()`` choose the class. Every ``prepare()`` and
 ``complete()`` returns a Deferred.
 """
@@ -16,14 +17,15 @@ from twisted.logger import Logger
 from msrplib._bind import ConnectionSettings
 from msrplib._direct import AcceptorDirect, ConnectorDirect
 from msrplib._relay import (AcceptorRelay, ConnectorRelay, MSRPAuthError, MSRPRelayNotFound,
-                            MSRPRelaySettings, locate_relay)
+                            MSRPRelaySettings, RelayConnection, locate_relay)
 from msrplib._server import MSRPServer, default_host, new_session_id
 from msrplib.errors import (MSRPBindError, MSRPBindSessionTimeout, MSRPConnectTimeout,
                             FingerprintMismatch)
 
 __all__ = [
     "ConnectorDirect", "AcceptorDirect", "ConnectorRelay", "AcceptorRelay",
-    "MSRPRelaySettings", "MSRPServer", "ConnectionSettings", "locate_relay",
+    "MSRPRelaySettings", "RelayConnection", "MSRPServer", "ConnectionSettings",
+    "locate_relay",
     "MSRPAuthError", "MSRPRelayNotFound",
     "get_connector", "get_acceptor", "default_host", "new_session_id",
     "MSRPBindError", "MSRPBindSessionTimeout", "MSRPConnectTimeout", "FingerprintMismatch",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, BinaryIO, Callable, List, Optional, Sequence, Tuple
+from typing import Any, BinaryIO, Callable, List, Optional, Sequence, Tuple, Union
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.threads import deferToThread
@@ -37,7 +37,7 @@ from msrplib._fileattributes import (FILE_HASH_ALGORITHMS, FileRange, FileSelect
                                      file_digest)
 from msrplib._filepart import FilePart
 from msrplib._incomingmessage import IncomingMessage, MessageReceiver
-from msrplib._relay import ConnectorRelay, MSRPRelaySettings
+from msrplib._relay import ConnectorRelay, MSRPRelaySettings, RelayConnection
 from msrplib._settings import SessionSettings
 from msrplib._uri import URI
 from msrplib.errors import MSRPError, MSRPSessionError
@@ -69,7 +69,8 @@ class FileHashMismatch(MSRPError):
 class MSRPStream:
     """One MSRP stream of a SIP session (an ``m=message`` line).
 
-    Direct unless ``relay`` (``MSRPRelaySettings``) is given; ``use_tls`` makes a direct
+    Direct unless ``relay`` is given: ``MSRPRelaySettings``, or a ``RelayConnection`` that
+    the streams of one dialog share (one connection and one AUTH); ``use_tls`` makes a direct
     stream ``msrps`` (a relay's URI says for itself). ``local_host`` is the address put in
     the path and ``c=`` line of a direct stream. ``accept_types``,
     ``accept_wrapped_types``, ``max_size`` and ``direction`` go in our media section;
@@ -82,7 +83,9 @@ class MSRPStream:
     default_accept_types: Sequence[str] = ("*",)
     default_direction = "sendrecv"
 
-    def __init__(self, *, relay: Optional[MSRPRelaySettings] = None, use_tls: bool = False,
+    def __init__(self, *,
+                 relay: Optional[Union[MSRPRelaySettings, RelayConnection]] = None,
+                 use_tls: bool = False,
                  local_host: Optional[str] = None,
                  accept_types: Optional[Sequence[str]] = None,
                  accept_wrapped_types: Sequence[str] = (),

@@ -16,8 +16,8 @@ being read until a reader catches up, so a slow reader never makes memory grow u
 from __future__ import annotations
 
 from collections import deque
-from typing import (AbstractSet, Any, Callable, Deque, Hashable, Iterable, List, Optional,
-                    Tuple)
+from typing import (TYPE_CHECKING, AbstractSet, Any, Callable, Deque, Hashable, Iterable, List,
+                    Optional, Tuple, Union)
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -39,6 +39,9 @@ from msrplib._chunk import (MSRPData, encode_response, make_response, new_messag
                            new_transaction_id)
 from msrplib.interfaces import IChunkWriter, IMessageConnection
 from msrplib.errors import ChunkParseError, MSRPError, MSRPSessionError
+
+if TYPE_CHECKING:
+    from msrplib._channel import Channel
 
 __all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "SMALL_READ",
            "LARGE_READ", "HELD_ANSWERS", "HOLD_SECONDS", "MAX_WRITTEN_WHILE_FULL",
@@ -390,6 +393,10 @@ class _Segmenter:
         return chunk
 
 
+#: What a transport is bound over: a connection of its own, or its session's channel of a
+#: connection that several sessions share (:mod:`msrplib._channel`).
+Connection = Union[MSRPProtocol, "Channel"]
+
 #: The reason an :class:`MSRPTransport` stops reading: its queue holds ``max_queued_bytes``.
 READER_BEHIND = "the reader is behind"
 
@@ -409,7 +416,7 @@ class MSRPTransport:
     #: seed's ``logger``), which the session over it uses too; ``None`` when none was.
     logger: Optional[Logger] = None
 
-    def __init__(self, protocol: MSRPProtocol, local_path: List[URI],
+    def __init__(self, protocol: Connection, local_path: List[URI],
                  full_remote_path: List[URI],
                  max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
                  early_events: Iterable[ParserEvent] = ()) -> None:

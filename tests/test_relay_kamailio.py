@@ -9,7 +9,7 @@ from twisted.internet.ssl import Certificate
 from twisted.trial import unittest
 
 from msrplib.connect import (AcceptorDirect, AcceptorRelay, ConnectorRelay, MSRPAuthError,
-                             MSRPRelaySettings, get_acceptor, get_connector)
+                             MSRPRelaySettings, RelayConnection, get_acceptor, get_connector)
 from msrplib.protocol import URI
 from msrplib.errors import MSRPTransactionError
 from msrplib.session import MSRPSession, SessionSettings
@@ -136,12 +136,64 @@ class RelayCases(RelayHarness):
         bob_heard = CollectingReceiver()
         alice, bob = yield self.relayed_pair(bob_receiver=bob_heard)
         payload = os.urandom(5 * 1024 * 1024)
-        bob_socket = bob.transport.protocol.transport
+        bob_socket = bob.transport.protocol.protocol.transport  # the channel's connection
         bob_socket.pauseProducing()
         reactor.callLater(1.0, bob_socket.resumeProducing)
         yield alice.send_message(payload, "application/octet-stream", success_report="yes")
         [message] = bob_heard.received
         self.assertEqual(hashlib.sha256(message.data).digest(), hashlib.sha256(payload).digest())
+
+
+    @inlineCallbacks
+    def test_a_chat_and_a_file_share_one_relay_connection_each_side(self):
+        """The two streams of one dialog, through one connection and one AUTH per side:
+        chat goes both ways while a file is under way, each session gets its own, and
+        the connection outlives the first session and closes with the last."""
+        relays = RelayConnection(self.settings("alice")), RelayConnection(self.settings("bob"))
+        for relay in relays:
+            self.addCleanup(relay.close)
+        heard = {name: CollectingReceiver() for name in ("alice chat", "bob chat", "bob file")}
+        sessions = {}
+        for stream in ("chat", "file"):
+            alice, bob = ConnectorRelay(relays[0]), AcceptorRelay(relays[1])
+            alice_path = yield alice.prepare()
+            bob_path = yield bob.prepare()
+            links = yield gatherResults([alice.complete(bob_path), bob.complete(alice_path)],
+                                        consumeErrors=True)
+            sessions["alice " + stream] = MSRPSession(
+                links[0], settings=SESSION_SETTINGS, receiver=heard.get("alice " + stream))
+            sessions["bob " + stream] = MSRPSession(
+                links[1], settings=SESSION_SETTINGS, receiver=heard.get("bob " + stream))
+        self.assertEqual([relay.auth_count for relay in relays], [1, 1])
+        self.assertEqual([relay.sessions for relay in relays], [2, 2])
+        connections = {id(session.transport.protocol.protocol)
+                       for session in sessions.values()}
+        self.assertEqual(len(connections), 2)
+        payload = os.urandom(3 * 1024 * 1024)
+        sending = sessions["alice file"].send_message(payload, "application/octet-stream")
+        chat = []
+        for index in range(5):
+            yield sleep(0.05)
+            chat.append(sessions["alice chat"].send_message(b"alice %d" % index, "text/plain"))
+            chat.append(sessions["bob chat"].send_message(b"bob %d" % index, "text/plain"))
+        yield gatherResults(chat + [sending], consumeErrors=True)
+        [received] = heard["bob file"].received
+        self.assertEqual(hashlib.sha256(received.data).digest(),
+                         hashlib.sha256(payload).digest())
+        self.assertEqual([m.data for m in heard["bob chat"].received],
+                         [b"alice %d" % index for index in range(5)])
+        self.assertEqual([m.data for m in heard["alice chat"].received],
+                         [b"bob %d" % index for index in range(5)])
+        yield gatherResults([sessions["alice file"].shutdown(),
+                             sessions["bob file"].shutdown()])
+        yield sessions["alice chat"].send_message(b"after the file", "text/plain")
+        self.assertEqual(heard["bob chat"].received[-1].data, b"after the file")
+        self.assertEqual([relay.sessions for relay in relays], [1, 1])
+        yield gatherResults([sessions["alice chat"].shutdown(),
+                             sessions["bob chat"].shutdown()])
+        yield sleep(0.1)
+        self.assertFalse(any(session.transport.protocol.protocol.connected_now
+                             for session in sessions.values()))
 
 
 class TCPRelayTests(RelayCases, unittest.TestCase):
@@ -155,7 +207,7 @@ class TCPRelayTests(RelayCases, unittest.TestCase):
         bob_heard = CollectingReceiver()
         alice, bob = yield self.relayed_pair(bob_receiver=bob_heard)
         payload = os.urandom(4 * 1024 * 1024)
-        bob_socket = bob.transport.protocol.transport
+        bob_socket = bob.transport.protocol.protocol.transport  # the channel's connection
         bob_socket.pauseProducing()
         reactor.callLater(alice.settings.progress_report_wait + 1.0,
                           bob_socket.resumeProducing)

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
-from msrplib.connect import MSRPRelaySettings
+from msrplib.connect import MSRPRelaySettings, RelayConnection
 from msrplib.errors import MSRPSessionError
 from msrplib.sdp import parse_sdp
 from msrplib.session import SessionSettings
@@ -336,6 +336,72 @@ class ThroughTheRelayTests(CallCases, unittest.TestCase):
     """MSRP through Kamailio's relay, both sides AUTHed to it."""
 
     relayed = True
+
+
+class SharedRelayConnectionTests(SIPHarness, unittest.TestCase):
+    """A call with two streams (a chat and a file), each side's through one connection to
+    the relay and one AUTH (a RelayConnection given to both of its streams)."""
+
+    @inlineCallbacks
+    def test_a_chat_and_a_file_in_one_call_share_each_sides_relay_connection(self):
+        relays = {user: RelayConnection(MSRPRelaySettings(
+            "msrp-test", user, USERS[user], host="127.0.0.1", port=self.kamailio.port))
+            for user in ("alice", "bob")}
+        options = {user: {"relay": relays[user], "session_settings": SESSION_SETTINGS}
+                   for user in relays}
+        body = os.urandom(FILE_SIZE)
+        heard = CollectingReceiver(), CollectingReceiver()
+        alice_chat = ChatStream(receiver=heard[0], **options["alice"])
+        alice_file = FileTransferStream.offering(io.BytesIO(body), name="two.bin",
+                                                 **options["alice"])
+        bob_chat = ChatStream(receiver=heard[1], **options["bob"])
+        destination = open(self.mktemp(), "w+b")
+        self.addCleanup(destination.close)
+        bob_file = FileTransferStream(destination=destination, **options["bob"])
+        streams = (alice_chat, alice_file, bob_chat, bob_file)
+        for stream in streams:
+            self.addCleanup(stream.cleanup)
+        answered = []
+
+        @inlineCallbacks
+        def answer(dialog):
+            chat_offer, file_offer = parse_sdp(dialog.remote_sdp).media
+            chat_section = yield bob_chat.make_answer(chat_offer)
+            file_section = yield bob_file.make_answer(file_offer)
+            answered.extend([dialog, bob_chat.start(), bob_file.start()])
+            return sdp_body("bob", chat_section + file_section)
+
+        alice_agent = yield self.agent("alice")
+        bob_agent = yield self.agent("bob")
+        bob_agent.on_invite = answer
+        offer = yield gatherResults([alice_chat.make_offer(), alice_file.make_offer()])
+        dialog = yield alice_agent.invite("bob", sdp_body("alice", "".join(offer)))
+        chat_answer, file_answer = parse_sdp(dialog.remote_sdp).media
+        alice_chat.take_answer(chat_answer)
+        alice_file.take_answer(file_answer)
+        bob_dialog, bob_chat_started, bob_file_started = answered
+        sessions = yield gatherResults([alice_chat.start(), alice_file.start(),
+                                        bob_chat_started, bob_file_started],
+                                       consumeErrors=True)
+        for session in sessions:
+            self.addCleanup(close, session.transport)
+        self.assertEqual([relays[user].auth_count for user in relays], [1, 1])
+        self.assertEqual([relays[user].sessions for user in relays], [2, 2])
+        self.assertEqual(len({id(session.transport.protocol.protocol)
+                              for session in sessions}), 2)
+        sending = alice_file.send()
+        yield alice_chat.session.send_message(b"while the file goes", "text/plain")
+        yield bob_chat.session.send_message(b"it does", "text/plain")
+        yield sending
+        message = yield bob_file.received
+        self.assertEqual(message.size, len(body))
+        destination.seek(0)
+        self.assertEqual(sha256(destination.read()), sha256(body))
+        self.assertEqual([m.data for m in heard[1].received], [b"while the file goes"])
+        self.assertEqual([m.data for m in heard[0].received], [b"it does"])
+        yield dialog.bye()
+        yield gatherResults([session.shutdown() for session in sessions])
+        self.assertEqual([relays[user].sessions for user in relays], [0, 0])
 
 
 class DirectAnswerPassiveTests(CallCases, unittest.TestCase):
