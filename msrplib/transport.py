@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msrplib._headers import ByteRange, Headers, format_path
-from msrplib._observer import Observer, ResponseWaiters
+from msrplib._observer import Observer
 from msrplib._paths import SessionPaths, check_paths
 from msrplib._parser import (ChunkData, ChunkEnded, ChunkParser, ChunkStarted, ParserEvent,
                              ParserLimits)
@@ -439,7 +439,6 @@ class MSRPTransport:
         self._segmenter: Optional[_Segmenter] = None
         self._closed: Optional[Failure] = None
         self._handler: Optional[EventReceiver] = None
-        self._expected = ResponseWaiters()
         #: The largest chunk body this connection should carry (a relay's limit), or ``None``.
         self.max_chunk_size: Optional[int] = None
         #: How far a message sent with success reports may run ahead of the peer's REPORTs
@@ -575,16 +574,6 @@ class MSRPTransport:
         self._serve()
         return reader
 
-    def expect_response(self, transaction_id: str) -> Deferred[MSRPData]:
-        """A Deferred for the response to a request written outside any session (a relay
-        AUTH refresh, say): that response goes here, not to readers or the session.
-
-        Fails with the reason the connection closed; cancel it to stop waiting.
-        """
-        waiter = self._expected.expect(transaction_id)
-        self.protocol.set_receiver(self._event_received)  # to look for it among the events
-        return waiter
-
     def deliver_events_to(self, handler: EventReceiver) -> None:
         """Hand every parser event to ``handler`` from now on, queued ones first.
 
@@ -598,13 +587,8 @@ class MSRPTransport:
         if self._reading_paused:
             self._reading_paused = False
             self.protocol.resume_reading(READER_BEHIND)
-        self._route()
-
-    def _route(self) -> None:
-        """Have the protocol hand events straight to the handler while no response is
-        expected here (:meth:`expect_response`): one call less for every chunk."""
-        direct = self._handler is not None and not self._expected
-        self.protocol.set_receiver(self._handler if direct else self._event_received)
+        # The protocol hands events straight to the handler: one call less per chunk.
+        self.protocol.set_receiver(handler)
 
     def check_incoming_SEND_chunk(self, chunk: MSRPData) -> Optional[MSRPError]:
         """``None`` if ``chunk`` is addressed to us from our peer, else the error to answer
@@ -616,15 +600,7 @@ class MSRPTransport:
         return error
 
     def _event_received(self, event: ParserEvent) -> None:
-        expected = self._expected
-        if expected and isinstance(event, MSRPData) and event.code is not None and \
-                expected.deliver(event.transaction_id, event):
-            if not expected and self._handler is not None:
-                self._route()
-            return
         if self._handler is not None:
-            if not expected:
-                self._route()  # the awaited responses were cancelled
             self._handler(event)
             return
         self._events.append(event)
@@ -677,7 +653,6 @@ class MSRPTransport:
 
     def _connection_lost(self, reason: Failure) -> None:
         self._closed = reason
-        self._expected.fail_all(reason)
         self._serve()
 
     def __repr__(self) -> str:

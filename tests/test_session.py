@@ -4,7 +4,6 @@ import hashlib
 import io
 import re
 
-from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectionDone
 from twisted.trial import unittest
 
@@ -193,38 +192,6 @@ class SendChunkTests(unittest.TestCase):
         self.assertRaises(MSRPSessionError, self.alice.send_chunk, self.chunk())
         self.assertEqual(len(self.bob_heard.errors), 1)
         self.assertTrue(self.bob_heard.errors[0].check(ConnectionDone))
-
-
-class ExpectedResponseTests(unittest.TestCase):
-    """A response awaited with ``MSRPTransport.expect_response`` beside a session (a relay
-    AUTH refresh, say) goes to its waiter; the session hears everything else."""
-
-    def setUp(self):
-        self.pair = pair()
-        self.alice = self.pair.alice
-        self.transport = self.alice.transport
-
-    def test_the_awaited_response_goes_to_its_waiter_and_the_rest_to_the_session(self):
-        request = self.transport.make_chunk(method="AUTH")  # Bob answers it with 501
-        answered = []
-        self.transport.expect_response(request.transaction_id).addCallback(answered.append)
-        during = self.alice.send_message(b"during", "text/plain")
-        self.transport.write_chunk(request, sync=False)
-        self.pair.flush()
-        self.assertEqual([(response.transaction_id, response.code) for response in answered],
-                         [(request.transaction_id, 501)])
-        after = self.alice.send_message(b"after", "text/plain")
-        self.pair.flush()
-        self.assertIsInstance(self.successResultOf(during), str)
-        self.assertIsInstance(self.successResultOf(after), str)
-
-    def test_a_cancelled_wait_leaves_the_session_hearing_everything(self):
-        waiter = self.transport.expect_response("not-sent-0001")
-        waiter.cancel()
-        self.failureResultOf(waiter, CancelledError)
-        sent = self.alice.send_message(b"hello", "text/plain")
-        self.pair.flush()
-        self.assertIsInstance(self.successResultOf(sent), str)
 
 
 class MessageTests(unittest.TestCase):
