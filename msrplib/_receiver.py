@@ -333,6 +333,12 @@ class Receiver:
         self._answer(head, 200)
         self._tell_application(head)
         if message is None:
+            if head.contflag == "$" and head.headers.first.get("success-report") == "yes" \
+                    and not self.host.ended:
+                # An empty SEND that asks for it (a keepalive through relays): the success
+                # REPORT tells its sender that the relays carry its requests to us.
+                self.host.write_report(self._addressed(make_report(
+                    head, 200, None, byte_range=ByteRange(1, 0, 0))))
             return
         if head.contflag == "#":  # aborted, even when its bytes are all here
             self._drop_incoming(message, MSRPError("aborted by the sender", 499, "Aborted"))

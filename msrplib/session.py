@@ -16,7 +16,7 @@ settings, the clock, the keepalive, and the connection, which it reaches only th
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -34,7 +34,7 @@ from msrplib._rules import answers_errors, should_respond
 from msrplib._sender import LONG_ID_BODY, STREAM_PIECE, Sender, response_error
 from msrplib._settings import RESPONSE_TIMEOUT, SessionSettings
 from msrplib._transactions import ResponseCallback, TransactionTable, stand_in_response
-from msrplib.errors import MSRPSessionError, MSRPTransactionError
+from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
 
 __all__ = ["MSRPSession", "SessionSettings", "MessageReceiver", "IncomingMessage",
            "MessageWriter", "MessageResult", "SessionEnded", "EndReason", "RESPONSE_TIMEOUT",
@@ -97,6 +97,10 @@ class MSRPSession:
         #: Whether ``shutdown`` was called: it closes once nothing more is due.
         self.shutting_down = False
         self._keepalive: Any = None
+        #: Through a relay: the keepalive whose success REPORT is awaited (its Message-ID
+        #: and timer), and whether the peer ever confirmed one (see _send_keepalive).
+        self._probe: Optional[Tuple[str, Any]] = None
+        self._peer_confirms_keepalives = False
         self._last_activity = 0.0
         #: When the peer was last heard from (``shutdown_timeout`` watches it).
         self._last_heard = 0.0
@@ -307,7 +311,11 @@ class MSRPSession:
         self._sender.write_report(report)
 
     def report_received(self, report: MSRPData) -> None:
-        """A REPORT arrived about a message we sent."""
+        """A REPORT arrived about a message we sent (or a keepalive)."""
+        probe = self._probe
+        if probe is not None and report.message_id == probe[0]:
+            self._keepalive_reported(report)
+            return
         self._sender.report(report)
 
     # Events from the connection, and the deadlines of the answers.
@@ -342,6 +350,15 @@ class MSRPSession:
     # Keepalive and closing.
 
     def _send_keepalive(self) -> None:
+        """After ``keepalive_interval`` of silence, an empty SEND checks the peer: an
+        answer must come in ``response_timeout``, or the session ends.
+
+        Through a relay that answer is the relay's own, so the keepalive also asks for a
+        success REPORT (when ``confirm_through_relays``), which only the peer sends: once
+        the peer has confirmed one keepalive so, a later one it does not confirm in
+        ``report_timeout`` shows a relay that stopped forwarding (a grant it dropped, a
+        peer it cut off), and the session ends with an error rather than take messages
+        that cannot arrive. A peer that never confirmed one proves nothing by silence."""
         self._keepalive = None
         if self.shutting_down or self.ended:
             return
@@ -352,7 +369,13 @@ class MSRPSession:
         if idle < interval:
             self._keepalive = self.reactor.callLater(interval - idle, self._send_keepalive)
             return
-        probe = self.deliver_chunk(self.transport.make_chunk())
+        keepalive = self.transport.make_chunk()
+        if self.transport.relayed and self.settings.confirm_through_relays \
+                and self._probe is None:
+            keepalive.headers["Success-Report"] = "yes"
+            self._probe = (keepalive.message_id or "", self.reactor.callLater(
+                self.settings.report_timeout, self._keepalive_unconfirmed))
+        probe = self.deliver_chunk(keepalive)
 
         def dead(failure: Failure) -> None:
             self.log.warn("keepalive failed, closing: {error}", error=failure.value)
@@ -362,6 +385,39 @@ class MSRPSession:
                 self.writer.abort()
 
         probe.addErrback(dead)
+
+    def _keepalive_reported(self, report: MSRPData) -> None:
+        """The REPORT on the keepalive awaited: a success teaches that the peer confirms
+        keepalives; a failure says the path is broken, and ends the session."""
+        assert self._probe is not None
+        self._probe[1].cancel()
+        self._probe = None
+        try:
+            status = report.status
+        except MSRPError:
+            return
+        if status is not None and status.code == 200:
+            self._peer_confirms_keepalives = True
+        elif status is not None:
+            self._path_broken("a %d failure REPORT on a keepalive" % status.code)
+
+    def _keepalive_unconfirmed(self) -> None:
+        """No REPORT on the keepalive in ``report_timeout``."""
+        self._probe = None
+        if self._peer_confirms_keepalives:
+            self._path_broken("no success REPORT on a keepalive in %s seconds, though the "
+                              "peer confirmed one before" % self.settings.report_timeout)
+        else:
+            self.log.debug("the peer did not confirm a keepalive: nothing learnt")
+
+    def _path_broken(self, why: str) -> None:
+        """The relays stopped carrying the session to the peer: end it with an error."""
+        if self.ended:
+            return
+        error = MSRPSessionError("the relay stopped forwarding to the peer: %s" % why)
+        self.log.warn("{error}", error=error)
+        self._end(SessionEnded(EndReason.ERROR, error), error)
+        self.writer.abort()
 
     def _check_shutdown_silence(self) -> None:
         """During ``shutdown``: end the session now if the peer has been silent for
@@ -402,7 +458,9 @@ class MSRPSession:
         (``on_incoming_cb`` hears ``reason``, by default ``error``), then ``closed`` fires
         with ``ending``, so that whoever waits on it finds nothing left pending."""
         self._ended = ending
-        for timer in (self._keepalive, self.deadline_timer, self._shutdown_timer):
+        probe_timer = self._probe[1] if self._probe is not None else None
+        for timer in (self._keepalive, self.deadline_timer, self._shutdown_timer,
+                      probe_timer):
             if timer is not None and timer.active():
                 timer.cancel()
         self._sender.connection_lost(error)

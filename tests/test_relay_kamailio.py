@@ -217,6 +217,26 @@ class TCPRelayTests(RelayCases, unittest.TestCase):
         self.assertIs(alice._sender._window.peer_reports_progress, True)
 
     @inlineCallbacks
+    def test_a_relay_that_stops_forwarding_is_found_by_the_keepalive(self):
+        """Alice's requests go to a relay session Kamailio does not know: it answers them
+        200 itself and drops them. Bob confirmed her first keepalive, so the next one,
+        unconfirmed, ends her session with an error, as it fails what was under way."""
+        settings = SessionSettings(keepalive_interval=1, report_timeout=1)
+        alice, bob = yield self.relayed_pair()
+        alice.settings = bob.settings = settings
+        alice.note_traffic()
+        yield sleep(1.5)
+        self.assertIs(alice._peer_confirms_keepalives, True)
+        bob_uri = alice.transport.full_remote_path[-1]
+        gone = URI.parse(str(alice.transport.full_remote_path[0]).replace("/msrp-", "/gone-"))
+        alice.transport.update_paths(full_remote_path=[gone, bob_uri])
+        started = reactor.seconds()
+        ended = yield alice.closed.observe().addTimeout(6, reactor)
+        self.assertLess(reactor.seconds() - started, 4)
+        self.assertEqual(ended.why.name, "ERROR")
+        self.assertIn("stopped forwarding", str(ended.error))
+
+    @inlineCallbacks
     def test_connector_relay_to_acceptor_direct(self):
         alice = get_connector(self.settings("alice"))
         bob = get_acceptor(None)

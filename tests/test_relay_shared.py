@@ -81,7 +81,7 @@ class SharedRelayHarness:
         self.protocol.dataReceived(chunk.encode())
         return chunk
 
-    def bound_pair(self):
+    def bound_pair(self, settings=None):
         """Two sessions through the shared connection: Alice-Bob and Alice-Carol."""
         first, second = self.endpoint("bob"), self.endpoint("carol")
         paths = [first.prepare(), second.prepare()]
@@ -93,7 +93,7 @@ class SharedRelayHarness:
             self.answer(send, 200)
         transports = [self.successResultOf(binding) for binding in bindings]
         heard = CollectingReceiver(), CollectingReceiver()
-        settings = SessionSettings(keepalive_interval=0)
+        settings = settings or SessionSettings(keepalive_interval=0)
         sessions = [MSRPSession(transport, receiver=receiver, settings=settings,
                                 reactor=self.reactor)
                     for transport, receiver in zip(transports, heard)]
@@ -311,3 +311,73 @@ class TakingTurnsTests(SharedRelayHarness, unittest.TestCase):
         self.assertFalse(self.transport.disconnecting)
         self.assertFalse(sessions[1].ended)
         self.assertNoResult(chatting)
+
+
+class KeepaliveThroughRelayTests(SharedRelayHarness, unittest.TestCase):
+    """Through a relay a keepalive asks for a success REPORT, which only the peer sends:
+    once the peer has confirmed one, an unconfirmed one ends the session (the relay
+    stopped forwarding); silence from a peer that never confirmed one proves nothing."""
+
+    settings = SessionSettings(keepalive_interval=10, report_timeout=5)
+
+    def keepalive(self):
+        """The next keepalive of the first session (the relay answers both sessions')."""
+        self.reactor.advance(10)
+        keepalives = self.sent()
+        self.assertEqual(len(keepalives), 2)
+        for keepalive in keepalives:
+            self.assertEqual((keepalive.method, keepalive.data), ("SEND", b""))
+            self.assertEqual(keepalive.headers["Success-Report"], "yes")
+            self.answer(keepalive, 200)
+        [first] = [keepalive for keepalive in keepalives
+                   if keepalive.from_path == [self.paths[0][1]]]
+        return first
+
+    def report(self, keepalive, status="000 200 OK"):
+        headers = Headers([("To-Path", keepalive.headers["From-Path"]),
+                           ("From-Path", " ".join(str(uri) for uri in
+                                                  [parse_uri(USE_PATH)] + BOB)),
+                           ("Message-ID", keepalive.headers["Message-ID"]),
+                           ("Byte-Range", "1-0/0"), ("Status", status)])
+        self.protocol.dataReceived(MSRPData("rep%05d" % self.reactor.seconds(),
+                                            method="REPORT", headers=headers).encode())
+
+    def test_a_relay_that_stops_forwarding_ends_the_session(self):
+        self.paths, sessions, heard = self.bound_pair(self.settings)
+        self.report(self.keepalive())  # the peer confirms keepalives
+        self.keepalive()  # and then its confirmation stops coming
+        self.reactor.advance(4.9)
+        self.assertFalse(sessions[0].ended)
+        self.reactor.advance(0.1)
+        ended = self.successResultOf(sessions[0].closed.observe())
+        self.assertIn("stopped forwarding", str(ended.error))
+        self.assertFalse(sessions[1].ended)  # the other session on the connection goes on
+
+    def test_a_failure_report_on_a_keepalive_ends_the_session(self):
+        self.paths, sessions, heard = self.bound_pair(self.settings)
+        self.report(self.keepalive(), "000 481 Session-does-not-exist")
+        ended = self.successResultOf(sessions[0].closed.observe())
+        self.assertIn("481", str(ended.error))
+
+    def test_a_peer_that_never_confirms_proves_nothing(self):
+        self.paths, sessions, heard = self.bound_pair(self.settings)
+        for _ in range(3):
+            self.keepalive()
+            self.reactor.advance(5)
+        self.assertFalse(sessions[0].ended)
+
+    def test_an_empty_send_that_asks_for_a_report_gets_one(self):
+        paths, sessions, heard = self.bound_pair()
+        headers = Headers([("To-Path", str(paths[0][1])),
+                           ("From-Path", " ".join(str(uri) for uri in
+                                                  [parse_uri(USE_PATH)] + BOB)),
+                           ("Message-ID", "probe1"), ("Byte-Range", "1-0/0"),
+                           ("Success-Report", "yes")])
+        self.protocol.dataReceived(MSRPData("keep0001", method="SEND",
+                                            headers=headers).encode())
+        answer, report = self.sent()
+        self.assertEqual(answer.code, 200)
+        self.assertEqual((report.method, report.headers["Message-ID"],
+                          report.headers["Byte-Range"], report.status.code),
+                         ("REPORT", "probe1", "1-0/0", 200))
+        self.assertEqual(heard[0].received, [])
