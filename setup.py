@@ -22,6 +22,7 @@ setup(
         "service-identity>=21.1",
         "zope.interface>=5.0",
         "cryptography>=38.0",
+        "defusedxml>=0.7",
     ],
     extras_require={
         "test": ["hypothesis>=6.0"],
