@@ -40,13 +40,20 @@ from msrplib._incomingmessage import IncomingMessage, MessageReceiver
 from msrplib._relay import ConnectorRelay, MSRPRelaySettings, RelayConnection
 from msrplib._settings import SessionSettings
 from msrplib._uri import URI
+from msrplib.chat import ChatMessage, ChatReceiver, ChatSession, SentChat
+from msrplib.cpim import Address
 from msrplib.errors import MSRPError, MSRPSessionError
+from msrplib.imdn import IMDN_CONTENT_TYPE, Notification
+from msrplib.iscomposing import ISCOMPOSING_CONTENT_TYPE
 from msrplib.outbox import attachment_header
 from msrplib.sdp import MediaSection, MSRPMedia, answer_setup, local_role, media_line
 from msrplib.session import MSRPSession
 
 __all__ = ["MSRPStream", "ChatStream", "FileTransferStream", "StreamRefused",
-           "FileHashMismatch"]
+           "FileHashMismatch", "CHAT_WRAPPED_TYPES"]
+
+#: What a chat stream takes inside CPIM by default: text, notifications, typing.
+CHAT_WRAPPED_TYPES = ("text/plain", IMDN_CONTENT_TYPE, ISCOMPOSING_CONTENT_TYPE)
 
 #: The direction an answer gives for each direction of an offer (RFC 3264).
 _ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly",
@@ -81,6 +88,7 @@ class MSRPStream:
     """
 
     default_accept_types: Sequence[str] = ("*",)
+    default_accept_wrapped_types: Sequence[str] = ()
     default_direction = "sendrecv"
 
     def __init__(self, *,
@@ -88,7 +96,7 @@ class MSRPStream:
                  use_tls: bool = False,
                  local_host: Optional[str] = None,
                  accept_types: Optional[Sequence[str]] = None,
-                 accept_wrapped_types: Sequence[str] = (),
+                 accept_wrapped_types: Optional[Sequence[str]] = None,
                  max_size: Optional[int] = None, direction: Optional[str] = None,
                  receiver: Optional[MessageReceiver] = None,
                  session_settings: Optional[SessionSettings] = None,
@@ -99,7 +107,9 @@ class MSRPStream:
         self.use_tls = use_tls
         self.local_host = local_host
         self.accept_types = list(accept_types or self.default_accept_types)
-        self.accept_wrapped_types = list(accept_wrapped_types)
+        self.accept_wrapped_types = list(self.default_accept_wrapped_types
+                                         if accept_wrapped_types is None
+                                         else accept_wrapped_types)
         self.max_size = max_size
         self.direction = direction or self.default_direction
         self.receiver = receiver
@@ -307,9 +317,69 @@ class MSRPStream:
 
 
 class ChatStream(MSRPStream):
-    """A chat: ``sendrecv``, taking ``text/plain`` and CPIM-wrapped messages by default."""
+    """A chat: ``sendrecv``, taking ``text/plain`` and CPIM by default, and in CPIM text,
+    delivery and display notifications and typing indications (:mod:`msrplib.chat`).
+
+    Once started, :attr:`chat` is its :class:`~msrplib.chat.ChatSession`:
+    :meth:`send_text` wraps in CPIM with an IMDN request when the peer's SDP allows,
+    :meth:`composing` sends typing indications, :meth:`displayed` a display
+    notification. Without a ``receiver`` of the application's own, incoming messages are
+    unwrapped for ``on_message(ChatMessage)`` and delivery notifications go back on
+    their own; ``on_notification(SentChat, Notification)`` hears those about messages
+    sent here and ``on_composing(state)`` the peer's typing. ``local_identity`` and
+    ``remote_identity`` (``msrplib.cpim.Address``, the SIP From and To, say) go in the
+    CPIM headers; ``notifications`` is what each message asks for.
+    """
 
     default_accept_types = ("message/cpim", "text/plain")
+    default_accept_wrapped_types = CHAT_WRAPPED_TYPES
+
+    def __init__(self, *, local_identity: Optional[Address] = None,
+                 remote_identity: Optional[Address] = None,
+                 notifications: Sequence[str] = ("positive-delivery", "display"),
+                 on_message: Optional[Callable[[ChatMessage], Any]] = None,
+                 on_notification: Optional[Callable[[SentChat, Notification], Any]] = None,
+                 on_composing: Optional[Callable[[str], Any]] = None,
+                 **options: Any) -> None:
+        super().__init__(**options)
+        self.local_identity = local_identity
+        self.remote_identity = remote_identity
+        self.notifications = tuple(notifications)
+        self.on_message = on_message
+        self.on_notification = on_notification
+        self.on_composing = on_composing
+        self._chat_receiver: Optional[ChatReceiver] = None
+        if self.receiver is None:
+            self.receiver = self._chat_receiver = ChatReceiver()
+        #: The chat layer, once the stream has started.
+        self.chat: Optional[ChatSession] = None
+
+    def send_text(self, text: str, content_type: str = "text/plain") -> SentChat:
+        """Send ``text`` (see :meth:`msrplib.chat.ChatSession.send_text`)."""
+        return self._started_chat().send_text(text, content_type)
+
+    def composing(self) -> None:
+        """The user typed (see :meth:`msrplib.chat.ChatSession.composing`)."""
+        self._started_chat().composing()
+
+    def displayed(self, message: ChatMessage) -> None:
+        """``message`` was shown (see :meth:`msrplib.chat.ChatSession.displayed`)."""
+        self._started_chat().displayed(message)
+
+    def _started_chat(self) -> ChatSession:
+        if self.chat is None:
+            raise RuntimeError("the stream has not started")
+        return self.chat
+
+    def _started(self, session: MSRPSession) -> None:
+        assert self.remote is not None and self.remote.msrp is not None
+        self.chat = ChatSession(
+            session, self.remote.msrp.accept_types, self.remote.msrp.accept_wrapped_types,
+            local=self.local_identity, remote=self.remote_identity,
+            notifications=self.notifications, on_message=self.on_message,
+            on_notification=self.on_notification, on_composing=self.on_composing)
+        if self._chat_receiver is not None:
+            self._chat_receiver.attach(self.chat)
 
 
 class _FileReceiver(MessageReceiver):

@@ -1,5 +1,5 @@
 """The examples in the documentation run: doc/examples/sip_walk.py, direct over TLS (the
-relay variant runs in tests/test_relay_kamailio.py)."""
+relay variant runs in tests/test_relay_kamailio.py), and doc/examples/chat_walk.py."""
 
 import importlib.util
 import io
@@ -34,3 +34,14 @@ class SipWalkTests(unittest.TestCase):
         message = yield load("sip_walk").file_transfer(io.BytesIO(body), destination)
         destination.seek(0)
         self.assertEqual((message.size, destination.read()), (len(body), body))
+
+
+class ChatWalkTests(unittest.TestCase):
+    @inlineCallbacks
+    def test_chat(self):
+        bob_saw, typing, notified = yield load("chat_walk").chat()
+        self.assertEqual(bob_saw, ["Hello, Bob", "How are you?"])
+        self.assertEqual(typing, ["active", "idle"])
+        self.assertEqual(notified, [("Hello, Bob", "delivered"), ("Hello, Bob", "displayed"),
+                                    ("How are you?", "delivered"),
+                                    ("How are you?", "displayed")])
