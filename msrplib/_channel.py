@@ -34,13 +34,31 @@ from msrplib.interfaces import IChunkWriter
 if TYPE_CHECKING:
     from msrplib.transport import MSRPProtocol
 
-__all__ = ["ConnectionRouter", "Channel", "HELD_BEFORE_BINDING"]
+__all__ = ["ConnectionRouter", "Channel", "HELD_BEFORE_BINDING", "HELD_CHUNK_OVERHEAD",
+           "held_size"]
 
 #: Why a channel stops the connection's reading: it holds ``max_held_bytes`` of events that
 #: came before its session took them (a peer that sends a lot before the binding).
 HELD_BEFORE_BINDING = "events held before the binding"
 
 Receiver = Callable[[ParserEvent], None]
+
+#: What a held chunk costs beyond its header text and body (the objects around them).
+HELD_CHUNK_OVERHEAD = 256
+
+
+def held_size(event: ParserEvent) -> int:
+    """Roughly the memory an event held in a queue takes: its body, its headers' text,
+    and a fixed overhead per chunk (an empty chunk with a large header block is not
+    free)."""
+    if isinstance(event, ChunkData):
+        return len(event.data)
+    chunk = event if isinstance(event, MSRPData) else getattr(event, "chunk", None)
+    if chunk is None:
+        return HELD_CHUNK_OVERHEAD
+    headers = chunk.headers
+    return len(chunk.data) + HELD_CHUNK_OVERHEAD + sum(
+        len(name) + len(value) for name, _, value in headers._items)
 
 
 class ConnectionRouter:
@@ -50,14 +68,14 @@ class ConnectionRouter:
     ``responses`` waits for the answers to the connection's own requests (a relay's AUTH),
     which belong to no session. ``on_empty(aborted)`` is called when the last channel
     lets go (``aborted`` when it gave up on the peer rather than closing in order): the
-    connection's owner decides whether it closes. ``max_held_bytes`` bounds what a channel
-    holds before its session reads it.
+    connection's owner decides whether it closes, and says so (True). ``max_held_bytes``
+    bounds what a channel holds before its session reads it (:func:`held_size`).
     """
 
     log = Logger()
 
     def __init__(self, protocol: MSRPProtocol, clock: Any, max_held_bytes: int,
-                 on_empty: Callable[[bool], None]) -> None:
+                 on_empty: Callable[[bool], bool]) -> None:
         self.protocol = protocol
         self.clock = clock
         self.max_held_bytes = max_held_bytes
@@ -72,6 +90,9 @@ class ConnectionRouter:
         self._streaming: Optional[Channel] = None
         self._waiting_to_write: List[Tuple[Channel, Callable[[], None]]] = []
         self._wake_armed = False
+        # What the other sessions wrote while a body was open (chunks, answers, raw
+        # bytes), in order: it goes out once the body has ended.
+        self._held_writes: List[Tuple[Channel, Callable[[], None]]] = []
         protocol.set_receiver(self._event)
         protocol.lost.observe().addErrback(self._lost)
 
@@ -95,8 +116,9 @@ class ConnectionRouter:
         """The channels open on the connection."""
         return list(self._by_session.values())
 
-    def channel_left(self, channel: Channel, aborted: bool) -> None:
-        """``channel`` lets go of the connection."""
+    def channel_left(self, channel: Channel, aborted: bool) -> bool:
+        """``channel`` lets go of the connection; True when the connection closes for
+        it (it was the last, and ``on_empty`` closed it)."""
         if self._by_session.get(channel.local_uri.session_id or "") is channel:
             del self._by_session[channel.local_uri.session_id or ""]
             self._by_text.pop(str(channel.local_uri), None)
@@ -107,13 +129,12 @@ class ConnectionRouter:
                                   if waiter is not channel]
         if self.body_owner is channel:
             self.body_closed(channel)
-        if not self._by_session:
-            self.on_empty(aborted)
+        return not self._by_session and self.on_empty(aborted)
 
     def _lost(self, reason: Failure) -> None:
         self.responses.fail_all(reason)
         channels, self._by_session, self._by_text = self.channels, {}, {}
-        self._waiting_to_write = []
+        self._waiting_to_write, self._held_writes = [], []
         for channel in channels:
             channel.connection_lost(reason)
 
@@ -174,10 +195,24 @@ class ConnectionRouter:
         self._waiting_to_write.append((channel, callback))
         self._arm()
 
+    def write(self, channel: Channel, write: Callable[[], None]) -> None:
+        """Run ``write`` (``channel``'s write on the connection) now, or once the body
+        another session is writing has ended: nothing may cut into a chunk."""
+        owner = self.body_owner
+        if owner is not None and owner is not channel:
+            self._held_writes.append((channel, write))
+        else:
+            write()
+
     def body_closed(self, channel: Channel) -> None:
-        """``channel``'s body is written: the others may go on."""
+        """``channel``'s body is written: what the others wrote meanwhile goes out, and
+        they may go on."""
         if self.body_owner is channel:
             self.body_owner = None
+            held, self._held_writes = self._held_writes, []
+            for writer, write in held:
+                if writer.open:
+                    write()
             if self._waiting_to_write and not self.protocol.writing_paused:
                 self._wake()
 
@@ -239,8 +274,7 @@ class Channel:
             self._receiver(event)
             return
         self._held.append(event)
-        if isinstance(event, (MSRPData, ChunkData)):
-            self._held_bytes += len(event.data) + 1
+        self._held_bytes += held_size(event)
         if self._held_bytes > self.router.max_held_bytes:
             self.pause_reading(HELD_BEFORE_BINDING)
 
@@ -271,20 +305,21 @@ class Channel:
 
     def write_chunk(self, chunk: MSRPData, check_body: bool = True) -> None:
         if self.open:
-            self.protocol.write_chunk(chunk, check_body)
+            self.router.write(self, lambda: self.protocol.write_chunk(chunk, check_body))
 
     def write_encoded(self, head: bytes, body: bytes, end: bytes) -> None:
         if self.open:
-            self.protocol.write_encoded(head, body, end)
+            self.router.write(self, lambda: self.protocol.write_encoded(head, body, end))
 
     def write_response(self, request: MSRPData, code: int,
                        comment: Optional[str] = None) -> None:
         if self.open:
-            self.protocol.write_response(request, code, comment)
+            self.router.write(self, lambda: self.protocol.write_response(request, code,
+                                                                         comment))
 
     def write_raw(self, data: bytes) -> None:
         if self.open:
-            self.protocol.write_raw(data)
+            self.router.write(self, lambda: self.protocol.write_raw(data))
 
     def begin_body(self, chunk: MSRPData) -> None:
         """As the connection's; the other sessions wait until :meth:`end_body`."""
@@ -339,27 +374,33 @@ class Channel:
         return self.open and self.protocol.connected_now
 
     def close(self) -> None:
-        """The session is done with the connection (what it wrote is on its way)."""
+        """The session is done with the connection (what it wrote is on its way). A
+        body it was writing is cut off with ``#``: the connection is shared, so its
+        chunk must still end."""
         self._leave(Failure(ConnectionDone("the session closed its channel")), False)
 
     def abort(self) -> None:
-        """The session gives up now: a body it was writing is cut off with ``#`` (the
-        connection is shared, so its chunk must still end), then as :meth:`close`."""
-        body = self._body
-        if body is not None and self.open:
-            self._body = None
-            body.contflag = "#"
-            self.protocol.end_body(body)
-            self.router.body_closed(self)
+        """The session gives up now; as :meth:`close`, and a connection that no session
+        uses any more is aborted rather than closed."""
         self._leave(Failure(ConnectionAborted("the session aborted its channel")), True)
 
     def _leave(self, reason: Failure, aborted: bool) -> None:
         if not self.open:
             return
+        body = self._body
+        if body is not None:
+            self._body = None
+            body.contflag = "#"
+            self.protocol.end_body(body)
+            self.router.body_closed(self)
         self._let_go()
-        self.router.channel_left(self, aborted)
-        # As a connection's own close is heard later, not inside the call that closed it.
-        self.router.clock.callLater(0, self._fire_lost, reason)
+        if self.router.channel_left(self, aborted):
+            # The connection closes with its last session: heard when it has closed,
+            # as on a connection of the session's own.
+            self.protocol.lost.observe().addBoth(lambda _: self._fire_lost(reason))
+        else:
+            # As a connection's own close is heard later, not inside the call.
+            self.router.clock.callLater(0, self._fire_lost, reason)
 
     def connection_lost(self, reason: Failure) -> None:
         """The connection closed (from the router)."""

@@ -168,7 +168,12 @@ class _RelayEndpoint(RelayMember):
 
     def _wait_for_binding(self, channel: Channel, local_uri: URI,
                           full_remote_path: List[URI]) -> Deferred[MSRPTransport]:
-        result: Deferred[MSRPTransport] = Deferred()
+        def cancel(_: Deferred[MSRPTransport]) -> None:
+            if timer.active():
+                timer.cancel()
+            channel.set_receiver(None)  # what comes now waits for the next complete()
+
+        result: Deferred[MSRPTransport] = Deferred(cancel)
         remote = list(full_remote_path)
 
         def consider(item: ParserEvent) -> None:
@@ -191,13 +196,16 @@ class _RelayEndpoint(RelayMember):
 
         def timed_out() -> None:
             channel.set_receiver(None)
+            if result.called:
+                return
             result.errback(MSRPBindSessionTimeout(
                 "nothing bound through the relay within %s seconds"
                 % self.settings.bind_seconds()))
 
         def lost(reason: Failure) -> None:
             if not result.called:
-                timer.cancel()
+                if timer.active():
+                    timer.cancel()
                 result.errback(reason)
 
         timer = self.reactor.callLater(self.settings.bind_seconds(), timed_out)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -151,15 +152,20 @@ class RelayConnection:
             opening = self._opening = Observer()
 
             def done(outcome: Any) -> None:
-                self._opening = None
+                if self._opening is opening:
+                    self._opening = None
                 opening.fire(outcome)
 
-            self._connect().addBoth(done)
+            self._connect(opening).addBoth(done)
         return self._opening.observe()
 
     @inlineCallbacks
-    def _connect(self) -> Any:
+    def _connect(self, attempt: Observer) -> Any:
+        """Connect and AUTH for ``attempt``; a Failure once the attempt was given up
+        (:meth:`_close_if_unused`), so that it never serves a later session."""
         host, port = yield locate_relay(self.relay)
+        if self._opening is not attempt:
+            raise ConnectionDone("the connection attempt was given up")
         relay_uri = self.relay.uri
         target = URI(host=host, port=port, use_tls=relay_uri.use_tls)
         options = self.relay.tls_options() if relay_uri.use_tls else None
@@ -168,6 +174,9 @@ class RelayConnection:
             protocol = yield connected
         finally:
             self._connector = None
+        if self._opening is not attempt:
+            protocol.close()
+            raise ConnectionDone("the connection attempt was given up")
         if self.logger is not None:
             protocol.log = self.logger
         router = ConnectionRouter(protocol, self.reactor, self.settings.max_queued_bytes,
@@ -177,9 +186,13 @@ class RelayConnection:
         protocol.lost.observe().addErrback(lambda reason: self._connection_lost(router))
         self.local_uri = self._uri_for(protocol, None)
         try:
-            yield self._authenticate()
+            yield self._authenticate(router)
+            if self._opening is not attempt or self._router is not router:
+                raise ConnectionDone("the connection attempt was given up")
         except Exception:
-            self._router = None
+            if self._router is router:
+                self._router = None
+                self._stop_refresh()
             protocol.close()
             raise
         return router
@@ -187,21 +200,23 @@ class RelayConnection:
     def _connection_lost(self, router: ConnectionRouter) -> None:
         if self._router is router:
             self._router = None
-            self._stop_refresh()
+            self._forget_connection()
         self._members = {channel: member for channel, member in self._members.items()
                          if channel.router is not router}
 
-    def _unused(self, aborted: bool) -> None:
-        """The last session let go of the connection."""
-        self._close_if_unused(aborted)
+    def _unused(self, aborted: bool) -> bool:
+        """The last session let go of the connection: True when it closes for that."""
+        return self._close_if_unused(aborted)
 
-    def _close_if_unused(self, aborted: bool) -> None:
-        """Close the connection when no session uses it or waits for it."""
+    def _close_if_unused(self, aborted: bool) -> bool:
+        """Close the connection (or give up making it) when no session uses it or
+        waits for it; True when it did."""
         self._members = {channel: member for channel, member in self._members.items()
                          if channel.open}
         if self._joining or self._members:
-            return
-        self._stop_refresh()
+            return False
+        self._forget_connection()
+        self._opening = None  # an attempt under way serves no later session
         router, self._router = self._router, None
         if router is not None:
             if aborted:
@@ -211,10 +226,12 @@ class RelayConnection:
         elif self._connector is not None:
             self._connector.disconnect()
             self._connector = None
+        return router is not None
 
     def close(self) -> None:
         """Close the connection now: every session on it ends (its connection closed)."""
-        self._stop_refresh()
+        self._forget_connection()
+        self._opening = None
         router, self._router = self._router, None
         if router is not None:
             router.protocol.close()
@@ -229,10 +246,11 @@ class RelayConnection:
 
     # AUTH.
 
-    def _request(self, chunk: MSRPData) -> Deferred[MSRPData]:
-        """Send a request of the connection's own and wait for its response."""
-        router = self._router
-        assert router is not None
+    def _request(self, router: ConnectionRouter, chunk: MSRPData) -> Deferred[MSRPData]:
+        """Send a request of the connection's own on ``router``'s connection and wait
+        for its response."""
+        if router.protocol.lost.fired:
+            raise ConnectionDone("the relay connection closed")
         waiter = router.responses.expect(chunk.transaction_id)
         router.protocol.write_chunk(chunk)
         seconds = self.settings.bind_seconds()
@@ -252,9 +270,9 @@ class RelayConnection:
         return waiter.addBoth(stop).addErrback(timed_out)
 
     @inlineCallbacks
-    def _authenticate(self, to_uri: Optional[URI] = None) -> Any:
-        """One AUTH exchange (RFC 4976 section 5): challenge, answer, Use-Path; sent to
-        ``to_uri``, by default the relay's own URI."""
+    def _authenticate(self, router: ConnectionRouter, to_uri: Optional[URI] = None) -> Any:
+        """One AUTH exchange (RFC 4976 section 5) on ``router``'s connection: challenge,
+        answer, Use-Path; sent to ``to_uri``, by default the relay's own URI."""
         relay = self.relay
         relay_uri = str(to_uri if to_uri is not None else relay.uri)
         challenge = None
@@ -269,9 +287,9 @@ class RelayConnection:
                 nonce_count += 1
                 chunk.authorization = answer_challenge(challenge, relay.username,
                                                        relay.password, relay_uri, nonce_count)
-            response = yield self._request(chunk)
+            response = yield self._request(router, chunk)
             if response.code == 200:
-                return self._granted(response)
+                return self._granted(router, response)
             if response.code == 401:
                 offered = response.www_authenticate
                 stale = offered is not None and offered.params.get("stale", "").lower() == "true"
@@ -288,7 +306,11 @@ class RelayConnection:
                                     code=response.code, comment=response.comment)
         raise MSRPAuthError("the relay kept refusing AUTH", code=403)
 
-    def _granted(self, response: MSRPData) -> None:
+    def _granted(self, router: ConnectionRouter, response: MSRPData) -> None:
+        """Take a 200 to AUTH: the Use-Path, and the next refresh; nothing when it came
+        on a connection that is no longer this one's."""
+        if router is not self._router or router.protocol.lost.fired:
+            raise ConnectionDone("the relay connection closed")
         use_path = response.use_path
         if not use_path:
             raise MSRPAuthError("the relay's 200 to AUTH has no Use-Path", code=400)
@@ -301,46 +323,50 @@ class RelayConnection:
         self.use_path = use_path
         self.auth_count += 1
         self._retry_after = min(AUTH_RETRY_SECONDS, expires * (1 - AUTH_REFRESH_FRACTION) / 2)
-        if self._connection_alive():
-            self._refresh_timer = self.reactor.callLater(
-                expires * AUTH_REFRESH_FRACTION, self._refresh)
+        self._stop_refresh()
+        self._refresh_timer = self.reactor.callLater(
+            expires * AUTH_REFRESH_FRACTION, self._refresh, router)
 
-    def _connection_alive(self) -> bool:
-        return self._router is not None and not self._router.protocol.lost.fired
+    def _current(self, router: ConnectionRouter) -> bool:
+        """Whether ``router``'s connection is this one's, and open."""
+        return router is self._router and not router.protocol.lost.fired
 
     @inlineCallbacks
-    def _refresh(self) -> Any:
+    def _refresh(self, router: ConnectionRouter) -> Any:
         """Repeat AUTH before the grant runs out. It goes to the relay's URI, as the first
         one did; a relay that answers that with 481 (the older Twisted msrprelay) gets it
         at the Use-Path URI it granted. A failure is reported and tried again later."""
         self._refresh_timer = None
-        if not self._connection_alive():
+        if not self._current(router):
             return
         if self._binding:
-            self._refresh_timer = self.reactor.callLater(REFRESH_BIND_WAIT, self._refresh)
+            self._refresh_timer = self.reactor.callLater(REFRESH_BIND_WAIT, self._refresh,
+                                                         router)
             return
         refreshing = self._refreshing = Observer()
         old_path = list(self.use_path)
         try:
             try:
-                yield self._authenticate()
+                yield self._authenticate(router)
             except MSRPAuthError as error:
                 if error.code != 481 or not old_path:
                     raise
-                yield self._authenticate(old_path[-1])
+                yield self._authenticate(router, old_path[-1])
         except Exception as error:
-            if not self._connection_alive():
+            if not self._current(router):
                 return  # the connection went: nothing to refresh, nothing to report
             self.log.error("AUTH refresh with the relay failed, trying again in {seconds} s: "
                            "{error}", seconds=self._retry_after, error=error)
-            self._refresh_timer = self.reactor.callLater(self._retry_after, self._refresh)
+            self._refresh_timer = self.reactor.callLater(self._retry_after, self._refresh,
+                                                         router)
             failed = error
             self._tell(lambda member: member.refresh_failed(failed))
             return
         finally:
-            self._refreshing = None
+            if self._refreshing is refreshing:
+                self._refreshing = None
             refreshing.fire(None)
-        if self.use_path != old_path and self._connection_alive():
+        if self.use_path != old_path and self._current(router):
             # Our own requests keep the path they were bound with: Kamailio's relay
             # forwards none that name the new Use-Path first (seen: both ways stopped).
             self._tell(lambda member: member.path_changed())
@@ -358,6 +384,14 @@ class RelayConnection:
         if self._refresh_timer is not None and self._refresh_timer.active():
             self._refresh_timer.cancel()
         self._refresh_timer = None
+
+    def _forget_connection(self) -> None:
+        """The connection is no longer this one's: no refresh of it is due, and none
+        under way holds a binding back."""
+        self._stop_refresh()
+        refreshing, self._refreshing = self._refreshing, None
+        if refreshing is not None:
+            refreshing.fire(None)
 
     def binding(self, bind: Callable[[], Deferred[Any]]) -> Deferred[Any]:
         """Run ``bind`` once no refresh is under way, and keep refreshes off the connection

@@ -234,6 +234,23 @@ class SharingTests(SharedRelayHarness, unittest.TestCase):
         self.answer(send, 200)
         self.successResultOf(binding)
 
+    def test_a_passive_complete_can_be_cancelled(self):
+        passive = self.endpoint("carol", AcceptorRelay)
+        prepared = passive.prepare()
+        self.connect()
+        path = self.successResultOf(prepared)
+        waiting = passive.complete(CAROL)
+        waiting.cancel()
+        self.failureResultOf(waiting, CancelledError)
+        refresh_only = [call for call in self.reactor.getDelayedCalls()]
+        self.assertEqual(len(refresh_only), 1)  # the AUTH refresh; no bind timer
+        # The binding SEND that comes now waits for the next complete().
+        self.deliver(path[1], [parse_uri(USE_PATH)] + CAROL, b"", "bind")
+        self.assertEqual(self.sent(), [])
+        self.successResultOf(passive.complete(CAROL))
+        [accepted] = self.sent()
+        self.assertEqual(accepted.code, 200)
+
     def test_what_waits_for_a_binding_is_bounded(self):
         passive = self.endpoint("carol", AcceptorRelay)
         prepared = passive.prepare()
