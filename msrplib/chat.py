@@ -32,7 +32,7 @@ from msrplib.cpim import CPIM_CONTENT_TYPE, Address, CPIMMessage, CPIMParseError
 from msrplib.errors import MSRPError
 from msrplib.imdn import (IMDN_CONTENT_TYPE, IMDNParseError, Notification, imdn_message_id,
                           notification_for, parse_notification, request_notifications,
-                          requested)
+                          requested, requests_answered)
 from msrplib.iscomposing import (ISCOMPOSING_CONTENT_TYPE, ComposingIndicator,
                                  ComposingWatcher, IsComposing, IsComposingParseError)
 
@@ -73,11 +73,12 @@ def peer_takes(accept_types: Sequence[str], accept_wrapped_types: Sequence[str],
 
 @dataclass
 class ChatMessage:
-    """A chat message that arrived: its ``text`` (the body decoded), ``content_type``,
+    """A chat message that arrived: its ``text`` (a ``text/*`` body decoded by its
+    charset, undecodable bytes as U+FFFD; ``None`` for other types), ``content_type``,
     ``body``, who sent it and when (from CPIM, when it came wrapped), its
     ``imdn_message_id`` and what notifications its sender asked for."""
 
-    text: str
+    text: Optional[str]
     content_type: str
     body: bytes
     sender: Optional[Address] = None
@@ -98,11 +99,15 @@ class SentChat:
     sent: Deferred[Any]
     imdn_message_id: Optional[str] = None
     notifications: List[Notification] = field(default_factory=list)
+    #: The dispositions it asked for: a notification that answers none is dropped.
+    asked: frozenset[str] = frozenset()
 
 
 class ChatSession:
     """Chat on ``session`` (an ``MSRPSession``) with a peer whose SDP media section said
-    ``accept_types`` and ``accept_wrapped_types``. ``local`` and ``remote`` are the two
+    ``accept_types`` and ``accept_wrapped_types``; ``takes_wrapped`` is what this side
+    takes inside CPIM (its own SDP's types; a message with another type inside is
+    refused with 415). ``local`` and ``remote`` are the two
     sides' identities for CPIM (``From``, ``To``); ``clock`` runs the typing timers (the
     session's reactor by default).
 
@@ -116,6 +121,7 @@ class ChatSession:
 
     def __init__(self, session: Any, accept_types: Sequence[str],
                  accept_wrapped_types: Sequence[str] = (), *,
+                 takes_wrapped: Sequence[str] = ("*",),
                  local: Optional[Address] = None, remote: Optional[Address] = None,
                  notifications: Sequence[str] = ("positive-delivery", "display"),
                  on_message: Optional[Callable[[ChatMessage], Any]] = None,
@@ -125,6 +131,7 @@ class ChatSession:
         self.session = session
         self.accept_types = list(accept_types)
         self.accept_wrapped_types = list(accept_wrapped_types)
+        self.takes_wrapped = list(takes_wrapped)
         self.local = local or ANONYMOUS
         self.remote = remote or ANONYMOUS
         self.notifications = tuple(notifications)
@@ -155,7 +162,7 @@ class ChatSession:
         message_id = request_notifications(message, self.notifications) \
             if self.notifications else None
         sent = self.session.send_message(message.encode(), CPIM_CONTENT_TYPE)
-        chat = SentChat(text, sent, message_id)
+        chat = SentChat(text, sent, message_id, asked=frozenset(self.notifications))
         if message_id is not None:
             self._awaited[message_id] = chat
             while len(self._awaited) > MAX_AWAITED_NOTIFICATIONS:
@@ -166,6 +173,8 @@ class ChatSession:
         """The user typed: typing indications go out as RFC 3994 has them (``active``
         at once and refreshed while typing goes on, ``idle`` after 15 s without a
         keystroke; none once the message is sent)."""
+        if self.session.ended or self.session.shutting_down:
+            return
         if peer_takes(self.accept_types, self.accept_wrapped_types,
                       ISCOMPOSING_CONTENT_TYPE) is not None:
             self._indicator.typing()
@@ -229,11 +238,12 @@ class ChatSession:
             self._notified(notification)
         elif inner == ISCOMPOSING_CONTENT_TYPE:
             self._typing(wrapper.body)
+        elif not _takes(self.takes_wrapped, inner):
+            raise MSRPError("a %s inside CPIM, which this chat does not take" % inner[:80],
+                            415, "Unsupported inner type")
         else:
-            try:
-                text = wrapper.text
-            except CPIMParseError as error:
-                raise MSRPError(str(error), 400, "Bad CPIM") from None
+            text = _decode(wrapper.body, wrapper.content_header("Content-Type") or "") \
+                if inner.startswith("text/") else None
             self._deliver(ChatMessage(text, inner, wrapper.body, wrapper.sender,
                                       wrapper.moment, imdn_message_id(wrapper),
                                       requested(wrapper), wrapper, incoming), wrapper)
@@ -252,10 +262,20 @@ class ChatSession:
             self._notify(wrapper, "delivery", "delivered")
 
     def _notified(self, notification: Notification) -> None:
+        """A notification: kept (and told) when it is about a message sent here, answers
+        what that message asked for, and is the first of its kind for it."""
         chat = self._awaited.get(notification.message_id)
+        why = None
         if chat is None:
-            self.log.info("a {kind} notification about {message_id}, not awaited here",
-                          kind=notification.kind, message_id=notification.message_id[:64])
+            why = "not awaited here"
+        elif not chat.asked & requests_answered(notification.kind, notification.status):
+            why = "not asked for"
+        elif any(known.kind == notification.kind for known in chat.notifications):
+            why = "one of its kind came already"
+        if chat is None or why is not None:
+            self.log.info("dropped a {kind} notification about {message_id}: {why}",
+                          kind=notification.kind, message_id=notification.message_id[:64],
+                          why=why)
             return
         chat.notifications.append(notification)
         if self.on_notification is not None:
@@ -291,7 +311,7 @@ def _decode(body: bytes, content_type: str) -> str:
     charset = holder.get_content_charset("utf-8")
     try:
         return body.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, UnicodeError):  # a charset Python lacks, or a codec that fails
         return body.decode("utf-8", "replace")
 
 

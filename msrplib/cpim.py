@@ -45,9 +45,11 @@ _TOKEN_CHAR = r"(?:%s|\.|[^\x00-\x7f])" % _NAME_CHAR
 _TOKEN = _TOKEN_CHAR + "+"
 _ESCAPE = r"""\\(?:u[0-9A-Fa-f]{4}|[btnr"'\\])"""
 _STRING = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|[^\x00-\x7f]|%s)*"' % _ESCAPE
-_PARAMETER = r"%s=(?:%s|[0-9]+|%s)" % (_NAME, _TOKEN, _STRING)
+# (RFC 3862's Number is a Token too: matching it apart would let a line of parameters
+# be tried in exponentially many ways before it is refused.)
+_PARAMETER = r"%s=(?:%s|%s)" % (_NAME, _TOKEN, _STRING)
 _HEADER_LINE = re.compile(r"(%s):((?:;%s)*) (.*)" % (_HEADER_NAME, _PARAMETER), re.DOTALL)
-_PARAMETERS = re.compile(r";(%s)=(%s|[0-9]+|%s)" % (_NAME, _TOKEN, _STRING))
+_PARAMETERS = re.compile(r";(%s)=(%s|%s)" % (_NAME, _TOKEN, _STRING))
 # The value of a header: no control character but through an escape.
 _VALUE = re.compile(r"(?:[^\x00-\x1f\x7f\\]|%s)*" % _ESCAPE)
 _FORMAL_NAME = r"(?:(?:%s )+|%s ?)" % (_TOKEN, _STRING)
@@ -98,12 +100,15 @@ def format_datetime(moment: datetime) -> str:
 
 
 def parse_datetime(text: str) -> datetime:
-    """An RFC 3339 date-time; ``CPIMParseError`` for anything else."""
+    """An RFC 3339 date-time (a leap second read as the second before it);
+    ``CPIMParseError`` for anything else."""
     match = _DATE_TIME.fullmatch(text)
     if match is None:
         raise CPIMParseError("not an RFC 3339 date-time: %r" % text[:80])
     zone = match.group(8)
     iso = text.upper().replace("Z", "+00:00") if zone in ("Z", "z") else text.upper()
+    if match.group(6) == "60":  # a leap second: Python's datetime has none
+        iso = iso[:17] + "59" + iso[19:]
     try:
         return datetime.fromisoformat(iso)
     except ValueError:
@@ -212,9 +217,11 @@ class CPIMMessage:
         for name, text in headers:
             message.add(name, text)
         for name, value in content_headers:
+            message.content_headers.append((name, value))
+        for name, value in message.content_headers:
             if not _CONTENT_HEADER.fullmatch("%s: %s" % (name, value)):
                 raise ValueError("not a content header: %r: %r" % (name, value))
-            message.content_headers.append((name, value))
+        _check_message_headers(message)  # what parse_cpim would refuse, build refuses
         return message
 
     def add(self, name: str, value: str, escaped: bool = False,
@@ -222,29 +229,40 @@ class CPIMMessage:
         """Add a message header; ``value`` is escaped here unless ``escaped``."""
         if not re.fullmatch(_HEADER_NAME, name):
             raise ValueError("not a CPIM header name: %r" % name)
-        self.headers.append(CPIMHeader(name, value if escaped else _escape(value),
-                                       parameters))
+        header = CPIMHeader(name, value if escaped else _escape(value), parameters)
+        header.encode().encode("utf-8")  # UnicodeEncodeError (a lone surrogate) now
+        if not _HEADER_LINE.fullmatch(header.encode()) or not _VALUE.fullmatch(header.value):
+            raise ValueError("not a CPIM header: %r" % header.encode()[:200])
+        self.headers.append(header)
 
     # Reading.
 
+    def resolved(self) -> List[Tuple[CPIMHeader, Optional[str]]]:
+        """Each header with the URI of its namespace: the one its prefix's ``NS`` header
+        before it declared (the default namespace's, for a name without prefix, when one
+        was declared), else ``None``."""
+        declared: Dict[str, str] = {}
+        out = []
+        for header in self.headers:
+            out.append((header, declared.get(header.prefix or "")))
+            if header.name == "NS":
+                match = _NS_VALUE.fullmatch(header.value)
+                if match is not None:
+                    declared[match.group(1) or ""] = match.group(2)
+        return out
+
     def all(self, name: str, namespace: Optional[str] = None) -> List[CPIMHeader]:
         """Every header named ``name`` (case-sensitive, as RFC 3862 has it); with
-        ``namespace`` (a URI), ``name`` is a local name in the namespace that URI's
-        ``NS`` header declares."""
-        if namespace is not None:
-            prefix = self.prefix_of(namespace)
-            if prefix is None:
-                return []
-            name = "%s.%s" % (prefix, name) if prefix else name
-        return [header for header in self.headers if header.name == name]
+        ``namespace`` (a URI), every header whose local name is ``name`` in that
+        namespace, whatever prefix declared it."""
+        if namespace is None:
+            return [header for header in self.headers if header.name == name]
+        return [header for header, uri in self.resolved()
+                if uri == namespace and header.local_name == name]
 
     def in_namespace(self, namespace: str) -> List[CPIMHeader]:
-        """The headers of ``namespace`` (a URI), in order: those with the prefix its
-        ``NS`` header declares (for a default namespace, those without a prefix)."""
-        prefix = self.prefix_of(namespace)
-        if prefix is None:
-            return []
-        return [header for header in self.headers if (header.prefix or "") == prefix]
+        """The headers of ``namespace`` (a URI), in order."""
+        return [header for header, uri in self.resolved() if uri == namespace]
 
     def first(self, name: str, namespace: Optional[str] = None) -> Optional[str]:
         """The text of the first header ``name`` (see :meth:`all`), or ``None``."""
@@ -253,8 +271,8 @@ class CPIMMessage:
 
     @property
     def namespaces(self) -> Dict[str, str]:
-        """Prefix to URI, from the ``NS`` headers (the default namespace's prefix is
-        ``""``)."""
+        """Prefix to URI, as the ``NS`` headers leave them at the end (the default
+        namespace's prefix is ``""``)."""
         declared = {}
         for header in self.all("NS"):
             match = _NS_VALUE.fullmatch(header.value)
@@ -263,12 +281,11 @@ class CPIMMessage:
         return declared
 
     def prefix_of(self, namespace: str) -> Optional[str]:
-        """The prefix the message uses for ``namespace`` (the last ``NS`` for it)."""
-        found = None
+        """A prefix that names ``namespace`` for headers added at the end, or ``None``."""
         for prefix, uri in self.namespaces.items():
             if uri == namespace:
-                found = prefix
-        return found
+                return prefix
+        return None
 
     @property
     def sender(self) -> Optional[Address]:

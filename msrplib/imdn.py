@@ -16,21 +16,20 @@ against RFC 5438's schema rules this module relies on, and anything else raises
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import FrozenSet, Iterable, Optional
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-import defusedxml.ElementTree
-from defusedxml import DefusedXmlException
-
+from msrplib._xml import parse_xml
 from msrplib.cpim import (Address, CPIMMessage, CPIMParseError, format_datetime,
                           parse_datetime)
 
 __all__ = ["IMDN_NAMESPACE", "IMDN_XML_NAMESPACE", "IMDN_CONTENT_TYPE", "MAX_IMDN_BYTES",
            "DISPOSITIONS", "STATUSES", "IMDNParseError", "Notification",
            "request_notifications", "requested", "imdn_message_id", "notification_for",
-           "parse_notification", "is_notification"]
+           "parse_notification", "is_notification", "requests_answered"]
 
 #: The CPIM namespace of the IMDN headers.
 IMDN_NAMESPACE = "urn:ietf:params:imdn"
@@ -50,13 +49,18 @@ STATUSES = {
 }
 
 
-def _answering(kind: str, status: str) -> FrozenSet[str]:
-    """The requests a notification of ``kind`` and ``status`` may answer."""
+def requests_answered(kind: str, status: str) -> FrozenSet[str]:
+    """The requests (``imdn.Disposition-Notification`` values) a notification of
+    ``kind`` and ``status`` may answer: none other may bring it."""
     if kind == "delivery":
         return frozenset({"delivered": ["positive-delivery"],
                           "failed": ["negative-delivery"]}.get(
             status, ["positive-delivery", "negative-delivery"]))
     return frozenset([kind])
+
+
+#: RFC 3862's Token, which an ``imdn.Message-ID`` is (RFC 5438).
+_TOKEN = re.compile(r"(?:[A-Za-z0-9!#$%&'*+\-^_`|~.]|[^\x00-\x7f])+")
 
 
 class IMDNParseError(ValueError):
@@ -81,6 +85,9 @@ class Notification:
     recipient_uri: Optional[str] = None
     original_recipient_uri: Optional[str] = None
     subject: Optional[str] = None
+    #: ``sent_at`` as the message's ``DateTime`` wrote it, which the document repeats
+    #: as it is (RFC 5438): a sender may match notifications by it.
+    sent_at_text: Optional[str] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES.get(self.kind, ()):
@@ -90,7 +97,7 @@ class Notification:
         """The ``message/imdn+xml`` document."""
         root = Element("imdn", xmlns=IMDN_XML_NAMESPACE)
         SubElement(root, "message-id").text = self.message_id
-        SubElement(root, "datetime").text = format_datetime(self.sent_at)
+        SubElement(root, "datetime").text = self.sent_at_text or format_datetime(self.sent_at)
         for name, value in (("recipient-uri", self.recipient_uri),
                             ("original-recipient-uri", self.original_recipient_uri),
                             ("subject", self.subject)):
@@ -108,11 +115,9 @@ class Notification:
         if len(data) > MAX_IMDN_BYTES:
             raise IMDNParseError("a notification over %d bytes" % MAX_IMDN_BYTES)
         try:
-            root = defusedxml.ElementTree.fromstring(data, forbid_dtd=True)
-        except DefusedXmlException as error:
-            raise IMDNParseError("refused XML: %s" % type(error).__name__) from None
-        except defusedxml.ElementTree.ParseError as error:
-            raise IMDNParseError("not XML: %s" % error) from None
+            root = parse_xml(data)
+        except ValueError as error:
+            raise IMDNParseError(str(error)) from None
         if root.tag != _tag("imdn"):
             raise IMDNParseError("not an imdn document: <%s>" % root.tag[:100])
 
@@ -145,7 +150,7 @@ class Notification:
             raise IMDNParseError(str(error)) from None
         return cls(message_id, sent_at, kinds[0], status[len(prefix):],
                    text("recipient-uri", False), text("original-recipient-uri", False),
-                   text("subject", False))
+                   text("subject", False), moment)
 
 
 def request_notifications(message: CPIMMessage,
@@ -166,14 +171,18 @@ def request_notifications(message: CPIMMessage,
         prefix = "imdn"
         message.add("NS", "imdn <%s>" % IMDN_NAMESPACE, escaped=True)
     message_id = message_id or os.urandom(12).hex()
+    if not _TOKEN.fullmatch(message_id):
+        raise ValueError("an imdn.Message-ID is a token: %r" % message_id[:64])
     message.add(prefix + ".Message-ID", message_id)
     message.add(prefix + ".Disposition-Notification", ", ".join(wanted), escaped=True)
     return message_id
 
 
 def imdn_message_id(message: CPIMMessage) -> Optional[str]:
-    """``message``'s ``imdn.Message-ID``, or ``None``."""
-    return message.first("Message-ID", IMDN_NAMESPACE)
+    """``message``'s ``imdn.Message-ID``, or ``None`` (also for one that is not the
+    token RFC 5438 makes it)."""
+    value = message.first("Message-ID", IMDN_NAMESPACE)
+    return value if value is not None and _TOKEN.fullmatch(value) else None
 
 
 def requested(message: CPIMMessage) -> FrozenSet[str]:
@@ -197,14 +206,15 @@ def notification_for(original: CPIMMessage, kind: str, status: str,
     if status not in STATUSES.get(kind, ()):
         raise ValueError("no %r status for a %r notification" % (status, kind))
     if message_id is None or original.moment is None or \
-            not requested(original) & _answering(kind, status):
+            not requested(original) & requests_answered(kind, status):
         raise ValueError("%s did not ask for a %s %s notification"
                          % (message_id or "the message", kind, status))
     recipients = original.recipients
     sender = sender or (recipients[0] if recipients else None)
     notification = Notification(message_id, original.moment, kind, status,
                                 recipient_uri=sender.uri if sender else None,
-                                original_recipient_uri=sender.uri if sender else None)
+                                original_recipient_uri=sender.uri if sender else None,
+                                sent_at_text=original.first("DateTime"))
     message = CPIMMessage.build(
         notification.to_xml(), IMDN_CONTENT_TYPE, sender=sender,
         recipients=[original.sender] if original.sender else [], moment=moment,

@@ -27,9 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-import defusedxml.ElementTree
-from defusedxml import DefusedXmlException
-
+from msrplib._xml import parse_xml
 from msrplib.cpim import CPIMParseError, format_datetime, parse_datetime
 
 __all__ = ["ISCOMPOSING_CONTENT_TYPE", "ISCOMPOSING_NAMESPACE", "IDLE_TIMEOUT",
@@ -95,11 +93,9 @@ class IsComposing:
         if len(data) > MAX_ISCOMPOSING_BYTES:
             raise IsComposingParseError("a document over %d bytes" % MAX_ISCOMPOSING_BYTES)
         try:
-            root = defusedxml.ElementTree.fromstring(data, forbid_dtd=True)
-        except DefusedXmlException as error:
-            raise IsComposingParseError("refused XML: %s" % type(error).__name__) from None
-        except defusedxml.ElementTree.ParseError as error:
-            raise IsComposingParseError("not XML: %s" % error) from None
+            root = parse_xml(data)
+        except ValueError as error:
+            raise IsComposingParseError(str(error)) from None
         if root.tag != _tag("isComposing"):
             raise IsComposingParseError("not an isComposing document: <%s>"
                                         % root.tag[:100])

@@ -375,6 +375,7 @@ class ChatStream(MSRPStream):
         assert self.remote is not None and self.remote.msrp is not None
         self.chat = ChatSession(
             session, self.remote.msrp.accept_types, self.remote.msrp.accept_wrapped_types,
+            takes_wrapped=self.accept_wrapped_types + self.accept_types,
             local=self.local_identity, remote=self.remote_identity,
             notifications=self.notifications, on_message=self.on_message,
             on_notification=self.on_notification, on_composing=self.on_composing)

@@ -192,6 +192,14 @@ class RefusalTests(unittest.TestCase):
                                      MSRPTransactionError).value
         self.assertEqual(error.code, 400)
 
+    def test_a_type_this_chat_does_not_take_inside_cpim_gets_415(self):
+        self.chat.bob.takes_wrapped = ["text/plain"]
+        wrapper = CPIMMessage.build(b"\x89PNG", "image/png", sender=ALICE, recipients=[BOB])
+        error = self.failureResultOf(self.send_raw(wrapper.encode()),
+                                     MSRPTransactionError).value
+        self.assertEqual(error.code, 415)
+        self.assertEqual(self.chat.bob_heard, [])
+
     def test_a_notification_for_nothing_sent_here_is_dropped(self):
         asked = CPIMMessage.build("x", sender=BOB, recipients=[ALICE])
         request_notifications(asked)

@@ -201,6 +201,18 @@ class RoundTripTests(unittest.TestCase):
             return
         self.assertEqual(message.encode(), data)
 
+    def test_a_leap_second_is_taken(self):
+        message = parse_cpim(b"DateTime: 2016-12-31T23:59:60Z\r\n\r\n"
+                             b"Content-Type: text/plain\r\n\r\n")
+        self.assertEqual(message.moment, datetime(2016, 12, 31, 23, 59, 59,
+                                                  tzinfo=timezone.utc))
+        self.assertEqual(message.first("DateTime"), "2016-12-31T23:59:60Z")
+
+    def test_what_cannot_be_written_is_refused_when_built(self):
+        self.assertRaises(ValueError, CPIMMessage.build, b"", subject="\ud800")
+        self.assertRaises(ValueError, CPIMMessage.build, b"",
+                          recipients=[Address("sip:a@b c")])
+
     def test_format_datetime(self):
         zone = timezone(timedelta(hours=5, minutes=30))
         self.assertEqual(format_datetime(datetime(2026, 1, 2, 3, 4, 5, tzinfo=zone)),
