@@ -8,7 +8,7 @@ from typing import Optional
 
 from msrplib._headers import AuthParams
 
-__all__ = ["digest_response", "answer_challenge"]
+__all__ = ["digest_response", "response_from_ha1", "answer_challenge"]
 
 
 def _md5(text: str) -> str:
@@ -23,7 +23,15 @@ def digest_response(username: str, realm: str, password: str, method: str, uri: 
     With ``qop`` ``auth``: MD5(HA1:nonce:nc:cnonce:qop:HA2); without: MD5(HA1:nonce:HA2),
     where HA1 = MD5(username:realm:password) and HA2 = MD5(method:uri).
     """
-    ha1 = _md5("%s:%s:%s" % (username, realm, password))
+    return response_from_ha1(_md5("%s:%s:%s" % (username, realm, password)), method, uri,
+                             nonce, cnonce, nc, qop)
+
+
+def response_from_ha1(ha1: str, method: str, uri: str, nonce: str,
+                      cnonce: Optional[str] = None, nc: Optional[str] = None,
+                      qop: Optional[str] = None) -> str:
+    """:func:`digest_response` from HA1 (hex), which is what a server keeps instead of
+    the password."""
     ha2 = _md5("%s:%s" % (method, uri))
     if qop:
         return _md5("%s:%s:%s:%s:%s:%s" % (ha1, nonce, nc, cnonce, qop, ha2))

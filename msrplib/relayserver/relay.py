@@ -1,0 +1,436 @@
+"""An MSRP relay (RFC 4976) on this library's wire engine: :class:`MSRPRelay`.
+
+Clients AUTH with Digest and get a Use-Path naming this relay and a session-id of their
+own (a binding, tied to their connection, for the Expires granted; an AUTH again on the
+connection renews it and keeps its path). A SEND or REPORT whose To-Path starts with one
+of our bindings is forwarded hop by hop:
+
+- from the binding's own connection (its client sending out), to the next URI of the
+  To-Path: another binding here, or a connection to that address opened on demand (TCP,
+  or TLS with the name checked) and reused;
+- from anywhere else, to the binding's client.
+
+The relay takes itself off the To-Path and puts the URI it was addressed by in front of
+the From-Path. It answers each chunk itself once the chunk is written to the next hop
+(not before), and a next hop's refusal or silence becomes a failure REPORT to the sender
+(as its Failure-Report asks), so a sender always learns of a loss. A next hop that
+cannot take more stops the reading of the connection the chunk came from until it can:
+what the relay holds stays bounded whatever the peers do.
+
+Chunks are forwarded whole: one whose body the parser would stream (over
+``ParserLimits.max_buffered_body``, 256 KiB) is refused with 413.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from msrplib._bind import ConnectionSettings
+from msrplib._chunk import MSRPData, make_report, make_response, new_transaction_id
+from msrplib._direct import connect_to
+from msrplib._factories import MSRPServerFactory
+from msrplib._headers import Headers, format_path
+from msrplib._observer import Observer
+from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
+from msrplib._paths import read_paths
+from msrplib._rules import answers_success, request_error, sends_failure_reports, should_respond
+from msrplib._server import new_session_id
+from msrplib._speedups import tls_factory
+from msrplib._uri import URI
+from msrplib.errors import MSRPError
+from msrplib.relayserver.digestauth import GRANTED, STALE, DigestAuthority
+from msrplib.tls import TLSIdentity, relay_tls_options
+from msrplib.transport import MSRPProtocol
+
+__all__ = ["MSRPRelay", "RelaySettings"]
+
+
+@dataclass
+class RelaySettings:
+    """The relay's bounds and timings.
+
+    ``min_expires``, ``max_expires``: the grants allowed (an AUTH asking for another
+    gets 423); ``default_expires``: the grant of an AUTH that asks for none.
+    ``response_timeout``: seconds a next hop has to answer a forwarded SEND before its
+    sender gets a 408 failure REPORT. ``max_bindings_per_connection``: AUTHs with new
+    bindings one connection may make (403 past it). ``connection``: connecting and
+    parsing (``ConnectionSettings``). ``trust_root`` and ``verify_tls``: how next hops
+    over TLS are checked (their certificate must chain to ``trust_root``, the platform's
+    by default, and name the host; ``verify_tls=False`` for tests only).
+    """
+
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 600
+    response_timeout: float = 30.0
+    max_bindings_per_connection: int = 16
+    connection: ConnectionSettings = field(default_factory=ConnectionSettings)
+    trust_root: Any = None
+    verify_tls: bool = True
+
+
+class _Link:
+    """One connection of the relay's, accepted or opened to a next hop."""
+
+    def __init__(self, protocol: MSRPProtocol, listener: Optional[URI]) -> None:
+        self.protocol = protocol
+        #: The URI of the listening port it came to (None for one we opened).
+        self.listener = listener
+        self.bindings: Set[str] = set()
+        #: Our requests on it awaiting an answer: transaction id -> what to do then.
+        self.pending: Dict[str, _Forwarded] = {}
+        self.skipping = False  # in the body of a streamed chunk that was refused
+
+
+@dataclass
+class _Binding:
+    session_id: str
+    uri: URI
+    link: _Link
+    user: str
+    timer: Any = None
+
+
+@dataclass
+class _Forwarded:
+    """A SEND forwarded: where it came from (to report a failure) and its timer."""
+
+    origin: _Link
+    request: MSRPData
+    our_uri: URI
+    timer: Any = None
+
+
+class MSRPRelay:
+    """An MSRP relay for ``realm`` whose users (name to HA1, see
+    :mod:`msrplib.relayserver.users`) may AUTH. ``host`` is the address our URIs (and
+    Use-Paths) name. Call :meth:`listen` for each port; :meth:`stop` ends it all."""
+
+    log = Logger()
+
+    def __init__(self, realm: str, users: Dict[str, str], *, host: str = "127.0.0.1",
+                 settings: Optional[RelaySettings] = None, reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.host = host
+        self.settings = settings or RelaySettings()
+        self.authority = DigestAuthority(realm, users, reactor)
+        self._ports: List[Any] = []
+        self._listeners: List[URI] = []
+        self._links: Set[_Link] = set()
+        self._bindings: Dict[str, _Binding] = {}
+        # Next hops by (host, port, TLS): the link, or the Deferred while connecting.
+        self._next_hops: Dict[Tuple[str, int, bool], Any] = {}
+
+    # Listening and stopping.
+
+    def listen(self, port: int = 0, use_tls: bool = False,
+               identity: Optional[TLSIdentity] = None, interface: str = "127.0.0.1") -> URI:
+        """Listen on ``port`` (0: any) for ``msrp`` or, with ``use_tls``, ``msrps`` with
+        ``identity`` (a certificate and key); return the relay's URI there."""
+        uri = URI(host=self.host, use_tls=use_tls)
+        limits = self.settings.connection.parser_limits
+        factory = MSRPServerFactory(lambda protocol, address: self._accepted(protocol, uri),
+                                    limits, None, self.reactor)
+        if use_tls:
+            if identity is None:
+                raise ValueError("an msrps listener needs an identity")
+            listening = self.reactor.listenTCP(
+                port, tls_factory(identity.options(), False, factory, self.reactor),
+                interface=interface)
+        else:
+            listening = self.reactor.listenTCP(port, factory, interface=interface)
+        uri.port = listening.getHost().port
+        self._ports.append(listening)
+        self._listeners.append(uri)
+        return uri
+
+    def stop(self) -> Deferred[Any]:
+        """Stop listening and close every connection (after what was written)."""
+        stopped = [succeed(port.stopListening()) for port in self._ports]
+        for link in list(self._links):
+            stopped.append(link.protocol.lost.observe().addErrback(lambda _: None))
+            link.protocol.close()
+        self._ports = []
+        return DeferredList(stopped)
+
+    @property
+    def bindings(self) -> int:
+        """How many bindings (AUTHed Use-Paths) there are."""
+        return len(self._bindings)
+
+    # Connections.
+
+    def _accepted(self, protocol: MSRPProtocol, listener: URI) -> bool:
+        self._adopt(protocol, listener)
+        return True
+
+    def _adopt(self, protocol: MSRPProtocol, listener: Optional[URI]) -> _Link:
+        link = _Link(protocol, listener)
+        self._links.add(link)
+        protocol.set_receiver(lambda event: self._event(link, event))
+        protocol.lost.observe().addBoth(lambda reason: self._lost(link))
+        return link
+
+    def _lost(self, link: _Link) -> None:
+        self._links.discard(link)
+        for session_id in list(link.bindings):
+            self._unbind(session_id)
+        for key, value in list(self._next_hops.items()):
+            if value is link:
+                del self._next_hops[key]
+        pending, link.pending = link.pending, {}
+        for forwarded in pending.values():
+            self._failed(forwarded, 503, "Next hop closed")
+
+    def _event(self, link: _Link, event: ParserEvent) -> None:
+        if isinstance(event, ChunkStarted):
+            link.skipping = True
+            if event.chunk.method is not None and should_respond(event.chunk, 413):
+                link.protocol.write_response(event.chunk, 413, "Chunk too large to relay")
+            return
+        if isinstance(event, (ChunkData, ChunkEnded)):
+            if isinstance(event, ChunkEnded):
+                link.skipping = False
+            return
+        assert isinstance(event, MSRPData)
+        if event.code is not None:
+            self._answered(link, event)
+            return
+        error = request_error(event)
+        if error is not None:
+            self._refuse(link, event, error.code or 400, error.comment)
+        elif event.method == "AUTH":
+            self._auth(link, event)
+        elif event.method in ("SEND", "REPORT"):
+            self._forward(link, event)
+        else:
+            self._refuse(link, event, 501, "Method not relayed")
+
+    def _refuse(self, link: _Link, request: MSRPData, code: int,
+                comment: Optional[str] = None) -> None:
+        if should_respond(request, code):
+            link.protocol.write_response(request, code, comment)
+
+    # AUTH.
+
+    def _ours(self, uri: URI, listener: Optional[URI] = None) -> bool:
+        """Whether ``uri`` names this relay (one of its listening ports)."""
+        return any(uri.host == mine.host and uri.effective_port == mine.effective_port
+                   and uri.use_tls == mine.use_tls
+                   for mine in ([listener] if listener is not None else self._listeners))
+
+    def _auth(self, link: _Link, request: MSRPData) -> None:
+        try:
+            to_path, from_path = read_paths(request)
+        except MSRPError:
+            self._refuse(link, request, 400)
+            return
+        if len(to_path) != 1 or len(from_path) != 1 or link.listener is None or \
+                not self._ours(to_path[0], link.listener):
+            self._refuse(link, request, 403, "AUTH is for this relay, from its client")
+            return
+        uri_text = request.headers.first.get("to-path", "").strip()
+        answer = request.authorization
+        if answer is None:
+            self._challenge(link, request, stale=False)
+            return
+        verdict, user = self.authority.check(answer, "AUTH", uri_text)
+        if verdict != GRANTED:
+            self._challenge(link, request, stale=verdict == STALE)
+            return
+        settings = self.settings
+        asked = request.expires
+        if asked is not None and not settings.min_expires <= asked <= settings.max_expires:
+            response = make_response(request, 423)
+            response.headers.add("Min-Expires", str(settings.min_expires))
+            response.headers.add("Max-Expires", str(settings.max_expires))
+            link.protocol.write_chunk(response)
+            return
+        binding = self._renewed(link, user, to_path[0], asked or settings.default_expires)
+        if binding is None:
+            self._refuse(link, request, 403, "Too many bindings on this connection")
+            return
+        response = make_response(request, 200)
+        response.headers.add("Use-Path", str(binding.uri))
+        response.headers.add("Expires", str(asked or settings.default_expires))
+        link.protocol.write_chunk(response)
+
+    def _challenge(self, link: _Link, request: MSRPData, stale: bool) -> None:
+        response = make_response(request, 401)
+        response.headers.add("WWW-Authenticate", str(self.authority.challenge(stale)))
+        link.protocol.write_chunk(response)
+
+    def _renewed(self, link: _Link, user: str, relay_uri: URI,
+                 expires: int) -> Optional[_Binding]:
+        """The user's binding on ``link``, renewed for ``expires`` seconds (made when it
+        has none), or ``None`` past the limit of bindings per connection."""
+        binding = next((self._bindings[session_id] for session_id in link.bindings
+                        if self._bindings[session_id].user == user), None)
+        if binding is None:
+            if len(link.bindings) >= self.settings.max_bindings_per_connection:
+                return None
+            session_id = new_session_id()
+            uri = URI(host=relay_uri.host, port=relay_uri.effective_port,
+                      use_tls=relay_uri.use_tls, session_id=session_id)
+            binding = _Binding(session_id, uri, link, user)
+            self._bindings[session_id] = binding
+            link.bindings.add(session_id)
+        if binding.timer is not None and binding.timer.active():
+            binding.timer.cancel()
+        binding.timer = self.reactor.callLater(expires, self._unbind, binding.session_id)
+        return binding
+
+    def _unbind(self, session_id: str) -> None:
+        binding = self._bindings.pop(session_id, None)
+        if binding is None:
+            return
+        binding.link.bindings.discard(session_id)
+        if binding.timer is not None and binding.timer.active():
+            binding.timer.cancel()
+
+    # Forwarding.
+
+    def _forward(self, link: _Link, request: MSRPData) -> None:
+        try:
+            to_path, from_path = read_paths(request)
+        except MSRPError:
+            self._refuse(link, request, 400)
+            return
+        if len(to_path) < 2 or not from_path:
+            self._refuse(link, request, 400, "Nothing to forward to")
+            return
+        first = to_path[0]
+        binding = self._bindings.get(first.session_id or "") if self._ours(first) else None
+        if binding is None:
+            self._refuse(link, request, 481, "No such session here")
+            return
+        rest = to_path[1:]
+        forwarded = _copy_request(request, rest, [first] + from_path)
+        if link is not binding.link:
+            self._send_to(link, request, forwarded, first, binding.link)  # to the client
+            return
+        following = rest[0]
+        local = self._bindings.get(following.session_id or "") \
+            if self._ours(following) and len(rest) > 1 else None
+        if local is not None:
+            # The next hop is another binding here: as if it had come to us from outside.
+            again = _copy_request(request, rest[1:], [following, first] + from_path)
+            self._send_to(link, request, again, following, local.link)
+            return
+        self._send_to_address(link, request, forwarded, first, following)
+
+    def _send_to_address(self, origin: _Link, request: MSRPData, forwarded: MSRPData,
+                         our_uri: URI, target: URI) -> None:
+        key = (target.host or "", target.effective_port, target.use_tls)
+        hop = self._next_hops.get(key)
+        if isinstance(hop, _Link):
+            self._send_to(origin, request, forwarded, our_uri, hop)
+            return
+        if hop is None:
+            hop = self._next_hops[key] = self._connect(key, target)
+        assert isinstance(hop, Observer)
+        # Read no more from the origin until the next hop is there (or is not).
+        pause = ("connecting", key)
+        origin.protocol.pause_reading(pause)
+
+        def connected(link: _Link) -> None:
+            origin.protocol.resume_reading(pause)
+            self._send_to(origin, request, forwarded, our_uri, link)
+
+        def failed(reason: Failure) -> None:
+            origin.protocol.resume_reading(pause)
+            self.log.info("next hop {hop} unreachable: {error}", hop=str(target),
+                          error=reason.value)
+            self._refuse(origin, request, 503, "Next hop unreachable")
+
+        hop.observe().addCallbacks(connected, failed)
+
+    def _connect(self, key: Tuple[str, int, bool], target: URI) -> Observer:
+        """The link to ``target`` being made: an Observer that the chunks waiting for it
+        observe."""
+        made = Observer()
+        options = relay_tls_options(target.host or "", self.settings.trust_root, None,
+                                    self.settings.verify_tls) if target.use_tls else None
+        connected, _ = connect_to(target, options, self.reactor, self.settings.connection)
+
+        def done(protocol: MSRPProtocol) -> None:
+            link = self._adopt(protocol, None)
+            self._next_hops[key] = link
+            made.fire(link)
+
+        def failed(reason: Failure) -> None:
+            self._next_hops.pop(key, None)
+            made.fire(reason)
+
+        connected.addCallbacks(done, failed)
+        return made
+
+    def _send_to(self, origin: _Link, request: MSRPData, forwarded: MSRPData, our_uri: URI,
+                 target: _Link) -> None:
+        """Write ``forwarded`` to ``target``; answer ``request`` as its Failure-Report
+        asks once it is written, and wait for the next hop's answer."""
+        if target.protocol.lost.fired:
+            self._refuse(origin, request, 503, "Next hop gone")
+            return
+        target.protocol.write_chunk(forwarded)
+        failure_report = request.headers.first.get("failure-report")
+        if request.method == "SEND" and failure_report != "no":
+            entry = _Forwarded(origin, request, our_uri)
+            entry.timer = self.reactor.callLater(self.settings.response_timeout,
+                                                 self._timed_out, target,
+                                                 forwarded.transaction_id)
+            target.pending[forwarded.transaction_id] = entry
+        if request.method == "SEND" and answers_success(failure_report):
+            origin.protocol.write_response(request, 200)
+        if target.protocol.writing_paused:
+            # The next hop cannot take more for now: read no more of what feeds it.
+            reason = ("next hop behind", id(target))
+            origin.protocol.pause_reading(reason)
+            target.protocol.call_when_drained(lambda: origin.protocol.resume_reading(reason))
+
+    def _answered(self, link: _Link, response: MSRPData) -> None:
+        entry = link.pending.pop(response.transaction_id, None)
+        if entry is None:
+            return  # an answer to something not ours, or too late
+        if entry.timer is not None and entry.timer.active():
+            entry.timer.cancel()
+        if response.code != 200:
+            self._failed(entry, response.code or 400, response.comment)
+
+    def _timed_out(self, link: _Link, transaction_id: str) -> None:
+        entry = link.pending.pop(transaction_id, None)
+        if entry is not None and \
+                entry.request.headers.first.get("failure-report") not in ("partial",):
+            self._failed(entry, 408, "No answer from the next hop")
+
+    def _failed(self, entry: _Forwarded, code: int, comment: Optional[str]) -> None:
+        """A forwarded SEND failed further on: a failure REPORT to its sender, as its
+        Failure-Report asks, back the way it came."""
+        if entry.timer is not None and entry.timer.active():
+            entry.timer.cancel()
+        request = entry.request
+        if not sends_failure_reports(request.headers.first.get("failure-report")) or \
+                entry.origin.protocol.lost.fired:
+            return
+        report = make_report(request, code, comment)
+        report.headers["From-Path"] = str(entry.our_uri)
+        entry.origin.protocol.write_chunk(report)
+
+
+def _copy_request(request: MSRPData, to_path: List[URI], from_path: List[URI]) -> MSRPData:
+    """``request`` with new paths and a transaction id of its own for the next hop."""
+    headers = Headers([("To-Path", format_path(to_path)),
+                       ("From-Path", format_path(from_path))])
+    for name, lower, value in request.headers._items:
+        if lower != "to-path" and lower != "from-path":
+            headers.add(name, value)
+    return MSRPData(new_transaction_id(), method=request.method, headers=headers,
+                    data=request.data, contflag=request.contflag)
+

@@ -1,0 +1,257 @@
+"""The relay server (msrplib.relayserver): Digest and users file on a clock, then this
+library's endpoints through real relays on 127.0.0.1: one relay, two of ours in a row,
+ours then Kamailio's, a dead next hop, an unknown session, a receiver that stalls."""
+
+import hashlib
+import os
+
+from twisted.internet import reactor, task
+from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from msrplib.connect import (AcceptorRelay, ConnectorRelay, MSRPAuthError, MSRPBindError,
+                             MSRPRelaySettings)
+from msrplib.digest import answer_challenge
+from msrplib.protocol import URI
+from msrplib.relayserver import (DigestAuthority, MSRPRelay, UsersFileError, make_ha1,
+                                 parse_users)
+from msrplib.relayserver.digestauth import GRANTED, REFUSED, STALE
+from msrplib.session import MSRPSession, SessionSettings
+from msrplib.testing import CollectingReceiver
+from tests.relay import USERS, KamailioRelay
+
+REALM = "msrp-test"
+HA1 = {user: make_ha1(user, REALM, password) for user, password in USERS.items()}
+SESSION_SETTINGS = SessionSettings(keepalive_interval=0)
+
+
+def sleep(seconds):
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+class UsersFileTests(unittest.TestCase):
+    def test_lines(self):
+        users = parse_users(["# who may AUTH", "", "alice:%s" % HA1["alice"].upper(),
+                             "  bob:%s  " % HA1["bob"]])
+        self.assertEqual(users, HA1)
+
+    def test_bad_lines(self):
+        for lines in (["alice:secret"], ["alice %s" % HA1["alice"]],
+                      ["alice:%s" % HA1["alice"], "alice:%s" % HA1["bob"]]):
+            self.assertRaises(UsersFileError, parse_users, lines)
+
+
+class DigestAuthorityTests(unittest.TestCase):
+    uri = "msrp://127.0.0.1:2855;tcp"
+
+    def setUp(self):
+        self.clock = Clock()
+        self.authority = DigestAuthority(REALM, HA1, self.clock, nonce_lifetime=300)
+
+    def answer(self, password="alice-secret", nonce_count=1, challenge=None):
+        challenge = challenge or self.authority.challenge()
+        return answer_challenge(challenge, "alice", password, self.uri, nonce_count)
+
+    def test_granted(self):
+        self.assertEqual(self.authority.check(self.answer(), "AUTH", self.uri),
+                         (GRANTED, "alice"))
+
+    def test_wrong_password_uri_or_method(self):
+        self.assertEqual(self.authority.check(self.answer("wrong"), "AUTH", self.uri)[0],
+                         REFUSED)
+        self.assertEqual(self.authority.check(self.answer(), "AUTH",
+                                              "msrp://elsewhere;tcp")[0], REFUSED)
+        self.assertEqual(self.authority.check(self.answer(), "SEND", self.uri)[0], REFUSED)
+
+    def test_a_replayed_answer_is_refused(self):
+        challenge = self.authority.challenge()
+        answer = self.answer(challenge=challenge)
+        self.assertEqual(self.authority.check(answer, "AUTH", self.uri)[0], GRANTED)
+        self.assertEqual(self.authority.check(answer, "AUTH", self.uri)[0], REFUSED)
+        later = self.answer(nonce_count=2, challenge=challenge)
+        self.assertEqual(self.authority.check(later, "AUTH", self.uri)[0], GRANTED)
+
+    def test_an_old_nonce_is_stale(self):
+        challenge = self.authority.challenge()
+        self.clock.advance(301)
+        self.assertEqual(self.authority.check(self.answer(challenge=challenge), "AUTH",
+                                              self.uri)[0], STALE)
+        self.assertEqual(self.authority.challenge(stale=True).params["stale"], "true")
+
+    def test_nonces_remembered_are_bounded(self):
+        authority = DigestAuthority(REALM, HA1, self.clock, max_nonces=10)
+        first = authority.challenge()
+        for _ in range(10):
+            authority.challenge()
+        answer = answer_challenge(first, "alice", "alice-secret", self.uri)
+        self.assertEqual(authority.check(answer, "AUTH", self.uri)[0], STALE)
+
+
+class RelayHarness:
+    def start_relay(self, **options):
+        relay = MSRPRelay(REALM, HA1, **options)
+        uri = relay.listen(0)
+        self.addCleanup(relay.stop)
+        return relay, uri
+
+    def settings(self, user, uri, **options):
+        options.setdefault("max_chunk_size", 64 * 1024)
+        options.setdefault("max_unreported_bytes", None)
+        return MSRPRelaySettings(REALM, user, USERS[user], host=uri.host, port=uri.port,
+                                 **options)
+
+    def endpoint(self, kind, settings):
+        endpoint = kind(settings)
+        self.addCleanup(endpoint.cleanup)
+        return endpoint
+
+    @inlineCallbacks
+    def pair(self, alice_settings, bob_settings, bob_receiver=None, alice_receiver=None):
+        alice = self.endpoint(ConnectorRelay, alice_settings)
+        bob = self.endpoint(AcceptorRelay, bob_settings)
+        alice_path = yield alice.prepare()
+        bob_path = yield bob.prepare()
+        links = yield gatherResults([alice.complete(bob_path), bob.complete(alice_path)],
+                                    consumeErrors=True)
+        sessions = (MSRPSession(links[0], settings=SESSION_SETTINGS,
+                                receiver=alice_receiver),
+                    MSRPSession(links[1], settings=SESSION_SETTINGS, receiver=bob_receiver))
+        for session in sessions:
+            self.addCleanup(session.abort)
+        return sessions
+
+
+class OneRelayTests(RelayHarness, unittest.TestCase):
+    @inlineCallbacks
+    def test_messages_both_ways_and_a_file(self):
+        relay, uri = self.start_relay()
+        heard = CollectingReceiver(), CollectingReceiver()
+        alice, bob = yield self.pair(self.settings("alice", uri), self.settings("bob", uri),
+                                     bob_receiver=heard[1], alice_receiver=heard[0])
+        self.assertEqual(relay.bindings, 2)
+        yield alice.send_message(b"hi bob", "text/plain")
+        yield bob.send_message(b"hi alice", "text/plain")
+        payload = os.urandom(2 * 1024 * 1024 + 5)
+        yield alice.send_message(payload, "application/octet-stream")
+        self.assertEqual([m.data for m in heard[0].received], [b"hi alice"])
+        self.assertEqual(heard[1].received[0].data, b"hi bob")
+        self.assertEqual(hashlib.sha256(heard[1].received[1].data).digest(),
+                         hashlib.sha256(payload).digest())
+
+    @inlineCallbacks
+    def test_a_wrong_password(self):
+        relay, uri = self.start_relay()
+        settings = self.settings("alice", uri)
+        settings.password = "wrong"
+        error = yield self.assertFailure(self.endpoint(ConnectorRelay, settings).prepare(),
+                                         MSRPAuthError)
+        self.assertEqual(error.code, 401)
+
+    @inlineCallbacks
+    def test_expires_out_of_bounds_is_423_and_then_granted(self):
+        relay, uri = self.start_relay()
+        alice = self.endpoint(ConnectorRelay, self.settings("alice", uri, expires=5))
+        path = yield alice.prepare()  # 423 with Min-Expires: asked again with 60
+        self.assertEqual(path[0].host, "127.0.0.1")
+        self.assertEqual(relay.bindings, 1)
+
+    @inlineCallbacks
+    def test_a_refresh_keeps_the_path(self):
+        relay, uri = self.start_relay()
+        changes = []
+        alice = ConnectorRelay(self.settings("alice", uri), on_path_changed=changes.append)
+        self.addCleanup(alice.cleanup)
+        path = yield alice.prepare()
+        yield alice.connection._authenticate(alice.connection._router)
+        self.assertEqual((alice.auth_count, alice.full_local_path, relay.bindings),
+                         (2, path, 1))
+
+    @inlineCallbacks
+    def test_an_unknown_session_is_481_and_a_dead_next_hop_503(self):
+        relay, uri = self.start_relay()
+        alice = self.endpoint(ConnectorRelay, self.settings("alice", uri))
+        yield alice.prepare()
+        stranger = URI(host="127.0.0.1", port=uri.port, session_id="nobody")
+        bob = URI(host="127.0.0.1", port=9, session_id="bob")
+        dead = URI(host="127.0.0.1", port=9, session_id="relay-there")
+        error = yield self.assertFailure(alice.complete([dead, bob]), MSRPBindError)
+        self.assertEqual(error.code, 503)
+        other = self.endpoint(ConnectorRelay, self.settings("bob", uri))
+        yield other.prepare()
+        other.connection.use_path = [stranger]  # a Use-Path the relay never gave
+        error = yield self.assertFailure(other.complete([bob]), MSRPBindError)
+        self.assertEqual(error.code, 481)
+
+
+class TwoRelaysTests(RelayHarness, unittest.TestCase):
+    @inlineCallbacks
+    def test_alice_to_her_relay_to_bobs_relay_to_bob(self):
+        first, first_uri = self.start_relay()
+        second, second_uri = self.start_relay()
+        heard = CollectingReceiver(), CollectingReceiver()
+        alice, bob = yield self.pair(self.settings("alice", first_uri),
+                                     self.settings("bob", second_uri),
+                                     bob_receiver=heard[1], alice_receiver=heard[0])
+        payload = os.urandom(1024 * 1024)
+        yield alice.send_message(payload, "application/octet-stream", success_report="yes")
+        yield bob.send_message(b"got it", "text/plain", success_report="yes")
+        self.assertEqual(heard[1].received[0].data, payload)
+        self.assertEqual(heard[0].received[0].data, b"got it")
+        [from_path] = {m.first_chunk.headers["From-Path"] for m in heard[1].received}
+        self.assertEqual(len(from_path.split()), 3)  # bob's relay, alice's relay, alice
+
+
+class SlowReceiverTests(RelayHarness, unittest.TestCase):
+    @inlineCallbacks
+    def test_a_stalled_receiver_paces_the_sender_and_the_relay_stays_small(self):
+        """Bob reads nothing for 2 s while Alice sends 8 MiB with no pacing of her own:
+        the relay stops reading her instead of buffering, and every byte arrives."""
+        relay, uri = self.start_relay()
+        heard = CollectingReceiver()
+        alice, bob = yield self.pair(self.settings("alice", uri), self.settings("bob", uri),
+                                     bob_receiver=heard)
+        bob_socket = bob.transport.protocol.protocol.transport
+        bob_socket.pauseProducing()
+        reactor.callLater(2.0, bob_socket.resumeProducing)
+        peak = [0]
+
+        def measure():
+            for link in relay._links:
+                transport = link.protocol.transport
+                held = sum(len(part) for part in getattr(transport, "_tempDataBuffer", [])) \
+                    + len(getattr(transport, "dataBuffer", b""))
+                peak[0] = max(peak[0], held)
+
+        sampling = task.LoopingCall(measure)
+        sampling.start(0.01)
+        self.addCleanup(lambda: sampling.running and sampling.stop())
+        payload = os.urandom(8 * 1024 * 1024)
+        yield alice.send_message(payload, "application/octet-stream", success_report="yes")
+        sampling.stop()
+        self.assertEqual(hashlib.sha256(heard.received[0].data).digest(),
+                         hashlib.sha256(payload).digest())
+        self.assertLess(peak[0], 1024 * 1024)
+
+
+class ThroughKamailioTests(RelayHarness, unittest.TestCase):
+    @inlineCallbacks
+    def test_alice_to_our_relay_to_kamailio_to_bob(self):
+        kamailio = KamailioRelay()
+        kamailio.start()
+        self.addCleanup(kamailio.stop)
+        relay, uri = self.start_relay()
+        heard = CollectingReceiver(), CollectingReceiver()
+        kamailio_uri = URI(host="127.0.0.1", port=kamailio.port)
+        alice, bob = yield self.pair(
+            self.settings("alice", uri, max_chunk_size=8 * 1024,
+                          max_unreported_bytes=32 * 1024),
+            self.settings("bob", kamailio_uri, max_chunk_size=8 * 1024,
+                          max_unreported_bytes=32 * 1024),
+            bob_receiver=heard[1], alice_receiver=heard[0])
+        payload = os.urandom(512 * 1024)
+        yield alice.send_message(payload, "application/octet-stream", success_report="yes")
+        yield bob.send_message(b"through both", "text/plain", success_report="yes")
+        self.assertEqual(heard[1].received[0].data, payload)
+        self.assertEqual(heard[0].received[0].data, b"through both")
+        self.assertTrue(kamailio.alive)
