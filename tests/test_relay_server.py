@@ -14,11 +14,12 @@ from msrplib.connect import (AcceptorRelay, ConnectorRelay, MSRPAuthError, MSRPB
                              MSRPRelaySettings)
 from msrplib.digest import answer_challenge
 from msrplib.protocol import URI
-from msrplib.relayserver import (DigestAuthority, MSRPRelay, UsersFileError, make_ha1,
-                                 parse_users)
+from msrplib.relayserver import (DigestAuthority, MSRPRelay, RelaySettings, UsersFileError,
+                                 make_ha1, parse_users)
 from msrplib.relayserver.digestauth import GRANTED, REFUSED, STALE
 from msrplib.session import MSRPSession, SessionSettings
 from msrplib.testing import CollectingReceiver
+from tests.certificates import TestAuthority
 from tests.relay import USERS, KamailioRelay
 
 REALM = "msrp-test"
@@ -202,6 +203,65 @@ class TwoRelaysTests(RelayHarness, unittest.TestCase):
         self.assertEqual(len(from_path.split()), 3)  # bob's relay, alice's relay, alice
 
 
+class TLSRelayTests(RelayHarness, unittest.TestCase):
+    """msrps to two relays whose certificates a test CA signed: the clients and the
+    first relay (to the second) check the chain and the name."""
+
+    @inlineCallbacks
+    def test_alice_to_two_tls_relays_to_bob(self):
+        authority = TestAuthority()
+        relays = []
+        for _ in range(2):
+            relay = MSRPRelay(REALM, HA1, settings=RelaySettings(
+                trust_root=authority.trust_root))
+            uri = relay.listen(0, use_tls=True, identity=authority.issue("127.0.0.1"))
+            self.addCleanup(relay.stop)
+            relays.append(uri)
+        heard = CollectingReceiver()
+        alice, bob = yield self.pair(
+            self.settings("alice", relays[0], use_tls=True, trust_root=authority.trust_root),
+            self.settings("bob", relays[1], use_tls=True, trust_root=authority.trust_root),
+            bob_receiver=heard)
+        yield alice.send_message(b"secret", "text/plain", success_report="yes")
+        self.assertEqual(heard.received[0].data, b"secret")
+
+    @inlineCallbacks
+    def test_a_next_hop_with_a_certificate_of_another_name_is_refused(self):
+        authority = TestAuthority()
+        first = MSRPRelay(REALM, HA1, settings=RelaySettings(trust_root=authority.trust_root))
+        first_uri = first.listen(0)
+        self.addCleanup(first.stop)
+        second = MSRPRelay(REALM, HA1)
+        second_uri = second.listen(0, use_tls=True,
+                                   identity=authority.issue("relay.example.com"))
+        self.addCleanup(second.stop)
+        alice = self.endpoint(ConnectorRelay, self.settings("alice", first_uri))
+        yield alice.prepare()
+        bob = URI(host="127.0.0.1", port=9, session_id="bob")
+        there = URI(host="127.0.0.1", port=second_uri.port, use_tls=True, session_id="x")
+        error = yield self.assertFailure(alice.complete([there, bob]), MSRPBindError)
+        self.assertEqual(error.code, 503)
+
+
+class StaleNonceTests(RelayHarness, unittest.TestCase):
+    @inlineCallbacks
+    def test_a_stale_nonce_is_answered_again_without_a_failure(self):
+        relay, uri = self.start_relay()
+        check = relay.authority.check
+        verdicts = []
+
+        def first_stale(*args):
+            verdict = check(*args)
+            verdicts.append(verdict[0])
+            return (STALE, verdict[1]) if len(verdicts) == 1 else verdict
+
+        relay.authority.check = first_stale
+        alice = self.endpoint(ConnectorRelay, self.settings("alice", uri))
+        yield alice.prepare()
+        self.assertEqual(verdicts, [GRANTED, GRANTED])  # the second with a new nonce
+        self.assertEqual(relay.bindings, 1)
+
+
 class SlowReceiverTests(RelayHarness, unittest.TestCase):
     @inlineCallbacks
     def test_a_stalled_receiver_paces_the_sender_and_the_relay_stays_small(self):
@@ -254,4 +314,28 @@ class ThroughKamailioTests(RelayHarness, unittest.TestCase):
         yield bob.send_message(b"through both", "text/plain", success_report="yes")
         self.assertEqual(heard[1].received[0].data, payload)
         self.assertEqual(heard[0].received[0].data, b"through both")
+        self.assertTrue(kamailio.alive)
+
+    @inlineCallbacks
+    def test_our_relay_cuts_large_chunks_for_kamailio(self):
+        """Alice sends 64 KiB chunks; Kamailio relays no frame over about 11 KB, so our
+        relay, told its next hop's limit, cuts them to 8 KiB: the file arrives whole."""
+        kamailio = KamailioRelay()
+        kamailio.start()
+        self.addCleanup(kamailio.stop)
+        relay, uri = self.start_relay(settings=RelaySettings(
+            next_hop_chunk_sizes={("127.0.0.1", kamailio.port): 8 * 1024}))
+        heard = CollectingReceiver()
+        kamailio_uri = URI(host="127.0.0.1", port=kamailio.port)
+        alice, bob = yield self.pair(
+            self.settings("alice", uri, max_chunk_size=64 * 1024,
+                          max_unreported_bytes=32 * 1024),
+            self.settings("bob", kamailio_uri, max_chunk_size=8 * 1024,
+                          max_unreported_bytes=32 * 1024),
+            bob_receiver=heard)
+        payload = os.urandom(1024 * 1024)
+        yield alice.send_message(payload, "application/octet-stream", success_report="yes")
+        self.assertEqual(hashlib.sha256(heard.received[0].data).digest(),
+                         hashlib.sha256(payload).digest())
+        self.assertEqual(alice.transport.max_chunk_size, 64 * 1024)
         self.assertTrue(kamailio.alive)

@@ -17,8 +17,11 @@ the From-Path. It answers each chunk itself once the chunk is written to the nex
 cannot take more stops the reading of the connection the chunk came from until it can:
 what the relay holds stays bounded whatever the peers do.
 
-Chunks are forwarded whole: one whose body the parser would stream (over
-``ParserLimits.max_buffered_body``, 256 KiB) is refused with 413.
+A chunk whose body is larger than its next hop takes (``RelaySettings.max_chunk_size``,
+64 KiB, or what ``next_hop_chunk_sizes`` says for that address: 8 KiB for Kamailio's
+relay, say) is cut into chunks that are not, each with its part of the Byte-Range. A chunk
+whose body the parser would stream (over ``ParserLimits.max_buffered_body``, 256 KiB) is
+refused with 413.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class RelaySettings:
 
     ``min_expires``, ``max_expires``: the grants allowed (an AUTH asking for another
     gets 423); ``default_expires``: the grant of an AUTH that asks for none.
+    ``max_chunk_size``: the largest chunk body forwarded (larger ones are cut), and
+    ``next_hop_chunk_sizes``: smaller limits by next hop ``(host, port)``.
     ``response_timeout``: seconds a next hop has to answer a forwarded SEND before its
     sender gets a 408 failure REPORT. ``max_bindings_per_connection``: AUTHs with new
     bindings one connection may make (403 past it). ``connection``: connecting and
@@ -67,6 +72,8 @@ class RelaySettings:
     min_expires: int = 60
     max_expires: int = 3600
     default_expires: int = 600
+    max_chunk_size: int = 64 * 1024
+    next_hop_chunk_sizes: Dict[Tuple[str, int], int] = field(default_factory=dict)
     response_timeout: float = 30.0
     max_bindings_per_connection: int = 16
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
@@ -77,8 +84,11 @@ class RelaySettings:
 class _Link:
     """One connection of the relay's, accepted or opened to a next hop."""
 
-    def __init__(self, protocol: MSRPProtocol, listener: Optional[URI]) -> None:
+    def __init__(self, protocol: MSRPProtocol, listener: Optional[URI],
+                 max_chunk_size: int) -> None:
         self.protocol = protocol
+        #: The largest chunk body written to it.
+        self.max_chunk_size = max_chunk_size
         #: The URI of the listening port it came to (None for one we opened).
         self.listener = listener
         self.bindings: Set[str] = set()
@@ -168,11 +178,12 @@ class MSRPRelay:
     # Connections.
 
     def _accepted(self, protocol: MSRPProtocol, listener: URI) -> bool:
-        self._adopt(protocol, listener)
+        self._adopt(protocol, listener, self.settings.max_chunk_size)
         return True
 
-    def _adopt(self, protocol: MSRPProtocol, listener: Optional[URI]) -> _Link:
-        link = _Link(protocol, listener)
+    def _adopt(self, protocol: MSRPProtocol, listener: Optional[URI],
+               max_chunk_size: int) -> _Link:
+        link = _Link(protocol, listener, max_chunk_size)
         self._links.add(link)
         protocol.set_receiver(lambda event: self._event(link, event))
         protocol.lost.observe().addBoth(lambda reason: self._lost(link))
@@ -361,7 +372,9 @@ class MSRPRelay:
         connected, _ = connect_to(target, options, self.reactor, self.settings.connection)
 
         def done(protocol: MSRPProtocol) -> None:
-            link = self._adopt(protocol, None)
+            limit = self.settings.next_hop_chunk_sizes.get(
+                (key[0], key[1]), self.settings.max_chunk_size)
+            link = self._adopt(protocol, None, limit)
             self._next_hops[key] = link
             made.fire(link)
 
@@ -379,14 +392,15 @@ class MSRPRelay:
         if target.protocol.lost.fired:
             self._refuse(origin, request, 503, "Next hop gone")
             return
-        target.protocol.write_chunk(forwarded)
         failure_report = request.headers.first.get("failure-report")
-        if request.method == "SEND" and failure_report != "no":
-            entry = _Forwarded(origin, request, our_uri)
-            entry.timer = self.reactor.callLater(self.settings.response_timeout,
-                                                 self._timed_out, target,
-                                                 forwarded.transaction_id)
-            target.pending[forwarded.transaction_id] = entry
+        for piece in _pieces(forwarded, target.max_chunk_size):
+            target.protocol.write_chunk(piece)
+            if request.method == "SEND" and failure_report != "no":
+                entry = _Forwarded(origin, request, our_uri)
+                entry.timer = self.reactor.callLater(self.settings.response_timeout,
+                                                     self._timed_out, target,
+                                                     piece.transaction_id)
+                target.pending[piece.transaction_id] = entry
         if request.method == "SEND" and answers_success(failure_report):
             origin.protocol.write_response(request, 200)
         if target.protocol.writing_paused:
@@ -422,6 +436,31 @@ class MSRPRelay:
         report = make_report(request, code, comment)
         report.headers["From-Path"] = str(entry.our_uri)
         entry.origin.protocol.write_chunk(report)
+
+
+def _pieces(chunk: MSRPData, limit: int) -> List[MSRPData]:
+    """``chunk``, or chunks of at most ``limit`` body bytes that carry it in order: each
+    with its part of the Byte-Range, ``+`` but the last, which keeps ``chunk``'s flag."""
+    data = chunk.data
+    if len(data) <= limit or chunk.method != "SEND":
+        return [chunk]
+    try:
+        byte_range = chunk.byte_range
+    except MSRPError:
+        byte_range = None
+    start = byte_range.start if byte_range is not None else 1
+    total = byte_range.total if byte_range is not None else None
+    pieces = []
+    for offset in range(0, len(data), limit):
+        part = data[offset:offset + limit]
+        headers = chunk.headers.copy()
+        first = start + offset
+        headers["Byte-Range"] = "%d-%d/%s" % (first, first + len(part) - 1,
+                                              "*" if total is None else total)
+        pieces.append(MSRPData(new_transaction_id(), method="SEND", headers=headers,
+                               data=part, contflag=chunk.contflag
+                               if offset + limit >= len(data) else "+"))
+    return pieces
 
 
 def _copy_request(request: MSRPData, to_path: List[URI], from_path: List[URI]) -> MSRPData:
