@@ -23,6 +23,7 @@ setup(
         "zope.interface>=5.0",
         "cryptography>=38.0",
         "defusedxml>=0.7",
+        "prometheus-client>=0.17",
     ],
     extras_require={
         "test": ["hypothesis>=6.0"],

@@ -47,6 +47,7 @@ from msrplib._speedups import tls_factory
 from msrplib._uri import URI
 from msrplib.errors import MSRPError
 from msrplib.relayserver.digestauth import GRANTED, STALE, DigestAuthority
+from msrplib.relayserver.metrics import RelayMetrics
 from msrplib.tls import TLSIdentity, relay_tls_options
 from msrplib.transport import MSRPProtocol
 
@@ -131,8 +132,12 @@ class MSRPRelay:
         self.host = host
         self.settings = settings or RelaySettings()
         self.authority = DigestAuthority(realm, users, reactor)
+        #: The relay's counters (``metrics.registry`` for an exporter).
+        self.metrics = RelayMetrics()
         self._ports: List[Any] = []
         self._listeners: List[URI] = []
+        #: The listener Use-Paths name (see :meth:`listen`), if not the AUTH's.
+        self.home: Optional[URI] = None
         self._links: Set[_Link] = set()
         self._bindings: Dict[str, _Binding] = {}
         # Next hops by (host, port, TLS): the link, or the Deferred while connecting.
@@ -141,25 +146,44 @@ class MSRPRelay:
     # Listening and stopping.
 
     def listen(self, port: int = 0, use_tls: bool = False,
-               identity: Optional[TLSIdentity] = None, interface: str = "127.0.0.1") -> URI:
+               identity: Optional[TLSIdentity] = None, interface: str = "127.0.0.1",
+               reuse_port: bool = False, home: bool = False) -> URI:
         """Listen on ``port`` (0: any) for ``msrp`` or, with ``use_tls``, ``msrps`` with
-        ``identity`` (a certificate and key); return the relay's URI there."""
+        ``identity`` (a certificate and key); return the relay's URI there.
+
+        ``reuse_port`` shares the port with other processes (``SO_REUSEPORT``: the
+        workers of one relay take turns at its clients). The Use-Paths this relay grants
+        name the port the AUTH came to, or the one listened on with ``home``: a worker's
+        own port, where the peers of its clients reach it and no other worker."""
         uri = URI(host=self.host, use_tls=use_tls)
         limits = self.settings.connection.parser_limits
-        factory = MSRPServerFactory(lambda protocol, address: self._accepted(protocol, uri),
-                                    limits, None, self.reactor)
+        factory: Any = MSRPServerFactory(
+            lambda protocol, address: self._accepted(protocol, uri), limits, None,
+            self.reactor)
         if use_tls:
             if identity is None:
                 raise ValueError("an msrps listener needs an identity")
-            listening = self.reactor.listenTCP(
-                port, tls_factory(identity.options(), False, factory, self.reactor),
-                interface=interface)
+            factory = tls_factory(identity.options(), False, factory, self.reactor)
+        if reuse_port:
+            listening = _listen_reusing_port(self.reactor, port, interface, factory)
         else:
             listening = self.reactor.listenTCP(port, factory, interface=interface)
         uri.port = listening.getHost().port
+        if home:
+            self.home = uri
         self._ports.append(listening)
         self._listeners.append(uri)
         return uri
+
+    def stop_accepting(self) -> Deferred[Any]:
+        """Stop listening (connections open go on); fires once the ports are closed."""
+        ports, self._ports = self._ports, []
+        return DeferredList([succeed(port.stopListening()) for port in ports])
+
+    @property
+    def in_flight(self) -> int:
+        """Chunks forwarded whose next hop has not answered yet."""
+        return sum(len(link.pending) for link in self._links)
 
     def stop(self) -> Deferred[Any]:
         """Stop listening and close every connection (after what was written)."""
@@ -185,12 +209,14 @@ class MSRPRelay:
                max_chunk_size: int) -> _Link:
         link = _Link(protocol, listener, max_chunk_size)
         self._links.add(link)
+        self.metrics.connections.inc()
         protocol.set_receiver(lambda event: self._event(link, event))
         protocol.lost.observe().addBoth(lambda reason: self._lost(link))
         return link
 
     def _lost(self, link: _Link) -> None:
         self._links.discard(link)
+        self.metrics.connections.dec()
         for session_id in list(link.bindings):
             self._unbind(session_id)
         for key, value in list(self._next_hops.items()):
@@ -226,6 +252,7 @@ class MSRPRelay:
 
     def _refuse(self, link: _Link, request: MSRPData, code: int,
                 comment: Optional[str] = None) -> None:
+        self.metrics.refusals.labels(str(code)).inc()
         if should_respond(request, code):
             link.protocol.write_response(request, code, comment)
 
@@ -253,6 +280,7 @@ class MSRPRelay:
             self._challenge(link, request, stale=False)
             return
         verdict, user = self.authority.check(answer, "AUTH", uri_text)
+        self.metrics.auths.labels(verdict).inc()
         if verdict != GRANTED:
             self._challenge(link, request, stale=verdict == STALE)
             return
@@ -288,10 +316,12 @@ class MSRPRelay:
             if len(link.bindings) >= self.settings.max_bindings_per_connection:
                 return None
             session_id = new_session_id()
-            uri = URI(host=relay_uri.host, port=relay_uri.effective_port,
-                      use_tls=relay_uri.use_tls, session_id=session_id)
+            named = self.home or relay_uri
+            uri = URI(host=named.host, port=named.effective_port, use_tls=named.use_tls,
+                      session_id=session_id)
             binding = _Binding(session_id, uri, link, user)
             self._bindings[session_id] = binding
+            self.metrics.bindings.inc()
             link.bindings.add(session_id)
         if binding.timer is not None and binding.timer.active():
             binding.timer.cancel()
@@ -302,6 +332,7 @@ class MSRPRelay:
         binding = self._bindings.pop(session_id, None)
         if binding is None:
             return
+        self.metrics.bindings.dec()
         binding.link.bindings.discard(session_id)
         if binding.timer is not None and binding.timer.active():
             binding.timer.cancel()
@@ -393,6 +424,8 @@ class MSRPRelay:
             self._refuse(origin, request, 503, "Next hop gone")
             return
         failure_report = request.headers.first.get("failure-report")
+        self.metrics.chunks.labels(request.method or "").inc()
+        self.metrics.bytes.inc(len(request.data))
         for piece in _pieces(forwarded, target.max_chunk_size):
             target.protocol.write_chunk(piece)
             if request.method == "SEND" and failure_report != "no":
@@ -433,9 +466,26 @@ class MSRPRelay:
         if not sends_failure_reports(request.headers.first.get("failure-report")) or \
                 entry.origin.protocol.lost.fired:
             return
+        self.metrics.failure_reports.labels(str(code)).inc()
         report = make_report(request, code, comment)
         report.headers["From-Path"] = str(entry.our_uri)
         entry.origin.protocol.write_chunk(report)
+
+
+def _listen_reusing_port(reactor: Any, port: int, interface: str, factory: Any) -> Any:
+    """Listen on ``port`` with ``SO_REUSEPORT``, which Twisted's ``listenTCP`` does not
+    set: the socket is made here and handed to the reactor."""
+    import socket
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listening.bind((interface, port))
+        listening.listen(511)
+        listening.setblocking(False)
+        return reactor.adoptStreamPort(listening.fileno(), socket.AF_INET, factory)
+    finally:
+        listening.close()  # the reactor holds a duplicate of it
 
 
 def _pieces(chunk: MSRPData, limit: int) -> List[MSRPData]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Dict, Iterable
+from typing import Dict, Iterable, List, Optional
 
-__all__ = ["make_ha1", "parse_users", "load_users", "UsersFileError"]
+__all__ = ["make_ha1", "parse_users", "load_users", "UsersFileError", "main"]
 
 _LINE = re.compile(r"([^:\s]{1,128}):([0-9a-fA-F]{32})")
 
@@ -45,3 +45,21 @@ def load_users(path: str) -> Dict[str, str]:
     """:func:`parse_users` of the file at ``path``."""
     with open(path, encoding="utf-8") as source:
         return parse_users(source)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m msrplib.relayserver REALM USER``: print the users file line for
+    USER, the password read from the terminal (or, when not a terminal, standard input)."""
+    import getpass
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m msrplib.relayserver REALM USER", file=sys.stderr)
+        return 2
+    realm, user = args
+    if not _LINE.fullmatch("%s:%s" % (user, "0" * 32)):
+        print("not a user name: %r" % user, file=sys.stderr)
+        return 2
+    password = getpass.getpass() if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    print("%s:%s" % (user, make_ha1(user, realm, password)))
+    return 0

@@ -1,0 +1,136 @@
+"""``twistd -n msrp-relay`` as a process: endpoints of this
+library through it, its Prometheus counters, its JSON log, a graceful stop, and workers
+sharing one port."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.threads import deferToThread
+from twisted.logger import eventsFromJSONLogFile
+from twisted.trial import unittest
+
+from msrplib.connect import AcceptorRelay, ConnectorRelay
+from msrplib.protocol import URI
+from msrplib.session import MSRPSession
+from msrplib.testing import CollectingReceiver
+from tests.relay import free_port
+from tests.test_relay_server import HA1, REALM, SESSION_SETTINGS, RelayHarness
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RelayProcess:
+    def __init__(self, directory, *options):
+        self.directory = Path(directory).resolve()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        users = self.directory / "users"
+        users.write_text("".join("%s:%s\n" % item for item in HA1.items()))
+        self.port, self.metrics_port = free_port(), free_port()
+        self.json_log = self.directory / "relay.json"
+        self.output = self.directory / "output"
+        command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                   "-n", "--pidfile=", "msrp-relay", "--domain", REALM,
+                   "--users", str(users), "--port", str(self.port),
+                   "--metrics", "tcp:%d:interface=127.0.0.1" % self.metrics_port,
+                   "--json-log", str(self.json_log)] + list(options)
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep
+                   + os.environ.get("PYTHONPATH", ""))
+        with open(self.output, "wb") as output:
+            self.process = subprocess.Popen(command, cwd=str(ROOT), env=env, stdout=output,
+                                            stderr=subprocess.STDOUT)
+        self._wait_for(self.port)
+        self._wait_for(self.metrics_port)
+
+    @property
+    def uri(self):
+        return URI(host="127.0.0.1", port=self.port)
+
+    def _wait_for(self, port):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("msrp-relay exited: %s" % self.output.read_text())
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("msrp-relay did not listen: %s" % self.output.read_text())
+
+    def metrics(self):
+        url = "http://127.0.0.1:%d/" % self.metrics_port
+        return urllib.request.urlopen(url, timeout=5).read().decode("utf-8")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class PluginTests(RelayHarness, unittest.TestCase):
+    @inlineCallbacks
+    def test_chat_through_the_plugin_its_counters_log_and_stop(self):
+        relay = RelayProcess(self.mktemp())
+        self.addCleanup(relay.stop)
+        heard = CollectingReceiver()
+        alice, bob = yield self.pair(self.settings("alice", relay.uri),
+                                     self.settings("bob", relay.uri), bob_receiver=heard)
+        yield alice.send_message(b"hello through twistd", "text/plain")
+        self.assertEqual(heard.received[0].data, b"hello through twistd")
+        text = yield deferToThread(relay.metrics)
+        self.assertEqual(metric(text, "msrp_relay_bindings"), 2.0)
+        self.assertGreaterEqual(metric(text, 'msrp_relay_chunks_total{method="SEND"}'), 2.0)
+        self.assertEqual(metric(text, 'msrp_relay_auths_total{outcome="granted"}'), 2.0)
+        closed = gatherResults([alice.closed.observe(), bob.closed.observe()])
+        # twistd stops its services on SIGTERM, then ends by that signal (-15).
+        self.assertIn((yield deferToThread(relay.stop)), (0, -signal.SIGTERM))
+        self.assertIn("Server Shut Down.", relay.output.read_text())
+        yield closed
+        with open(relay.json_log, encoding="utf-8") as log:  # RFC 7464 JSON records
+            events = list(eventsFromJSONLogFile(log))
+        self.assertTrue(any("MSRP relay listening" in (event.get("log_format") or "")
+                            for event in events))
+
+    @inlineCallbacks
+    def test_workers_share_the_port_and_their_clients_reach_each_other(self):
+        relay = RelayProcess(self.mktemp(), "--workers", "2")
+        self.addCleanup(relay.stop)
+        yield deferToThread(time.sleep, 1.0)  # the second worker starts
+        alices, bobs = [], []
+        for _ in range(12):
+            alice = self.endpoint(ConnectorRelay, self.settings("alice", relay.uri))
+            bob = self.endpoint(AcceptorRelay, self.settings("bob", relay.uri))
+            alices.append((alice, (yield alice.prepare())))
+            bobs.append((bob, (yield bob.prepare())))
+        homes = {path[0].port for _, path in alices + bobs}
+        self.assertEqual(len(homes), 2)  # the kernel spread the clients over both
+        self.assertNotIn(relay.port, homes)  # Use-Paths name each worker's own port
+        alice, alice_path = alices[0]
+        bob, bob_path = next(item for item in bobs if item[1][0].port != alice_path[0].port)
+        links = yield gatherResults([alice.complete(bob_path), bob.complete(alice_path)])
+        heard = CollectingReceiver()
+        sessions = [MSRPSession(links[0], settings=SESSION_SETTINGS),
+                    MSRPSession(links[1], settings=SESSION_SETTINGS, receiver=heard)]
+        for session in sessions:
+            self.addCleanup(session.abort)
+        yield sessions[0].send_message(b"across workers", "text/plain", success_report="yes")
+        self.assertEqual(heard.received[0].data, b"across workers")

@@ -1,0 +1,78 @@
+"""``twistd msrp-relay``: an MSRP relay (RFC 4976); see msrplib.relayserver."""
+
+import re
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import IPlugin
+from twisted.python import usage
+from zope.interface import implementer
+
+_COUNT = re.compile(r"[0-9]{1,9}")
+
+
+class Options(usage.Options):
+    synopsis = "--domain DOMAIN --users FILE [options]"
+    longdesc = ("An MSRP relay (RFC 4976): clients AUTH with HTTP Digest against the users "
+                "file and get a Use-Path; chunks are forwarded hop by hop, with backpressure "
+                "from every next hop to what feeds it. See doc/relay-server.rst.")
+    optParameters = [
+        ["domain", "d", None, "The Digest realm (the relay's domain)."],
+        ["users", "u", None, "File of user:HA1 lines, HA1 = MD5(user:realm:password) in hex "
+         "(python -m msrplib.relayserver REALM USER makes a line)."],
+        ["port", "p", "2855", "TCP port for msrp (0: none when --tls-port is given)."],
+        ["tls-port", None, None, "TCP port for msrps (needs --certificate and --key)."],
+        ["certificate", None, None, "PEM certificate (chain) of the msrps port."],
+        ["key", None, None, "PEM private key of the msrps port."],
+        ["interface", None, "127.0.0.1", "Address to listen on."],
+        ["host", None, None, "Address the relay's URIs and Use-Paths name (default: "
+         "--interface)."],
+        ["min-expires", None, "60", "Shortest AUTH grant in seconds (423 below)."],
+        ["max-expires", None, "3600", "Longest AUTH grant in seconds (423 above)."],
+        ["default-expires", None, "600", "The grant of an AUTH that asks for none."],
+        ["metrics", None, None, "Where the Prometheus exporter listens, as a Twisted "
+         "endpoint (e.g. tcp:9464:interface=127.0.0.1); none by default."],
+        ["json-log", None, None, "File the log events are appended to as JSON records."],
+        ["workers", "w", "1", "Processes sharing the client ports (SO_REUSEPORT)."],
+        ["next-hop-ca", None, None, "PEM certificate that msrps next hops must chain to "
+         "(default: the system's trust store)."],
+    ]
+    optFlags = [
+        ["no-verify-next-hop", None, "Do not check msrps next hops' certificates (tests)."],
+        ["worker", None, "Run as one of the workers another relay process started."],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["next-hop-chunk-size"] = []
+
+    def opt_next_hop_chunk_size(self, value):
+        """HOST:PORT=BYTES: the largest chunk body that next hop takes (repeatable; e.g. 8192 for Kamailio's relay)."""  # noqa: E501 (twistd --help shows it as it is)
+        self["next-hop-chunk-size"].append(value)
+
+    def postOptions(self):
+        if not self["domain"] or not self["users"]:
+            raise usage.UsageError("--domain and --users are required")
+        for name in ("port", "min-expires", "max-expires", "default-expires", "workers"):
+            if not _COUNT.fullmatch(self[name] or ""):
+                raise usage.UsageError("--%s takes a whole number" % name)
+        if self["tls-port"] is not None and not _COUNT.fullmatch(self["tls-port"]):
+            raise usage.UsageError("--tls-port takes a port number")
+        if int(self["workers"]) < 1:
+            raise usage.UsageError("--workers must be 1 or more")
+
+
+@implementer(IServiceMaker, IPlugin)
+class MSRPRelayServiceMaker:
+    tapname = "msrp-relay"
+    description = "An MSRP relay (RFC 4976) with Digest AUTH and backpressure."
+    options = Options
+
+    def makeService(self, options):
+        from msrplib.relayserver.daemon import make_service
+        try:
+            return make_service(options)
+        except (ValueError, OSError) as error:
+            raise SystemExit("twistd msrp-relay: %s" % error) from None
+
+
+serviceMaker = MSRPRelayServiceMaker()
