@@ -1,0 +1,184 @@
+"""Our relay (``twistd msrp-relay``, a process of its own) against Kamailio's ``msrp`` module
+in the same run, alice -> relay -> bob on loopback. Kamailio is the baseline of each line.
+
+- 100-byte messages per second with 32 outstanding (each counts once the relay answered);
+- MB/s of one file (256 MiB by default): through Kamailio in the 8 KiB chunks it takes and
+  paced by success REPORTs, which it needs; through ours in 64 KiB chunks, unpaced;
+- the relay's resident memory growth during that file;
+- resident memory per idle AUTHed session (10,000 for ours; Kamailio's test config takes
+  at most about 2,000 connections, so it gets that many).
+
+Targets (issue 26): messages at least Kamailio's rate; files at least 3x; growth under
+64 MiB during the file; under 20 KiB per idle session.
+
+    cd bench && PYTHONPATH=.. python relay.py [--file-mib 256] [--idle 10000]
+"""
+
+import argparse
+import os
+import resource
+import tempfile
+import time
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.defer import gatherResults, inlineCallbacks
+
+from _common import report
+from msrplib.connect import AcceptorRelay, ConnectorRelay, MSRPRelaySettings
+from msrplib.protocol import URI
+from msrplib.session import MessageReceiver, MSRPSession, SessionSettings
+from tests.relay import USERS, KamailioRelay
+from tests.test_relay_plugin import RelayProcess
+
+REALM = "msrp-test"
+SETTINGS = SessionSettings(keepalive_interval=0, relayed_failure_wait=0,
+                           confirm_through_relays=False)
+
+
+def rss_kib(pids):
+    """The resident memory of processes ``pids`` and their children, in KiB."""
+    total = 0
+    wanted = set(pids)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            if int(entry) not in wanted and parent not in wanted:
+                continue
+            with open("/proc/%s/status" % entry) as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+class Discard(MessageReceiver):
+    """Bob: writes every byte to /dev/null and counts the messages."""
+
+    def __init__(self):
+        self.received = 0
+        self.sink = open(os.devnull, "wb")
+
+    def message_started(self, message):
+        return self.sink
+
+    def message_received(self, message):
+        self.received += 1
+
+
+class Relay:
+    def __init__(self, name, uri, pids, chunk_size, unreported):
+        self.name, self.uri, self.pids = name, uri, pids
+        self.chunk_size, self.unreported = chunk_size, unreported
+
+    def settings(self, user):
+        return MSRPRelaySettings(REALM, user, USERS[user], host="127.0.0.1",
+                                 port=self.uri.port, max_chunk_size=self.chunk_size,
+                                 max_unreported_bytes=self.unreported)
+
+    @inlineCallbacks
+    def pair(self):
+        alice, bob = ConnectorRelay(self.settings("alice")), AcceptorRelay(self.settings("bob"))
+        alice_path = yield alice.prepare()
+        bob_path = yield bob.prepare()
+        links = yield gatherResults([alice.complete(bob_path), bob.complete(alice_path)])
+        receiver = Discard()
+        return (MSRPSession(links[0], settings=SETTINGS),
+                MSRPSession(links[1], settings=SETTINGS, receiver=receiver), receiver)
+
+
+@inlineCallbacks
+def messages_per_second(relay, count=20000):
+    alice, bob, _ = yield relay.pair()
+    body = b"x" * 100
+    started = time.perf_counter()
+    sent = [0]
+
+    def one(_=None):
+        if sent[0] < count:
+            sent[0] += 1
+            return alice.send_message(body, "text/plain", success_report="no").addCallback(one)
+        return None
+
+    yield gatherResults([one() for _ in range(32)])
+    rate = count / (time.perf_counter() - started)
+    alice.abort()
+    bob.abort()
+    return rate
+
+
+@inlineCallbacks
+def file_transfer(relay, mib):
+    alice, bob, _ = yield relay.pair()
+    payload = os.urandom(mib * 1024 * 1024)
+    before = rss_kib(relay.pids)
+    peak = [before]
+    sampling = task.LoopingCall(lambda: peak.__setitem__(0, max(peak[0], rss_kib(relay.pids))))
+    sampling.start(0.05)
+    started = time.perf_counter()
+    yield alice.send_message(payload, "application/octet-stream", success_report="yes")
+    seconds = time.perf_counter() - started
+    sampling.stop()
+    alice.abort()
+    bob.abort()
+    return len(payload) / seconds / 1e6, (peak[0] - before) / 1024
+
+
+@inlineCallbacks
+def idle_sessions(relay, count):
+    before = rss_kib(relay.pids)
+    endpoints = []
+    for start in range(0, count, 200):
+        batch = [ConnectorRelay(relay.settings("alice")) for _ in range(min(200, count - start))]
+        yield gatherResults([endpoint.prepare() for endpoint in batch])
+        endpoints += batch
+    yield task.deferLater(reactor, 1.0, lambda: None)
+    per_session = (rss_kib(relay.pids) - before) / count
+    for endpoint in endpoints:
+        endpoint.cleanup()
+    yield task.deferLater(reactor, 1.0, lambda: None)
+    return per_session
+
+
+@inlineCallbacks
+def main(arguments):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
+    ours_process = RelayProcess(tempfile.mkdtemp(prefix="msrp-relay-bench-"))
+    kamailio = KamailioRelay()
+    kamailio.start()
+    try:
+        ours = Relay("ours", ours_process.uri, [ours_process.process.pid], 64 * 1024, None)
+        theirs = Relay("kamailio", URI(host="127.0.0.1", port=kamailio.port),
+                       [kamailio.process.pid], 8 * 1024, 32 * 1024)
+        rates = {}
+        for relay in (theirs, ours, theirs, ours):  # alternated: the best of two each
+            rate = yield messages_per_second(relay)
+            rates[relay.name] = max(rates.get(relay.name, 0), rate)
+        report("100-byte messages/s, 32 outstanding", rates["ours"], rates["kamailio"],
+               "msg/s")
+        files = {}
+        for relay in (theirs, ours):
+            files[relay.name] = yield file_transfer(relay, arguments.file_mib)
+        report("%d MiB file" % arguments.file_mib, files["ours"][0], files["kamailio"][0],
+               "MB/s")
+        report("relay RSS growth during the file", files["ours"][1], files["kamailio"][1],
+               "MiB", lower_is_better=True)
+        idle_ours = yield idle_sessions(ours, arguments.idle)
+        idle_theirs = yield idle_sessions(theirs, min(arguments.idle, 2000))
+        report("RSS per idle session", idle_ours, idle_theirs, "KiB", lower_is_better=True)
+    finally:
+        ours_process.stop()
+        kamailio.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--file-mib", type=int, default=256)
+    parser.add_argument("--idle", type=int, default=10000)
+    task.react(lambda _, arguments: defer.ensureDeferred(main(arguments)),
+               [parser.parse_args()])
