@@ -4,6 +4,8 @@ process, as in tests, do not mix their counts)."""
 
 from __future__ import annotations
 
+from typing import Any, Dict
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 __all__ = ["RelayMetrics"]
@@ -26,6 +28,15 @@ class RelayMetrics:
                                 ["code"], registry=self.registry)
         self.auths = Counter("msrp_relay_auths", "AUTH requests answered, by outcome",
                              ["outcome"], registry=self.registry)
+        self._by_method: Dict[str, Any] = {}
         self.failure_reports = Counter("msrp_relay_failure_reports",
                                        "Failure REPORTs sent for next hops' failures",
                                        ["code"], registry=self.registry)
+
+    def forwarded(self, method: str, size: int) -> None:
+        """A request of ``method`` with ``size`` body bytes was forwarded."""
+        counter = self._by_method.get(method)
+        if counter is None:
+            counter = self._by_method[method] = self.chunks.labels(method)
+        counter.inc()
+        self.bytes.inc(size)

@@ -37,7 +37,7 @@ from msrplib._bind import ConnectionSettings
 from msrplib._chunk import MSRPData, make_report, make_response, new_transaction_id
 from msrplib._direct import connect_to
 from msrplib._factories import MSRPServerFactory
-from msrplib._headers import Headers, format_path
+from msrplib._headers import Headers, parse_path
 from msrplib._observer import Observer
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._paths import read_paths
@@ -93,8 +93,10 @@ class _Link:
         #: The URI of the listening port it came to (None for one we opened).
         self.listener = listener
         self.bindings: Set[str] = set()
-        #: Our requests on it awaiting an answer: transaction id -> what to do then.
+        #: Our requests on it awaiting an answer, oldest first: transaction id -> what to
+        #: do then; ``timer`` wakes up for the oldest.
         self.pending: Dict[str, _Forwarded] = {}
+        self.timer: Any = None
         self.skipping = False  # in the body of a streamed chunk that was refused
 
 
@@ -114,7 +116,30 @@ class _Forwarded:
     origin: _Link
     request: MSRPData
     our_uri: URI
-    timer: Any = None
+    #: When the next hop's answer is due (the reactor's seconds).
+    deadline: float = 0.0
+
+
+class _PathCache:
+    """Paths parsed by their text: a session's chunks repeat the same To-Path and
+    From-Path, so each is parsed once. Holds at most ``size`` (then starts again)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._parsed: Dict[str, List[URI]] = {}
+
+    def get(self, text: str) -> List[URI]:
+        """The URIs of ``text``; ``MSRPError`` (400) for one that does not parse."""
+        parsed = self._parsed.get(text)
+        if parsed is None:
+            try:
+                parsed = parse_path(text) if text.strip() else []
+            except MSRPError as error:
+                raise MSRPError(str(error), 400, "Bad Request") from None
+            if len(self._parsed) >= self.size:
+                self._parsed.clear()
+            self._parsed[text] = parsed
+        return parsed
 
 
 class MSRPRelay:
@@ -140,6 +165,7 @@ class MSRPRelay:
         self.home: Optional[URI] = None
         self._links: Set[_Link] = set()
         self._bindings: Dict[str, _Binding] = {}
+        self._paths = _PathCache()
         # Next hops by (host, port, TLS): the link, or the Deferred while connecting.
         self._next_hops: Dict[Tuple[str, int, bool], Any] = {}
 
@@ -223,6 +249,9 @@ class MSRPRelay:
             if value is link:
                 del self._next_hops[key]
         pending, link.pending = link.pending, {}
+        if link.timer is not None and link.timer.active():
+            link.timer.cancel()
+        link.timer = None
         for forwarded in pending.values():
             self._failed(forwarded, 503, "Next hop closed")
 
@@ -340,8 +369,11 @@ class MSRPRelay:
     # Forwarding.
 
     def _forward(self, link: _Link, request: MSRPData) -> None:
+        first_headers = request.headers.first
+        to_text = first_headers.get("to-path") or ""
+        from_text = first_headers.get("from-path") or ""
         try:
-            to_path, from_path = read_paths(request)
+            to_path, from_path = self._paths.get(to_text), self._paths.get(from_text)
         except MSRPError:
             self._refuse(link, request, 400)
             return
@@ -353,19 +385,23 @@ class MSRPRelay:
         if binding is None:
             self._refuse(link, request, 481, "No such session here")
             return
-        rest = to_path[1:]
-        forwarded = _copy_request(request, rest, [first] + from_path)
-        if link is not binding.link:
-            self._send_to(link, request, forwarded, first, binding.link)  # to the client
+        to_hops, from_text = to_text.split(), from_text.strip()
+        if link is not binding.link:  # to the client
+            forwarded = _copy_request(request, " ".join(to_hops[1:]),
+                                      to_hops[0] + " " + from_text)
+            self._send_to(link, request, forwarded, first, binding.link)
             return
-        following = rest[0]
+        following = to_path[1]
         local = self._bindings.get(following.session_id or "") \
-            if self._ours(following) and len(rest) > 1 else None
+            if self._ours(following) and len(to_path) > 2 else None
         if local is not None:
             # The next hop is another binding here: as if it had come to us from outside.
-            again = _copy_request(request, rest[1:], [following, first] + from_path)
+            again = _copy_request(request, " ".join(to_hops[2:]), " ".join(
+                [to_hops[1], to_hops[0], from_text]))
             self._send_to(link, request, again, following, local.link)
             return
+        forwarded = _copy_request(request, " ".join(to_hops[1:]),
+                                  to_hops[0] + " " + from_text)
         self._send_to_address(link, request, forwarded, first, following)
 
     def _send_to_address(self, origin: _Link, request: MSRPData, forwarded: MSRPData,
@@ -424,16 +460,15 @@ class MSRPRelay:
             self._refuse(origin, request, 503, "Next hop gone")
             return
         failure_report = request.headers.first.get("failure-report")
-        self.metrics.chunks.labels(request.method or "").inc()
-        self.metrics.bytes.inc(len(request.data))
+        self.metrics.forwarded(request.method or "", len(request.data))
+        deadline = self.reactor.seconds() + self.settings.response_timeout
         for piece in _pieces(forwarded, target.max_chunk_size):
             target.protocol.write_chunk(piece)
             if request.method == "SEND" and failure_report != "no":
-                entry = _Forwarded(origin, request, our_uri)
-                entry.timer = self.reactor.callLater(self.settings.response_timeout,
-                                                     self._timed_out, target,
-                                                     piece.transaction_id)
-                target.pending[piece.transaction_id] = entry
+                target.pending[piece.transaction_id] = _Forwarded(origin, request, our_uri,
+                                                                  deadline)
+        if target.pending and target.timer is None:
+            self._watch(target)
         if request.method == "SEND" and answers_success(failure_report):
             origin.protocol.write_response(request, 200)
         if target.protocol.writing_paused:
@@ -446,22 +481,33 @@ class MSRPRelay:
         entry = link.pending.pop(response.transaction_id, None)
         if entry is None:
             return  # an answer to something not ours, or too late
-        if entry.timer is not None and entry.timer.active():
-            entry.timer.cancel()
         if response.code != 200:
             self._failed(entry, response.code or 400, response.comment)
 
-    def _timed_out(self, link: _Link, transaction_id: str) -> None:
-        entry = link.pending.pop(transaction_id, None)
-        if entry is not None and \
-                entry.request.headers.first.get("failure-report") not in ("partial",):
-            self._failed(entry, 408, "No answer from the next hop")
+    def _watch(self, link: _Link) -> None:
+        """Wake up when the oldest answer ``link`` owes is due (one timer per link: the
+        answers are due in the order they were asked for)."""
+        oldest = next(iter(link.pending.values()))
+        link.timer = self.reactor.callLater(
+            max(0.0, oldest.deadline - self.reactor.seconds()), self._overdue, link)
+
+    def _overdue(self, link: _Link) -> None:
+        """The answers ``link`` owes that are past due: 408 failure REPORTs (not for
+        Failure-Report ``partial``, whose silence is its success)."""
+        link.timer = None
+        now = self.reactor.seconds()
+        while link.pending:
+            transaction_id, entry = next(iter(link.pending.items()))
+            if entry.deadline > now:
+                self._watch(link)
+                return
+            del link.pending[transaction_id]
+            if entry.request.headers.first.get("failure-report") != "partial":
+                self._failed(entry, 408, "No answer from the next hop")
 
     def _failed(self, entry: _Forwarded, code: int, comment: Optional[str]) -> None:
         """A forwarded SEND failed further on: a failure REPORT to its sender, as its
         Failure-Report asks, back the way it came."""
-        if entry.timer is not None and entry.timer.active():
-            entry.timer.cancel()
         request = entry.request
         if not sends_failure_reports(request.headers.first.get("failure-report")) or \
                 entry.origin.protocol.lost.fired:
@@ -513,10 +559,10 @@ def _pieces(chunk: MSRPData, limit: int) -> List[MSRPData]:
     return pieces
 
 
-def _copy_request(request: MSRPData, to_path: List[URI], from_path: List[URI]) -> MSRPData:
-    """``request`` with new paths and a transaction id of its own for the next hop."""
-    headers = Headers([("To-Path", format_path(to_path)),
-                       ("From-Path", format_path(from_path))])
+def _copy_request(request: MSRPData, to_path: str, from_path: str) -> MSRPData:
+    """``request`` with new paths (their text) and a transaction id of its own for the
+    next hop."""
+    headers = Headers([("To-Path", to_path), ("From-Path", from_path)])
     for name, lower, value in request.headers._items:
         if lower != "to-path" and lower != "from-path":
             headers.add(name, value)
