@@ -13,7 +13,7 @@ from twisted.trial import unittest
 from msrplib.connect import (AcceptorRelay, ConnectorRelay, MSRPAuthError, MSRPBindError,
                              MSRPRelaySettings)
 from msrplib.digest import answer_challenge
-from msrplib.protocol import URI
+from msrplib.protocol import URI, AuthParams
 from msrplib.relayserver import (DigestAuthority, MSRPRelay, RelaySettings, UsersFileError,
                                  make_ha1, parse_users)
 from msrplib.relayserver.digestauth import GRANTED, REFUSED, STALE
@@ -80,13 +80,24 @@ class DigestAuthorityTests(unittest.TestCase):
                                               self.uri)[0], STALE)
         self.assertEqual(self.authority.challenge(stale=True).params["stale"], "true")
 
-    def test_nonces_remembered_are_bounded(self):
-        authority = DigestAuthority(REALM, HA1, self.clock, max_nonces=10)
-        first = authority.challenge()
-        for _ in range(10):
-            authority.challenge()
-        answer = answer_challenge(first, "alice", "alice-secret", self.uri)
-        self.assertEqual(authority.check(answer, "AUTH", self.uri)[0], STALE)
+    def test_the_counts_remembered_are_bounded(self):
+        authority = DigestAuthority(REALM, HA1, self.clock, max_nonces=3)
+        answers = [answer_challenge(authority.challenge(), "alice", "alice-secret", self.uri)
+                   for _ in range(4)]
+        self.assertEqual([authority.check(answer, "AUTH", self.uri)[0] for answer in answers],
+                         [GRANTED, GRANTED, GRANTED, STALE])
+        self.clock.advance(301)  # the first three are too old to count now
+        fresh = answer_challenge(authority.challenge(), "alice", "alice-secret", self.uri)
+        self.assertEqual(authority.check(fresh, "AUTH", self.uri)[0], GRANTED)
+
+    def test_a_nonce_not_made_here_is_refused(self):
+        elsewhere = DigestAuthority(REALM, HA1, self.clock)
+        answer = answer_challenge(elsewhere.challenge(), "alice", "alice-secret", self.uri)
+        self.assertEqual(self.authority.check(answer, "AUTH", self.uri)[0], REFUSED)
+        forged = answer_challenge(AuthParams("Digest", {"realm": REALM, "nonce": "0.0.0",
+                                                        "qop": "auth"}),
+                                  "alice", "alice-secret", self.uri)
+        self.assertEqual(self.authority.check(forged, "AUTH", self.uri)[0], REFUSED)
 
 
 class RelayHarness:

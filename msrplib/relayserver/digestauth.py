@@ -1,19 +1,23 @@
 """The relay's side of HTTP Digest for AUTH (RFC 4976 section 5, RFC 2617, ``qop=auth``).
 
-:class:`DigestAuthority` makes challenges and checks answers. Its nonces are random,
-remembered with their time, and live ``nonce_lifetime`` seconds: a correct answer with an
-older one is told ``stale`` (the client answers again without asking its user), and every
-answer must count up (``nc``) from the last one with its nonce, so a captured answer
-cannot be replayed. At most ``max_nonces`` are remembered; past it the oldest is
-forgotten (its answers are then stale).
+:class:`DigestAuthority` makes challenges and checks answers. A nonce carries the time it
+was made and a MAC of that time under a secret of the relay's, so making one stores
+nothing: a stranger who asks for challenges without end fills no table, and cannot push
+anyone's nonce out of one. A nonce lives ``nonce_lifetime`` seconds: a correct answer
+with an older one is told ``stale`` (the client answers again without asking its user).
+Each answer must count up (``nc``) from the last one accepted with its nonce, so a
+captured answer cannot be replayed: those counts are the only state, kept for accepted
+answers (which need the password) until their nonce is too old to matter, at most
+``max_nonces`` of them (past it a new nonce is answered ``stale`` until room is made).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 from collections import OrderedDict
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from msrplib._headers import AuthParams
 from msrplib.digest import response_from_ha1
@@ -22,8 +26,8 @@ __all__ = ["DigestAuthority", "NONCE_LIFETIME", "MAX_NONCES", "GRANTED", "STALE"
 
 #: Seconds a nonce may be used for.
 NONCE_LIFETIME = 300.0
-#: Nonces remembered at once.
-MAX_NONCES = 10000
+#: Nonces whose answer counts are remembered at once.
+MAX_NONCES = 100000
 
 #: What :meth:`DigestAuthority.check` answers.
 GRANTED, STALE, REFUSED = "granted", "stale", "refused"
@@ -39,47 +43,74 @@ class DigestAuthority:
         self.clock = clock
         self.nonce_lifetime = nonce_lifetime
         self.max_nonces = max_nonces
-        # nonce -> (when it was made, the last nc answered with it)
-        self._nonces: OrderedDict[str, Tuple[float, int]] = OrderedDict()
+        self._secret = os.urandom(32)
+        # nonce -> (when it was made, the last nc accepted with it), oldest first
+        self._counts: OrderedDict[str, Tuple[float, int]] = OrderedDict()
+
+    def _mac(self, text: str) -> str:
+        return hmac.new(self._secret, text.encode("ascii"), hashlib.sha256).hexdigest()[:32]
 
     def challenge(self, stale: bool = False) -> AuthParams:
         """A ``WWW-Authenticate`` value with a new nonce."""
-        nonce = os.urandom(16).hex()
-        self._nonces[nonce] = (self.clock.seconds(), 0)
-        while len(self._nonces) > self.max_nonces:
-            self._nonces.popitem(last=False)
-        params = {"realm": self.realm, "nonce": nonce, "qop": "auth", "algorithm": "MD5"}
+        made = "%x.%s" % (int(self.clock.seconds() * 1000), os.urandom(8).hex())
+        params = {"realm": self.realm, "nonce": "%s.%s" % (made, self._mac(made)),
+                  "qop": "auth", "algorithm": "MD5"}
         tokens = {"algorithm"}
         if stale:
             params["stale"] = "true"
             tokens.add("stale")
         return AuthParams("Digest", params, frozenset(tokens))
 
+    def _made_at(self, nonce: str) -> Optional[float]:
+        """When our ``nonce`` was made, or ``None`` when it is not one of ours."""
+        made, _, mac = nonce.rpartition(".")
+        if not made or not hmac.compare_digest(self._mac(made), mac):
+            return None
+        try:
+            return int(made.split(".", 1)[0], 16) / 1000
+        except ValueError:
+            return None
+
     def check(self, answer: AuthParams, method: str, uri: str) -> Tuple[str, str]:
         """``(verdict, user)`` for an ``Authorization`` answering one of our challenges
         for ``method`` on ``uri`` (the AUTH's To-Path URI): :data:`GRANTED`,
-        :data:`STALE` (right credentials, expired or forgotten nonce: challenge again
-        with ``stale``) or :data:`REFUSED`."""
+        :data:`STALE` (right credentials, a nonce too old, or no room to remember its
+        count: challenge again with ``stale``) or :data:`REFUSED`."""
         params = answer.params
         user = params.get("username", "")
         ha1 = self.users.get(user)
         nonce, cnonce, nc_text = params.get("nonce", ""), params.get("cnonce", ""), \
             params.get("nc", "")
+        given = params.get("response", "")
         if answer.scheme.lower() != "digest" or ha1 is None or params.get("uri") != uri \
                 or params.get("realm") != self.realm or params.get("qop") != "auth" \
                 or params.get("algorithm", "MD5").upper() != "MD5" \
                 or len(nc_text) != 8 or not all(c in "0123456789abcdefABCDEF" for c in nc_text) \
-                or not cnonce or not nonce:
+                or not cnonce or not nonce or not (nonce + cnonce + given).isascii():
+            return REFUSED, user
+        made_at = self._made_at(nonce)
+        if made_at is None:
             return REFUSED, user
         expected = response_from_ha1(ha1, method, uri, nonce, cnonce, nc_text, "auth")
-        if not hmac.compare_digest(expected, params.get("response", "")):
+        if not hmac.compare_digest(expected, given):
             return REFUSED, user
-        known = self._nonces.get(nonce)
-        if known is None or self.clock.seconds() - known[0] > self.nonce_lifetime:
-            self._nonces.pop(nonce, None)
+        now = self.clock.seconds()
+        self._forget_old(now)
+        if now - made_at > self.nonce_lifetime or made_at - now > 1:
             return STALE, user
         nc = int(nc_text, 16)
-        if nc <= known[1]:
+        last = self._counts.get(nonce)
+        if last is not None and nc <= last[1]:
             return REFUSED, user  # a replay
-        self._nonces[nonce] = (known[0], nc)
+        if last is None and len(self._counts) >= self.max_nonces:
+            return STALE, user  # no room to remember it: a new nonce, later
+        self._counts[nonce] = (made_at, nc)
         return GRANTED, user
+
+    def _forget_old(self, now: float) -> None:
+        """Drop the counts of nonces too old to be accepted any more."""
+        while self._counts:
+            nonce, (made_at, _) = next(iter(self._counts.items()))
+            if now - made_at <= self.nonce_lifetime:
+                break
+            del self._counts[nonce]

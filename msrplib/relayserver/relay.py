@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
+from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from msrplib._bind import ConnectionSettings
@@ -51,7 +52,13 @@ from msrplib.relayserver.metrics import RelayMetrics
 from msrplib.tls import TLSIdentity, relay_tls_options
 from msrplib.transport import MSRPProtocol
 
-__all__ = ["MSRPRelay", "RelaySettings"]
+__all__ = ["MSRPRelay", "RelaySettings", "MAX_AWAITED_ANSWERS", "PARTIAL_ANSWER_WAIT"]
+
+#: Answers a next hop may owe at once (for chunks forwarded to it with Failure-Report
+#: ``yes`` or ``partial``); past it, what feeds it is not read until it has answered half.
+MAX_AWAITED_ANSWERS = 16384
+#: Seconds an error answer to a chunk with Failure-Report ``partial`` is waited for.
+PARTIAL_ANSWER_WAIT = 5.0
 
 
 @dataclass
@@ -97,6 +104,8 @@ class _Link:
         #: do then; ``timer`` wakes up for the oldest.
         self.pending: Dict[str, _Forwarded] = {}
         self.timer: Any = None
+        #: The links whose reading is held until this one can take more.
+        self.feeds: Set[_Link] = set()
         self.skipping = False  # in the body of a streamed chunk that was refused
 
 
@@ -166,6 +175,8 @@ class MSRPRelay:
         self._links: Set[_Link] = set()
         self._bindings: Dict[str, _Binding] = {}
         self._paths = _PathCache()
+        self._stopped = False
+        self._connectors: List[Any] = []
         # Next hops by (host, port, TLS): the link, or the Deferred while connecting.
         self._next_hops: Dict[Tuple[str, int, bool], Any] = {}
 
@@ -212,7 +223,15 @@ class MSRPRelay:
         return sum(len(link.pending) for link in self._links)
 
     def stop(self) -> Deferred[Any]:
-        """Stop listening and close every connection (after what was written)."""
+        """Stop listening, give up connecting to next hops, and close every connection
+        (after what was written)."""
+        self._stopped = True
+        for hop in list(self._next_hops.values()):
+            if isinstance(hop, Observer):
+                hop.fire(Failure(ConnectionDone("the relay stopped")))
+        for connector in self._connectors:
+            connector.disconnect()
+        self._connectors = []
         stopped = [succeed(port.stopListening()) for port in self._ports]
         for link in list(self._links):
             stopped.append(link.protocol.lost.observe().addErrback(lambda _: None))
@@ -228,6 +247,8 @@ class MSRPRelay:
     # Connections.
 
     def _accepted(self, protocol: MSRPProtocol, listener: URI) -> bool:
+        if self._stopped:
+            return False
         self._adopt(protocol, listener, self.settings.max_chunk_size)
         return True
 
@@ -243,6 +264,7 @@ class MSRPRelay:
     def _lost(self, link: _Link) -> None:
         self._links.discard(link)
         self.metrics.connections.dec()
+        self._release_feeds(link, gone=True)
         for session_id in list(link.bindings):
             self._unbind(session_id)
         for key, value in list(self._next_hops.items()):
@@ -258,8 +280,8 @@ class MSRPRelay:
     def _event(self, link: _Link, event: ParserEvent) -> None:
         if isinstance(event, ChunkStarted):
             link.skipping = True
-            if event.chunk.method is not None and should_respond(event.chunk, 413):
-                link.protocol.write_response(event.chunk, 413, "Chunk too large to relay")
+            if event.chunk.method is not None:
+                self._refuse(link, event.chunk, 413, "Chunk too large to relay")
             return
         if isinstance(event, (ChunkData, ChunkEnded)):
             if isinstance(event, ChunkEnded):
@@ -281,8 +303,10 @@ class MSRPRelay:
 
     def _refuse(self, link: _Link, request: MSRPData, code: int,
                 comment: Optional[str] = None) -> None:
+        """Answer ``request`` with ``code`` as its Failure-Report allows (a REPORT gets no
+        answer at all, RFC 4975 section 7.1.2)."""
         self.metrics.refusals.labels(str(code)).inc()
-        if should_respond(request, code):
+        if request.method != "REPORT" and should_respond(request, code):
             link.protocol.write_response(request, code, comment)
 
     # AUTH.
@@ -294,11 +318,16 @@ class MSRPRelay:
                    for mine in ([listener] if listener is not None else self._listeners))
 
     def _auth(self, link: _Link, request: MSRPData) -> None:
+        """An AUTH; one whose headers do not parse (Authorization, Expires...) gets 400."""
         try:
-            to_path, from_path = read_paths(request)
-        except MSRPError:
+            self._authenticate(link, request)
+        except (MSRPError, ValueError, TypeError) as error:
+            self.log.info("refused an AUTH from {peer}: {error}",
+                          peer=link.protocol.transport.getPeer(), error=str(error)[:200])
             self._refuse(link, request, 400)
-            return
+
+    def _authenticate(self, link: _Link, request: MSRPData) -> None:
+        to_path, from_path = read_paths(request)
         if len(to_path) != 1 or len(from_path) != 1 or link.listener is None or \
                 not self._ours(to_path[0], link.listener):
             self._refuse(link, request, 403, "AUTH is for this relay, from its client")
@@ -436,9 +465,17 @@ class MSRPRelay:
         made = Observer()
         options = relay_tls_options(target.host or "", self.settings.trust_root, None,
                                     self.settings.verify_tls) if target.use_tls else None
-        connected, _ = connect_to(target, options, self.reactor, self.settings.connection)
+        connected, connector = connect_to(target, options, self.reactor,
+                                          self.settings.connection)
+        self._connectors.append(connector)
 
         def done(protocol: MSRPProtocol) -> None:
+            self._connectors.remove(connector)
+            if self._stopped:
+                protocol.abort()
+                self._next_hops.pop(key, None)
+                made.fire(Failure(ConnectionDone("the relay stopped")))
+                return
             limit = self.settings.next_hop_chunk_sizes.get(
                 (key[0], key[1]), self.settings.max_chunk_size)
             link = self._adopt(protocol, None, limit)
@@ -446,6 +483,8 @@ class MSRPRelay:
             made.fire(link)
 
         def failed(reason: Failure) -> None:
+            if connector in self._connectors:
+                self._connectors.remove(connector)
             self._next_hops.pop(key, None)
             made.fire(reason)
 
@@ -461,26 +500,57 @@ class MSRPRelay:
             return
         failure_report = request.headers.first.get("failure-report")
         self.metrics.forwarded(request.method or "", len(request.data))
-        deadline = self.reactor.seconds() + self.settings.response_timeout
+        # An answer that may come is awaited with what a failure REPORT needs (not the
+        # body): for 30 s, or for Failure-Report partial, whose silence is success,
+        # PARTIAL_ANSWER_WAIT.
+        wait = self.settings.response_timeout if failure_report != "partial" \
+            else min(PARTIAL_ANSWER_WAIT, self.settings.response_timeout)
+        deadline = self.reactor.seconds() + wait
+        awaited = MSRPData(request.transaction_id, method=request.method,
+                           headers=request.headers)
         for piece in _pieces(forwarded, target.max_chunk_size):
             target.protocol.write_chunk(piece)
             if request.method == "SEND" and failure_report != "no":
-                target.pending[piece.transaction_id] = _Forwarded(origin, request, our_uri,
+                target.pending[piece.transaction_id] = _Forwarded(origin, awaited, our_uri,
                                                                   deadline)
         if target.pending and target.timer is None:
             self._watch(target)
+        if len(target.pending) >= MAX_AWAITED_ANSWERS:
+            # The next hop owes too many answers: read no more of what feeds it until it
+            # has given some (or they are overdue).
+            self._hold_feed(origin, target)
         if request.method == "SEND" and answers_success(failure_report):
             origin.protocol.write_response(request, 200)
         if target.protocol.writing_paused:
             # The next hop cannot take more for now: read no more of what feeds it.
-            reason = ("next hop behind", id(target))
-            origin.protocol.pause_reading(reason)
-            target.protocol.call_when_drained(lambda: origin.protocol.resume_reading(reason))
+            self._hold_feed(origin, target)
+
+    def _hold_feed(self, origin: _Link, target: _Link) -> None:
+        """Stop reading ``origin`` until ``target`` can take more (its socket has
+        drained and it owes fewer than half :data:`MAX_AWAITED_ANSWERS` answers), or is
+        gone: a feed held is always let go."""
+        if origin in target.feeds:
+            return
+        target.feeds.add(origin)
+        origin.protocol.pause_reading(("next hop behind", id(target)))
+        if target.protocol.writing_paused:
+            target.protocol.call_when_drained(lambda: self._release_feeds(target))
+
+    def _release_feeds(self, target: _Link, gone: bool = False) -> None:
+        """Read ``target``'s feeds again, when it can take more (or is gone)."""
+        if not gone and (target.protocol.writing_paused
+                         or len(target.pending) >= MAX_AWAITED_ANSWERS // 2):
+            return
+        feeds, target.feeds = target.feeds, set()
+        for origin in feeds:
+            origin.protocol.resume_reading(("next hop behind", id(target)))
 
     def _answered(self, link: _Link, response: MSRPData) -> None:
         entry = link.pending.pop(response.transaction_id, None)
         if entry is None:
             return  # an answer to something not ours, or too late
+        if link.feeds:
+            self._release_feeds(link)
         if response.code != 200:
             self._failed(entry, response.code or 400, response.comment)
 
@@ -504,6 +574,8 @@ class MSRPRelay:
             del link.pending[transaction_id]
             if entry.request.headers.first.get("failure-report") != "partial":
                 self._failed(entry, 408, "No answer from the next hop")
+        if link.feeds:
+            self._release_feeds(link)
 
     def _failed(self, entry: _Forwarded, code: int, comment: Optional[str]) -> None:
         """A forwarded SEND failed further on: a failure REPORT to its sender, as its

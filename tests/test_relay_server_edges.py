@@ -1,0 +1,202 @@
+"""Edges of msrplib.relayserver found by review (each test failed on c1c930f)."""
+
+from twisted.internet import protocol, reactor, task
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial import unittest
+
+from msrplib._bind import ConnectionSettings
+from msrplib._chunk import MSRPData, new_transaction_id
+from msrplib._direct import connect_to
+from msrplib._headers import Headers
+from msrplib.digest import answer_challenge
+from msrplib.relayserver import MSRPRelay
+from tests.relay import USERS
+from tests.test_relay_server import HA1, REALM
+
+ME = "msrp://127.0.0.1:9/me;tcp"
+
+
+@inlineCallbacks
+def until(predicate, timeout=5.0):
+    deadline = reactor.seconds() + timeout
+    while not predicate():
+        if reactor.seconds() > deadline:
+            raise AssertionError("timed out waiting")
+        yield task.deferLater(reactor, 0.01, lambda: None)
+
+
+class Raw:
+    """A bare MSRP connection: writes requests as told, keeps what arrives."""
+
+    def __init__(self, proto):
+        self.proto, self.got = proto, []
+        proto.set_receiver(lambda e: isinstance(e, MSRPData) and self.got.append(e))
+
+    def request(self, method, to, body=b"", **headers):
+        h = Headers([("To-Path", to), ("From-Path", ME)])
+        if method != "AUTH":
+            h.add("Message-ID", new_transaction_id())
+        for name, value in headers.items():
+            h.add(name.replace("_", "-"), value)
+        if body:
+            h.add("Content-Type", "text/plain")
+        chunk = MSRPData(new_transaction_id(), method=method, headers=h, data=body)
+        self.proto.write_chunk(chunk)
+        return chunk.transaction_id
+
+    @inlineCallbacks
+    def answer(self, tid, timeout=5.0):
+        yield until(lambda: any(r.transaction_id == tid for r in self.got), timeout)
+        return next(r for r in self.got if r.transaction_id == tid)
+
+    @inlineCallbacks
+    def auth(self, relay_uri, user="alice"):
+        challenge = (yield self.answer(self.request("AUTH", str(relay_uri)))).www_authenticate
+        answer = answer_challenge(challenge, user, USERS[user], str(relay_uri))
+        ok = yield self.answer(self.request("AUTH", str(relay_uri), Authorization=str(answer)))
+        return str(ok.use_path[0])
+
+
+class Sink(protocol.Protocol):
+    def connectionMade(self):
+        self.factory.conns.append(self)
+        if self.factory.stall:
+            self.transport.pauseProducing()
+
+    def dataReceived(self, data):
+        self.factory.received += len(data)
+
+
+class Review(unittest.TestCase):
+    def start_relay(self, **options):
+        relay = MSRPRelay(REALM, HA1, **options)
+        uri = relay.listen(0)
+        self.addCleanup(relay.stop)
+        return relay, uri
+
+    @inlineCallbacks
+    def connect(self, uri):
+        proto = yield connect_to(uri, None, reactor, ConnectionSettings())[0]
+        self.addCleanup(lambda: proto.abort() or proto.lost.observe().addErrback(lambda _: None))
+        return Raw(proto)
+
+    def sink(self, stall=False):
+        factory = protocol.Factory.forProtocol(Sink)
+        factory.conns, factory.received, factory.stall = [], 0, stall
+        factory.port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(lambda: factory.port.connected and factory.port.stopListening())
+        self.addCleanup(lambda: [c.transport.abortConnection() for c in factory.conns])
+        return factory
+
+    @inlineCallbacks
+    def test_a_feed_paused_for_a_next_hop_is_resumed_when_that_hop_is_lost(self):
+        relay, uri = self.start_relay()
+        sink = self.sink(stall=True)
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        for _ in range(80):
+            alice.request("SEND", to, b"x" * 200 * 1024, Failure_Report="no")
+        yield until(lambda: any(link.bindings and link.protocol.reading_paused
+                                for link in relay._links))  # the relay is behind
+        yield sink.port.stopListening()
+        for conn in sink.conns:
+            conn.transport.abortConnection()  # the next hop dies
+        tid = alice.request("AUTH", str(uri))
+        yield alice.answer(tid, timeout=10)  # fails: alice is never read again
+
+    @inlineCallbacks
+    def test_chunks_awaiting_an_answer_do_not_keep_their_bodies(self):
+        relay, uri = self.start_relay()
+        sink = self.sink()  # reads all; never answers, as Failure-Report: partial asks
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        for _ in range(40):
+            alice.request("SEND", to, b"x" * 200 * 1024, Failure_Report="partial")
+        yield until(lambda: sink.received >= 40 * 200 * 1024)
+        held = sum(len(request.data) for request in {
+            id(r): r for r in (getattr(entry, "request", None) for link in relay._links
+                               for entry in link.pending.values()) if r is not None}.values())
+        self.assertLess(held, 1024 * 1024)  # 8 MiB now, for response_timeout (30 s)
+
+    @inlineCallbacks
+    def test_malformed_auth_headers_are_answered_not_fatal(self):
+        relay, uri = self.start_relay()
+        probe = yield self.connect(uri)
+        challenge = (yield probe.answer(probe.request("AUTH", str(uri)))).www_authenticate
+        good = answer_challenge(challenge, "alice", USERS["alice"], str(uri), 1)
+        non_ascii = answer_challenge(challenge, "alice", USERS["alice"], str(uri), 2)
+        non_ascii.params["response"] = "\u00e9" * 32
+        for headers in ({"Authorization": "Digest ="},
+                        {"Authorization": str(good), "Expires": "soon"},
+                        {"Authorization": str(non_ascii)}):
+            raw = yield self.connect(uri)
+            tid = raw.request("AUTH", str(uri), **headers)
+            answer = yield raw.answer(tid, timeout=2)  # fails: the connection is dropped
+            self.assertIn(answer.code, (400, 401, 423))
+            self.assertFalse(raw.proto.lost.fired)
+
+    @inlineCallbacks
+    def test_stop_while_connecting_to_a_next_hop_leaves_nothing_open(self):
+        relay, uri = self.start_relay()
+        sink = self.sink()
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        connect, stopped = relay._connect, []
+
+        def connect_then_stop(*args):
+            made = connect(*args)
+            stopped.append(relay.stop())
+            return made
+
+        relay._connect = connect_then_stop
+        alice.request("SEND", "%s msrp://127.0.0.1:%d/far;tcp" % (
+            path, sink.port.getHost().port), b"hello")
+        yield until(lambda: stopped)
+        yield stopped[0]
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual((len(relay._links), [c for c in sink.conns if c.transport.connected]),
+                         (0, []))  # fails: a link made after stop, with a 30 s timer
+
+    @inlineCallbacks
+    def test_reports_get_no_transaction_responses(self):
+        relay, uri = self.start_relay()
+        stranger = yield self.connect(uri)
+        tid = stranger.request("REPORT", "msrp://127.0.0.1:%d/nobody;tcp %s" % (uri.port, ME),
+                               Status="000 200 OK")
+        yield task.deferLater(reactor, 0.5, lambda: None)
+        self.assertEqual([r.code for r in stranger.got if r.transaction_id == tid], [])
+
+    @inlineCallbacks
+    def test_strangers_challenges_do_not_make_a_users_nonce_stale(self):
+        relay, uri = self.start_relay()
+        alice = yield self.connect(uri)
+        challenge = (yield alice.answer(alice.request("AUTH", str(uri)))).www_authenticate
+        stranger = yield self.connect(uri)
+        last = [stranger.request("AUTH", str(uri)) for _ in range(10001)][-1]
+        yield stranger.answer(last, timeout=30)  # 10,001 unanswered challenges, ~1.5 MB
+        answer = answer_challenge(challenge, "alice", USERS["alice"], str(uri))
+        ok = yield alice.answer(alice.request("AUTH", str(uri), Authorization=str(answer)))
+        self.assertEqual(ok.code, 200)  # 401 stale now: her nonce was evicted
+
+    @inlineCallbacks
+    def test_a_next_hop_that_owes_too_many_answers_holds_its_feed(self):
+        from msrplib.relayserver import relay as relay_module
+        from msrplib.relayserver.relay import RelaySettings
+        self.patch(relay_module, "MAX_AWAITED_ANSWERS", 4)
+        relay, uri = self.start_relay(settings=RelaySettings(response_timeout=1.0))
+        sink = self.sink()  # takes everything, answers nothing
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        for _ in range(10):
+            alice.request("SEND", to, b"x" * 1000)
+            yield task.deferLater(reactor, 0.02, lambda: None)  # one read each
+        feed = next(link for link in relay._links if link.bindings)
+        yield until(lambda: feed.protocol.reading_paused)
+        self.assertLessEqual(max(len(link.pending) for link in relay._links), 4)
+        # The answers fall overdue (408 failure REPORTs go back) and the feed is read again.
+        yield until(lambda: not feed.protocol.reading_paused, timeout=5)
+        yield until(lambda: len([r for r in alice.got if r.method == "REPORT"]) == 10,
+                    timeout=10)
