@@ -130,10 +130,26 @@ class _RelayEndpoint(RelayMember):
     def _bound(self, transport: MSRPTransport) -> MSRPTransport:
         adopt_logger(transport, self.logger)
         self._transport = transport
-        transport.max_chunk_size = self.relay.max_chunk_size
-        transport.max_unreported_bytes = self.relay.max_unreported_bytes
+        flow = self.connection.flow if self.relay.follow_relay_flow else None
+        if flow is not None and self._only_our_relay(transport.full_remote_path):
+            # Every relay on the way holds a sender back itself: its chunk size, and no
+            # pacing. (A relay of the peer's might not: Kamailio's drops a receiver that
+            # falls behind, so through one the REPORTs still pace.)
+            transport.max_chunk_size = flow.max_chunk_size
+            transport.max_unreported_bytes = None
+        else:
+            transport.max_chunk_size = self.relay.max_chunk_size
+            transport.max_unreported_bytes = self.relay.max_unreported_bytes
         transport.relayed = True
         return transport
+
+    def _only_our_relay(self, remote_path: List[URI]) -> bool:
+        """Whether the peer's path goes through no relay but ours (it is another client
+        of our relay, or reached from it directly)."""
+        ours = self.use_path[0] if self.use_path else None
+        return ours is not None and all(
+            (hop.host, hop.effective_port, hop.use_tls)
+            == (ours.host, ours.effective_port, ours.use_tls) for hop in remote_path[:-1])
 
     def cleanup(self) -> None:
         """Undo ``prepare()`` when ``complete()`` did not bind: let go of the relay

@@ -26,8 +26,9 @@ from msrplib._direct import connect_to
 from msrplib._headers import Headers
 from msrplib._observer import Observer
 from msrplib._relaysettings import (ASSUMED_GRANT_SECONDS, AUTH_REFRESH_FRACTION,
-                                    AUTH_RETRY_SECONDS, REFRESH_BIND_WAIT, MSRPAuthError,
-                                    MSRPRelaySettings, locate_relay)
+                                    AUTH_RETRY_SECONDS, REFRESH_BIND_WAIT, RELAY_FLOW_HEADER,
+                                    MSRPAuthError, MSRPRelaySettings, RelayFlow,
+                                    locate_relay, parse_relay_flow)
 from msrplib._server import new_session_id
 from msrplib._uri import URI
 from msrplib.digest import answer_challenge
@@ -81,6 +82,9 @@ class RelayConnection:
         self.use_path: List[URI] = []
         #: How many AUTH exchanges succeeded (the first one and every refresh).
         self.auth_count = 0
+        #: What the relay's last grant said of its flow control (None: nothing, as
+        #: Kamailio's says nothing).
+        self.flow: Optional[RelayFlow] = None
         self._router: Optional[ConnectionRouter] = None
         self._opening: Optional[Observer] = None
         self._connector: Any = None
@@ -322,6 +326,7 @@ class RelayConnection:
                                 % expires, code=400)
         self.use_path = use_path
         self.auth_count += 1
+        self.flow = parse_relay_flow(response.headers.first.get(RELAY_FLOW_HEADER.lower()))
         self._retry_after = min(AUTH_RETRY_SECONDS, expires * (1 - AUTH_REFRESH_FRACTION) / 2)
         self._stop_refresh()
         self._refresh_timer = self.reactor.callLater(

@@ -16,7 +16,8 @@ from msrplib.tls import TLSIdentity, relay_tls_options
 
 __all__ = ["MSRPRelaySettings", "MSRPAuthError", "MSRPRelayNotFound", "locate_relay",
            "AUTH_REFRESH_FRACTION", "AUTH_RETRY_SECONDS", "ASSUMED_GRANT_SECONDS",
-           "REFRESH_BIND_WAIT", "RELAY_CHUNK_SIZE", "RELAY_UNREPORTED_BYTES"]
+           "REFRESH_BIND_WAIT", "RELAY_CHUNK_SIZE", "RELAY_UNREPORTED_BYTES",
+           "RELAY_FLOW_HEADER", "RelayFlow", "parse_relay_flow"]
 
 #: AUTH is repeated when this fraction of the granted Expires has passed.
 AUTH_REFRESH_FRACTION = 0.75
@@ -28,6 +29,11 @@ ASSUMED_GRANT_SECONDS = 3600
 #: A refresh due while the connection binds waits this long: the binding SEND's answer
 #: and an AUTH's must not cross.
 REFRESH_BIND_WAIT = 1.0
+
+#: The header of a relay's 200 to AUTH (an msrplib extension; others ignore it, as RFC
+#: 4975 has unknown headers ignored) saying that the relay applies backpressure itself and
+#: how large a chunk it takes: ``backpressure; max-chunk-size=65536``.
+RELAY_FLOW_HEADER = "Relay-Flow"
 
 #: Body bytes per chunk through a relay by default: Kamailio's relay drops frames over about
 #: 11 KB, so 8 KiB leaves room for the headers.
@@ -67,7 +73,11 @@ class MSRPRelaySettings:
     (default: the platform's); ``max_chunk_size`` bounds chunk bodies through this relay;
     ``resolver`` is the ``twisted.names`` resolver for SRV lookups; ``max_unreported_bytes``
     is how far a message sent with success reports may run ahead of the peer's REPORTs
-    (``SessionSettings.max_unreported_bytes``; ``None``: no limit).
+    (``SessionSettings.max_unreported_bytes``; ``None``: no limit). Those two defaults
+    are what Kamailio's relay needs; with ``follow_relay_flow`` (the default), a session
+    through a relay whose AUTH grant says that it applies backpressure itself
+    (:data:`RELAY_FLOW_HEADER`, as msrplib's own relay does), to a peer reached through
+    no other relay, sends chunks of the size the relay names, unpaced.
     """
 
     domain: str
@@ -83,6 +93,7 @@ class MSRPRelaySettings:
     max_chunk_size: int = RELAY_CHUNK_SIZE
     resolver: Any = None
     max_unreported_bytes: Optional[int] = RELAY_UNREPORTED_BYTES
+    follow_relay_flow: bool = True
 
     @property
     def uri(self) -> URI:
@@ -121,3 +132,27 @@ def locate_relay(relay: MSRPRelaySettings) -> Any:
     if not records or str(records[0].target) in ("", "."):
         raise MSRPRelayNotFound("%s has no MSRP relay (SRV %s)" % (relay.domain, name))
     return str(records[0].target), records[0].port
+
+
+@dataclass(frozen=True)
+class RelayFlow:
+    """What a relay said of its flow control in its grant (:data:`RELAY_FLOW_HEADER`):
+    it applies backpressure itself, and takes chunks of up to ``max_chunk_size``."""
+
+    max_chunk_size: int
+
+
+def parse_relay_flow(value: Optional[str]) -> Optional[RelayFlow]:
+    """The :class:`RelayFlow` a header value says, or ``None`` (no header, or one that
+    does not say ``backpressure`` with a chunk size from 1 KiB to 1 MiB)."""
+    if not value:
+        return None
+    parts = [part.strip() for part in value.split(";")]
+    if parts[0].lower() != "backpressure":
+        return None
+    for part in parts[1:]:
+        name, _, number = part.partition("=")
+        if name.strip().lower() == "max-chunk-size" and number.strip().isdigit() \
+                and len(number.strip()) < 9 and 1024 <= int(number) <= 1024 * 1024:
+            return RelayFlow(int(number))
+    return None

@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from msrplib.connect import (AcceptorRelay, ConnectorRelay, MSRPAuthError, MSRPBindError,
-                             MSRPRelaySettings)
+                             MSRPRelaySettings, RelayConnection)
 from msrplib.digest import answer_challenge
 from msrplib.protocol import URI, AuthParams
 from msrplib.relayserver import (DigestAuthority, MSRPRelay, RelaySettings, UsersFileError,
@@ -194,6 +194,76 @@ class OneRelayTests(RelayHarness, unittest.TestCase):
         other.connection.use_path = [stranger]  # a Use-Path the relay never gave
         error = yield self.assertFailure(other.complete([bob]), MSRPBindError)
         self.assertEqual(error.code, 481)
+
+
+class RelayFlowTests(RelayHarness, unittest.TestCase):
+    """Pacing adapts to the relay: through ours, which holds senders back itself and says
+    so in its grant, a session with the default (Kamailio's) settings sends 64 KiB chunks
+    unpaced; to a peer behind another relay, or with follow_relay_flow off, it paces."""
+
+    @inlineCallbacks
+    def test_default_settings_through_our_relay_are_unpaced(self):
+        relay, uri = self.start_relay()
+        defaults = [MSRPRelaySettings(REALM, user, USERS[user], host="127.0.0.1",
+                                      port=uri.port) for user in ("alice", "bob")]
+        self.assertEqual((defaults[0].max_chunk_size, defaults[0].max_unreported_bytes),
+                         (8 * 1024, 32 * 1024))
+        heard = CollectingReceiver()
+        alice, bob = yield self.pair(*defaults, bob_receiver=heard)
+        self.assertEqual((alice.transport.max_chunk_size, alice.transport.max_unreported_bytes),
+                         (64 * 1024, None))
+        payload = os.urandom(3 * 1024 * 1024)
+        yield alice.send_message(payload, "application/octet-stream", success_report="yes")
+        self.assertEqual(heard.received[0].data, payload)
+
+    @inlineCallbacks
+    def test_a_peer_behind_another_relay_is_paced_and_the_switch_turns_it_off(self):
+        first, first_uri = self.start_relay()
+        second, second_uri = self.start_relay()
+        settings = [MSRPRelaySettings(REALM, "alice", USERS["alice"], host="127.0.0.1",
+                                      port=first_uri.port),
+                    MSRPRelaySettings(REALM, "bob", USERS["bob"], host="127.0.0.1",
+                                      port=second_uri.port)]
+        alice, bob = yield self.pair(*settings)
+        self.assertEqual((alice.transport.max_chunk_size, alice.transport.max_unreported_bytes),
+                         (8 * 1024, 32 * 1024))
+        off = MSRPRelaySettings(REALM, "alice", USERS["alice"], host="127.0.0.1",
+                                port=first_uri.port, follow_relay_flow=False)
+        other = MSRPRelaySettings(REALM, "bob", USERS["bob"], host="127.0.0.1",
+                                  port=first_uri.port)
+        alice, bob = yield self.pair(off, other)
+        self.assertEqual(alice.transport.max_unreported_bytes, 32 * 1024)
+
+
+class SharedConnectionTests(RelayHarness, unittest.TestCase):
+    @inlineCallbacks
+    def test_two_sessions_on_one_relay_connection_each_side(self):
+        """RelayConnection through our relay: one AUTH per side, one binding each, and
+        the relay's client demultiplexes by To-Path."""
+        relay, uri = self.start_relay()
+        relays = (RelayConnection(self.settings("alice", uri)),
+                  RelayConnection(self.settings("bob", uri)))
+        for connection in relays:
+            self.addCleanup(connection.close)
+        heard = CollectingReceiver(), CollectingReceiver()
+        sessions = []
+        for receiver in heard:
+            alice, bob = ConnectorRelay(relays[0]), AcceptorRelay(relays[1])
+            alice_path = yield alice.prepare()
+            bob_path = yield bob.prepare()
+            links = yield gatherResults([alice.complete(bob_path), bob.complete(alice_path)])
+            sessions.append((MSRPSession(links[0], settings=SESSION_SETTINGS),
+                             MSRPSession(links[1], settings=SESSION_SETTINGS,
+                                         receiver=receiver)))
+        self.assertEqual(relay.bindings, 2)
+        yield gatherResults([pair[0].send_message(b"to session %d" % index, "text/plain",
+                                                  success_report="yes")
+                             for index, pair in enumerate(sessions)])
+        self.assertEqual([[m.data for m in receiver.received] for receiver in heard],
+                         [[b"to session 0"], [b"to session 1"]])
+        for pair in sessions:
+            for session in pair:
+                session.abort()
 
 
 class TwoRelaysTests(RelayHarness, unittest.TestCase):

@@ -42,6 +42,7 @@ from msrplib._headers import Headers, parse_path
 from msrplib._observer import Observer
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._paths import read_paths
+from msrplib._relaysettings import RELAY_FLOW_HEADER
 from msrplib._rules import answers_success, request_error, sends_failure_reports, should_respond
 from msrplib._server import new_session_id
 from msrplib._speedups import tls_factory
@@ -357,6 +358,9 @@ class MSRPRelay:
         response = make_response(request, 200)
         response.headers.add("Use-Path", str(binding.uri))
         response.headers.add("Expires", str(asked or settings.default_expires))
+        # It holds senders back itself: a client of msrplib then sends unpaced.
+        response.headers.add(RELAY_FLOW_HEADER, "backpressure; max-chunk-size=%d"
+                             % settings.max_chunk_size)
         link.protocol.write_chunk(response)
 
     def _challenge(self, link: _Link, request: MSRPData, stale: bool) -> None:
