@@ -200,3 +200,24 @@ class Review(unittest.TestCase):
         yield until(lambda: not feed.protocol.reading_paused, timeout=5)
         yield until(lambda: len([r for r in alice.got if r.method == "REPORT"]) == 10,
                     timeout=10)
+
+    @inlineCallbacks
+    def test_silent_and_idle_connections_are_closed_and_connections_bounded(self):
+        from msrplib.relayserver.relay import RelaySettings
+        relay, uri = self.start_relay(settings=RelaySettings(
+            idle_timeout=0.6, max_connections=3,
+            connection=ConnectionSettings(first_request_timeout=0.4)))
+        silent = yield self.connect(uri)  # says nothing at all
+        sink = self.sink()  # a next hop that reads and never answers partial chunks
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        alice.request("SEND", "%s msrp://127.0.0.1:%d/far;tcp" % (
+            path, sink.port.getHost().port), b"hi", Failure_Report="no")
+        yield until(lambda: len(relay._links) == 3)  # silent, alice, the next hop
+        refused = yield self.connect(uri)  # a fourth: over max_connections
+        yield until(lambda: refused.proto.lost.fired)
+        yield until(lambda: silent.proto.lost.fired, timeout=3)
+        # The next hop's connection, with nothing owed either way, goes when idle;
+        # alice's, which holds a binding, stays.
+        yield until(lambda: len(relay._links) == 1, timeout=5)
+        self.assertFalse(alice.proto.lost.fired)

@@ -72,7 +72,11 @@ class RelaySettings:
     ``next_hop_chunk_sizes``: smaller limits by next hop ``(host, port)``.
     ``response_timeout``: seconds a next hop has to answer a forwarded SEND before its
     sender gets a 408 failure REPORT. ``max_bindings_per_connection``: AUTHs with new
-    bindings one connection may make (403 past it). ``connection``: connecting and
+    bindings one connection may make (403 past it). ``max_connections``: connections at
+    once (a new one past it is closed at once). ``idle_timeout``: seconds a connection
+    that holds no binding and owes or awaits nothing may stay silent before it is closed
+    (next hops' connections included); one accepted must send its first request within
+    ``connection.first_request_timeout``. ``connection``: connecting and
     parsing (``ConnectionSettings``). ``trust_root`` and ``verify_tls``: how next hops
     over TLS are checked (their certificate must chain to ``trust_root``, the platform's
     by default, and name the host; ``verify_tls=False`` for tests only).
@@ -85,6 +89,8 @@ class RelaySettings:
     next_hop_chunk_sizes: Dict[Tuple[str, int], int] = field(default_factory=dict)
     response_timeout: float = 30.0
     max_bindings_per_connection: int = 16
+    max_connections: int = 20000
+    idle_timeout: float = 300.0
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
     trust_root: Any = None
     verify_tls: bool = True
@@ -107,6 +113,9 @@ class _Link:
         self.timer: Any = None
         #: The links whose reading is held until this one can take more.
         self.feeds: Set[_Link] = set()
+        #: When it last carried a chunk either way, and whether it ever sent a request.
+        self.last_traffic = 0.0
+        self.spoke = False
         self.skipping = False  # in the body of a streamed chunk that was refused
 
 
@@ -178,6 +187,7 @@ class MSRPRelay:
         self._paths = _PathCache()
         self._stopped = False
         self._connectors: List[Any] = []
+        self._sweeper: Any = None
         # Next hops by (host, port, TLS): the link, or the Deferred while connecting.
         self._next_hops: Dict[Tuple[str, int, bool], Any] = {}
 
@@ -227,6 +237,9 @@ class MSRPRelay:
         """Stop listening, give up connecting to next hops, and close every connection
         (after what was written)."""
         self._stopped = True
+        if self._sweeper is not None and self._sweeper.active():
+            self._sweeper.cancel()
+        self._sweeper = None
         for hop in list(self._next_hops.values()):
             if isinstance(hop, Observer):
                 hop.fire(Failure(ConnectionDone("the relay stopped")))
@@ -248,7 +261,7 @@ class MSRPRelay:
     # Connections.
 
     def _accepted(self, protocol: MSRPProtocol, listener: URI) -> bool:
-        if self._stopped:
+        if self._stopped or len(self._links) >= self.settings.max_connections:
             return False
         self._adopt(protocol, listener, self.settings.max_chunk_size)
         return True
@@ -256,8 +269,11 @@ class MSRPRelay:
     def _adopt(self, protocol: MSRPProtocol, listener: Optional[URI],
                max_chunk_size: int) -> _Link:
         link = _Link(protocol, listener, max_chunk_size)
+        link.last_traffic = self.reactor.seconds()
         self._links.add(link)
         self.metrics.connections.inc()
+        if self._sweeper is None:
+            self._sweeper = self.reactor.callLater(self._sweep_interval(), self._sweep)
         protocol.set_receiver(lambda event: self._event(link, event))
         protocol.lost.observe().addBoth(lambda reason: self._lost(link))
         return link
@@ -278,7 +294,28 @@ class MSRPRelay:
         for forwarded in pending.values():
             self._failed(forwarded, 503, "Next hop closed")
 
+    def _sweep_interval(self) -> float:
+        return max(0.5, min(self.settings.idle_timeout,
+                            self.settings.connection.first_request_timeout) / 4)
+
+    def _sweep(self) -> None:
+        """Close the connections that said nothing at first, or have nothing to do and
+        have been silent for ``idle_timeout``; look again later while any is open."""
+        self._sweeper = None
+        now = self.reactor.seconds()
+        first = self.settings.connection.first_request_timeout
+        for link in list(self._links):
+            silent = now - link.last_traffic
+            if link.listener is not None and not link.spoke and silent >= first:
+                link.protocol.abort()
+            elif silent >= self.settings.idle_timeout and not link.bindings \
+                    and not link.pending and not link.feeds:
+                link.protocol.close()
+        if self._links and not self._stopped:
+            self._sweeper = self.reactor.callLater(self._sweep_interval(), self._sweep)
+
     def _event(self, link: _Link, event: ParserEvent) -> None:
+        link.last_traffic = self.reactor.seconds()
         if isinstance(event, ChunkStarted):
             link.skipping = True
             if event.chunk.method is not None:
@@ -292,6 +329,7 @@ class MSRPRelay:
         if event.code is not None:
             self._answered(link, event)
             return
+        link.spoke = True
         error = request_error(event)
         if error is not None:
             self._refuse(link, event, error.code or 400, error.comment)
@@ -504,6 +542,7 @@ class MSRPRelay:
             return
         failure_report = request.headers.first.get("failure-report")
         self.metrics.forwarded(request.method or "", len(request.data))
+        target.last_traffic = self.reactor.seconds()
         # An answer that may come is awaited with what a failure REPORT needs (not the
         # body): for 30 s, or for Failure-Report partial, whose silence is success,
         # PARTIAL_ANSWER_WAIT.
