@@ -31,7 +31,7 @@ from tests.relay import USERS, KamailioRelay
 from tests.test_relay_plugin import RelayProcess
 
 REALM = "msrp-test"
-SETTINGS = SessionSettings(keepalive_interval=0, relayed_failure_wait=0,
+SETTINGS = SessionSettings(keepalive_interval=0, relayed_failure_wait=0, max_message_size=None,
                            confirm_through_relays=False)
 
 

@@ -7,7 +7,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree
 from defusedxml import DefusedXmlException
 
-__all__ = ["parse_xml"]
+__all__ = ["parse_xml", "parse_document"]
 
 
 def parse_xml(data: bytes) -> Element:
@@ -24,3 +24,16 @@ def parse_xml(data: bytes) -> Element:
     except (LookupError, ValueError) as error:  # an encoding it cannot read, say
         raise ValueError("not XML: %s" % error) from None
     return root
+
+
+def parse_document(data: bytes, max_bytes: int, namespace: str, root: str,
+                   kind: str) -> Element:
+    """:func:`parse_xml` of a ``kind`` document (a notification, say) of at most
+    ``max_bytes`` whose root element is ``root`` in ``namespace``; ``ValueError``
+    saying why for anything else."""
+    if len(data) > max_bytes:
+        raise ValueError("a %s over %d bytes" % (kind, max_bytes))
+    element = parse_xml(data)
+    if element.tag != "{%s}%s" % (namespace, root):
+        raise ValueError("not an %s document: <%s>" % (root, element.tag[:100]))
+    return element

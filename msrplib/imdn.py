@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import FrozenSet, Iterable, Optional
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from msrplib._xml import parse_xml
+from msrplib._xml import parse_document
 from msrplib.cpim import (Address, CPIMMessage, CPIMParseError, format_datetime,
                           parse_datetime)
 
@@ -112,14 +112,11 @@ class Notification:
     def from_xml(cls, data: bytes) -> Notification:
         """Parse a ``message/imdn+xml`` document safely; ``IMDNParseError`` when it is
         not one, or is hostile (a DTD, entities)."""
-        if len(data) > MAX_IMDN_BYTES:
-            raise IMDNParseError("a notification over %d bytes" % MAX_IMDN_BYTES)
         try:
-            root = parse_xml(data)
+            root = parse_document(data, MAX_IMDN_BYTES, IMDN_XML_NAMESPACE, "imdn",
+                                  "notification")
         except ValueError as error:
             raise IMDNParseError(str(error)) from None
-        if root.tag != _tag("imdn"):
-            raise IMDNParseError("not an imdn document: <%s>" % root.tag[:100])
 
         def text(name: str, required: bool) -> Optional[str]:
             found = root.findall(_tag(name))

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from msrplib._xml import parse_xml
+from msrplib._xml import parse_document
 from msrplib.cpim import CPIMParseError, format_datetime, parse_datetime
 
 __all__ = ["ISCOMPOSING_CONTENT_TYPE", "ISCOMPOSING_NAMESPACE", "IDLE_TIMEOUT",
@@ -90,15 +90,11 @@ class IsComposing:
     @classmethod
     def from_xml(cls, data: bytes) -> IsComposing:
         """Parse a document safely; ``IsComposingParseError`` for anything else."""
-        if len(data) > MAX_ISCOMPOSING_BYTES:
-            raise IsComposingParseError("a document over %d bytes" % MAX_ISCOMPOSING_BYTES)
         try:
-            root = parse_xml(data)
+            root = parse_document(data, MAX_ISCOMPOSING_BYTES, ISCOMPOSING_NAMESPACE,
+                                  "isComposing", "document")
         except ValueError as error:
             raise IsComposingParseError(str(error)) from None
-        if root.tag != _tag("isComposing"):
-            raise IsComposingParseError("not an isComposing document: <%s>"
-                                        % root.tag[:100])
 
         def text(name: str) -> Optional[str]:
             found = root.findall(_tag(name))

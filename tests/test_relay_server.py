@@ -119,6 +119,16 @@ class RelayHarness:
         return endpoint
 
     @inlineCallbacks
+    def both_ways(self, alice, bob, heard, size, reply):
+        """A file of ``size`` bytes from Alice, ``reply`` back from Bob, both confirmed
+        by success REPORTs, and each received whole."""
+        payload = os.urandom(size)
+        yield alice.send_message(payload, "application/octet-stream", success_report="yes")
+        yield bob.send_message(reply, "text/plain", success_report="yes")
+        self.assertEqual(heard[1].received[0].data, payload)
+        self.assertEqual(heard[0].received[0].data, reply)
+
+    @inlineCallbacks
     def pair(self, alice_settings, bob_settings, bob_receiver=None, alice_receiver=None):
         alice = self.endpoint(ConnectorRelay, alice_settings)
         bob = self.endpoint(AcceptorRelay, bob_settings)
@@ -275,11 +285,7 @@ class TwoRelaysTests(RelayHarness, unittest.TestCase):
         alice, bob = yield self.pair(self.settings("alice", first_uri),
                                      self.settings("bob", second_uri),
                                      bob_receiver=heard[1], alice_receiver=heard[0])
-        payload = os.urandom(1024 * 1024)
-        yield alice.send_message(payload, "application/octet-stream", success_report="yes")
-        yield bob.send_message(b"got it", "text/plain", success_report="yes")
-        self.assertEqual(heard[1].received[0].data, payload)
-        self.assertEqual(heard[0].received[0].data, b"got it")
+        yield self.both_ways(alice, bob, heard, 1024 * 1024, b"got it")
         [from_path] = {m.first_chunk.headers["From-Path"] for m in heard[1].received}
         self.assertEqual(len(from_path.split()), 3)  # bob's relay, alice's relay, alice
 
@@ -377,43 +383,37 @@ class SlowReceiverTests(RelayHarness, unittest.TestCase):
 
 class ThroughKamailioTests(RelayHarness, unittest.TestCase):
     @inlineCallbacks
-    def test_alice_to_our_relay_to_kamailio_to_bob(self):
+    def through_kamailio(self, alice_chunk_size, **relay_options):
+        """Alice on our relay, Bob on a fresh Kamailio: their sessions, what each heard,
+        and the Kamailio (its port is known only once it runs)."""
         kamailio = KamailioRelay()
         kamailio.start()
         self.addCleanup(kamailio.stop)
-        relay, uri = self.start_relay()
+        options = {name: make(kamailio) for name, make in relay_options.items()}
+        relay, uri = self.start_relay(**options)
         heard = CollectingReceiver(), CollectingReceiver()
-        kamailio_uri = URI(host="127.0.0.1", port=kamailio.port)
         alice, bob = yield self.pair(
-            self.settings("alice", uri, max_chunk_size=8 * 1024,
+            self.settings("alice", uri, max_chunk_size=alice_chunk_size,
                           max_unreported_bytes=32 * 1024),
-            self.settings("bob", kamailio_uri, max_chunk_size=8 * 1024,
-                          max_unreported_bytes=32 * 1024),
+            self.settings("bob", URI(host="127.0.0.1", port=kamailio.port),
+                          max_chunk_size=8 * 1024, max_unreported_bytes=32 * 1024),
             bob_receiver=heard[1], alice_receiver=heard[0])
-        payload = os.urandom(512 * 1024)
-        yield alice.send_message(payload, "application/octet-stream", success_report="yes")
-        yield bob.send_message(b"through both", "text/plain", success_report="yes")
-        self.assertEqual(heard[1].received[0].data, payload)
-        self.assertEqual(heard[0].received[0].data, b"through both")
+        return alice, bob, heard, kamailio
+
+    @inlineCallbacks
+    def test_alice_to_our_relay_to_kamailio_to_bob(self):
+        alice, bob, heard, kamailio = yield self.through_kamailio(8 * 1024)
+        yield self.both_ways(alice, bob, heard, 512 * 1024, b"through both")
         self.assertTrue(kamailio.alive)
 
     @inlineCallbacks
     def test_our_relay_cuts_large_chunks_for_kamailio(self):
         """Alice sends 64 KiB chunks; Kamailio relays no frame over about 11 KB, so our
         relay, told its next hop's limit, cuts them to 8 KiB: the file arrives whole."""
-        kamailio = KamailioRelay()
-        kamailio.start()
-        self.addCleanup(kamailio.stop)
-        relay, uri = self.start_relay(settings=RelaySettings(
-            next_hop_chunk_sizes={("127.0.0.1", kamailio.port): 8 * 1024}))
-        heard = CollectingReceiver()
-        kamailio_uri = URI(host="127.0.0.1", port=kamailio.port)
-        alice, bob = yield self.pair(
-            self.settings("alice", uri, max_chunk_size=64 * 1024,
-                          max_unreported_bytes=32 * 1024),
-            self.settings("bob", kamailio_uri, max_chunk_size=8 * 1024,
-                          max_unreported_bytes=32 * 1024),
-            bob_receiver=heard)
+        alice, bob, heard, kamailio = yield self.through_kamailio(
+            64 * 1024, settings=lambda kamailio: RelaySettings(
+                next_hop_chunk_sizes={("127.0.0.1", kamailio.port): 8 * 1024}))
+        heard = heard[1]
         payload = os.urandom(1024 * 1024)
         yield alice.send_message(payload, "application/octet-stream", success_report="yes")
         self.assertEqual(hashlib.sha256(heard.received[0].data).digest(),

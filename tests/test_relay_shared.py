@@ -81,6 +81,17 @@ class SharedRelayHarness:
         self.protocol.dataReceived(chunk.encode())
         return chunk
 
+    def private_binding(self):
+        """A ConnectorRelay with a connection of its own, prepared: its complete(BOB)
+        under way (the binding SEND not answered yet)."""
+        endpoint = ConnectorRelay(
+            MSRPRelaySettings("msrp-test", "alice", "secret", host="127.0.0.1", port=2855),
+            reactor=self.reactor, settings=ConnectionSettings(bind_timeout=5))
+        prepared = endpoint.prepare()
+        self.connect()
+        self.successResultOf(prepared)
+        return endpoint.complete(BOB)
+
     def bound_pair(self, settings=None):
         """Two sessions through the shared connection: Alice-Bob and Alice-Carol."""
         first, second = self.endpoint("bob"), self.endpoint("carol")

@@ -3,8 +3,7 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 
-from msrplib.connect import (AcceptorRelay, ConnectorRelay, MSRPRelaySettings, ConnectionSettings,
-                             MSRPAuthError, MSRPBindSessionTimeout)
+from msrplib.connect import (AcceptorRelay, MSRPAuthError, MSRPBindSessionTimeout)
 from msrplib.protocol import Headers, MSRPData, make_response, parse_uri
 from tests.test_relay_shared import (BOB, CAROL, USE_PATH, SharedRelayHarness)
 
@@ -91,13 +90,7 @@ class HeldUp(SharedRelayHarness, unittest.TestCase):
         self.reactor.advance(0)
 
     def test_private_bind_timeout_aborts(self):
-        endpoint = ConnectorRelay(
-            MSRPRelaySettings("msrp-test", "alice", "secret", host="127.0.0.1", port=2855),
-            reactor=self.reactor, settings=ConnectionSettings(bind_timeout=5))
-        p = endpoint.prepare()
-        self.connect()
-        self.successResultOf(p)
-        binding = endpoint.complete(BOB)
+        binding = self.private_binding()
         self.sent()
         self.reactor.advance(5)
         self.failureResultOf(binding, MSRPBindSessionTimeout)

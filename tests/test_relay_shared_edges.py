@@ -6,7 +6,6 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 
-from msrplib.connect import ConnectionSettings, ConnectorRelay, MSRPRelaySettings
 from msrplib.protocol import Headers, MSRPData, parse_uri
 from msrplib.session import MSRPSession, SessionSettings
 from tests.test_relay_shared import BOB, USE_PATH, FillingTransport, SharedRelayHarness
@@ -122,13 +121,7 @@ class HeldBeforeBindingTests(SharedRelayHarness, unittest.TestCase):
 
 class PrivateConnectionTests(SharedRelayHarness, unittest.TestCase):
     def test_6_private_session_closed_fires_when_the_connection_closes(self):
-        endpoint = ConnectorRelay(
-            MSRPRelaySettings("msrp-test", "alice", "secret", host="127.0.0.1", port=2855),
-            reactor=self.reactor, settings=ConnectionSettings(bind_timeout=5))
-        prepared = endpoint.prepare()
-        self.connect()
-        self.successResultOf(prepared)
-        binding = endpoint.complete(BOB)
+        binding = self.private_binding()
         [send] = self.sent()
         self.answer(send, 200)
         session = MSRPSession(self.successResultOf(binding), reactor=self.reactor,
