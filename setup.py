@@ -24,6 +24,7 @@ setup(
         "cryptography>=38.0",
         "defusedxml>=0.7",
         "prometheus-client>=0.17",
+        "autobahn>=23.1",
     ],
     extras_require={
         "test": ["hypothesis>=6.0"],

@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from msrplib.websocket import connect_websocket, is_websocket
 from msrplib._bind import ConnectionSettings, adopt_logger, bind_active, check_fingerprint
 from msrplib._factories import MSRPClientFactory
 from msrplib._server import (MSRPServer, as_fingerprint, default_host, new_session_id,
@@ -38,13 +39,17 @@ SETUPS = ("active", "passive", "actpass")
 
 def connect_to(uri: URI, tls_options: Any, reactor: Any, settings: ConnectionSettings,
                address: Optional[Tuple[str, int]] = None) -> Tuple[Deferred[MSRPProtocol], Any]:
-    """Open a TCP or TLS connection to ``uri`` (or to ``address``, RFC 6714 CEMA);
-    ``tls_options`` are the Twisted TLS client options for an ``msrps`` URI.
+    """Open a TCP or TLS connection to ``uri`` (or to ``address``, RFC 6714 CEMA), or a
+    WebSocket one for a ``ws``/``wss`` URI (:mod:`msrplib.websocket`); ``tls_options``
+    are the Twisted TLS client options for an ``msrps`` URI.
 
     Returns ``(deferred, connector)``: the Deferred fires with a ready ``MSRPProtocol``, or
     fails with ``MSRPConnectTimeout`` after ``settings.connect_timeout`` or with Twisted's
     reason (``ConnectionRefusedError``...).
     """
+    if is_websocket(uri):
+        return connect_websocket(uri, tls_options, reactor, settings.parser_limits,
+                                 settings.connect_timeout)
     host, port = address or (uri.host or "", uri.effective_port)
     factory = MSRPClientFactory(settings.parser_limits, settings.traffic_log, reactor)
     if uri.use_tls:

@@ -145,6 +145,7 @@ class RelayConnection:
         if uri.session_id is None:
             uri.session_id = new_session_id()
         uri.use_tls = self.relay.uri.use_tls
+        uri.transport = self.relay.uri.transport
         return uri
 
     def _open(self) -> Deferred[ConnectionRouter]:
@@ -171,7 +172,8 @@ class RelayConnection:
         if self._opening is not attempt:
             raise ConnectionDone("the connection attempt was given up")
         relay_uri = self.relay.uri
-        target = URI(host=host, port=port, use_tls=relay_uri.use_tls)
+        target = URI(host=host, port=port, use_tls=relay_uri.use_tls,
+                     transport=relay_uri.transport)
         options = self.relay.tls_options() if relay_uri.use_tls else None
         connected, self._connector = connect_to(target, options, self.reactor, self.settings)
         try:

@@ -77,7 +77,9 @@ class MSRPRelaySettings:
     are what Kamailio's relay needs; with ``follow_relay_flow`` (the default), a session
     through a relay whose AUTH grant says that it applies backpressure itself
     (:data:`RELAY_FLOW_HEADER`, as msrplib's own relay does), to a peer reached through
-    no other relay, sends chunks of the size the relay names, unpaced.
+    no other relay, sends chunks of the size the relay names, unpaced. ``transport``
+    ``ws`` (or ``wss``, with ``use_tls``) reaches the relay over WebSocket (RFC 7977), as
+    a browser does.
     """
 
     domain: str
@@ -94,11 +96,13 @@ class MSRPRelaySettings:
     resolver: Any = None
     max_unreported_bytes: Optional[int] = RELAY_UNREPORTED_BYTES
     follow_relay_flow: bool = True
+    transport: str = "tcp"
 
     @property
     def uri(self) -> URI:
         """The relay's URI, the To-Path of AUTH and the Digest ``uri``."""
-        return URI(host=self.host or self.domain, port=self.port, use_tls=self.use_tls)
+        return URI(host=self.host or self.domain, port=self.port, use_tls=self.use_tls,
+                   transport=self.transport)
 
     def tls_options(self) -> Any:
         """TLS client options for the relay connection."""

@@ -90,8 +90,12 @@ class ConnectionIO(TypingProtocol):
 
 def connection_io(protocol: Any) -> ConnectionIO:
     """The I/O for ``protocol``, whose transport was just connected: tuned when
-    :data:`ENABLED`, else plain."""
-    return TunedIO(protocol) if ENABLED else PlainIO(protocol)
+    :data:`ENABLED`, else plain. A transport that frames each write (``frames_writes``:
+    a WebSocket sends one chunk per message) is always written plainly, one write per
+    chunk."""
+    if ENABLED and not getattr(protocol.transport, "frames_writes", False):
+        return TunedIO(protocol)
+    return PlainIO(protocol)
 
 
 def tls_factory(options: Any, is_client: bool, wrapped_factory: Any,

@@ -268,6 +268,11 @@ class MSRPProtocol(Protocol):
         self._send(parts)
 
     @property
+    def body_open(self) -> bool:
+        """Whether a streamed body is being written (:meth:`begin_body`)."""
+        return self._body_open
+
+    @property
     def takes_encoded_chunks(self) -> bool:
         """Whether :meth:`write_encoded` may be used now: no streamed body is open (a chunk
         would have to wait for its end, as an MSRPData) and no traffic log wants chunks."""
@@ -302,8 +307,8 @@ class MSRPProtocol(Protocol):
         """
         if self.traffic_log is not None:
             self.traffic_log("out", chunk)
+        self._body_open = True  # before the write: a framing transport waits for the end
         self._send((chunk.encode_start(),))
-        self._body_open = True
 
     def write_body(self, data: bytes) -> None:
         """Write the next piece of the body begun with :meth:`begin_body`."""
@@ -311,8 +316,8 @@ class MSRPProtocol(Protocol):
 
     def end_body(self, chunk: MSRPData) -> None:
         """Write the end-line (``chunk.contflag``), then any chunk that waited."""
+        self._body_open = False  # before the write: the chunk is whole with it
         self._send((chunk.encode_end(),))
-        self._body_open = False
         held, self._held_chunks = self._held_chunks, []
         for waiting, check_body in held:
             self.write_chunk(waiting, check_body)

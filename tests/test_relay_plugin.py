@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from twisted.internet import reactor, task
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.threads import deferToThread
 from twisted.logger import eventsFromJSONLogFile
@@ -134,3 +135,19 @@ class PluginTests(RelayHarness, unittest.TestCase):
             self.addCleanup(session.abort)
         yield sessions[0].send_message(b"across workers", "text/plain", success_report="yes")
         self.assertEqual(heard.received[0].data, b"across workers")
+
+    @inlineCallbacks
+    def test_a_websocket_port(self):
+        ws_port = free_port()
+        relay = RelayProcess(self.mktemp(), "--ws-port", str(ws_port))
+        self.addCleanup(relay.stop)
+        relay._wait_for(ws_port)
+        self.addCleanup(task.deferLater, reactor, 1.1, lambda: None)  # autobahn's timers
+        heard = CollectingReceiver()
+        alice_settings = self.settings("alice", URI(host="127.0.0.1", port=ws_port))
+        alice_settings.transport = "ws"
+        alice, bob = yield self.pair(alice_settings, self.settings("bob", relay.uri),
+                                     bob_receiver=heard)
+        yield alice.send_message(b"from a browser's side", "text/plain",
+                                 success_report="yes")
+        self.assertEqual(heard.received[0].data, b"from a browser's side")

@@ -78,10 +78,11 @@ class WorkerProcesses(Service):
 
 
 def _identity(config: Mapping[str, Any]) -> Optional[TLSIdentity]:
-    if not config.get("tls-port"):
+    if not config.get("tls-port") and not config.get("wss-port"):
         return None
     if not config.get("certificate") or not config.get("key"):
-        raise ValueError("--tls-port needs --certificate and --key (PEM files)")
+        raise ValueError("--tls-port and --wss-port need --certificate and --key (PEM "
+                         "files)")
     with open(config["certificate"], "rb") as certificate, open(config["key"], "rb") as key:
         return TLSIdentity.from_pem(certificate.read(), key.read())
 
@@ -120,6 +121,13 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
         listeners.append(Listener(int(config["tls-port"]), interface, identity, shared))
     if shared:  # a port of this process's own, which its Use-Paths name
         listeners.append(Listener(0, interface, identity, False, home=True))
+    if config.get("ws-port"):
+        listeners.append(Listener(int(config["ws-port"]), interface, websocket=True))
+    if config.get("wss-port"):
+        if identity is None:
+            raise ValueError("--wss-port needs --tls-port's --certificate and --key")
+        listeners.append(Listener(int(config["wss-port"]), interface, identity,
+                                  websocket=True))
     json_log = open(config["json-log"], "a", encoding="utf-8") \
         if config.get("json-log") else None
     service = RelayService(relay, listeners, metrics=config.get("metrics"),
@@ -137,7 +145,8 @@ def _repeat(config: Mapping[str, Any]) -> List[str]:
     """The options that make another worker of this relay (no metrics port of its own,
     none of the parent's files to write)."""
     argv = []
-    for name in ("port", "tls-port", "certificate", "key", "interface", "host", "domain",
+    for name in ("port", "tls-port", "ws-port", "wss-port", "certificate", "key",
+                 "interface", "host", "domain",
                  "users", "min-expires", "max-expires", "default-expires", "next-hop-ca"):
         if config.get(name):
             argv += ["--" + name, str(config[name])]

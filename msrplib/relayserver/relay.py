@@ -223,6 +223,26 @@ class MSRPRelay:
         self._listeners.append(uri)
         return uri
 
+    def listen_websocket(self, port: int = 0, identity: Optional[TLSIdentity] = None,
+                         interface: str = "127.0.0.1") -> URI:
+        """Listen on ``port`` for MSRP over WebSocket (RFC 7977): ``ws``, or ``wss`` with
+        ``identity``. Its clients AUTH as the others do; their Use-Paths name one of the
+        relay's TCP or TLS ports (the peers of a browser reach it there), so listen on one
+        of those first. Returns the relay's URI there (``msrp://host:port;ws``)."""
+        from msrplib.websocket import MSRPWebSocketServerFactory
+        secure = identity is not None
+        uri = URI(host=self.host, use_tls=secure, transport="wss" if secure else "ws")
+        factory: Any = MSRPWebSocketServerFactory(
+            lambda protocol: self._accepted(protocol, uri),
+            self.settings.connection.parser_limits, self.reactor)
+        if identity is not None:
+            factory = tls_factory(identity.options(), False, factory, self.reactor)
+        listening = self.reactor.listenTCP(port, factory, interface=interface)
+        uri.port = listening.getHost().port
+        self._ports.append(listening)
+        self._listeners.append(uri)
+        return uri
+
     def stop_accepting(self) -> Deferred[Any]:
         """Stop listening (connections open go on); fires once the ports are closed."""
         ports, self._ports = self._ports, []
@@ -354,6 +374,7 @@ class MSRPRelay:
         """Whether ``uri`` names this relay (one of its listening ports)."""
         return any(uri.host == mine.host and uri.effective_port == mine.effective_port
                    and uri.use_tls == mine.use_tls
+                   and uri.transport.lower() == mine.transport.lower()
                    for mine in ([listener] if listener is not None else self._listeners))
 
     def _auth(self, link: _Link, request: MSRPData) -> None:
@@ -416,7 +437,10 @@ class MSRPRelay:
             if len(link.bindings) >= self.settings.max_bindings_per_connection:
                 return None
             session_id = new_session_id()
-            named = self.home or relay_uri
+            # A WebSocket client's peers reach it through a TCP or TLS port of ours.
+            named = self.home or (relay_uri if relay_uri.transport.lower() == "tcp" else next(
+                (mine for mine in self._listeners if mine.transport.lower() == "tcp"),
+                relay_uri))
             uri = URI(host=named.host, port=named.effective_port, use_tls=named.use_tls,
                       session_id=session_id)
             binding = _Binding(session_id, uri, link, user)

@@ -30,13 +30,15 @@ GRACE_SECONDS = 10.0
 @dataclass
 class Listener:
     """A port to listen on: ``port`` (0: any), ``msrps`` with ``identity`` when given;
-    ``reuse_port`` and ``home`` as :meth:`MSRPRelay.listen` has them."""
+    ``reuse_port`` and ``home`` as :meth:`MSRPRelay.listen` has them; ``websocket``:
+    MSRP over WebSocket (``ws``, or ``wss`` with ``identity``)."""
 
     port: int
     interface: str = "127.0.0.1"
     identity: Optional[TLSIdentity] = None
     reuse_port: bool = False
     home: bool = False
+    websocket: bool = False
 
 
 class RelayService(Service):
@@ -65,6 +67,10 @@ class RelayService(Service):
             self._observer = jsonFileLogObserver(self.json_log)
             globalLogPublisher.addObserver(self._observer)
         for listener in self.listeners:
+            if listener.websocket:
+                self.uris.append(self.relay.listen_websocket(
+                    listener.port, listener.identity, listener.interface))
+                continue
             self.uris.append(self.relay.listen(
                 listener.port, listener.identity is not None, listener.identity,
                 listener.interface, listener.reuse_port, listener.home))

@@ -21,7 +21,10 @@ class Options(usage.Options):
          "(python -m msrplib.relayserver REALM USER makes a line)."],
         ["port", "p", "2855", "TCP port for msrp (0: none when --tls-port is given)."],
         ["tls-port", None, None, "TCP port for msrps (needs --certificate and --key)."],
-        ["certificate", None, None, "PEM certificate (chain) of the msrps port."],
+        ["ws-port", None, None, "TCP port for MSRP over WebSocket (RFC 7977, ws)."],
+        ["wss-port", None, None, "TCP port for MSRP over secure WebSocket (wss; needs "
+         "--certificate and --key)."],
+        ["certificate", None, None, "PEM certificate (chain) of the msrps and wss ports."],
         ["key", None, None, "PEM private key of the msrps port."],
         ["interface", None, "127.0.0.1", "Address to listen on."],
         ["host", None, None, "Address the relay's URIs and Use-Paths name (default: "
@@ -55,8 +58,9 @@ class Options(usage.Options):
         for name in ("port", "min-expires", "max-expires", "default-expires", "workers"):
             if not _COUNT.fullmatch(self[name] or ""):
                 raise usage.UsageError("--%s takes a whole number" % name)
-        if self["tls-port"] is not None and not _COUNT.fullmatch(self["tls-port"]):
-            raise usage.UsageError("--tls-port takes a port number")
+        for name in ("tls-port", "ws-port", "wss-port"):
+            if self[name] is not None and not _COUNT.fullmatch(self[name]):
+                raise usage.UsageError("--%s takes a port number" % name)
         if int(self["workers"]) < 1:
             raise usage.UsageError("--workers must be 1 or more")
 
