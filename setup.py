@@ -15,7 +15,7 @@ setup(
     # the plugin there.
     package_dir={"": "."},
     packages=find_packages(include=["msrplib", "msrplib.*"]) + ["twisted.plugins"],
-    package_data={"msrplib": ["py.typed"]},
+    package_data={"msrplib": ["py.typed"], "msrplib.relayserver": ["webdemo/*"]},
     install_requires=[
         "twisted>=22.10",
         "pyopenssl>=22.0",
@@ -27,7 +27,7 @@ setup(
         "autobahn>=23.1",
     ],
     extras_require={
-        "test": ["hypothesis>=6.0"],
+        "test": ["hypothesis>=6.0", "selenium>=4.10"],
         "docs": ["sphinx>=5.0"],
         "lint": ["ruff", "mypy"],
         "cli": ["tqdm"],

@@ -154,6 +154,13 @@ class TLSIdentity:
             privateKey=crypto.PKey.from_cryptography_key(self.private_key),
             certificate=crypto.X509.from_cryptography(self.certificate)))
 
+    def server_options(self) -> ssl.CertificateOptions:
+        """TLS options for a server that presents this identity and asks its clients for
+        none (a relay's clients prove who they are with Digest)."""
+        return ssl.CertificateOptions(
+            privateKey=crypto.PKey.from_cryptography_key(self.private_key),
+            certificate=crypto.X509.from_cryptography(self.certificate))
+
     def twisted_certificate(self) -> ssl.PrivateCertificate:
         """The identity as Twisted's ``PrivateCertificate`` (e.g. a client certificate)."""
         certificate: ssl.PrivateCertificate = ssl.PrivateCertificate.loadPEM(

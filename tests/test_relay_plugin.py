@@ -2,6 +2,7 @@
 library through it, its Prometheus counters, its JSON log, a graceful stop, and workers
 sharing one port."""
 
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from twisted.trial import unittest
 
 from msrplib.connect import AcceptorRelay, ConnectorRelay
 from msrplib.protocol import URI
+from msrplib.relayserver.webdemo import MD5_JS
 from msrplib.session import MSRPSession
 from msrplib.testing import CollectingReceiver
 from tests.relay import free_port
@@ -137,11 +139,22 @@ class PluginTests(RelayHarness, unittest.TestCase):
         self.assertEqual(heard.received[0].data, b"across workers")
 
     @inlineCallbacks
-    def test_a_websocket_port(self):
-        ws_port = free_port()
-        relay = RelayProcess(self.mktemp(), "--ws-port", str(ws_port))
+    def test_a_websocket_port_and_the_web_demo(self):
+        if not os.path.exists(MD5_JS):
+            raise unittest.SkipTest("no CryptoJS for the web demo: apt-get install "
+                                    "libjs-cryptojs (tests/install.sh does)")
+        ws_port, demo_port = free_port(), free_port()
+        relay = RelayProcess(self.mktemp(), "--ws-port", str(ws_port), "--web-demo",
+                             "tcp:%d:interface=127.0.0.1" % demo_port)
         self.addCleanup(relay.stop)
         relay._wait_for(ws_port)
+        relay._wait_for(demo_port)
+        config = yield deferToThread(lambda: json.loads(urllib.request.urlopen(
+            "http://127.0.0.1:%d/config.json" % demo_port, timeout=5).read()))
+        self.assertEqual(config["websocket"], "ws://127.0.0.1:%d/" % ws_port)
+        page = yield deferToThread(lambda: urllib.request.urlopen(
+            "http://127.0.0.1:%d/" % demo_port, timeout=5).read())
+        self.assertIn(b"msrp-demo.js", page)
         self.addCleanup(task.deferLater, reactor, 1.1, lambda: None)  # autobahn's timers
         heard = CollectingReceiver()
         alice_settings = self.settings("alice", URI(host="127.0.0.1", port=ws_port))

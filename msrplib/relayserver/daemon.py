@@ -131,7 +131,8 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
     json_log = open(config["json-log"], "a", encoding="utf-8") \
         if config.get("json-log") else None
     service = RelayService(relay, listeners, metrics=config.get("metrics"),
-                           json_log=json_log, grace=GRACE_SECONDS)
+                           json_log=json_log, grace=GRACE_SECONDS,
+                           web_demo=config.get("web-demo"))
     others = None
     if workers > 1 and not config.get("worker"):
         again = argv or ([sys.executable, "-c", "from twisted.scripts.twistd import run; "

@@ -211,7 +211,7 @@ class MSRPRelay:
         if use_tls:
             if identity is None:
                 raise ValueError("an msrps listener needs an identity")
-            factory = tls_factory(identity.options(), False, factory, self.reactor)
+            factory = tls_factory(identity.server_options(), False, factory, self.reactor)
         if reuse_port:
             listening = _listen_reusing_port(self.reactor, port, interface, factory)
         else:
@@ -236,7 +236,7 @@ class MSRPRelay:
             lambda protocol: self._accepted(protocol, uri),
             self.settings.connection.parser_limits, self.reactor)
         if identity is not None:
-            factory = tls_factory(identity.options(), False, factory, self.reactor)
+            factory = tls_factory(identity.server_options(), False, factory, self.reactor)
         listening = self.reactor.listenTCP(port, factory, interface=interface)
         uri.port = listening.getHost().port
         self._ports.append(listening)

@@ -44,14 +44,18 @@ class Listener:
 class RelayService(Service):
     """Runs ``relay`` on ``listeners``; ``metrics`` is a Twisted server endpoint string
     (``tcp:9464:interface=127.0.0.1``) for the Prometheus exporter, ``json_log`` a file
-    the log events go to as JSON records."""
+    the log events go to as JSON records, ``web_demo`` an endpoint string where the
+    browser demo (:mod:`msrplib.relayserver.webdemo`) is served, for its WebSocket port
+    (wss when there is one)."""
 
     log = Logger()
 
     def __init__(self, relay: MSRPRelay, listeners: List[Listener],
                  metrics: Optional[str] = None, json_log: Optional[IO[str]] = None,
-                 grace: float = GRACE_SECONDS) -> None:
+                 grace: float = GRACE_SECONDS, web_demo: Optional[str] = None) -> None:
         self.relay = relay
+        self.web_demo = web_demo
+        self._demo_port: Any = None
         self.listeners = listeners
         self.metrics = metrics
         self.json_log = json_log
@@ -76,6 +80,15 @@ class RelayService(Service):
                 listener.interface, listener.reuse_port, listener.home))
         self.log.info("MSRP relay listening on {uris}",
                       uris=" ".join(str(uri) for uri in self.uris))
+        if self.web_demo:
+            from twisted.internet.endpoints import serverFromString
+            from msrplib.relayserver.webdemo import demo_site
+            websockets = sorted((uri for uri in self.uris if uri.transport in ("ws", "wss")),
+                                key=lambda uri: not uri.use_tls)
+            if not websockets:
+                raise ValueError("--web-demo needs --wss-port or --ws-port")
+            self._demo_port = yield serverFromString(self.relay.reactor, self.web_demo).listen(
+                demo_site(websockets[0]))
         if self.metrics:
             from prometheus_client.twisted import MetricsResource
             from twisted.internet.endpoints import serverFromString
@@ -94,8 +107,9 @@ class RelayService(Service):
             yield task.deferLater(self.relay.reactor, 0.1, lambda: None)
             waited += 0.1
         yield self.relay.stop()
-        if self._metrics_port is not None:
-            yield self._metrics_port.stopListening()
+        for port in (self._metrics_port, self._demo_port):
+            if port is not None:
+                yield port.stopListening()
         if self._observer is not None:
             globalLogPublisher.removeObserver(self._observer)
 

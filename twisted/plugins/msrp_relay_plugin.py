@@ -35,6 +35,8 @@ class Options(usage.Options):
         ["metrics", None, None, "Where the Prometheus exporter listens, as a Twisted "
          "endpoint (e.g. tcp:9464:interface=127.0.0.1); none by default."],
         ["json-log", None, None, "File the log events are appended to as JSON records."],
+        ["web-demo", None, None, "Where the browser demo page is served, as a Twisted "
+         "endpoint (e.g. tcp:8000:interface=127.0.0.1); needs --wss-port or --ws-port."],
         ["workers", "w", "1", "Processes sharing the client ports (SO_REUSEPORT)."],
         ["next-hop-ca", None, None, "PEM certificate that msrps next hops must chain to "
          "(default: the system's trust store)."],
