@@ -129,8 +129,28 @@ def _start(socket: Any, make: Callable[[], MSRPProtocol]) -> WebSocketLink:
     return link
 
 
-class _ClientSocket(WebSocketClientProtocol):
+class _Linked:
+    """What both ends do with their :class:`WebSocketLink`: hand it each message, and
+    tell it of the close (or, before there is one, :meth:`closed_early`)."""
+
     link: Optional[WebSocketLink] = None
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.link is not None:
+            self.link.message(payload)
+
+    def onClose(self, wasClean: bool, code: Any, reason: Any) -> None:
+        if self.link is not None:
+            self.link.closed(wasClean)
+        else:
+            self.closed_early(reason)
+
+    def closed_early(self, reason: Any) -> None:
+        """The connection closed before a link was made for it."""
+
+
+# (The ignores: mypy finds two of autobahn's own base classes at odds with each other.)
+class _ClientSocket(_Linked, WebSocketClientProtocol):  # type: ignore[misc]
     transport: Any
     factory: Any
 
@@ -144,14 +164,8 @@ class _ClientSocket(WebSocketClientProtocol):
         assert self.link.msrp is not None
         factory.result.callback(self.link.msrp)
 
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        if self.link is not None:
-            self.link.message(payload)
-
-    def onClose(self, wasClean: bool, code: Any, reason: Any) -> None:
-        if self.link is not None:
-            self.link.closed(wasClean)
-        elif not self.factory.result.called:
+    def closed_early(self, reason: Any) -> None:
+        if not self.factory.result.called:
             self.factory.result.errback(ConnectionLost(
                 "the WebSocket connection closed before it opened: %s" % (reason,)))
 
@@ -199,8 +213,7 @@ def connect_websocket(uri: URI, tls_options: Any, reactor: Any, limits: ParserLi
     return result.addBoth(stop), connector
 
 
-class _ServerSocket(WebSocketServerProtocol):
-    link: Optional[WebSocketLink] = None
+class _ServerSocket(_Linked, WebSocketServerProtocol):  # type: ignore[misc]
     transport: Any
     factory: Any
 
@@ -219,14 +232,6 @@ class _ServerSocket(WebSocketServerProtocol):
         else:
             link.msrp = None
             self.transport.abortConnection()
-
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        if self.link is not None:
-            self.link.message(payload)
-
-    def onClose(self, wasClean: bool, code: Any, reason: Any) -> None:
-        if self.link is not None:
-            self.link.closed(wasClean)
 
 
 class MSRPWebSocketServerFactory(WebSocketServerFactory):
