@@ -24,7 +24,9 @@ from autobahn.twisted.websocket import (WebSocketClientFactory, WebSocketClientP
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from msrplib._parser import ParserLimits
 from msrplib._speedups import tls_factory
@@ -234,12 +236,21 @@ class _ServerSocket(_Linked, WebSocketServerProtocol):  # type: ignore[misc]
             self.transport.abortConnection()
 
 
+@implementer(IProtocolNegotiationFactory)
 class MSRPWebSocketServerFactory(WebSocketServerFactory):
     """Accepts WebSocket connections with the ``msrp`` subprotocol (others are refused
     at the handshake) and hands each one's :class:`MSRPProtocol` to ``on_connection``,
-    which may refuse it by answering False."""
+    which may refuse it by answering False.
+
+    Over TLS it takes ``http/1.1`` by ALPN: a browser always offers ALPN, and without a
+    protocol to choose, the TLS handshake fails with an internal error alert (seen with
+    chromium)."""
 
     protocol = _ServerSocket
+
+    def acceptableProtocols(self) -> List[bytes]:
+        """The ALPN protocols spoken here: HTTP/1.1, for the WebSocket handshake."""
+        return [b"http/1.1"]
 
     def __init__(self, on_connection: Callable[[MSRPProtocol], bool],
                  limits: ParserLimits, reactor: Any) -> None:

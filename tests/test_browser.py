@@ -1,5 +1,5 @@
 """The relay's browser demo (``--web-demo``) in a real browser: headless chromium through
-selenium opens the page, logs in to the relay over WebSocket, chats with a Python endpoint on
+selenium opens the page, logs in to the relay over WSS, chats with a Python endpoint on
 TCP, receives a file from it and sends one back. Skipped, saying what to install, without
 chromium, its driver, selenium or CryptoJS (tests/install.sh installs them where apt-get
 works)."""
@@ -21,6 +21,7 @@ from msrplib.relayserver import MSRPRelay
 from msrplib.relayserver.webdemo import MD5_JS, demo_site
 from msrplib.session import MSRPSession
 from msrplib.testing import CollectingReceiver
+from msrplib.tls import TLSIdentity
 from tests.test_relay_server import HA1, REALM, SESSION_SETTINGS, RelayHarness
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -51,10 +52,8 @@ class BrowserDemoTests(RelayHarness, unittest.TestCase):
         self.addCleanup(task.deferLater, reactor, 1.1, lambda: None)  # autobahn's timers
         self.relay = MSRPRelay(REALM, HA1)
         self.tcp = self.relay.listen(0)
-        # Over ws: headless chromium here refuses the relay's self-signed wss certificate
-        # even with --ignore-certificate-errors (ERR_SSL_PROTOCOL_ERROR), so the page logs
-        # in over ws; the library's own client covers wss (tests/test_websocket.py).
-        self.wss = self.relay.listen_websocket(0)
+        self.wss = self.relay.listen_websocket(
+            0, identity=TLSIdentity.generate(hosts=("127.0.0.1",)))
         self.addCleanup(self.relay.stop)
         self.web = reactor.listenTCP(0, demo_site(self.wss), interface="127.0.0.1")
         self.addCleanup(self.web.stopListening)
@@ -65,7 +64,8 @@ class BrowserDemoTests(RelayHarness, unittest.TestCase):
         from selenium.webdriver.chrome.options import Options
         from selenium.webdriver.chrome.service import Service
         options = Options()
-        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         "--ignore-certificate-errors"):  # the relay's certificate is ours
             options.add_argument(argument)
         options.binary_location = CHROMIUM
         self.browser = webdriver.Chrome(options=options, service=Service(DRIVER))

@@ -3,16 +3,20 @@ endpoint on TCP, over ws and wss, and what the relay's WebSocket port refuses.""
 
 import hashlib
 import os
+import socket
+import ssl
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from msrplib.connect import MSRPAuthError, MSRPRelaySettings
 from msrplib.errors import MSRPSessionError
 from msrplib.relayserver import MSRPRelay, RelaySettings
 from msrplib.testing import CollectingReceiver
+from msrplib.tls import TLSIdentity
 from tests.certificates import TestAuthority
 from tests.relay import USERS
 from tests.test_relay_server import HA1, REALM, RelayHarness
@@ -123,3 +127,22 @@ class RefusalTests(WebSocketRelayHarness, unittest.TestCase):
         socket.sendMessage(b"MSRP abcd1234 AUTH\r\nTo-Path: msrp://127.0.0.1;ws\r\n",
                            isBinary=True)
         yield factory.closed.addTimeout(5, reactor)
+
+
+class ALPNTests(WebSocketRelayHarness, unittest.TestCase):
+    def test_a_client_that_offers_alpn_gets_http_1_1(self):
+        """Browsers always offer ALPN: the wss port must choose http/1.1 (without a choice
+        the handshake failed with an internal error alert, and chromium could not
+        connect)."""
+        relay, tcp, ws = self.start_ws_relay(identity=TLSIdentity.generate(
+            hosts=("127.0.0.1",)))
+
+        def handshake():
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            context.set_alpn_protocols(["h2", "http/1.1"])
+            with socket.create_connection(("127.0.0.1", ws.port)) as raw:
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as secure:
+                    return secure.selected_alpn_protocol()
+
+        return deferToThread(handshake).addCallback(self.assertEqual, "http/1.1")
