@@ -9,6 +9,9 @@ missing=()
 if ! command -v kamailio >/dev/null && ! [ -x /usr/sbin/kamailio ]; then
   missing+=(kamailio kamailio-tls-modules)
 fi
+if ! dpkg -s kamailio-websocket-modules >/dev/null 2>&1; then
+  missing+=(kamailio-websocket-modules)
+fi
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   missing+=(chromium chromium-driver)
 fi

@@ -22,7 +22,7 @@ CONFIG = Path(__file__).parent / "kamailio" / "msrp-relay.cfg"
 #: The same relay plus a SIP registrar and proxy on UDP (``KamailioRelay(sip=True)``).
 SIP_CONFIG = Path(__file__).parent / "kamailio" / "sip-relay.cfg"
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
-INSTALL_HINT = "apt-get install kamailio kamailio-tls-modules"
+INSTALL_HINT = "apt-get install kamailio kamailio-tls-modules kamailio-websocket-modules"
 
 
 def free_port():
@@ -55,8 +55,10 @@ class KamailioRelay:
     """
 
     def __init__(self, tls=False, min_expires=60, max_expires=3600, sip=False,
-                 timer_interval=None):
+                 timer_interval=None, websocket=False):
         self.tls = tls
+        self.websocket = websocket
+        self.ws_port = 0
         self.sip = sip
         self.sip_port = 0
         self.min_expires = min_expires
@@ -71,11 +73,16 @@ class KamailioRelay:
         if binary is None:
             raise SkipTest("kamailio is not installed (%s)" % INSTALL_HINT)
         modules = modules_directory()
+        if self.websocket and not os.path.exists(os.path.join(modules, "websocket.so")):
+            raise SkipTest("kamailio's websocket module is not installed (apt-get install "
+                           "kamailio-websocket-modules; tests/install.sh does)")
         self.directory = Path(tempfile.mkdtemp(prefix="msrp-relay-"))
         self.port = free_port()
         self.tls_port = free_port() if self.tls else 0
         self.sip_port = free_udp_port() if self.sip else 0
+        self.ws_port = free_port() if self.websocket else 0
         values = {"PORT": self.port, "TLS_PORT": self.tls_port, "SIP_PORT": self.sip_port,
+                  "WS_PORT": self.ws_port,
                   "TLS_ENABLED": "yes" if self.tls else "no",
                   "TLS_CFG": self.directory / "tls.cfg",
                   "MIN_EXPIRES": self.min_expires, "MAX_EXPIRES": self.max_expires,
@@ -92,12 +99,16 @@ class KamailioRelay:
         if self.tls:
             self._write_tls_files()
             command += ["-A", "WITH_TLS"]
+        if self.websocket:
+            command += ["-A", "WITH_WEBSOCKET"]
         self.log = open(self.directory / "kamailio.log", "wb")
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         self._wait_for(self.port)
         if self.tls:
             self._wait_for(self.tls_port)
+        if self.websocket:
+            self._wait_for(self.ws_port)
         if self.sip:
             self._check_alive_after(0.2)
 

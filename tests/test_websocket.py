@@ -18,7 +18,7 @@ from msrplib.relayserver import MSRPRelay, RelaySettings
 from msrplib.testing import CollectingReceiver
 from msrplib.tls import TLSIdentity
 from tests.certificates import TestAuthority
-from tests.relay import USERS
+from tests.relay import USERS, KamailioRelay
 from tests.test_relay_server import HA1, REALM, RelayHarness
 
 
@@ -146,3 +146,32 @@ class ALPNTests(WebSocketRelayHarness, unittest.TestCase):
                     return secure.selected_alpn_protocol()
 
         return deferToThread(handshake).addCallback(self.assertEqual, "http/1.1")
+
+
+class KamailioWebSocketTests(WebSocketRelayHarness, unittest.TestCase):
+    """Our WebSocket client through Kamailio's websocket and msrp modules (Kamailio as an
+    independent peer) to an endpoint on TCP."""
+
+    @inlineCallbacks
+    def test_chat_and_a_file_through_kamailio_over_ws(self):
+        self.addCleanup(task.deferLater, reactor, 1.1, lambda: None)  # autobahn's timers
+        kamailio = KamailioRelay(websocket=True)
+        kamailio.start()
+        self.addCleanup(kamailio.stop)
+        heard = CollectingReceiver(), CollectingReceiver()
+        alice_settings = MSRPRelaySettings(REALM, "alice", USERS["alice"], host="127.0.0.1",
+                                           port=kamailio.ws_port, transport="ws")
+        bob_settings = MSRPRelaySettings(REALM, "bob", USERS["bob"], host="127.0.0.1",
+                                         port=kamailio.port)
+        alice, bob = yield self.pair(alice_settings, bob_settings, alice_receiver=heard[0],
+                                     bob_receiver=heard[1])
+        self.assertEqual(alice.transport.local_uri.transport, "ws")
+        self.assertEqual(alice.transport.max_chunk_size, 8 * 1024)  # Kamailio's limits
+        yield alice.send_message(b"over ws, through Kamailio", "text/plain")
+        yield bob.send_message(b"and back", "text/plain")
+        payload = os.urandom(512 * 1024)
+        yield alice.send_message(payload, "application/octet-stream")
+        self.assertEqual(heard[1].received[0].data, b"over ws, through Kamailio")
+        self.assertEqual(heard[0].received[0].data, b"and back")
+        self.assertEqual(heard[1].received[1].data, payload)
+        self.assertTrue(kamailio.alive)
