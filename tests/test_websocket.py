@@ -84,13 +84,23 @@ class WebSocketTests(WebSocketRelayHarness, unittest.TestCase):
         return self.endpoint(ConnectorRelay, settings).prepare()
 
     @inlineCallbacks
-    def test_the_relay_going_away_mid_session_ends_it_cleanly(self):
+    def test_a_relay_restart_mid_session_ends_it_cleanly_and_then_works(self):
         relay, tcp, ws = self.start_ws_relay()
         alice, bob = yield self.pair(self.ws_settings("alice", ws), self.settings("bob", tcp))
         yield relay.stop()
         ended = yield alice.closed.observe().addTimeout(5, reactor)
         self.assertIn(ended.why.name, ("PEER", "ERROR"))
         self.assertRaises(MSRPSessionError, alice.send_message, b"late", "text/plain")
+        # The relay starts again on the same ports: a new session works.
+        again = MSRPRelay(REALM, HA1)
+        again.listen(tcp.port)
+        again.listen_websocket(ws.port)
+        self.addCleanup(again.stop)
+        heard = CollectingReceiver()
+        alice, bob = yield self.pair(self.ws_settings("alice", ws), self.settings("bob", tcp),
+                                     bob_receiver=heard)
+        yield alice.send_message(b"after the restart", "text/plain", success_report="yes")
+        self.assertEqual(heard.received[0].data, b"after the restart")
 
 
 class _Probe(WebSocketClientProtocol):
