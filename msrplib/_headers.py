@@ -109,6 +109,17 @@ class Headers:
         """``(name, value)`` pairs in order."""
         return [(name, value) for name, _, value in self._items]
 
+    def replaced(self, values: Dict[str, str]) -> Headers:
+        """A copy whose headers named in ``values`` (lower-case names) hold those values,
+        where they stood (a relay's new To-Path and From-Path, say)."""
+        clone = Headers.__new__(Headers)
+        clone._items = [(item[0], item[1], values[item[1]]) if item[1] in values else item
+                        for item in self._items]
+        clone.first = dict(self.first)
+        clone.first.update((lower, value) for lower, value in values.items()
+                           if lower in clone.first)
+        return clone
+
     def copy(self) -> Headers:
         """An independent copy."""
         clone = Headers.__new__(Headers)  # no __init__: both fields are set just below

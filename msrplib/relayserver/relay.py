@@ -38,7 +38,7 @@ from msrplib._bind import ConnectionSettings
 from msrplib._chunk import MSRPData, make_report, make_response, new_transaction_id
 from msrplib._direct import connect_to
 from msrplib._factories import MSRPServerFactory
-from msrplib._headers import Headers, parse_path
+from msrplib._headers import parse_path
 from msrplib._observer import Observer
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._paths import read_paths
@@ -566,13 +566,13 @@ class MSRPRelay:
             return
         failure_report = request.headers.first.get("failure-report")
         self.metrics.forwarded(request.method or "", len(request.data))
-        target.last_traffic = self.reactor.seconds()
+        now = target.last_traffic = self.reactor.seconds()
         # An answer that may come is awaited with what a failure REPORT needs (not the
         # body): for 30 s, or for Failure-Report partial, whose silence is success,
         # PARTIAL_ANSWER_WAIT.
         wait = self.settings.response_timeout if failure_report != "partial" \
             else min(PARTIAL_ANSWER_WAIT, self.settings.response_timeout)
-        deadline = self.reactor.seconds() + wait
+        deadline = now + wait
         awaited = MSRPData(request.transaction_id, method=request.method,
                            headers=request.headers)
         for piece in _pieces(forwarded, target.max_chunk_size):
@@ -701,10 +701,7 @@ def _pieces(chunk: MSRPData, limit: int) -> List[MSRPData]:
 def _copy_request(request: MSRPData, to_path: str, from_path: str) -> MSRPData:
     """``request`` with new paths (their text) and a transaction id of its own for the
     next hop."""
-    headers = Headers([("To-Path", to_path), ("From-Path", from_path)])
-    for name, lower, value in request.headers._items:
-        if lower != "to-path" and lower != "from-path":
-            headers.add(name, value)
+    headers = request.headers.replaced({"to-path": to_path, "from-path": from_path})
     return MSRPData(new_transaction_id(), method=request.method, headers=headers,
                     data=request.data, contflag=request.contflag)
 
