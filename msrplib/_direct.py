@@ -49,7 +49,7 @@ def connect_to(uri: URI, tls_options: Any, reactor: Any, settings: ConnectionSet
     """
     if is_websocket(uri):
         return connect_websocket(uri, tls_options, reactor, settings.parser_limits,
-                                 settings.connect_timeout)
+                                 settings.connect_timeout, settings.traffic_log)
     host, port = address or (uri.host or "", uri.effective_port)
     factory = MSRPClientFactory(settings.parser_limits, settings.traffic_log, reactor)
     if uri.use_tls:

@@ -29,6 +29,7 @@ from msrplib._rules import request_error, should_respond
 from msrplib._uri import URI
 from msrplib.errors import MSRPBindSessionTimeout
 from msrplib.transport import MSRPTransport
+from msrplib.websocket import MAX_WEBSOCKET_CHUNK, is_websocket
 
 __all__ = ["MSRPRelaySettings", "RelayConnection", "ConnectorRelay", "AcceptorRelay",
            "MSRPAuthError", "MSRPRelayNotFound", "locate_relay", "AUTH_REFRESH_FRACTION",
@@ -141,6 +142,10 @@ class _RelayEndpoint(RelayMember):
             transport.max_chunk_size = self.relay.max_chunk_size
             transport.max_unreported_bytes = self.relay.max_unreported_bytes
         transport.relayed = True
+        if is_websocket(self.relay.uri):
+            # The relay gathers each WebSocket message whole before it reads it.
+            transport.max_chunk_size = min(transport.max_chunk_size or MAX_WEBSOCKET_CHUNK,
+                                           MAX_WEBSOCKET_CHUNK)
         return transport
 
     def _only_our_relay(self, remote_path: List[URI]) -> bool:

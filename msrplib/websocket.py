@@ -4,7 +4,7 @@ Browsers speak MSRP only over WebSocket, with the ``msrp`` subprotocol, to a rel
 carries their sessions on over TCP or TLS. Here the same :class:`~msrplib.transport.
 MSRPProtocol` that runs on a socket runs on a WebSocket connection: :class:`WebSocketLink`
 is the transport it writes to, which sends each chunk as one WebSocket message (a
-streamed chunk's pieces are gathered into its one message) and hands each message
+streamed chunk's pieces as the frames of its one message) and hands each message
 received to the protocol, which must find exactly whole chunks in it: a message that ends
 inside a chunk closes the connection, as RFC 7977 allows nothing else. Reading and
 writing keep the socket's backpressure.
@@ -32,13 +32,22 @@ from msrplib._parser import ParserLimits
 from msrplib._speedups import tls_factory
 from msrplib._uri import URI
 from msrplib.errors import MSRPConnectTimeout
-from msrplib.transport import MSRPProtocol
+from msrplib.transport import MSRPProtocol, TrafficLog
 
-__all__ = ["MSRP_SUBPROTOCOL", "WebSocketLink", "connect_websocket",
+__all__ = ["MSRP_SUBPROTOCOL", "MAX_WEBSOCKET_CHUNK", "WebSocketLink", "connect_websocket",
            "MSRPWebSocketServerFactory", "is_websocket"]
 
 #: The WebSocket subprotocol of MSRP (RFC 7977).
 MSRP_SUBPROTOCOL = "msrp"
+#: The largest chunk body sent over WebSocket: the peer gathers a whole message before it
+#: reads any of it, so a chunk must stay what a parser takes whole (its buffered body).
+MAX_WEBSOCKET_CHUNK = ParserLimits().max_buffered_body
+
+
+def _message_limit(limits: ParserLimits) -> int:
+    """The largest WebSocket message taken: one chunk, headers and body, as the parser
+    takes it whole (a longer one fails the connection before it is all buffered)."""
+    return limits.max_header_block + limits.max_buffered_body + 1024
 
 
 def is_websocket(uri: URI) -> bool:
@@ -57,7 +66,8 @@ class WebSocketLink:
         self.socket = socket
         self.msrp: Optional[MSRPProtocol] = None
         self.disconnecting = False
-        self._message: List[bytes] = []
+        # Whether a streamed chunk's message is being sent, frame by frame.
+        self._in_message = False
 
     # What MSRPProtocol writes.
 
@@ -65,16 +75,25 @@ class WebSocketLink:
         self.writeSequence((data,))
 
     def writeSequence(self, parts: Any) -> None:
-        """Gather ``parts``; a chunk complete (no streamed body open) goes as one
-        WebSocket message."""
-        if self.disconnecting:
-            return
-        self._message.extend(parts)
+        """Send ``parts``: a whole chunk as one WebSocket message; a streamed chunk's
+        start, body pieces and end-line as the frames of one message, each sent as it
+        comes, so that the socket's backpressure reaches the writer."""
+        if self.disconnecting or self.socket.state != self.socket.STATE_OPEN:
+            return  # closing (the peer's Close frame came): dropped, as a closed socket does
         msrp = self.msrp
-        if msrp is None or not msrp.body_open:
-            message, self._message = b"".join(self._message), []
-            if message:
-                self.socket.sendMessage(message, isBinary=True)
+        data = b"".join(parts)
+        if msrp is not None and msrp.body_open:
+            if not self._in_message:
+                self._in_message = True
+                self.socket.beginMessage(isBinary=True)
+            if data:
+                self.socket.sendMessageFrame(data)
+        elif self._in_message:
+            self._in_message = False
+            self.socket.sendMessageFrame(data)  # the end-line
+            self.socket.endMessage()
+        elif data:
+            self.socket.sendMessage(data, isBinary=True)
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         self.socket.transport.registerProducer(producer, streaming)
@@ -117,8 +136,9 @@ class WebSocketLink:
             self.abortConnection()
 
     def closed(self, clean: bool) -> None:
+        was_closing, self.disconnecting = self.disconnecting, True
         if self.msrp is not None:
-            self.msrp.connectionLost(Failure(ConnectionDone() if clean or self.disconnecting
+            self.msrp.connectionLost(Failure(ConnectionDone() if clean or was_closing
                                              else ConnectionLost()))
             self.msrp = None
 
@@ -183,18 +203,21 @@ class _ClientFactory(WebSocketClientFactory):
 
 
 def connect_websocket(uri: URI, tls_options: Any, reactor: Any, limits: ParserLimits,
-                      timeout: float) -> Tuple[Deferred[MSRPProtocol], Any]:
+                      timeout: float, traffic_log: Optional[TrafficLog] = None
+                      ) -> Tuple[Deferred[MSRPProtocol], Any]:
     """Open a WebSocket connection with the ``msrp`` subprotocol to ``uri`` (``ws``, or
     ``wss`` with ``tls_options``). Returns ``(deferred, connector)``: the Deferred fires
-    with the ``MSRPProtocol`` on it, or fails with ``MSRPConnectTimeout`` after
-    ``timeout`` seconds or the connection's error."""
+    with the ``MSRPProtocol`` on it (logging its chunks to ``traffic_log``), or fails with
+    ``MSRPConnectTimeout`` after ``timeout`` seconds or the connection's error."""
     secure = uri.transport.lower() == "wss" or uri.use_tls
     host, port = uri.host or "", uri.effective_port
-    url = "%s://%s:%d/" % ("wss" if secure else "ws", host, port)
+    url = "%s://%s:%d/" % ("wss" if secure else "ws", "[%s]" % host if ":" in host else host,
+                            port)
     factory = _ClientFactory(url, protocols=[MSRP_SUBPROTOCOL])
-    factory.setProtocolOptions(autoFragmentSize=0)
+    factory.setProtocolOptions(autoFragmentSize=0, maxMessagePayloadSize=_message_limit(limits),
+                               maxFramePayloadSize=_message_limit(limits))
     factory.result = Deferred()
-    factory.make_protocol = lambda: MSRPProtocol(limits, None, reactor)
+    factory.make_protocol = lambda: MSRPProtocol(limits, traffic_log, reactor)
     wrapped = tls_factory(tls_options, True, factory, reactor) if secure else factory
     connector = reactor.connectTCP(host, port, wrapped)
 
@@ -253,8 +276,10 @@ class MSRPWebSocketServerFactory(WebSocketServerFactory):
         return [b"http/1.1"]
 
     def __init__(self, on_connection: Callable[[MSRPProtocol], bool],
-                 limits: ParserLimits, reactor: Any) -> None:
+                 limits: ParserLimits, reactor: Any,
+                 traffic_log: Optional[TrafficLog] = None) -> None:
         super().__init__(None, protocols=[MSRP_SUBPROTOCOL])
-        self.setProtocolOptions(autoFragmentSize=0)
+        self.setProtocolOptions(autoFragmentSize=0, maxMessagePayloadSize=_message_limit(limits),
+                                maxFramePayloadSize=_message_limit(limits))
         self.on_connection = on_connection
-        self.make_protocol = lambda: MSRPProtocol(limits, None, reactor)
+        self.make_protocol = lambda: MSRPProtocol(limits, traffic_log, reactor)

@@ -17,6 +17,7 @@ from msrplib.errors import MSRPSessionError
 from msrplib.relayserver import MSRPRelay, RelaySettings
 from msrplib.testing import CollectingReceiver
 from msrplib.tls import TLSIdentity
+from msrplib.websocket import MAX_WEBSOCKET_CHUNK
 from tests.certificates import TestAuthority
 from tests.relay import USERS, KamailioRelay
 from tests.test_relay_server import HA1, REALM, RelayHarness
@@ -57,6 +58,15 @@ class WebSocketTests(WebSocketRelayHarness, unittest.TestCase):
         self.assertEqual(heard[1].received[0].data, b"hello from a browser")
         self.assertEqual(hashlib.sha256(heard[1].received[1].data).digest(),
                          hashlib.sha256(payload).digest())
+
+    @inlineCallbacks
+    def test_chunks_over_websocket_stay_what_the_relay_takes_whole(self):
+        relay, tcp, ws = self.start_ws_relay()
+        alice, bob = yield self.pair(
+            self.ws_settings("alice", ws, max_chunk_size=1024 * 1024, follow_relay_flow=False),
+            self.settings("bob", tcp))
+        self.assertEqual(alice.transport.max_chunk_size, MAX_WEBSOCKET_CHUNK)
+        yield alice.send_message(os.urandom(600 * 1024), "application/octet-stream")
 
     @inlineCallbacks
     def test_over_wss_with_a_checked_certificate(self):

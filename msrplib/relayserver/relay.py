@@ -234,7 +234,8 @@ class MSRPRelay:
         uri = URI(host=self.host, use_tls=secure, transport="wss" if secure else "ws")
         factory: Any = MSRPWebSocketServerFactory(
             lambda protocol: self._accepted(protocol, uri),
-            self.settings.connection.parser_limits, self.reactor)
+            self.settings.connection.parser_limits, self.reactor,
+            self.settings.connection.traffic_log)
         if identity is not None:
             factory = tls_factory(identity.server_options(), False, factory, self.reactor)
         listening = self.reactor.listenTCP(port, factory, interface=interface)

@@ -156,6 +156,7 @@ class Session {
     }
     if (chunk.method !== "SEND") return;  // a REPORT: nothing to do here
     const from = chunk.headers["from-path"];
+    if (!from) return;  // not addressed: nothing to answer
     const failureReport = chunk.headers["failure-report"] || "yes";
     if (failureReport === "yes") {
       this.socket.send(encode(chunk.tid, "200 OK",
@@ -197,7 +198,8 @@ class Session {
     const item = log("file " + (message.name || "(no name)") + ", " + bytes.length +
                      " bytes, sha256 " + hex + " ", "theirs file");
     const link = document.createElement("a");
-    link.href = URL.createObjectURL(new Blob([bytes], {type: message.type}));
+    // Saved as bytes, whatever type the peer gave: opened in a tab, it must not run here.
+    link.href = URL.createObjectURL(new Blob([bytes], {type: "application/octet-stream"}));
     link.download = message.name || "file";
     link.textContent = "save";
     item.appendChild(link);
