@@ -114,6 +114,35 @@ class PluginTests(RelayHarness, unittest.TestCase):
                             for event in events))
 
     @inlineCallbacks
+    def test_a_worker_that_dies_is_started_again(self):
+        relay = RelayProcess(self.mktemp(), "--workers", "2")
+        self.addCleanup(relay.stop)
+        workers = yield deferToThread(self.workers_of, relay.process.pid, 1)
+        os.kill(workers[0], signal.SIGKILL)
+        again = yield deferToThread(self.workers_of, relay.process.pid, 1,
+                                    lambda pids: workers[0] not in pids)
+        self.assertNotIn(workers[0], again)
+
+    def workers_of(self, parent, count, also=lambda pids: True):
+        """The pids of ``parent``'s worker processes, once there are ``count`` (and
+        ``also`` holds), within 15 s."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            pids = []
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open("/proc/%s/stat" % entry) as stat:
+                            if int(stat.read().rsplit(")", 1)[1].split()[1]) == parent:
+                                pids.append(int(entry))
+                    except (OSError, ValueError, IndexError):
+                        continue
+            if len(pids) == count and also(pids):
+                return pids
+            time.sleep(0.1)
+        raise AssertionError("no %d workers of %d" % (count, parent))
+
+    @inlineCallbacks
     def test_workers_share_the_port_and_their_clients_reach_each_other(self):
         relay = RelayProcess(self.mktemp(), "--workers", "2")
         self.addCleanup(relay.stop)

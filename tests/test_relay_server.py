@@ -276,6 +276,24 @@ class SharedConnectionTests(RelayHarness, unittest.TestCase):
                 session.abort()
 
 
+class AllowedNextHopsTests(RelayHarness, unittest.TestCase):
+    @inlineCallbacks
+    def test_only_the_next_hops_allowed_are_reached(self):
+        second, second_uri = self.start_relay()
+        first, first_uri = self.start_relay(settings=RelaySettings(
+            allowed_next_hops=["10.0.0.0/8", "relay.example.com"]))
+        alice = self.endpoint(ConnectorRelay, self.settings("alice", first_uri))
+        yield alice.prepare()
+        bob = URI(host="127.0.0.1", port=9, session_id="bob")
+        there = URI(host="127.0.0.1", port=second_uri.port, session_id="x")
+        error = yield self.assertFailure(alice.complete([there, bob]), MSRPBindError)
+        self.assertEqual(error.code, 403)
+        self.assertEqual(len(first._links), 1)  # no connection was made for it
+        self.assertTrue(first._allowed("10.1.2.3"))
+        self.assertTrue(first._allowed("Relay.Example.com"))
+        self.assertFalse(first._allowed("192.0.2.1"))
+
+
 class TwoRelaysTests(RelayHarness, unittest.TestCase):
     @inlineCallbacks
     def test_alice_to_her_relay_to_bobs_relay_to_bob(self):

@@ -6,7 +6,8 @@ With ``--workers N`` the process starts N-1 more of itself (``twistd -n msrp-rel
 with the same options and ``--worker``). All N listen on the client port with
 ``SO_REUSEPORT``, so the kernel spreads the clients among them, and each also listens on a
 port of its own, which the Use-Paths it grants name: the peers of a client reach the
-worker that holds its binding, and no state is shared. The workers end with the first.
+worker that holds its binding, and no state is shared. A worker that ends is started
+again; the workers end with the first.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from msrplib.relayserver.service import GRACE_SECONDS, Listener, RelayService
 from msrplib.relayserver.users import load_users
 from msrplib.tls import TLSIdentity
 
-__all__ = ["make_service", "RelayDaemon", "WorkerProcesses", "parse_chunk_sizes"]
+__all__ = ["make_service", "RelayDaemon", "WorkerProcesses", "parse_chunk_sizes",
+           "RESTART_DELAY"]
+
+#: Seconds before a worker that ended is started again.
+RESTART_DELAY = 1.0
 
 
 def parse_chunk_sizes(values: List[str]) -> Dict[Tuple[str, int], int]:
@@ -51,8 +56,20 @@ class RelayDaemon(MultiService):
             workers.setServiceParent(self)
 
 
+class _Worker(protocol.ProcessProtocol):
+    """One worker process: when it ends while the workers run, another takes its place."""
+
+    def __init__(self, workers: WorkerProcesses) -> None:
+        self.workers = workers
+
+    def processEnded(self, reason: Any) -> None:
+        self.workers.ended(self)
+
+
 class WorkerProcesses(Service):
-    """Runs ``count`` more processes of ``argv`` while it runs; stops them with it."""
+    """Runs ``count`` more processes of ``argv`` while it runs, starting another when one
+    ends (after :data:`RESTART_DELAY`, so that one failing at start does not spin);
+    stops them with it."""
 
     log = Logger()
 
@@ -60,21 +77,40 @@ class WorkerProcesses(Service):
         self.argv = argv
         self.count = count
         self.reactor = reactor
-        self.processes: List[Any] = []
+        self.processes: Dict[_Worker, Any] = {}
+        self._restarts: List[Any] = []
 
     def startService(self) -> None:
         Service.startService(self)
         for _ in range(self.count):
-            self.processes.append(self.reactor.spawnProcess(
-                protocol.ProcessProtocol(), self.argv[0], self.argv, env=None,
-                childFDs={0: "w", 1: 1, 2: 2}))
+            self._spawn()
+
+    def _spawn(self) -> None:
+        if not self.running:
+            return
+        worker = _Worker(self)
+        self.processes[worker] = self.reactor.spawnProcess(
+            worker, self.argv[0], self.argv, env=None, childFDs={0: "w", 1: 1, 2: 2})
+
+    def ended(self, worker: _Worker) -> None:
+        """A worker ended: another one, unless the workers are stopping."""
+        self.processes.pop(worker, None)
+        if self.running:
+            self.log.warn("a relay worker ended; starting another in {delay} s",
+                          delay=RESTART_DELAY)
+            self._restarts = [call for call in self._restarts if call.active()]
+            self._restarts.append(self.reactor.callLater(RESTART_DELAY, self._spawn))
 
     def stopService(self) -> None:
         Service.stopService(self)
-        for process in self.processes:
+        for call in self._restarts:
+            if call.active():
+                call.cancel()
+        self._restarts = []
+        for process in self.processes.values():
             if process.pid is not None:
                 process.signalProcess("TERM")
-        self.processes = []
+        self.processes = {}
 
 
 def _identity(config: Mapping[str, Any]) -> Optional[TLSIdentity]:
@@ -103,7 +139,8 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
         min_expires=int(config["min-expires"]), max_expires=int(config["max-expires"]),
         default_expires=int(config["default-expires"]),
         next_hop_chunk_sizes=parse_chunk_sizes(list(config.get("next-hop-chunk-size") or [])),
-        trust_root=trust_root, verify_tls=not config.get("no-verify-next-hop"))
+        trust_root=trust_root, verify_tls=not config.get("no-verify-next-hop"),
+        allowed_next_hops=list(config.get("next-hop") or []) or None)
     if not settings.min_expires <= settings.default_expires <= settings.max_expires:
         raise ValueError("--default-expires must lie between --min-expires and "
                          "--max-expires")
@@ -153,6 +190,8 @@ def _repeat(config: Mapping[str, Any]) -> List[str]:
             argv += ["--" + name, str(config[name])]
     for value in config.get("next-hop-chunk-size") or []:
         argv += ["--next-hop-chunk-size", value]
+    for value in config.get("next-hop") or []:
+        argv += ["--next-hop", value]
     if config.get("no-verify-next-hop"):
         argv.append("--no-verify-next-hop")
     return argv

@@ -26,6 +26,7 @@ refused with 413.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -77,9 +78,12 @@ class RelaySettings:
     that holds no binding and owes or awaits nothing may stay silent before it is closed
     (next hops' connections included); one accepted must send its first request within
     ``connection.first_request_timeout``. ``connection``: connecting and
-    parsing (``ConnectionSettings``). ``trust_root`` and ``verify_tls``: how next hops
-    over TLS are checked (their certificate must chain to ``trust_root``, the platform's
-    by default, and name the host; ``verify_tls=False`` for tests only).
+    parsing (``ConnectionSettings``). ``allowed_next_hops``: the addresses the relay may
+    connect to for its clients, as networks (``10.0.0.0/8``, ``192.0.2.7``) or host names
+    (``relay.example.com``); ``None``: any (a request for another gets 403).
+    ``trust_root`` and ``verify_tls``: how next hops over TLS are checked (their
+    certificate must chain to ``trust_root``, the platform's by default, and name the
+    host; ``verify_tls=False`` for tests only).
     """
 
     min_expires: int = 60
@@ -94,6 +98,7 @@ class RelaySettings:
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
     trust_root: Any = None
     verify_tls: bool = True
+    allowed_next_hops: Optional[List[str]] = None
 
 
 class _Link:
@@ -500,8 +505,28 @@ class MSRPRelay:
                                   to_hops[0] + " " + from_text)
         self._send_to_address(link, request, forwarded, first, following)
 
+    def _allowed(self, host: str) -> bool:
+        """Whether the relay may connect to ``host`` for a client (``allowed_next_hops``)."""
+        allowed = self.settings.allowed_next_hops
+        if allowed is None:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return host.lower() in (entry.lower() for entry in allowed)
+        for entry in allowed:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue  # a host name
+        return False
+
     def _send_to_address(self, origin: _Link, request: MSRPData, forwarded: MSRPData,
                          our_uri: URI, target: URI) -> None:
+        if not self._allowed(target.host or ""):
+            self._refuse(origin, request, 403, "Next hop not allowed")
+            return
         key = (target.host or "", target.effective_port, target.use_tls)
         hop = self._next_hops.get(key)
         if isinstance(hop, _Link):

@@ -49,6 +49,11 @@ class Options(usage.Options):
     def __init__(self):
         super().__init__()
         self["next-hop-chunk-size"] = []
+        self["next-hop"] = []
+
+    def opt_next_hop(self, value):
+        """A network (10.0.0.0/8, 192.0.2.7) or host name the relay may connect to for its clients (repeatable; without one, any)."""  # noqa: E501 (twistd --help shows it as it is)
+        self["next-hop"].append(value)
 
     def opt_next_hop_chunk_size(self, value):
         """HOST:PORT=BYTES: the largest chunk body that next hop takes (repeatable; e.g. 8192 for Kamailio's relay)."""  # noqa: E501 (twistd --help shows it as it is)
