@@ -21,14 +21,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import Message
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from msrplib._incomingmessage import IncomingMessage, MessageReceiver
-from msrplib.cpim import CPIM_CONTENT_TYPE, Address, CPIMMessage, CPIMParseError, parse_cpim
+from msrplib.cpim import (CPIM_CONTENT_TYPE, Address, CPIMMessage, CPIMParseError, decode_text,
+                          parse_cpim)
 from msrplib.errors import MSRPError
 from msrplib.imdn import (IMDN_CONTENT_TYPE, IMDNParseError, Notification, imdn_message_id,
                           notification_for, parse_notification, request_notifications,
@@ -225,7 +225,7 @@ class ChatSession:
         elif content_type == ISCOMPOSING_CONTENT_TYPE:
             self._typing(body)
         else:
-            self._deliver(ChatMessage(_decode(body, incoming.content_type or ""),
+            self._deliver(ChatMessage(decode_text(body, incoming.content_type or ""),
                                       content_type, body, msrp=incoming), None)
 
     def _unwrapped(self, wrapper: CPIMMessage, incoming: IncomingMessage) -> None:
@@ -242,7 +242,7 @@ class ChatSession:
             raise MSRPError("a %s inside CPIM, which this chat does not take" % inner[:80],
                             415, "Unsupported inner type")
         else:
-            text = _decode(wrapper.body, wrapper.content_header("Content-Type") or "") \
+            text = decode_text(wrapper.body, wrapper.content_header("Content-Type") or "") \
                 if inner.startswith("text/") else None
             self._deliver(ChatMessage(text, inner, wrapper.body, wrapper.sender,
                                       wrapper.moment, imdn_message_id(wrapper),
@@ -301,18 +301,6 @@ class ChatSession:
     def _stop(self) -> None:
         self._indicator.stop()
         self._watcher.stop()
-
-
-def _decode(body: bytes, content_type: str) -> str:
-    """A text body decoded by the charset its Content-Type names (UTF-8 by default);
-    undecodable bytes become U+FFFD."""
-    holder = Message()
-    holder["Content-Type"] = content_type
-    charset = holder.get_content_charset("utf-8")
-    try:
-        return body.decode(charset, "replace")
-    except (LookupError, UnicodeError):  # a charset Python lacks, or a codec that fails
-        return body.decode("utf-8", "replace")
 
 
 class ChatReceiver(MessageReceiver):

@@ -23,7 +23,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 __all__ = ["CPIMParseError", "CPIMHeader", "Address", "CPIMMessage", "parse_cpim",
            "CPIM_CONTENT_TYPE", "MAX_CPIM_HEADERS", "MAX_CPIM_HEADER_LENGTH",
-           "format_datetime", "parse_datetime"]
+           "format_datetime", "parse_datetime", "is_token", "decode_text"]
 
 #: The MSRP Content-Type of a CPIM message.
 CPIM_CONTENT_TYPE = "message/cpim"
@@ -43,6 +43,7 @@ _NAME = _NAME_CHAR + "+"
 _HEADER_NAME = r"(?:%s\.)?%s" % (_NAME, _NAME)
 _TOKEN_CHAR = r"(?:%s|\.|[^\x00-\x7f])" % _NAME_CHAR
 _TOKEN = _TOKEN_CHAR + "+"
+_TOKEN_RE = re.compile(_TOKEN)
 _ESCAPE = r"""\\(?:u[0-9A-Fa-f]{4}|[btnr"'\\])"""
 _STRING = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|[^\x00-\x7f]|%s)*"' % _ESCAPE
 # (RFC 3862's Number is a Token too: matching it apart would let a line of parameters
@@ -139,7 +140,7 @@ class Address:
         if self.display_name is None:
             return "<%s>" % self.uri
         tokens = self.display_name.split(" ")
-        if all(re.fullmatch(_TOKEN, token) for token in tokens):
+        if all(is_token(token) for token in tokens):
             return "%s <%s>" % (self.display_name, self.uri)
         return "%s <%s>" % (_escape(self.display_name, quote=True), self.uri)
 
@@ -351,6 +352,22 @@ def _mime(content_type: str) -> Message:
     message = Message()
     message["Content-Type"] = content_type
     return message
+
+
+def is_token(text: str) -> bool:
+    """Whether ``text`` is RFC 3862's Token (what an ``imdn.Message-ID`` is, say)."""
+    return _TOKEN_RE.fullmatch(text) is not None
+
+
+def decode_text(body: bytes, content_type: str) -> str:
+    """A text body decoded by the charset its ``content_type`` names (UTF-8 when none),
+    undecodable bytes as U+FFFD; a charset Python lacks, or whose codec fails, reads as
+    UTF-8."""
+    charset = _mime(content_type).get_content_charset("utf-8")
+    try:
+        return body.decode(charset, "replace")
+    except (LookupError, UnicodeError):
+        return body.decode("utf-8", "replace")
 
 
 def parse_cpim(data: bytes) -> CPIMMessage:

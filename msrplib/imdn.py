@@ -16,14 +16,13 @@ against RFC 5438's schema rules this module relies on, and anything else raises
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import FrozenSet, Iterable, Optional
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from msrplib._xml import parse_document
-from msrplib.cpim import (Address, CPIMMessage, CPIMParseError, format_datetime,
+from msrplib.cpim import (Address, CPIMMessage, CPIMParseError, format_datetime, is_token,
                           parse_datetime)
 
 __all__ = ["IMDN_NAMESPACE", "IMDN_XML_NAMESPACE", "IMDN_CONTENT_TYPE", "MAX_IMDN_BYTES",
@@ -57,10 +56,6 @@ def requests_answered(kind: str, status: str) -> FrozenSet[str]:
                           "failed": ["negative-delivery"]}.get(
             status, ["positive-delivery", "negative-delivery"]))
     return frozenset([kind])
-
-
-#: RFC 3862's Token, which an ``imdn.Message-ID`` is (RFC 5438).
-_TOKEN = re.compile(r"(?:[A-Za-z0-9!#$%&'*+\-^_`|~.]|[^\x00-\x7f])+")
 
 
 class IMDNParseError(ValueError):
@@ -168,7 +163,7 @@ def request_notifications(message: CPIMMessage,
         prefix = "imdn"
         message.add("NS", "imdn <%s>" % IMDN_NAMESPACE, escaped=True)
     message_id = message_id or os.urandom(12).hex()
-    if not _TOKEN.fullmatch(message_id):
+    if not is_token(message_id):
         raise ValueError("an imdn.Message-ID is a token: %r" % message_id[:64])
     message.add(prefix + ".Message-ID", message_id)
     message.add(prefix + ".Disposition-Notification", ", ".join(wanted), escaped=True)
@@ -179,7 +174,7 @@ def imdn_message_id(message: CPIMMessage) -> Optional[str]:
     """``message``'s ``imdn.Message-ID``, or ``None`` (also for one that is not the
     token RFC 5438 makes it)."""
     value = message.first("Message-ID", IMDN_NAMESPACE)
-    return value if value is not None and _TOKEN.fullmatch(value) else None
+    return value if value is not None and is_token(value) else None
 
 
 def requested(message: CPIMMessage) -> FrozenSet[str]:
