@@ -25,41 +25,24 @@ from zope.interface import implementer
 
 from msrplib._chunk import MSRPData
 from msrplib._observer import Observer, ResponseWaiters
-from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
+from msrplib._parser import ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._rules import should_respond
 from msrplib._uri import URI
 from msrplib.errors import MSRPError
 from msrplib.interfaces import IChunkWriter
 
+from msrplib.transport import held_size
+
 if TYPE_CHECKING:
     from msrplib.transport import MSRPProtocol
 
-__all__ = ["ConnectionRouter", "Channel", "HELD_BEFORE_BINDING", "HELD_CHUNK_OVERHEAD",
-           "held_size"]
+__all__ = ["ConnectionRouter", "Channel", "HELD_BEFORE_BINDING"]
 
 #: Why a channel stops the connection's reading: it holds ``max_held_bytes`` of events that
 #: came before its session took them (a peer that sends a lot before the binding).
 HELD_BEFORE_BINDING = "events held before the binding"
 
 Receiver = Callable[[ParserEvent], None]
-
-#: What a held chunk costs beyond its header text and body (the objects around them).
-HELD_CHUNK_OVERHEAD = 256
-
-
-def held_size(event: ParserEvent) -> int:
-    """Roughly the memory an event held in a queue takes: its body, its headers' text,
-    and a fixed overhead per chunk (an empty chunk with a large header block is not
-    free)."""
-    if isinstance(event, ChunkData):
-        return len(event.data)
-    chunk = event if isinstance(event, MSRPData) else getattr(event, "chunk", None)
-    if chunk is None:
-        return HELD_CHUNK_OVERHEAD
-    headers = chunk.headers
-    return len(chunk.data) + HELD_CHUNK_OVERHEAD + sum(
-        len(name) + len(value) for name, _, value in headers._items)
-
 
 class ConnectionRouter:
     """Sorts one connection's events among the channels of the sessions it carries, and
@@ -69,7 +52,7 @@ class ConnectionRouter:
     which belong to no session. ``on_empty(aborted)`` is called when the last channel
     lets go (``aborted`` when it gave up on the peer rather than closing in order): the
     connection's owner decides whether it closes, and says so (True). ``max_held_bytes``
-    bounds what a channel holds before its session reads it (:func:`held_size`).
+    bounds what a channel holds before its session reads it (``transport.held_size``).
     """
 
     log = Logger()

@@ -43,12 +43,13 @@ from msrplib.errors import ChunkParseError, MSRPError, MSRPSessionError
 if TYPE_CHECKING:
     from msrplib._channel import Channel
 
-__all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "SMALL_READ",
+__all__ = ["MSRPProtocol", "MSRPTransport", "DEFAULT_MAX_QUEUED_BYTES", "held_size",
+           "HELD_CHUNK_OVERHEAD", "SMALL_READ",
            "LARGE_READ", "HELD_ANSWERS", "HOLD_SECONDS", "MAX_WRITTEN_WHILE_FULL",
            "check_paths", "TrafficLog"]
 
-#: Default for ``MSRPTransport.max_queued_bytes``: unread inbound body bytes held before the
-#: socket stops being read.
+#: Default for ``MSRPTransport.max_queued_bytes``: unread inbound bytes (bodies and
+#: headers, see :func:`held_size`) held before the socket stops being read.
 DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024
 
 _CONNECTION_DONE = Failure(ConnectionDone())
@@ -402,6 +403,22 @@ class _Segmenter:
 #: connection that several sessions share (:mod:`msrplib._channel`).
 Connection = Union[MSRPProtocol, "Channel"]
 
+#: What a held chunk costs beyond its header text and body (the objects around them).
+HELD_CHUNK_OVERHEAD = 256
+
+
+def held_size(event: ParserEvent) -> int:
+    """Roughly the memory a parser event held in a queue takes: its body, its headers'
+    text, and a fixed overhead per chunk (an empty chunk with a large header block is not
+    free). What bounds both a transport's queue for its reader and what a shared
+    connection's channel holds before its session reads it."""
+    if isinstance(event, ChunkData):
+        return len(event.data)
+    chunk = event if isinstance(event, MSRPData) else event.chunk
+    return len(chunk.data) + HELD_CHUNK_OVERHEAD + sum(
+        len(name) + len(value) for name, _, value in chunk.headers._items)
+
+
 #: The reason an :class:`MSRPTransport` stops reading: its queue holds ``max_queued_bytes``.
 READER_BEHIND = "the reader is behind"
 
@@ -609,10 +626,7 @@ class MSRPTransport:
             self._handler(event)
             return
         self._events.append(event)
-        if isinstance(event, MSRPData):
-            self._queued_bytes += len(event.data) + 1
-        elif isinstance(event, ChunkData):
-            self._queued_bytes += len(event.data)
+        self._queued_bytes += held_size(event)
         if self._queued_bytes > self.max_queued_bytes and not self._reading_paused:
             self._reading_paused = True
             self.protocol.pause_reading(READER_BEHIND)
@@ -621,8 +635,8 @@ class MSRPTransport:
     def _next(self, size: Optional[int]) -> Optional[MSRPData]:
         while self._events:
             event = self._events.popleft()
+            self._queued_bytes -= held_size(event)
             if isinstance(event, MSRPData):
-                self._queued_bytes -= len(event.data) + 1
                 return event
             if isinstance(event, ChunkStarted):
                 self._segmenter = _Segmenter(event.chunk)
@@ -630,7 +644,6 @@ class MSRPTransport:
             segmenter = self._segmenter
             assert segmenter is not None
             if isinstance(event, ChunkData):
-                self._queued_bytes -= len(event.data)
                 segmenter.add(event.data)
                 if size is not None and segmenter.buffered > size:
                     return segmenter.take(None)

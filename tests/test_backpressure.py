@@ -180,6 +180,21 @@ class ReadingPauseTests(unittest.TestCase):
         self.assertEqual(self.socket.producerState, "paused")
         self.assertEqual(self.socket.value().count(b" 200 OK\r\n"), 2000)
 
+    def test_what_the_reader_has_not_taken_counts_its_headers(self):
+        """Empty chunks with large header blocks are not free: 8 of them, 2 KB of headers
+        each and no body, pass a 10,000-byte queue (counting bodies alone, they were 0)."""
+        local, remote = URI("a", session_id="x"), URI("b", session_id="y")
+        msrp = MSRPTransport(self.protocol, [local], [remote], max_queued_bytes=10000)
+        sender = MSRPTransport(MSRPProtocol(), [remote], [local])
+        for _ in range(8):
+            chunk = sender.make_chunk()
+            chunk.headers.add("X-Pad", "p" * 2000)
+            self.protocol.dataReceived(chunk.encode())
+        self.assertEqual(self.socket.producerState, "paused")
+        for _ in range(8):
+            self.successResultOf(msrp.read_chunk())
+        self.assertEqual(self.socket.producerState, "producing")
+
     def test_a_reader_behind_and_full_writes_both_hold_reading(self):
         local, remote = URI("a", session_id="x"), URI("b", session_id="y")
         msrp = MSRPTransport(self.protocol, [local], [remote], max_queued_bytes=100)
