@@ -221,3 +221,41 @@ class Review(unittest.TestCase):
         # alice's, which holds a binding, stays.
         yield until(lambda: len(relay._links) == 1, timeout=5)
         self.assertFalse(alice.proto.lost.fired)
+
+    @inlineCallbacks
+    def test_a_graceful_stop_waits_for_the_answers_under_way_up_to_its_grace(self):
+        """RelayService.stopService stops listening at once, then waits while a next hop
+        owes answers (here: one that never answers), up to ``grace``, then closes."""
+        from msrplib.relayserver.service import Listener, RelayService
+        relay = MSRPRelay(REALM, HA1)
+        service = RelayService(relay, [Listener(0)], grace=0.6)
+        yield service.startService()
+        self.addCleanup(relay.stop)
+        uri = service.uris[0]
+        sink = self.sink()
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        alice.request("SEND", "%s msrp://127.0.0.1:%d/far;tcp" % (
+            path, sink.port.getHost().port), b"under way")
+        yield until(lambda: relay.in_flight == 1)
+        started = reactor.seconds()
+        stopping = service.stopService()
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        self.assertFalse(stopping.called)  # still waiting for the answer
+        self.assertFalse(alice.proto.lost.fired)
+        yield stopping
+        self.assertGreaterEqual(reactor.seconds() - started, 0.6)
+        yield until(lambda: alice.proto.lost.fired)
+
+    @inlineCallbacks
+    def test_a_graceful_stop_with_nothing_under_way_is_quick(self):
+        from msrplib.relayserver.service import Listener, RelayService
+        relay = MSRPRelay(REALM, HA1)
+        service = RelayService(relay, [Listener(0)], grace=5)
+        yield service.startService()
+        self.addCleanup(relay.stop)
+        alice = yield self.connect(service.uris[0])
+        yield alice.auth(service.uris[0])
+        started = reactor.seconds()
+        yield service.stopService()
+        self.assertLess(reactor.seconds() - started, 1)
