@@ -167,6 +167,17 @@ class MessageRuleTests(RequestCheckTests):
                   send("bbbb2", body=b"x", byte_range="6-6/3", message_id="less"))
         self.assertEqual(self.answers.codes["bbbb2"], 400)
 
+    def test_a_start_may_be_one_past_a_known_total_and_no_further(self):
+        # The empty range just after the last byte (1-*/0, the 1-0/0 of an empty message)
+        # is well formed; a start beyond it is not (found by the hostile-input fuzzer).
+        self.feed(send("aaaa1", body=b"", content_type=None, byte_range="1-*/0", flag="+",
+                       message_id="edge"),
+                  send("aaaa2", body=b"", content_type=None, byte_range="2-*/0", flag="+",
+                       message_id="past"),
+                  send("aaaa3", body=b"", content_type=None, byte_range="7-*/5", flag="+",
+                       message_id="past2"))
+        self.assertAnswered({"aaaa1": 200, "aaaa2": 400, "aaaa3": 400})
+
     def test_a_later_chunk_refused_refuses_the_whole_message(self):
         self.pair.bob.accept_types = ["text/plain"]
         self.feed(send("aaaa1", body=b"hello", byte_range="1-5/10", flag="+", message_id="mix"),
