@@ -250,11 +250,7 @@ class ChatSession:
 
     def _deliver(self, message: ChatMessage, wrapper: Optional[CPIMMessage]) -> None:
         self._watcher.message_received()
-        try:
-            if self.on_message is not None:
-                self.on_message(message)
-        except Exception:
-            self.log.failure("on_message failed")
+        if not self._tell("on_message", message):
             if wrapper is not None:
                 self._notify(wrapper, "delivery", "failed")
             return
@@ -278,11 +274,7 @@ class ChatSession:
                           why=why)
             return
         chat.notifications.append(notification)
-        if self.on_notification is not None:
-            try:
-                self.on_notification(chat, notification)
-            except Exception:
-                self.log.failure("on_notification failed")
+        self._tell("on_notification", chat, notification)
 
     def _typing(self, body: bytes) -> None:
         try:
@@ -292,11 +284,21 @@ class ChatSession:
         self._watcher.received(document)
 
     def _composing_changed(self, state: str) -> None:
-        if self.on_composing is not None:
-            try:
-                self.on_composing(state)
-            except Exception:
-                self.log.failure("on_composing failed")
+        self._tell("on_composing", state)
+
+    def _tell(self, callback_name: str, *args: Any) -> bool:
+        """Call the application's callback of that name, when one is set, with ``args``.
+        What it raises is logged rather than raised into the session's receiving; the
+        answer is whether it returned normally."""
+        callback = getattr(self, callback_name)
+        if callback is None:
+            return True
+        try:
+            callback(*args)
+        except Exception:
+            self.log.failure("{callback} failed", callback=callback_name)
+            return False
+        return True
 
     def _stop(self) -> None:
         self._indicator.stop()

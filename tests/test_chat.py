@@ -219,6 +219,19 @@ class RefusalTests(unittest.TestCase):
                          [("delivery", "failed")])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_a_failing_typing_callback_is_logged_and_the_chat_goes_on(self):
+        def broken(state):
+            raise RuntimeError("the application's bug")
+
+        self.chat = InMemoryChat(on_composing=broken)
+        self.chat.alice.composing()
+        self.chat.flush()
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.chat.alice.send_text("still here")
+        self.chat.flush()
+        self.assertEqual([m.text for m in self.chat.bob_heard], ["still here"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)  # told "idle" by it
+
     def test_a_message_before_the_chat_is_attached_waits_for_it(self):
         receiver = ChatReceiver()
         pair = SessionPair(settings=SETTINGS, bob_options={"receiver": receiver})
