@@ -12,7 +12,8 @@ from msrplib._headers import (AuthParams, ByteRange, HeaderField, Headers, Statu
 from msrplib._uri import URI
 
 __all__ = ["MSRPData", "make_response", "encode_response", "make_report", "new_transaction_id",
-           "new_message_id", "end_line", "RESPONSE_COMMENTS", "CONTINUATION_FLAGS"]
+           "new_message_id", "end_line", "RESPONSE_COMMENTS", "CONTINUATION_FLAGS",
+           "MAX_LINE_LENGTH", "ECHOED_URI_MAX_LENGTH"]
 
 #: ``$`` ends a message, ``+`` says more chunks follow, ``#`` aborts the message.
 CONTINUATION_FLAGS = frozenset("$+#")
@@ -260,13 +261,25 @@ def make_response(request: MSRPData, code: int, comment: Optional[str] = None) -
     return MSRPData(request.transaction_id, code=code, comment=comment, headers=headers)
 
 
+#: The longest start line or header line a parser takes unless told otherwise
+#: (``ParserLimits.max_line_length``); the lines this library writes keep within it.
+MAX_LINE_LENGTH = 16 * 1024
+
+#: The longest URI a response echoes from its request's paths. "From-Path: " is three
+#: bytes longer than a bare "To-Path:", so echoing a request's longest line whole would
+#: make an answer its peer's parser cannot take; a longer URI is left out of the answer.
+ECHOED_URI_MAX_LENGTH = MAX_LINE_LENGTH - len("From-Path: ")
+
+
 def _response_paths(from_path: Optional[str], to_path: Optional[str]
                     ) -> List[Tuple[str, str]]:
-    """A response's path headers, from its request's From-Path and To-Path values."""
+    """A response's path headers, from its request's From-Path and To-Path values. A path
+    of spaces names nobody, and an overlong first URI is not repeated: the answer goes
+    without that header."""
     paths = []
     for name, path in (("To-Path", from_path), ("From-Path", to_path)):
         first = path.split(None, 1) if path else None
-        if first:  # a path of spaces names nobody: the answer goes without it
+        if first and len(first[0]) <= ECHOED_URI_MAX_LENGTH:
             paths.append((name, first[0]))
     return paths
 

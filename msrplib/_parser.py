@@ -28,7 +28,7 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from msrplib._headerreader import HeaderReader
 from msrplib._headers import Headers
-from msrplib._chunk import MSRPData
+from msrplib._chunk import MAX_LINE_LENGTH, MSRPData
 from msrplib.errors import ChunkParseError
 
 __all__ = ["ChunkParser", "ParserLimits", "ChunkStarted", "ChunkData", "ChunkEnded",
@@ -45,7 +45,7 @@ class ParserLimits:
     ones are streamed as :class:`ChunkData` pieces.
     """
 
-    max_line_length: int = 16 * 1024
+    max_line_length: int = MAX_LINE_LENGTH
     max_header_block: int = 64 * 1024
     max_buffered_body: int = 256 * 1024
 

@@ -8,7 +8,7 @@ from msrplib.protocol import (AuthParams, ByteRange, ChunkParser, HeaderParseErr
                               MSRPData, Status, make_report, make_response, new_message_id,
                               new_transaction_id, parse_uri)
 from msrplib._headers import parse_byte_range
-from msrplib._chunk import encode_response
+from msrplib._chunk import ECHOED_URI_MAX_LENGTH, MAX_LINE_LENGTH, encode_response
 from tests.rfc_examples import RFC4975, RFC4976
 
 
@@ -239,6 +239,25 @@ class ResponseAndReportTests(unittest.TestCase):
             self.assertEqual(encode_response(request, code, comment),
                              make_response(request, code, comment).encode())
         self.assertIn(b"From-Path: msrp://b\xe9.example.com", encode_response(odd, 200))
+
+    def test_an_answer_never_has_a_line_its_peer_cannot_parse(self):
+        # Found by the hostile-input fuzzer: a To-Path line at the parser's limit, written
+        # without a space after the colon, came back three bytes longer as the answer's
+        # From-Path, which no default parser takes.
+        def request_to(to_path):
+            return parse_one(b"MSRP long1 SEND\r\nTo-Path:" + to_path + b"\r\n"
+                             b"From-Path: msrp://a.example.com/s;tcp\r\n-------long1$\r\n")
+
+        at_limit = request_to(b"a" * (MAX_LINE_LENGTH - len("To-Path:")))
+        echoed = request_to(b"b" * ECHOED_URI_MAX_LENGTH)
+        for request, code in ((at_limit, 400), (echoed, 200)):
+            for wire in (encode_response(request, code), make_response(request, code).encode()):
+                answer = parse_one(wire)
+                self.assertEqual(answer.code, code)
+                self.assertEqual(answer.headers["To-Path"], "msrp://a.example.com/s;tcp")
+        self.assertIsNone(parse_one(encode_response(at_limit, 400)).headers.get("From-Path"))
+        self.assertEqual(parse_one(encode_response(echoed, 200)).headers["From-Path"],
+                         "b" * ECHOED_URI_MAX_LENGTH)
 
     def test_report_goes_back_end_to_end(self):
         send = parse_one(RFC4976[6])
