@@ -13,7 +13,7 @@ from msrplib._uri import URI
 
 __all__ = ["MSRPData", "make_response", "encode_response", "make_report", "new_transaction_id",
            "new_message_id", "end_line", "RESPONSE_COMMENTS", "CONTINUATION_FLAGS",
-           "MAX_LINE_LENGTH", "ECHOED_URI_MAX_LENGTH"]
+           "MAX_LINE_LENGTH", "ECHOED_URI_MAX_LENGTH", "encode_relayed"]
 
 #: ``$`` ends a message, ``+`` says more chunks follow, ``#`` aborts the message.
 CONTINUATION_FLAGS = frozenset("$+#")
@@ -206,19 +206,7 @@ class MSRPData:
             while ("-------" + tid).encode() in self.data:
                 tid = self.transaction_id = new_transaction_id()
         lines = [_start_line(tid, self.method, self.code, self.comment)]
-        items = self.headers._items
-        groups = _WIRE_GROUPS
-        previous = 0
-        for name, lower, value in items:
-            group = groups.get(lower)
-            if group is None:
-                group = _wire_group(lower)
-            if group < previous:  # out of wire order (rare): sort, keeping each group's order
-                lines[1:] = ["%s: %s\r\n" % (name, value) for name, _, value
-                             in sorted(items, key=lambda item: _wire_group(item[1]))]
-                break
-            previous = group
-            lines.append("%s: %s\r\n" % (name, value))
+        _add_header_lines(lines, self.headers._items)
         if self.data or "content-type" in self.headers.first:
             lines.append("\r\n")
         return "".join(lines).encode("utf-8", "surrogateescape")
@@ -239,6 +227,46 @@ class MSRPData:
     def encode(self) -> bytes:
         """The whole chunk as bytes on the wire."""
         return b"".join(self.encode_parts())
+
+
+def _add_header_lines(lines: List[str], items: List[Tuple[str, str, str]]) -> None:
+    """Append the header ``items`` (name, lower-case name, value) to ``lines`` as header
+    lines in wire order: To-Path, From-Path, the others in their order, the other
+    ``Content-*`` headers, ``Content-Type`` last (RFC 4975 section 7)."""
+    start = len(lines)
+    groups = _WIRE_GROUPS
+    previous = 0
+    for name, lower, value in items:
+        group = groups.get(lower)
+        if group is None:
+            group = _wire_group(lower)
+        if group < previous:  # out of wire order (rare): sort, keeping each group's order
+            lines[start:] = ["%s: %s\r\n" % (name, value) for name, _, value
+                             in sorted(items, key=lambda item: _wire_group(item[1]))]
+            return
+        previous = group
+        lines.append("%s: %s\r\n" % (name, value))
+
+
+def encode_relayed(request: MSRPData, transaction_id: str, to_path: str,
+                   from_path: str) -> Tuple[bytes, bytes]:
+    """The head and end-line of ``request`` as a relay forwards it, with
+    ``transaction_id`` and new To-Path and From-Path values, its other headers as they
+    were; its body goes between them unchanged. What ``encode_parts(False)`` of such a
+    copy gives, without building the copy: ``transaction_id`` must be freshly drawn
+    (:func:`new_transaction_id`), as the body is not searched for its end-line."""
+    items = [item if item[1] != "to-path" and item[1] != "from-path"
+             else (item[0], item[1], to_path if item[1] == "to-path" else from_path)
+             for item in request.headers._items]
+    lines = [f"MSRP {transaction_id} {request.method}\r\n"]
+    _add_header_lines(lines, items)
+    flag = request.contflag or "$"
+    if request.data or "content-type" in request.headers.first:
+        lines.append("\r\n")
+        end = end_line(transaction_id, flag)
+    else:
+        end = f"-------{transaction_id}{flag}\r\n".encode()
+    return "".join(lines).encode("utf-8", "surrogateescape"), end
 
 
 def end_line(transaction_id: str, contflag: str) -> bytes:

@@ -8,7 +8,8 @@ from msrplib.protocol import (AuthParams, ByteRange, ChunkParser, HeaderParseErr
                               MSRPData, Status, make_report, make_response, new_message_id,
                               new_transaction_id, parse_uri)
 from msrplib._headers import parse_byte_range
-from msrplib._chunk import ECHOED_URI_MAX_LENGTH, MAX_LINE_LENGTH, encode_response
+from msrplib._chunk import (ECHOED_URI_MAX_LENGTH, MAX_LINE_LENGTH, encode_relayed,
+                            encode_response)
 from tests.rfc_examples import RFC4975, RFC4976
 
 
@@ -184,6 +185,34 @@ class SerialisationTests(unittest.TestCase):
         start, body, end = chunk.encode_parts(check_body=False)
         self.assertEqual((chunk.transaction_id, start[:15], end),
                          ("abcd", b"MSRP abcd SEND\r", b"\r\n-------abcd$\r\n"))
+
+    def test_a_relayed_chunk_is_encoded_as_its_copy_with_new_paths_would_be(self):
+        # encode_relayed is how the relay server writes what it forwards: it must give
+        # what building the copy and encoding it gives, for bodies empty or not, headers
+        # in wire order or not, any flag.
+        to_path, from_path = "msrp://c.example.com/s;tcp", \
+            "msrp://r.example.com/r;tcp msrp://a.example.com/s;tcp"
+        cases = []
+        for data, contflag in ((b"body", "$"), (b"", "+"), (b"x" * 70000, "#")):
+            for typed in (False, True):
+                chunk = MSRPData("abcd", method="SEND", data=data, contflag=contflag)
+                if typed:
+                    chunk.headers.add("Content-Type", "text/plain")  # before the paths
+                chunk.headers.add("To-Path", "msrp://r.example.com/r;tcp " + to_path)
+                chunk.headers.add("From-Path", "msrp://a.example.com/s;tcp")
+                chunk.headers.add("Message-ID", "m1")
+                chunk.headers.add("X-Unknown", " kept as it came ")
+                cases.append(chunk)
+        for chunk in cases:
+            copy = MSRPData("f00d", method="SEND", data=chunk.data, contflag=chunk.contflag,
+                            headers=chunk.headers.replaced({"to-path": to_path,
+                                                            "from-path": from_path}))
+            head, end = encode_relayed(chunk, "f00d", to_path, from_path)
+            self.assertEqual((head, chunk.data, end), copy.encode_parts(False))
+            parsed = parse_one(head + chunk.data + end)
+            self.assertEqual((parsed.headers["to-path"], parsed.headers["from-path"],
+                              parsed.data, parsed.contflag),
+                             (to_path, from_path, chunk.data, chunk.contflag))
 
     def test_empty_body_with_content_type(self):
         chunk = MSRPData("abcd", method="SEND")

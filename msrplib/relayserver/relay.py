@@ -36,12 +36,13 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from msrplib._bind import ConnectionSettings
-from msrplib._chunk import MSRPData, make_report, make_response, new_transaction_id
+from msrplib._chunk import (MSRPData, encode_relayed, make_report, make_response,
+                            new_transaction_id)
 from msrplib._direct import connect_to
 from msrplib._factories import MSRPServerFactory
 from msrplib._headers import parse_path
 from msrplib._observer import Observer
-from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
+from msrplib._parser import ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._paths import read_paths
 from msrplib._relaysettings import RELAY_FLOW_HEADER
 from msrplib._rules import answers_success, request_error, sends_failure_reports, should_respond
@@ -185,6 +186,8 @@ class MSRPRelay:
         self.metrics = RelayMetrics()
         self._ports: List[Any] = []
         self._listeners: List[URI] = []
+        #: The addresses of ``_listeners``, as :func:`_address` gives them.
+        self._addresses: Set[Tuple[Optional[str], int, bool, str]] = set()
         #: The listener Use-Paths name (see :meth:`listen`), if not the AUTH's.
         self.home: Optional[URI] = None
         self._links: Set[_Link] = set()
@@ -226,6 +229,7 @@ class MSRPRelay:
             self.home = uri
         self._ports.append(listening)
         self._listeners.append(uri)
+        self._addresses.add(_address(uri))
         return uri
 
     def listen_websocket(self, port: int = 0, identity: Optional[TLSIdentity] = None,
@@ -247,6 +251,7 @@ class MSRPRelay:
         uri.port = listening.getHost().port
         self._ports.append(listening)
         self._listeners.append(uri)
+        self._addresses.add(_address(uri))
         return uri
 
     def stop_accepting(self) -> Deferred[Any]:
@@ -342,16 +347,14 @@ class MSRPRelay:
 
     def _event(self, link: _Link, event: ParserEvent) -> None:
         link.last_traffic = self.reactor.seconds()
-        if isinstance(event, ChunkStarted):
-            link.skipping = True
-            if event.chunk.method is not None:
-                self._refuse(link, event.chunk, 413, "Chunk too large to relay")
-            return
-        if isinstance(event, (ChunkData, ChunkEnded)):
-            if isinstance(event, ChunkEnded):
+        if not isinstance(event, MSRPData):  # a streamed chunk: refused and skipped
+            if isinstance(event, ChunkStarted):
+                link.skipping = True
+                if event.chunk.method is not None:
+                    self._refuse(link, event.chunk, 413, "Chunk too large to relay")
+            elif isinstance(event, ChunkEnded):
                 link.skipping = False
             return
-        assert isinstance(event, MSRPData)
         if event.code is not None:
             self._answered(link, event)
             return
@@ -359,10 +362,10 @@ class MSRPRelay:
         error = request_error(event)
         if error is not None:
             self._refuse(link, event, error.code or 400, error.comment)
+        elif event.method == "SEND" or event.method == "REPORT":
+            self._forward(link, event)
         elif event.method == "AUTH":
             self._auth(link, event)
-        elif event.method in ("SEND", "REPORT"):
-            self._forward(link, event)
         else:
             self._refuse(link, event, 501, "Method not relayed")
 
@@ -377,11 +380,11 @@ class MSRPRelay:
     # AUTH.
 
     def _ours(self, uri: URI, listener: Optional[URI] = None) -> bool:
-        """Whether ``uri`` names this relay (one of its listening ports)."""
-        return any(uri.host == mine.host and uri.effective_port == mine.effective_port
-                   and uri.use_tls == mine.use_tls
-                   and uri.transport.lower() == mine.transport.lower()
-                   for mine in ([listener] if listener is not None else self._listeners))
+        """Whether ``uri`` names this relay (one of its listening ports, or ``listener``
+        when given)."""
+        if listener is not None:
+            return _address(uri) == _address(listener)
+        return _address(uri) in self._addresses
 
     def _auth(self, link: _Link, request: MSRPData) -> None:
         """An AUTH; one whose headers do not parse (Authorization, Expires...) gets 400."""
@@ -488,22 +491,19 @@ class MSRPRelay:
             return
         to_hops, from_text = to_text.split(), from_text.strip()
         if link is not binding.link:  # to the client
-            forwarded = _copy_request(request, " ".join(to_hops[1:]),
-                                      to_hops[0] + " " + from_text)
-            self._send_to(link, request, forwarded, first, binding.link)
+            self._send_to(link, request, (" ".join(to_hops[1:]), to_hops[0] + " " + from_text),
+                          first, binding.link)
             return
         following = to_path[1]
         local = self._bindings.get(following.session_id or "") \
             if self._ours(following) and len(to_path) > 2 else None
         if local is not None:
             # The next hop is another binding here: as if it had come to us from outside.
-            again = _copy_request(request, " ".join(to_hops[2:]), " ".join(
-                [to_hops[1], to_hops[0], from_text]))
-            self._send_to(link, request, again, following, local.link)
+            self._send_to(link, request, (" ".join(to_hops[2:]), " ".join(
+                [to_hops[1], to_hops[0], from_text])), following, local.link)
             return
-        forwarded = _copy_request(request, " ".join(to_hops[1:]),
-                                  to_hops[0] + " " + from_text)
-        self._send_to_address(link, request, forwarded, first, following)
+        self._send_to_address(link, request, (" ".join(to_hops[1:]),
+                                              to_hops[0] + " " + from_text), first, following)
 
     def _allowed(self, host: str) -> bool:
         """Whether the relay may connect to ``host`` for a client (``allowed_next_hops``)."""
@@ -522,7 +522,7 @@ class MSRPRelay:
                 continue  # a host name
         return False
 
-    def _send_to_address(self, origin: _Link, request: MSRPData, forwarded: MSRPData,
+    def _send_to_address(self, origin: _Link, request: MSRPData, paths: Tuple[str, str],
                          our_uri: URI, target: URI) -> None:
         if not self._allowed(target.host or ""):
             self._refuse(origin, request, 403, "Next hop not allowed")
@@ -530,7 +530,7 @@ class MSRPRelay:
         key = (target.host or "", target.effective_port, target.use_tls)
         hop = self._next_hops.get(key)
         if isinstance(hop, _Link):
-            self._send_to(origin, request, forwarded, our_uri, hop)
+            self._send_to(origin, request, paths, our_uri, hop)
             return
         if hop is None:
             hop = self._next_hops[key] = self._connect(key, target)
@@ -541,7 +541,7 @@ class MSRPRelay:
 
         def connected(link: _Link) -> None:
             origin.protocol.resume_reading(pause)
-            self._send_to(origin, request, forwarded, our_uri, link)
+            self._send_to(origin, request, paths, our_uri, link)
 
         def failed(reason: Failure) -> None:
             origin.protocol.resume_reading(pause)
@@ -583,36 +583,48 @@ class MSRPRelay:
         connected.addCallbacks(done, failed)
         return made
 
-    def _send_to(self, origin: _Link, request: MSRPData, forwarded: MSRPData, our_uri: URI,
-                 target: _Link) -> None:
-        """Write ``forwarded`` to ``target``; answer ``request`` as its Failure-Report
-        asks once it is written, and wait for the next hop's answer."""
+    def _send_to(self, origin: _Link, request: MSRPData, paths: Tuple[str, str],
+                 our_uri: URI, target: _Link) -> None:
+        """Write ``request`` to ``target`` with ``paths`` (the text of its new To-Path and
+        From-Path) and an id of its own (cut into pieces ``target`` takes); answer
+        ``request`` as its Failure-Report asks once it is written, and wait for the next
+        hop's answer."""
         if target.protocol.lost.fired:
             self._refuse(origin, request, 503, "Next hop gone")
             return
         failure_report = request.headers.first.get("failure-report")
-        self.metrics.forwarded(request.method or "", len(request.data))
+        method = request.method
+        self.metrics.forwarded(method or "", len(request.data))
         now = target.last_traffic = self.reactor.seconds()
-        # An answer that may come is awaited with what a failure REPORT needs (not the
-        # body): for 30 s, or for Failure-Report partial, whose silence is success,
-        # PARTIAL_ANSWER_WAIT.
-        wait = self.settings.response_timeout if failure_report != "partial" \
-            else min(PARTIAL_ANSWER_WAIT, self.settings.response_timeout)
-        deadline = now + wait
-        awaited = MSRPData(request.transaction_id, method=request.method,
-                           headers=request.headers)
-        for piece in _pieces(forwarded, target.max_chunk_size):
-            target.protocol.write_chunk(piece)
-            if request.method == "SEND" and failure_report != "no":
-                target.pending[piece.transaction_id] = _Forwarded(origin, awaited, our_uri,
-                                                                  deadline)
+        protocol = target.protocol
+        if len(request.data) <= target.max_chunk_size and protocol.takes_encoded_chunks:
+            transaction_id = new_transaction_id()
+            head, end = encode_relayed(request, transaction_id, *paths)
+            protocol.write_encoded(head, request.data, end)
+            written = [transaction_id]
+        else:
+            written = []
+            for piece in _pieces(_copy_request(request, *paths), target.max_chunk_size):
+                protocol.write_chunk(piece, check_body=False)
+                written.append(piece.transaction_id)
+        if method == "SEND" and failure_report != "no":
+            # An answer that may come is awaited with what a failure REPORT needs (not
+            # the body): for 30 s, or for Failure-Report partial, whose silence is
+            # success, PARTIAL_ANSWER_WAIT.
+            wait = self.settings.response_timeout if failure_report != "partial" \
+                else min(PARTIAL_ANSWER_WAIT, self.settings.response_timeout)
+            awaited = _Forwarded(origin, MSRPData(request.transaction_id, method=method,
+                                                  headers=request.headers),
+                                 our_uri, now + wait)
+            for transaction_id in written:
+                target.pending[transaction_id] = awaited
         if target.pending and target.timer is None:
             self._watch(target)
         if len(target.pending) >= MAX_AWAITED_ANSWERS:
             # The next hop owes too many answers: read no more of what feeds it until it
             # has given some (or they are overdue).
             self._hold_feed(origin, target)
-        if request.method == "SEND" and answers_success(failure_report):
+        if method == "SEND" and answers_success(failure_report):
             origin.protocol.write_response(request, 200)
         if target.protocol.writing_paused:
             # The next hop cannot take more for now: read no more of what feeds it.
@@ -699,6 +711,11 @@ def _listen_reusing_port(reactor: Any, port: int, interface: str, factory: Any) 
         listening.close()  # the reactor holds a duplicate of it
 
 
+def _address(uri: URI) -> Tuple[Optional[str], int, bool, str]:
+    """What tells two of our URIs apart as places: host, port, TLS and transport."""
+    return uri.host, uri.effective_port, uri.use_tls, uri.transport.lower()
+
+
 def _pieces(chunk: MSRPData, limit: int) -> List[MSRPData]:
     """``chunk``, or chunks of at most ``limit`` body bytes that carry it in order: each
     with its part of the Byte-Range, ``+`` but the last, which keeps ``chunk``'s flag."""
@@ -725,8 +742,8 @@ def _pieces(chunk: MSRPData, limit: int) -> List[MSRPData]:
 
 
 def _copy_request(request: MSRPData, to_path: str, from_path: str) -> MSRPData:
-    """``request`` with new paths (their text) and a transaction id of its own for the
-    next hop."""
+    """``request`` with new paths (their text) and a transaction id of its own, freshly
+    drawn, for the next hop."""
     headers = request.headers.replaced({"to-path": to_path, "from-path": from_path})
     return MSRPData(new_transaction_id(), method=request.method, headers=headers,
                     data=request.data, contflag=request.contflag)
