@@ -23,7 +23,8 @@ from msrplib._headers import ByteRange, parse_byte_range
 from msrplib._incomingmessage import (
     COMPLETE, DROPPED, NOT_KEPT, RECEIVED, IncomingMessage, MessageReceiver, make_sink)
 from msrplib._settings import SessionSettings
-from msrplib._rules import MESSAGE_ID_RE, request_error, sends_failure_reports, should_respond
+from msrplib._rules import (MESSAGE_ID_RE, report_flag, request_error, sends_failure_reports,
+                            should_respond)
 from msrplib._chunk import MSRPData, make_report
 from msrplib.errors import MSRPError
 
@@ -333,7 +334,7 @@ class Receiver:
         self._answer(head, 200)
         self._tell_application(head)
         if message is None:
-            if head.contflag == "$" and head.headers.first.get("success-report") == "yes" \
+            if head.contflag == "$" and report_flag(head, "success-report") == "yes" \
                     and not self.host.ended:
                 # An empty SEND that asks for it (a keepalive through relays): the success
                 # REPORT tells its sender that the relays carry its requests to us.
@@ -376,7 +377,7 @@ class Receiver:
     def _stored(self, message: IncomingMessage) -> None:
         """Send the success REPORT ``message`` asks for."""
         message.move(RECEIVED)
-        if message.first_chunk.headers.first.get("success-report") == "yes":
+        if report_flag(message.first_chunk, "success-report") == "yes":
             size = message.size or 0
             self._send_report(message, 200, None, ByteRange(1, size, size))
 
@@ -409,7 +410,7 @@ class Receiver:
         """A failure REPORT about the message ``chunk`` belongs to, when its Failure-Report
         asks for failure reports (``yes``, ``partial``); ``byte_range`` defaults to the
         chunk's own."""
-        if not sends_failure_reports(chunk.headers.first.get("failure-report")) \
+        if not sends_failure_reports(report_flag(chunk, "failure-report")) \
                 or self.host.ended:
             return
         self.host.write_report(self._addressed(make_report(chunk, code, comment,
@@ -423,7 +424,7 @@ class Receiver:
             return
         arrived = message.ranges.prefix
         if arrived - message.progress_reported < interval or \
-                message.first_chunk.headers.first.get("success-report") != "yes":
+                report_flag(message.first_chunk, "success-report") != "yes":
             return
         message.progress_reported = arrived
         self.host.write_report(self._addressed(make_report(

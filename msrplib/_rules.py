@@ -15,7 +15,7 @@ from msrplib._chunk import MSRPData
 from msrplib.errors import MSRPError
 
 __all__ = ["should_respond", "answers_success", "answers_errors", "sends_failure_reports",
-           "request_error", "is_empty_send", "SINGLE_HEADERS", "MESSAGE_ID_RE"]
+           "report_flag", "request_error", "is_empty_send", "SINGLE_HEADERS", "MESSAGE_ID_RE"]
 
 #: Headers a request may carry at most once: a second one would make its meaning depend on
 #: which one a reader looks at.
@@ -28,6 +28,14 @@ SINGLE_HEADERS = frozenset({
 #: digits. RFC 4975 asks for 4 characters at least; shorter ones are taken (some peers
 #: send them, and they harm nobody), longer ones and other characters are not.
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+%=-]{0,31}")
+
+
+def report_flag(request: MSRPData, name: str) -> Optional[str]:
+    """``request``'s ``success-report`` or ``failure-report`` (``name``), in lower case:
+    RFC 4975 spells their values as ABNF literals, which match in any case (``NO`` is
+    ``no``); ``None`` when it has none."""
+    value = request.headers.first.get(name)
+    return None if value is None else value.lower()
 
 
 # The Failure-Report rule (RFC 4975 sections 7.1.1 and 7.1.2). ``None`` is a request
@@ -54,7 +62,7 @@ def sends_failure_reports(failure_report: Optional[str]) -> bool:
 
 def should_respond(request: MSRPData, code: int) -> bool:
     """Whether ``request``'s Failure-Report allows answering it with ``code``."""
-    failure_report = request.headers.first.get("failure-report")
+    failure_report = report_flag(request, "failure-report")
     if failure_report is None:
         return True  # the usual case: yes
     if code == 200:

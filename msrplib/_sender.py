@@ -25,7 +25,7 @@ from msrplib._outgoingmessage import (
     MessageResult, OutgoingMessage, Source)
 from msrplib._pacing import ReportWindow
 from msrplib._rangeset import RangeSet
-from msrplib._rules import MESSAGE_ID_RE, answers_success
+from msrplib._rules import MESSAGE_ID_RE, answers_success, report_flag
 from msrplib._settings import SessionSettings
 from msrplib._transactions import ResponseCallback, Transaction, TransactionTable
 from msrplib.errors import MSRPError, MSRPSessionError, MSRPTransactionError
@@ -474,7 +474,7 @@ class Sender:
         ``clock_from_end``, its response clock waits for :meth:`_start_clock`."""
         if chunk.method is None or chunk.method == "REPORT":
             return
-        counted = answers_success(chunk.headers.first.get("failure-report"))
+        counted = answers_success(report_flag(chunk, "failure-report"))
         self._expect(Transaction(chunk.transaction_id, response_cb, counted, message, size),
                      clock_from_end)
         if message is not None:

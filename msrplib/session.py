@@ -30,7 +30,7 @@ from msrplib._observer import Observer
 from msrplib._outgoingmessage import MessageResult, Source
 from msrplib._parser import ChunkData, ChunkEnded, ChunkStarted, ParserEvent
 from msrplib._receiver import Receiver
-from msrplib._rules import answers_errors, should_respond
+from msrplib._rules import answers_errors, report_flag, should_respond
 from msrplib._sender import LONG_ID_BODY, STREAM_PIECE, Sender, response_error
 from msrplib._settings import RESPONSE_TIMEOUT, SessionSettings
 from msrplib._transactions import ResponseCallback, TransactionTable, stand_in_response
@@ -130,7 +130,7 @@ class MSRPSession:
 
         With Failure-Report ``no`` nothing will answer, so this fires with ``None`` at once.
         """
-        if not answers_errors(chunk.headers.first.get("failure-report")):
+        if not answers_errors(report_flag(chunk, "failure-report")):
             self.send_chunk(chunk)
             return succeed(None)
         result: Deferred[Optional[MSRPData]] = Deferred()

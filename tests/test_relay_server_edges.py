@@ -67,7 +67,10 @@ class Sink(protocol.Protocol):
         self.factory.received += len(data)
 
 
-class Review(unittest.TestCase):
+class RelayPeers:
+    """A relay of its own for each test, and peers of it: raw MSRP connections and bare
+    TCP next hops."""
+
     def start_relay(self, **options):
         relay = MSRPRelay(REALM, HA1, **options)
         uri = relay.listen(0)
@@ -88,6 +91,8 @@ class Review(unittest.TestCase):
         self.addCleanup(lambda: [c.transport.abortConnection() for c in factory.conns])
         return factory
 
+
+class Review(RelayPeers, unittest.TestCase):
     @inlineCallbacks
     def test_a_feed_paused_for_a_next_hop_is_resumed_when_that_hop_is_lost(self):
         relay, uri = self.start_relay()

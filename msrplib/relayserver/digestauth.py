@@ -8,7 +8,10 @@ with an older one is told ``stale`` (the client answers again without asking its
 Each answer must count up (``nc``) from the last one accepted with its nonce, so a
 captured answer cannot be replayed: those counts are the only state, kept for accepted
 answers (which need the password) until their nonce is too old to matter, at most
-``max_nonces`` of them (past it a new nonce is answered ``stale`` until room is made).
+``max_nonces`` of them. Past that, the oldest count is forgotten to make room, and every
+nonce made no later than it is answered ``stale`` from then on (its count could no
+longer be checked): a client answers again with a new nonce, so a user who makes nonces
+by the hundred thousand shuts nobody else out.
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ class DigestAuthority:
         self.nonce_lifetime = nonce_lifetime
         self.max_nonces = max_nonces
         self._secret = os.urandom(32)
-        # nonce -> (when it was made, the last nc accepted with it), oldest first
+        # nonce -> (when it was made, the last nc accepted with it), in the order accepted
         self._counts: OrderedDict[str, Tuple[float, int]] = OrderedDict()
+        # Nonces made at or before this time are stale: their counts were forgotten.
+        self._forgotten_up_to = float("-inf")
 
     def _mac(self, text: str) -> str:
         return hmac.new(self._secret, text.encode("ascii"), hashlib.sha256).hexdigest()[:32]
@@ -102,8 +107,14 @@ class DigestAuthority:
         last = self._counts.get(nonce)
         if last is not None and nc <= last[1]:
             return REFUSED, user  # a replay
-        if last is None and len(self._counts) >= self.max_nonces:
-            return STALE, user  # no room to remember it: a new nonce, later
+        if last is None:
+            if made_at <= self._forgotten_up_to:
+                return STALE, user  # its count may have been forgotten: a new nonce
+            while self._counts and len(self._counts) >= self.max_nonces:
+                _, (forgotten, _) = self._counts.popitem(last=False)
+                self._forgotten_up_to = max(self._forgotten_up_to, forgotten)
+            if made_at <= self._forgotten_up_to:
+                return STALE, user
         self._counts[nonce] = (made_at, nc)
         return GRANTED, user
 

@@ -36,26 +36,28 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from msrplib._bind import ConnectionSettings
-from msrplib._chunk import (MSRPData, encode_relayed, make_report, make_response,
-                            new_transaction_id)
+from msrplib._chunk import (MAX_LINE_LENGTH, MSRPData, encode_relayed, make_report,
+                            make_response, new_transaction_id)
 from msrplib._direct import connect_to
 from msrplib._factories import MSRPServerFactory
-from msrplib._headers import parse_path
+from msrplib._headers import Headers
 from msrplib._observer import Observer
-from msrplib._parser import ChunkEnded, ChunkStarted, ParserEvent
+from msrplib._parser import ChunkStarted, ParserEvent
 from msrplib._paths import read_paths
 from msrplib._relaysettings import RELAY_FLOW_HEADER
-from msrplib._rules import answers_success, request_error, sends_failure_reports, should_respond
+from msrplib._rules import (answers_success, report_flag, request_error,
+                            sends_failure_reports, should_respond)
 from msrplib._server import new_session_id
 from msrplib._speedups import tls_factory
-from msrplib._uri import URI
+from msrplib._uri import URI, parse_uri
 from msrplib.errors import MSRPError
 from msrplib.relayserver.digestauth import GRANTED, STALE, DigestAuthority
 from msrplib.relayserver.metrics import RelayMetrics
 from msrplib.tls import TLSIdentity, relay_tls_options
 from msrplib.transport import MSRPProtocol
 
-__all__ = ["MSRPRelay", "RelaySettings", "MAX_AWAITED_ANSWERS", "PARTIAL_ANSWER_WAIT"]
+__all__ = ["MSRPRelay", "RelaySettings", "MAX_AWAITED_ANSWERS", "PARTIAL_ANSWER_WAIT",
+           "MAX_FROM_PATH_LENGTH", "URI_TEXTS_KEPT_LENGTH", "SHARED_HEADERS_WEIGHT"]
 
 #: Answers a next hop may owe at once (for chunks forwarded to it with Failure-Report
 #: ``yes`` or ``partial``); past it, what feeds it is not read until it has answered half.
@@ -85,6 +87,13 @@ class RelaySettings:
     ``trust_root`` and ``verify_tls``: how next hops over TLS are checked (their
     certificate must chain to ``trust_root``, the platform's by default, and name the
     host; ``verify_tls=False`` for tests only).
+    ``connection.max_unbound_per_source``: accepted connections that hold no binding, at
+    once, from one address (a new one past it is closed at once; a client's connection
+    counts from its first AUTH granted no more). ``max_next_hops``: connections to next hops open or
+    being opened at once (a chunk for another gets 503). ``max_awaited_bytes``: the
+    headers kept, per next hop, of chunks whose answer it owes; past it, as past
+    :data:`MAX_AWAITED_ANSWERS` answers, what feeds it is not read until it has answered
+    half.
     """
 
     min_expires: int = 60
@@ -100,6 +109,8 @@ class RelaySettings:
     trust_root: Any = None
     verify_tls: bool = True
     allowed_next_hops: Optional[List[str]] = None
+    max_next_hops: int = 1000
+    max_awaited_bytes: int = 4 * 1024 * 1024
 
 
 class _Link:
@@ -114,15 +125,21 @@ class _Link:
         self.listener = listener
         self.bindings: Set[str] = set()
         #: Our requests on it awaiting an answer, oldest first: transaction id -> what to
-        #: do then; ``timer`` wakes up for the oldest.
+        #: do then; ``timer`` wakes up for the oldest; ``awaited_bytes``: what they hold.
         self.pending: Dict[str, _Forwarded] = {}
+        self.awaited_bytes = 0
         self.timer: Any = None
-        #: The links whose reading is held until this one can take more.
+        #: The links whose reading is held until this one can take more, and whether a
+        #: call is waiting for its socket to drain to let them go.
         self.feeds: Set[_Link] = set()
-        #: When it last carried a chunk either way, and whether it ever sent a request.
+        self.drain_watched = False
+        #: When it was made, when it last carried a request or an awaited answer, and
+        #: whether it ever sent a request.
+        self.made_at = 0.0
         self.last_traffic = 0.0
         self.spoke = False
-        self.skipping = False  # in the body of a streamed chunk that was refused
+        #: The address an accepted connection came from.
+        self.source: Optional[str] = None
 
 
 @dataclass
@@ -136,34 +153,45 @@ class _Binding:
 
 @dataclass
 class _Forwarded:
-    """A SEND forwarded: where it came from (to report a failure) and its timer."""
+    """A SEND forwarded (each of its pieces, when it was cut, shares one): where it came
+    from, what a failure REPORT on it needs (its headers, not its body), when its answer
+    is due, and whether its sender was told of a failure already (once is enough)."""
 
     origin: _Link
     request: MSRPData
     our_uri: URI
     #: When the next hop's answer is due (the reactor's seconds).
-    deadline: float = 0.0
+    deadline: float
+    #: What it counts for in its next hop's ``awaited_bytes``.
+    size: int
+    reported: bool = False
 
 
-class _PathCache:
-    """Paths parsed by their text: a session's chunks repeat the same To-Path and
-    From-Path, so each is parsed once. Holds at most ``size`` (then starts again)."""
+#: The longest URI text :class:`_URICache` keeps: longer ones are parsed each time.
+URI_TEXTS_KEPT_LENGTH = 256
+
+
+class _URICache:
+    """URIs parsed by their text: a session's chunks repeat the same paths, so each URI
+    the relay reads (the first one or two of a To-Path) is parsed once. Holds at most
+    ``size`` short texts (then starts again): a peer's ever new URIs cost it no memory."""
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self._parsed: Dict[str, List[URI]] = {}
+        self._parsed: Dict[str, URI] = {}
 
-    def get(self, text: str) -> List[URI]:
-        """The URIs of ``text``; ``MSRPError`` (400) for one that does not parse."""
+    def get(self, text: str) -> URI:
+        """The URI of ``text``; ``MSRPError`` (400) for one that does not parse."""
         parsed = self._parsed.get(text)
         if parsed is None:
             try:
-                parsed = parse_path(text) if text.strip() else []
+                parsed = parse_uri(text)
             except MSRPError as error:
-                raise MSRPError(str(error), 400, "Bad Request") from None
-            if len(self._parsed) >= self.size:
-                self._parsed.clear()
-            self._parsed[text] = parsed
+                raise MSRPError(str(error)[:200], 400, "Bad Request") from None
+            if len(text) <= URI_TEXTS_KEPT_LENGTH:
+                if len(self._parsed) >= self.size:
+                    self._parsed.clear()
+                self._parsed[text] = parsed
         return parsed
 
 
@@ -192,12 +220,15 @@ class MSRPRelay:
         self.home: Optional[URI] = None
         self._links: Set[_Link] = set()
         self._bindings: Dict[str, _Binding] = {}
-        self._paths = _PathCache()
+        self._uris = _URICache()
+        #: Accepted connections that hold no binding, by the address they came from.
+        self._unbound: Dict[str, int] = {}
         self._stopped = False
         self._connectors: List[Any] = []
         self._sweeper: Any = None
         # Next hops by (host, port, TLS): the link, or the Deferred while connecting.
         self._next_hops: Dict[Tuple[str, int, bool], Any] = {}
+        self._outbound = 0  # links to next hops
 
     # Listening and stopping.
 
@@ -214,7 +245,7 @@ class MSRPRelay:
         uri = URI(host=self.host, use_tls=use_tls)
         limits = self.settings.connection.parser_limits
         factory: Any = MSRPServerFactory(
-            lambda protocol, address: self._accepted(protocol, uri), limits, None,
+            lambda protocol, address: self._accepted(protocol, uri, address), limits, None,
             self.reactor)
         if use_tls:
             if identity is None:
@@ -242,7 +273,7 @@ class MSRPRelay:
         secure = identity is not None
         uri = URI(host=self.host, use_tls=secure, transport="wss" if secure else "ws")
         factory: Any = MSRPWebSocketServerFactory(
-            lambda protocol: self._accepted(protocol, uri),
+            lambda protocol: self._accepted(protocol, uri, protocol.transport.getPeer()),
             self.settings.connection.parser_limits, self.reactor,
             self.settings.connection.traffic_log)
         if identity is not None:
@@ -291,17 +322,34 @@ class MSRPRelay:
 
     # Connections.
 
-    def _accepted(self, protocol: MSRPProtocol, listener: URI) -> bool:
-        if self._stopped or len(self._links) >= self.settings.max_connections:
+    def _accepted(self, protocol: MSRPProtocol, listener: URI, address: Any) -> bool:
+        source = str(getattr(address, "host", ""))
+        settings = self.settings
+        if self._stopped or len(self._links) - self._outbound >= settings.max_connections \
+                or self._unbound.get(source, 0) >= settings.connection.max_unbound_per_source:
             return False
-        self._adopt(protocol, listener, self.settings.max_chunk_size)
+        link = self._adopt(protocol, listener, settings.max_chunk_size)
+        link.source = source
+        self._count_unbound(link, 1)
         return True
+
+    def _count_unbound(self, link: _Link, change: int) -> None:
+        """Count ``link`` in (1) or out of (-1) the unbound connections of its source."""
+        if link.source is None:
+            return
+        count = self._unbound.get(link.source, 0) + change
+        if count > 0:
+            self._unbound[link.source] = count
+        else:
+            self._unbound.pop(link.source, None)
 
     def _adopt(self, protocol: MSRPProtocol, listener: Optional[URI],
                max_chunk_size: int) -> _Link:
         link = _Link(protocol, listener, max_chunk_size)
-        link.last_traffic = self.reactor.seconds()
+        link.made_at = link.last_traffic = self.reactor.seconds()
         self._links.add(link)
+        if listener is None:
+            self._outbound += 1
         self.metrics.connections.inc()
         if self._sweeper is None:
             self._sweeper = self.reactor.callLater(self._sweep_interval(), self._sweep)
@@ -311,14 +359,18 @@ class MSRPRelay:
 
     def _lost(self, link: _Link) -> None:
         self._links.discard(link)
+        if link.listener is None:
+            self._outbound -= 1
         self.metrics.connections.dec()
         self._release_feeds(link, gone=True)
         for session_id in list(link.bindings):
             self._unbind(session_id)
+        self._count_unbound(link, -1)
         for key, value in list(self._next_hops.items()):
             if value is link:
                 del self._next_hops[key]
         pending, link.pending = link.pending, {}
+        link.awaited_bytes = 0
         if link.timer is not None and link.timer.active():
             link.timer.cancel()
         link.timer = None
@@ -330,14 +382,15 @@ class MSRPRelay:
                             self.settings.connection.first_request_timeout) / 4)
 
     def _sweep(self) -> None:
-        """Close the connections that said nothing at first, or have nothing to do and
-        have been silent for ``idle_timeout``; look again later while any is open."""
+        """Close the connections that sent no request within ``first_request_timeout``
+        of being accepted, or have nothing to do and have carried no request or awaited
+        answer for ``idle_timeout``; look again later while any is open."""
         self._sweeper = None
         now = self.reactor.seconds()
         first = self.settings.connection.first_request_timeout
         for link in list(self._links):
             silent = now - link.last_traffic
-            if link.listener is not None and not link.spoke and silent >= first:
+            if link.listener is not None and not link.spoke and now - link.made_at >= first:
                 link.protocol.abort()
             elif silent >= self.settings.idle_timeout and not link.bindings \
                     and not link.pending and not link.feeds:
@@ -346,18 +399,14 @@ class MSRPRelay:
             self._sweeper = self.reactor.callLater(self._sweep_interval(), self._sweep)
 
     def _event(self, link: _Link, event: ParserEvent) -> None:
-        link.last_traffic = self.reactor.seconds()
         if not isinstance(event, MSRPData):  # a streamed chunk: refused and skipped
-            if isinstance(event, ChunkStarted):
-                link.skipping = True
-                if event.chunk.method is not None:
-                    self._refuse(link, event.chunk, 413, "Chunk too large to relay")
-            elif isinstance(event, ChunkEnded):
-                link.skipping = False
+            if isinstance(event, ChunkStarted) and event.chunk.method is not None:
+                self._refuse(link, event.chunk, 413, "Chunk too large to relay")
             return
         if event.code is not None:
-            self._answered(link, event)
+            self._answered(link, event)  # traffic only if it answers what we asked
             return
+        link.last_traffic = self.reactor.seconds()
         link.spoke = True
         error = request_error(event)
         if error is not None:
@@ -455,6 +504,8 @@ class MSRPRelay:
             binding = _Binding(session_id, uri, link, user)
             self._bindings[session_id] = binding
             self.metrics.bindings.inc()
+            if not link.bindings:
+                self._count_unbound(link, -1)
             link.bindings.add(session_id)
         if binding.timer is not None and binding.timer.active():
             binding.timer.cancel()
@@ -467,36 +518,41 @@ class MSRPRelay:
             return
         self.metrics.bindings.dec()
         binding.link.bindings.discard(session_id)
+        if not binding.link.bindings:
+            self._count_unbound(binding.link, 1)
         if binding.timer is not None and binding.timer.active():
             binding.timer.cancel()
 
     # Forwarding.
 
     def _forward(self, link: _Link, request: MSRPData) -> None:
+        """A SEND or REPORT: to the client of the binding its To-Path starts with, or from
+        that client to the next URI. Only those first URIs are read (a long path costs
+        no more than a short one); the rest of the To-Path goes on as it came."""
         first_headers = request.headers.first
-        to_text = first_headers.get("to-path") or ""
-        from_text = first_headers.get("from-path") or ""
-        try:
-            to_path, from_path = self._paths.get(to_text), self._paths.get(from_text)
-        except MSRPError:
-            self._refuse(link, request, 400)
-            return
-        if len(to_path) < 2 or not from_path:
+        to_hops = (first_headers.get("to-path") or "").split()
+        from_text = (first_headers.get("from-path") or "").strip()
+        if len(to_hops) < 2 or not from_text:
             self._refuse(link, request, 400, "Nothing to forward to")
             return
-        first = to_path[0]
-        binding = self._bindings.get(first.session_id or "") if self._ours(first) else None
-        if binding is None:
-            self._refuse(link, request, 481, "No such session here")
+        try:
+            first = self._uris.get(to_hops[0])
+            binding = self._bindings.get(first.session_id or "") if self._ours(first) \
+                else None
+            if binding is None:
+                self._refuse(link, request, 481, "No such session here")
+                return
+            if link is not binding.link:  # to the client
+                self._send_to(link, request, (" ".join(to_hops[1:]),
+                                              to_hops[0] + " " + from_text),
+                              first, binding.link)
+                return
+            following = self._uris.get(to_hops[1])
+        except MSRPError as error:
+            self._refuse(link, request, 400, error.comment)
             return
-        to_hops, from_text = to_text.split(), from_text.strip()
-        if link is not binding.link:  # to the client
-            self._send_to(link, request, (" ".join(to_hops[1:]), to_hops[0] + " " + from_text),
-                          first, binding.link)
-            return
-        following = to_path[1]
         local = self._bindings.get(following.session_id or "") \
-            if self._ours(following) and len(to_path) > 2 else None
+            if len(to_hops) > 2 and self._ours(following) else None
         if local is not None:
             # The next hop is another binding here: as if it had come to us from outside.
             self._send_to(link, request, (" ".join(to_hops[2:]), " ".join(
@@ -524,6 +580,10 @@ class MSRPRelay:
 
     def _send_to_address(self, origin: _Link, request: MSRPData, paths: Tuple[str, str],
                          our_uri: URI, target: URI) -> None:
+        if target.transport.lower() != "tcp":
+            # WebSocket is a client's way to its relay (RFC 7977), never to a next hop.
+            self._refuse(origin, request, 400, "Next hops are reached over TCP only")
+            return
         if not self._allowed(target.host or ""):
             self._refuse(origin, request, 403, "Next hop not allowed")
             return
@@ -533,7 +593,12 @@ class MSRPRelay:
             self._send_to(origin, request, paths, our_uri, hop)
             return
         if hop is None:
-            hop = self._next_hops[key] = self._connect(key, target)
+            if len(self._next_hops) >= self.settings.max_next_hops:
+                self._refuse(origin, request, 503, "Too many next hops")
+                return
+            hop = self._connect(key, target)
+            if not hop.fired:  # else it is there already, or failed at once
+                self._next_hops[key] = hop
         assert isinstance(hop, Observer)
         # Read no more from the origin until the next hop is there (or is not).
         pause = ("connecting", key)
@@ -555,14 +620,20 @@ class MSRPRelay:
         """The link to ``target`` being made: an Observer that the chunks waiting for it
         observe."""
         made = Observer()
-        options = relay_tls_options(target.host or "", self.settings.trust_root, None,
-                                    self.settings.verify_tls) if target.use_tls else None
-        connected, connector = connect_to(target, options, self.reactor,
-                                          self.settings.connection)
+        try:
+            options = relay_tls_options(target.host or "", self.settings.trust_root, None,
+                                        self.settings.verify_tls) if target.use_tls else None
+            connected, connector = connect_to(target, options, self.reactor,
+                                              self.settings.connection)
+        except Exception:
+            self.log.failure("could not connect to next hop {hop}", hop=str(target))
+            made.fire(Failure(ConnectionDone("no connection to %s" % target)))
+            return made
         self._connectors.append(connector)
 
         def done(protocol: MSRPProtocol) -> None:
-            self._connectors.remove(connector)
+            if connector in self._connectors:
+                self._connectors.remove(connector)
             if self._stopped:
                 protocol.abort()
                 self._next_hops.pop(key, None)
@@ -592,7 +663,12 @@ class MSRPRelay:
         if target.protocol.lost.fired:
             self._refuse(origin, request, 503, "Next hop gone")
             return
-        failure_report = request.headers.first.get("failure-report")
+        if len(paths[1]) > MAX_FROM_PATH_LENGTH:
+            # Our URI in front would make a line the next hop's parser refuses, and it
+            # would close the connection: the sender learns it here instead.
+            self._refuse(origin, request, 400, "From-Path too long to forward")
+            return
+        failure_report = report_flag(request, "failure-report")
         method = request.method
         self.metrics.forwarded(method or "", len(request.data))
         now = target.last_traffic = self.reactor.seconds()
@@ -613,14 +689,17 @@ class MSRPRelay:
             # success, PARTIAL_ANSWER_WAIT.
             wait = self.settings.response_timeout if failure_report != "partial" \
                 else min(PARTIAL_ANSWER_WAIT, self.settings.response_timeout)
+            headers, size = _report_headers(request.headers)
             awaited = _Forwarded(origin, MSRPData(request.transaction_id, method=method,
-                                                  headers=request.headers),
-                                 our_uri, now + wait)
+                                                  headers=headers),
+                                 our_uri, now + wait, size)
             for transaction_id in written:
                 target.pending[transaction_id] = awaited
+            target.awaited_bytes += size * len(written)
         if target.pending and target.timer is None:
             self._watch(target)
-        if len(target.pending) >= MAX_AWAITED_ANSWERS:
+        if len(target.pending) >= MAX_AWAITED_ANSWERS or \
+                target.awaited_bytes >= self.settings.max_awaited_bytes:
             # The next hop owes too many answers: read no more of what feeds it until it
             # has given some (or they are overdue).
             self._hold_feed(origin, target)
@@ -632,20 +711,36 @@ class MSRPRelay:
 
     def _hold_feed(self, origin: _Link, target: _Link) -> None:
         """Stop reading ``origin`` until ``target`` can take more (its socket has
-        drained and it owes fewer than half :data:`MAX_AWAITED_ANSWERS` answers), or is
-        gone: a feed held is always let go."""
+        drained, and it owes fewer than half :data:`MAX_AWAITED_ANSWERS` answers and
+        half ``max_awaited_bytes``), or is gone: a feed held is always let go."""
         if origin in target.feeds:
             return
         target.feeds.add(origin)
         origin.protocol.pause_reading(("next hop behind", id(target)))
-        if target.protocol.writing_paused:
-            target.protocol.call_when_drained(lambda: self._release_feeds(target))
+        self._release_when_drained(target)
+
+    def _release_when_drained(self, target: _Link) -> None:
+        """While ``target``'s socket is full, look at its feeds again once it drains."""
+        if target.protocol.writing_paused and not target.drain_watched:
+            target.drain_watched = True
+
+            def drained() -> None:
+                target.drain_watched = False
+                self._release_feeds(target)
+
+            target.protocol.call_when_drained(drained)
 
     def _release_feeds(self, target: _Link, gone: bool = False) -> None:
         """Read ``target``'s feeds again, when it can take more (or is gone)."""
-        if not gone and (target.protocol.writing_paused
-                         or len(target.pending) >= MAX_AWAITED_ANSWERS // 2):
+        if not target.feeds:
             return
+        if not gone:
+            if target.protocol.writing_paused:
+                self._release_when_drained(target)
+                return
+            if len(target.pending) >= MAX_AWAITED_ANSWERS // 2 or \
+                    target.awaited_bytes >= self.settings.max_awaited_bytes // 2:
+                return  # an answer, or an answer overdue, looks again
         feeds, target.feeds = target.feeds, set()
         for origin in feeds:
             origin.protocol.resume_reading(("next hop behind", id(target)))
@@ -654,6 +749,8 @@ class MSRPRelay:
         entry = link.pending.pop(response.transaction_id, None)
         if entry is None:
             return  # an answer to something not ours, or too late
+        link.last_traffic = self.reactor.seconds()
+        link.awaited_bytes -= entry.size
         if link.feeds:
             self._release_feeds(link)
         if response.code != 200:
@@ -675,20 +772,23 @@ class MSRPRelay:
             transaction_id, entry = next(iter(link.pending.items()))
             if entry.deadline > now:
                 self._watch(link)
-                return
+                break
             del link.pending[transaction_id]
-            if entry.request.headers.first.get("failure-report") != "partial":
+            link.awaited_bytes -= entry.size
+            if report_flag(entry.request, "failure-report") != "partial":
                 self._failed(entry, 408, "No answer from the next hop")
         if link.feeds:
             self._release_feeds(link)
 
     def _failed(self, entry: _Forwarded, code: int, comment: Optional[str]) -> None:
         """A forwarded SEND failed further on: a failure REPORT to its sender, as its
-        Failure-Report asks, back the way it came."""
+        Failure-Report asks, back the way it came (once, however many pieces it was cut
+        into; with the Byte-Range of the whole chunk, as its sender sent it)."""
         request = entry.request
-        if not sends_failure_reports(request.headers.first.get("failure-report")) or \
-                entry.origin.protocol.lost.fired:
+        if entry.reported or entry.origin.protocol.lost.fired or \
+                not sends_failure_reports(report_flag(request, "failure-report")):
             return
+        entry.reported = True
         self.metrics.failure_reports.labels(str(code)).inc()
         report = make_report(request, code, comment)
         report.headers["From-Path"] = str(entry.our_uri)
@@ -709,6 +809,35 @@ def _listen_reusing_port(reactor: Any, port: int, interface: str, factory: Any) 
         return reactor.adoptStreamPort(listening.fileno(), socket.AF_INET, factory)
     finally:
         listening.close()  # the reactor holds a duplicate of it
+
+
+#: The longest From-Path a relay forwards (ours in front included): a longer line would be
+#: refused by the next hop's parser, which closes the connection.
+MAX_FROM_PATH_LENGTH = MAX_LINE_LENGTH - len("From-Path: ")
+
+#: Headers of a chunk awaiting its answer up to this weight are kept as they are (no copy);
+#: heavier ones are cut down to what a failure REPORT needs.
+SHARED_HEADERS_WEIGHT = 4096
+
+#: What one header weighs besides its value, roughly: its name and its place.
+_HEADER_WEIGHT = 64
+
+
+def _report_headers(headers: Headers) -> Tuple[Headers, int]:
+    """What a failure REPORT on a chunk needs of its ``headers``, and its weight in bytes
+    (roughly): the headers themselves when they are light (no copy), else a copy of those
+    few, with the last URI of the To-Path only."""
+    items = headers._items
+    weight = sum(len(value) for _, _, value in items) + _HEADER_WEIGHT * len(items)
+    if weight <= SHARED_HEADERS_WEIGHT:
+        return headers, weight
+    kept = Headers()
+    for name in ("To-Path", "From-Path", "Message-ID", "Byte-Range", "Failure-Report"):
+        value = headers.get(name)
+        if value is not None:
+            kept.add(name, value.split()[-1] if name == "To-Path" and value.split() else value)
+    weight = sum(len(value) for _, _, value in kept._items) + _HEADER_WEIGHT * len(kept)
+    return kept, weight
 
 
 def _address(uri: URI) -> Tuple[Optional[str], int, bool, str]:

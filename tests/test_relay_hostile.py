@@ -1,0 +1,259 @@
+"""The relay against hostile peers: what an adversarial review of 2bd5ae7 found, each test
+failing on that commit. A peer must not cut another's connection, pin the relay's
+memory, hold a connection slot for ever, lock users out of AUTH, crash a handler, or
+leave a sender unread or told twice."""
+
+from twisted.internet import reactor, task
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.protocol import ClientCreator, Protocol
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from msrplib._bind import ConnectionSettings
+from msrplib._chunk import MSRPData
+from msrplib._headers import AuthParams, Headers
+from msrplib._rules import should_respond
+from msrplib.digest import answer_challenge
+from msrplib.relayserver import relay as relay_module
+from msrplib.relayserver.digestauth import GRANTED, REFUSED, STALE, DigestAuthority
+from msrplib.relayserver.relay import MAX_FROM_PATH_LENGTH, RelaySettings
+from tests.relay import USERS
+from tests.test_relay_server import HA1, REALM
+from tests.test_relay_server_edges import RelayPeers, until
+
+
+class Quiet(Protocol):
+    """A bare TCP peer that keeps what it gets."""
+
+    def connectionMade(self):
+        self.received = b""
+
+    def dataReceived(self, data):
+        self.received += data
+
+
+class HostilePeerTests(RelayPeers, unittest.TestCase):
+    @inlineCallbacks
+    def test_a_from_path_too_long_to_forward_is_refused_and_the_receiver_keeps_its_line(self):
+        relay, uri = self.start_relay()
+        bob = yield self.connect(uri)
+        bob_path = yield bob.auth(uri, "bob")
+        stranger = yield self.connect(uri)
+        # The longest From-Path our parser takes, less a little: with the relay's URI in
+        # front it would be a line bob's parser refuses, and bob would lose his binding.
+        hops = ["msrp://127.0.0.1:9/s%05d;tcp" % n for n in range(700)]
+        from_path = " ".join(hops)[:16384 - len("From-Path: ") - 20].rsplit(" ", 1)[0]
+        stranger.proto.write_raw((
+            "MSRP tid1 SEND\r\nTo-Path: %s msrp://127.0.0.1:9/bob;tcp\r\nFrom-Path: %s\r\n"
+            "Message-ID: m1\r\n-------tid1$\r\n" % (bob_path, from_path)).encode())
+        answer = yield stranger.answer("tid1")
+        self.assertEqual((answer.code, answer.comment), (400, "From-Path too long to forward"))
+        # One that fits goes through, and bob is still there to take it.
+        fits = " ".join(hops)[:MAX_FROM_PATH_LENGTH - len(bob_path) - 1].rsplit(" ", 1)[0]
+        stranger.proto.write_raw((
+            "MSRP tid2 SEND\r\nTo-Path: %s msrp://127.0.0.1:9/bob;tcp\r\nFrom-Path: %s\r\n"
+            "Message-ID: m2\r\n-------tid2$\r\n" % (bob_path, fits)).encode())
+        self.assertEqual((yield stranger.answer("tid2")).code, 200)
+        yield until(lambda: any(r.method == "SEND" for r in bob.got))
+        got = next(r for r in bob.got if r.method == "SEND")
+        self.assertEqual(got.headers["from-path"], bob_path + " " + fits)
+        self.assertFalse(bob.proto.lost.fired)
+
+    @inlineCallbacks
+    def test_long_paths_to_unknown_sessions_leave_nothing_behind(self):
+        relay, uri = self.start_relay()
+        stranger = yield self.connect(uri)
+        long_tail = " ".join("msrp://127.0.0.1:9/s%05d;tcp" % n for n in range(500))
+        for n in range(50):
+            stranger.request("SEND", "msrp://127.0.0.1:%d/nobody%d;tcp %s" % (
+                uri.port, n, long_tail), b"x")
+        yield until(lambda: len([r for r in stranger.got if r.code == 481]) == 50)
+        # Only the first URI of each was read, and each is short: at most 50 kept, none
+        # of the 25,000 others (2bd5ae7 kept every path whole, some 16 KiB of URIs each).
+        self.assertLessEqual(len(relay._uris._parsed), 50)
+
+    @inlineCallbacks
+    def test_heavy_headers_awaiting_an_answer_are_cut_down_and_bounded(self):
+        relay, uri = self.start_relay(settings=RelaySettings(max_awaited_bytes=64 * 1024))
+        sink = self.sink()  # reads all, answers nothing
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        # A From-Path of 10 KB is what a failure REPORT goes back along: kept. The heavy
+        # header of 30 KB is not needed for one: dropped.
+        from_path = " ".join("msrp://127.0.0.1:9/s%05d;tcp" % n for n in range(345))
+        for n in range(40):
+            alice.proto.write_raw((
+                "MSRP heavy%d SEND\r\nTo-Path: %s\r\nFrom-Path: %s\r\nMessage-ID: m%d\r\n"
+                "X-Heavy: %s\r\nX-Heavier: %s\r\n-------heavy%d$\r\n"
+                % (n, to, from_path, n, "h" * 15000, "h" * 15000, n)
+            ).encode())
+        feed = next(link for link in relay._links if link.bindings)
+        yield until(lambda: feed.protocol.reading_paused)
+        hop = next(link for link in relay._links if link.listener is None)
+        kept = [entry.request.headers for entry in hop.pending.values()]
+        self.assertTrue(kept)
+        self.assertFalse(any("x-heavy" in headers or "x-heavier" in headers
+                             for headers in kept))
+        # Past the bound, the chunks of the read under way are still forwarded (a read
+        # is at most 64 KiB), then no more: 40 would weigh some 420 KB.
+        self.assertLess(hop.awaited_bytes, 64 * 1024 + 2 * 64 * 1024)
+        self.assertLess(len(hop.pending), 20)
+
+    @inlineCallbacks
+    def test_a_held_sender_is_read_again_though_younger_answers_are_always_owed(self):
+        self.patch(relay_module, "MAX_AWAITED_ANSWERS", 8)
+        relay, uri = self.start_relay(settings=RelaySettings(response_timeout=2.0))
+        sink = self.sink()  # takes everything, answers nothing
+        to = "msrp://127.0.0.1:%d/far;tcp" % sink.port.getHost().port
+        alice, carol = (yield self.connect(uri)), (yield self.connect(uri))
+        alice_path, carol_path = (yield alice.auth(uri)), (yield carol.auth(uri, "bob"))
+
+        def send(peer, path, count):
+            for _ in range(count):
+                peer.request("SEND", path + " " + to, b"x")
+
+        # Answers owed, oldest first: alice's 3 (due at 2 s), carol's 1 (2.1 s), alice's
+        # 5 (3 s): 9, and alice is held. From 2.5 s on, carol sends one every 0.5 s (4
+        # owed at a time, too few to hold her), so when alice's fall overdue at 3 s a
+        # younger answer of carol's is always owed: alice must be read again all the same.
+        send(alice, alice_path, 3)
+        yield task.deferLater(reactor, 0.1, send, carol, carol_path, 1)
+        yield task.deferLater(reactor, 0.9, send, alice, alice_path, 5)
+        feed = next(link for link in relay._links
+                    if alice_path.split("/")[-1].split(";")[0] in link.bindings)
+        yield until(lambda: feed.protocol.reading_paused)
+        ticking = task.LoopingCall(send, carol, carol_path, 1)
+        reactor.callLater(1.5, ticking.start, 0.5)
+        self.addCleanup(lambda: ticking.running and ticking.stop())
+        answer = yield alice.answer(alice.request("AUTH", str(uri)), timeout=6)
+        self.assertEqual(answer.code, 401)
+
+    @inlineCallbacks
+    def test_a_connection_that_only_answers_nothing_is_closed_in_time(self):
+        relay, uri = self.start_relay(settings=RelaySettings(
+            idle_timeout=0.6, connection=ConnectionSettings(first_request_timeout=0.4)))
+        bogus = yield ClientCreator(reactor, Quiet).connectTCP("127.0.0.1", uri.port)
+        self.addCleanup(bogus.transport.abortConnection)
+        closed = []
+        bogus.connectionLost = closed.append
+        ticking = task.LoopingCall(bogus.transport.write,
+                                   b"MSRP abcd 200 OK\r\n-------abcd$\r\n")
+        ticking.start(0.1)
+        self.addCleanup(lambda: ticking.running and ticking.stop())
+        yield until(lambda: closed, timeout=3)
+
+    @inlineCallbacks
+    def test_connections_without_a_binding_from_one_address_are_bounded(self):
+        relay, uri = self.start_relay(settings=RelaySettings(
+            connection=ConnectionSettings(max_unbound_per_source=2)))
+        first, second = (yield self.connect(uri)), (yield self.connect(uri))
+        third = yield self.connect(uri)
+        yield until(lambda: third.proto.lost.fired)
+        self.assertFalse(first.proto.lost.fired or second.proto.lost.fired)
+        yield first.auth(uri)  # bound: it no longer counts
+        fourth = yield self.connect(uri)
+        yield fourth.auth(uri, "bob")
+        fifth, sixth = (yield self.connect(uri)), (yield self.connect(uri))
+        yield until(lambda: sixth.proto.lost.fired)
+        self.assertFalse(fifth.proto.lost.fired)
+        fifth.proto.abort()  # gone: room again
+        yield until(lambda: fifth.proto.lost.fired)
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        seventh = yield self.connect(uri)
+        yield seventh.auth(uri)
+
+    @inlineCallbacks
+    def test_next_hops_opened_for_clients_are_bounded(self):
+        relay, uri = self.start_relay(settings=RelaySettings(max_next_hops=2))
+        sinks = [self.sink() for _ in range(3)]
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        codes = []
+        for sink in sinks:
+            tid = alice.request("SEND", "%s msrp://127.0.0.1:%d/far;tcp" % (
+                path, sink.port.getHost().port), b"hi")
+            codes.append((yield alice.answer(tid)).code)
+        self.assertEqual(codes, [200, 200, 503])
+        self.assertEqual(len([link for link in relay._links if link.listener is None]), 2)
+
+    @inlineCallbacks
+    def test_a_websocket_next_hop_is_refused_not_a_crash(self):
+        relay, uri = self.start_relay()
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        for transport in ("wss", "ws", "udp"):
+            tid = alice.request("SEND", "%s msrp://127.0.0.1:9/x;%s" % (path, transport), b"hi")
+            answer = yield alice.answer(tid)
+            self.assertEqual((answer.code, answer.comment),
+                             (400, "Next hops are reached over TCP only"))
+        self.assertFalse(alice.proto.lost.fired)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    @inlineCallbacks
+    def test_a_chunk_cut_into_pieces_gets_one_failure_report(self):
+        relay, uri = self.start_relay()
+        sink = self.sink()  # takes the pieces; then the connection goes
+        port = sink.port.getHost().port
+        relay.settings.next_hop_chunk_sizes[("127.0.0.1", port)] = 1024
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        alice.request("SEND", "%s msrp://127.0.0.1:%d/far;tcp" % (path, port), b"z" * 5000,
+                      Byte_Range="1-5000/5000")
+        yield until(lambda: sink.received > 5000)
+        for conn in sink.conns:
+            conn.transport.abortConnection()
+        yield until(lambda: any(r.method == "REPORT" for r in alice.got))
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        reports = [r for r in alice.got if r.method == "REPORT"]
+        self.assertEqual([(r.headers["status"], r.headers["byte-range"]) for r in reports],
+                         [("000 503 Next hop closed", "1-5000/5000")])
+
+    @inlineCallbacks
+    def test_failure_report_values_match_in_any_case(self):
+        relay, uri = self.start_relay()
+        sink = self.sink()
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        quiet = [alice.request("SEND", to, b"a", Failure_Report=value)
+                 for value in ("NO", "Partial")]
+        loud = alice.request("SEND", to, b"b", Failure_Report="YES")
+        yield alice.answer(loud)
+        yield task.deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual([r for r in alice.got if r.transaction_id in quiet], [])
+
+
+class RuleTests(unittest.TestCase):
+    def test_report_values_are_read_in_any_case(self):
+        for value, answered in (("NO", False), ("No", False), ("PARTIAL", False),
+                                ("YES", True), ("yes", True)):
+            request = MSRPData("t", method="SEND",
+                               headers=Headers([("Failure-Report", value)]))
+            self.assertEqual(should_respond(request, 200), answered, value)
+
+
+class NonceTableTests(unittest.TestCase):
+    """A user who makes nonces by the hundred thousand shuts nobody else out."""
+
+    def answer(self, authority, user):
+        return answer_challenge(authority.challenge(), user, USERS[user], "msrp://r;tcp")
+
+    def test_a_full_table_forgets_its_oldest_not_the_next_user(self):
+        clock = Clock()
+        authority = DigestAuthority(REALM, HA1, clock, max_nonces=3)
+        early = []
+        for _ in range(10):
+            clock.advance(1)
+            answer = self.answer(authority, "bob")
+            early.append(answer)
+            self.assertEqual(authority.check(answer, "AUTH", "msrp://r;tcp")[0], GRANTED)
+        clock.advance(1)
+        alice = self.answer(authority, "alice")
+        self.assertEqual(authority.check(alice, "AUTH", "msrp://r;tcp"), (GRANTED, "alice"))
+        # An answer with a nonce whose count was forgotten cannot be checked for a
+        # replay: stale (answer again with a new nonce), never granted.
+        replay = AuthParams("Digest", dict(early[0].params), early[0].tokens)
+        self.assertEqual(authority.check(replay, "AUTH", "msrp://r;tcp")[0], STALE)
+        # One still remembered is checked as before: the same count again is a replay.
+        self.assertEqual(authority.check(alice, "AUTH", "msrp://r;tcp")[0], REFUSED)
