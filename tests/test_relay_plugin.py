@@ -117,11 +117,15 @@ class PluginTests(RelayHarness, unittest.TestCase):
     def test_a_worker_that_dies_is_started_again(self):
         relay = RelayProcess(self.mktemp(), "--workers", "2")
         self.addCleanup(relay.stop)
-        workers = yield deferToThread(self.workers_of, relay.process.pid, 1)
+        workers = yield deferToThread(self.workers_of, relay.process.pid, 2)
         os.kill(workers[0], signal.SIGKILL)
-        again = yield deferToThread(self.workers_of, relay.process.pid, 1,
+        again = yield deferToThread(self.workers_of, relay.process.pid, 2,
                                     lambda pids: workers[0] not in pids)
         self.assertNotIn(workers[0], again)
+        # The supervisor waits for its workers' graceful stops, and leaves none behind.
+        self.assertIn((yield deferToThread(relay.stop)), (0, -signal.SIGTERM))
+        self.assertEqual([pid for pid in again if os.path.exists("/proc/%d" % pid)
+                          and "Z" not in open("/proc/%d/stat" % pid).read().split()[2]], [])
 
     def workers_of(self, parent, count, also=lambda pids: True):
         """The pids of ``parent``'s worker processes, once there are ``count`` (and
@@ -143,10 +147,11 @@ class PluginTests(RelayHarness, unittest.TestCase):
         raise AssertionError("no %d workers of %d" % (count, parent))
 
     @inlineCallbacks
-    def test_workers_share_the_port_and_their_clients_reach_each_other(self):
+    def test_workers_share_the_port_their_clients_reach_each_other_and_count_as_one(self):
         relay = RelayProcess(self.mktemp(), "--workers", "2")
         self.addCleanup(relay.stop)
-        yield deferToThread(time.sleep, 1.0)  # the second worker starts
+        yield deferToThread(self.workers_of, relay.process.pid, 2)
+        yield deferToThread(time.sleep, 1.0)  # both listen
         alices, bobs = [], []
         for _ in range(12):
             alice = self.endpoint(ConnectorRelay, self.settings("alice", relay.uri))
@@ -166,6 +171,43 @@ class PluginTests(RelayHarness, unittest.TestCase):
             self.addCleanup(session.abort)
         yield sessions[0].send_message(b"across workers", "text/plain", success_report="yes")
         self.assertEqual(heard.received[0].data, b"across workers")
+        # The supervisor's exporter counts the workers' clients together (the workers
+        # hand over their counts every second).
+        deadline = time.monotonic() + 10
+        while True:
+            text = yield deferToThread(relay.metrics)
+            forwarded = metric(text, 'msrp_relay_chunks_total{method="SEND"}') or 0
+            if forwarded >= 2 or time.monotonic() > deadline:
+                break
+            yield deferToThread(time.sleep, 0.3)
+        self.assertEqual(metric(text, "msrp_relay_bindings"), 24.0)
+        self.assertEqual(metric(text, 'msrp_relay_auths_total{outcome="granted"}'), 24.0)
+        self.assertGreaterEqual(forwarded, 2.0)  # across workers: one SEND, forwarded twice
+        # Both workers write to the one JSON log, record by record.
+        with open(relay.json_log, encoding="utf-8") as log:
+            listening = {event.get("pid") for event in eventsFromJSONLogFile(log)
+                         if "MSRP relay listening" in (event.get("log_format") or "")}
+        self.assertEqual(len(listening), 2)
+
+    @inlineCallbacks
+    def test_workers_share_a_websocket_port_too(self):
+        ws_port = free_port()
+        relay = RelayProcess(self.mktemp(), "--workers", "2", "--ws-port", str(ws_port))
+        self.addCleanup(relay.stop)
+        relay._wait_for(ws_port)
+        first = yield deferToThread(self.workers_of, relay.process.pid, 2)
+        yield deferToThread(time.sleep, 1.5)  # a worker that cannot listen ends at once
+        self.assertEqual(sorted((yield deferToThread(self.workers_of, relay.process.pid,
+                                                     2))), sorted(first))
+        self.addCleanup(task.deferLater, reactor, 1.1, lambda: None)  # autobahn's timers
+        heard = CollectingReceiver()
+        alice_settings = self.settings("alice", URI(host="127.0.0.1", port=ws_port))
+        alice_settings.transport = "ws"
+        alice, bob = yield self.pair(alice_settings, self.settings("bob", relay.uri),
+                                     bob_receiver=heard)
+        yield alice.send_message(b"over a shared WebSocket port", "text/plain",
+                                 success_report="yes")
+        self.assertEqual(heard.received[0].data, b"over a shared WebSocket port")
 
     @inlineCallbacks
     def test_a_websocket_port_and_the_web_demo(self):

@@ -1,34 +1,43 @@
-"""``twistd msrp-relay``: the relay service made from the plugin's options
+"""``twistd msrp-relay``: the services made from the plugin's options
 (``twisted/plugins/msrp_relay_plugin.py`` parses them; ``twistd msrp-relay --help`` lists
 them), and its workers.
 
-With ``--workers N`` the process starts N-1 more of itself (``twistd -n msrp-relay``
-with the same options and ``--worker``). All N listen on the client port with
-``SO_REUSEPORT``, so the kernel spreads the clients among them, and each also listens on a
-port of its own, which the Use-Paths it grants name: the peers of a client reach the
-worker that holds its binding, and no state is shared. A worker that ends is started
-again; the workers end with the first.
+With ``--workers 1`` (the default) the process is the relay. With ``--workers N`` it is
+their supervisor: it starts N worker processes (``twistd -n msrp-relay`` with the same
+options and ``--worker``), starts another when one ends, and stops them when it stops
+(waiting for their graceful stops). All N listen on the client ports with
+``SO_REUSEPORT``, so the kernel spreads the clients among them, and each also listens on
+a port of its own, which the Use-Paths it grants name: the peers of a client reach the
+worker that holds its binding, and no state is shared. The supervisor serves the
+counters of them all (prometheus-client's multiprocess mode) and the web demo; the
+workers append their log records to the one JSON log.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import protocol
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 from twisted.logger import Logger
 
+from msrplib._uri import URI
+from msrplib.relayserver.operations import (JSONLog, MetricsExporter, SharedMetrics, WebDemo,
+                                            open_json_log)
 from msrplib.relayserver.relay import MSRPRelay, RelaySettings
 from msrplib.relayserver.service import GRACE_SECONDS, Listener, RelayService
 from msrplib.relayserver.users import load_users
 from msrplib.tls import TLSIdentity
 
 __all__ = ["make_service", "RelayDaemon", "WorkerProcesses", "parse_chunk_sizes",
-           "RESTART_DELAY"]
+           "RESTART_DELAY", "STOP_WAIT"]
 
 #: Seconds before a worker that ended is started again.
 RESTART_DELAY = 1.0
+#: Seconds a supervisor waits for its workers' graceful stops before it kills them.
+STOP_WAIT = GRACE_SECONDS + 5.0
 
 
 def parse_chunk_sizes(values: List[str]) -> Dict[Tuple[str, int], int]:
@@ -45,15 +54,20 @@ def parse_chunk_sizes(values: List[str]) -> Dict[Tuple[str, int], int]:
 
 
 class RelayDaemon(MultiService):
-    """What ``twistd msrp-relay`` runs: the relay service, and the other workers."""
+    """What ``twistd msrp-relay`` runs: the relay service (``relay``) or the workers
+    (``workers``, with the files of their ``shared_metrics``), and the services around
+    them (``metrics``, the exporter)."""
 
-    def __init__(self, relay: RelayService, workers: Optional[WorkerProcesses]) -> None:
-        super().__init__()
-        self.relay = relay
-        self.workers = workers
-        relay.setServiceParent(self)
-        if workers is not None:
-            workers.setServiceParent(self)
+    relay: Optional[RelayService] = None
+    workers: Optional[WorkerProcesses] = None
+    shared_metrics: Optional[SharedMetrics] = None
+    metrics: Optional[MetricsExporter] = None
+
+    @inlineCallbacks
+    def stopService(self) -> Any:
+        yield MultiService.stopService(self)  # the workers' included: they have ended
+        if self.shared_metrics is not None:
+            self.shared_metrics.remove()
 
 
 class _Worker(protocol.ProcessProtocol):
@@ -61,22 +75,29 @@ class _Worker(protocol.ProcessProtocol):
 
     def __init__(self, workers: WorkerProcesses) -> None:
         self.workers = workers
+        self.ended: Deferred[None] = Deferred()
 
     def processEnded(self, reason: Any) -> None:
         self.workers.ended(self)
+        self.ended.callback(None)
 
 
 class WorkerProcesses(Service):
-    """Runs ``count`` more processes of ``argv`` while it runs, starting another when one
-    ends (after :data:`RESTART_DELAY`, so that one failing at start does not spin);
-    stops them with it."""
+    """Runs ``count`` processes of ``argv`` (with ``environment``) while it runs,
+    starting another when one ends (after :data:`RESTART_DELAY`, so that one failing at
+    start does not spin) and telling ``on_ended`` its pid; stops them with it, waiting up
+    to :data:`STOP_WAIT` seconds for them to end (then kills them)."""
 
     log = Logger()
 
-    def __init__(self, argv: List[str], count: int, reactor: Any) -> None:
+    def __init__(self, argv: List[str], count: int, reactor: Any,
+                 environment: Optional[Dict[str, str]] = None,
+                 on_ended: Callable[[int], None] = lambda pid: None) -> None:
         self.argv = argv
         self.count = count
         self.reactor = reactor
+        self.environment = environment
+        self.on_ended = on_ended
         self.processes: Dict[_Worker, Any] = {}
         self._restarts: List[Any] = []
 
@@ -90,27 +111,43 @@ class WorkerProcesses(Service):
             return
         worker = _Worker(self)
         self.processes[worker] = self.reactor.spawnProcess(
-            worker, self.argv[0], self.argv, env=None, childFDs={0: "w", 1: 1, 2: 2})
+            worker, self.argv[0], self.argv, env=self.environment,
+            childFDs={0: "w", 1: 1, 2: 2})
 
     def ended(self, worker: _Worker) -> None:
         """A worker ended: another one, unless the workers are stopping."""
-        self.processes.pop(worker, None)
+        process = self.processes.pop(worker, None)
+        if process is not None and process.pid is not None:
+            self.on_ended(process.pid)
         if self.running:
             self.log.warn("a relay worker ended; starting another in {delay} s",
                           delay=RESTART_DELAY)
             self._restarts = [call for call in self._restarts if call.active()]
             self._restarts.append(self.reactor.callLater(RESTART_DELAY, self._spawn))
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[Any]:
         Service.stopService(self)
         for call in self._restarts:
             if call.active():
                 call.cancel()
         self._restarts = []
+        ending = [worker.ended for worker in self.processes]
         for process in self.processes.values():
             if process.pid is not None:
                 process.signalProcess("TERM")
-        self.processes = {}
+        if not ending:
+            return succeed(None)
+        running = dict(self.processes)
+
+        def kill() -> None:
+            for process in running.values():
+                if process.pid is not None:
+                    process.signalProcess("KILL")
+
+        killer = self.reactor.callLater(STOP_WAIT, kill)
+        done = DeferredList(ending)
+        done.addBoth(lambda result: killer.active() and killer.cancel())
+        return done
 
 
 def _identity(config: Mapping[str, Any]) -> Optional[TLSIdentity]:
@@ -125,11 +162,41 @@ def _identity(config: Mapping[str, Any]) -> Optional[TLSIdentity]:
 
 def make_service(config: Mapping[str, Any], reactor: Any = None,
                  argv: Optional[List[str]] = None) -> RelayDaemon:
-    """The service for the plugin's parsed options. ``argv`` is how to start this relay
-    again (for ``--workers``; by default ``twistd -n msrp-relay`` with the command
-    line's options)."""
+    """The services for the plugin's parsed options. ``argv`` is how to start a worker
+    of this relay (for ``--workers``; by default ``twistd -n msrp-relay`` with the
+    command line's options and ``--worker``)."""
     if reactor is None:
         from twisted.internet import reactor
+    daemon = RelayDaemon()
+    if config.get("json-log"):  # first: what the others say as they start is in it
+        JSONLog(open_json_log(config["json-log"])).setServiceParent(daemon)
+    workers = int(config.get("workers") or 1)
+    registry: Any = None
+    if workers > 1 and not config.get("worker"):
+        shared = daemon.shared_metrics = SharedMetrics() if config.get("metrics") else None
+        again = argv or ([sys.executable, "-c", "from twisted.scripts.twistd import run; "
+                          "run()", "-n", "--pidfile=", "msrp-relay"]
+                         + _repeat(config) + ["--worker"])
+        daemon.workers = WorkerProcesses(
+            again, workers, reactor, shared.environment() if shared else None,
+            shared.process_ended if shared else lambda pid: None)
+        if shared is not None:
+            registry = shared.registry
+        daemon.workers.setServiceParent(daemon)
+    else:
+        relay = _relay(config, reactor)
+        daemon.relay = RelayService(relay, _listeners(config), grace=GRACE_SECONDS)
+        daemon.relay.setServiceParent(daemon)
+        registry = relay.metrics.registry
+    if config.get("metrics"):
+        daemon.metrics = MetricsExporter(config["metrics"], registry, reactor)
+        daemon.metrics.setServiceParent(daemon)
+    if config.get("web-demo") and not config.get("worker"):
+        WebDemo(config["web-demo"], _demo_websocket(config), reactor).setServiceParent(daemon)
+    return daemon
+
+
+def _relay(config: Mapping[str, Any], reactor: Any) -> MSRPRelay:
     trust_root = None
     if config.get("next-hop-ca"):
         from twisted.internet.ssl import Certificate
@@ -145,46 +212,51 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
         raise ValueError("--default-expires must lie between --min-expires and "
                          "--max-expires")
     interface = config.get("interface") or "127.0.0.1"
-    relay = MSRPRelay(config["domain"], load_users(config["users"]),
-                      host=config.get("host") or interface, settings=settings,
-                      reactor=reactor)
-    workers = int(config.get("workers") or 1)
-    shared = workers > 1 or bool(config.get("worker"))
+    return MSRPRelay(config["domain"], load_users(config["users"]),
+                     host=config.get("host") or interface, settings=settings,
+                     reactor=reactor)
+
+
+def _listeners(config: Mapping[str, Any]) -> List[Listener]:
+    """The ports one relay process listens on; a worker shares the client ports with the
+    others and has one of its own, which its Use-Paths name."""
+    interface = config.get("interface") or "127.0.0.1"
+    shared = bool(config.get("worker"))
     identity = _identity(config)
     listeners = []
     if int(config.get("port") or 0) or not config.get("tls-port"):
         listeners.append(Listener(int(config.get("port") or 0), interface, None, shared))
     if config.get("tls-port"):
         listeners.append(Listener(int(config["tls-port"]), interface, identity, shared))
-    if shared:  # a port of this process's own, which its Use-Paths name
+    if shared:
         listeners.append(Listener(0, interface, identity, False, home=True))
     if config.get("ws-port"):
-        listeners.append(Listener(int(config["ws-port"]), interface, websocket=True))
+        listeners.append(Listener(int(config["ws-port"]), interface, None, shared,
+                                  websocket=True))
     if config.get("wss-port"):
         if identity is None:
             raise ValueError("--wss-port needs --tls-port's --certificate and --key")
-        listeners.append(Listener(int(config["wss-port"]), interface, identity,
+        listeners.append(Listener(int(config["wss-port"]), interface, identity, shared,
                                   websocket=True))
-    json_log = open(config["json-log"], "a", encoding="utf-8") \
-        if config.get("json-log") else None
-    service = RelayService(relay, listeners, metrics=config.get("metrics"),
-                           json_log=json_log, grace=GRACE_SECONDS,
-                           web_demo=config.get("web-demo"))
-    others = None
-    if workers > 1 and not config.get("worker"):
-        again = argv or ([sys.executable, "-c", "from twisted.scripts.twistd import run; "
-                          "run()", "-n", "--pidfile=", "msrp-relay"]
-                         + _repeat(config) + ["--worker"])
-        others = WorkerProcesses(again, workers - 1, reactor)
-    return RelayDaemon(service, others)
+    return listeners
+
+
+def _demo_websocket(config: Mapping[str, Any]) -> URI:
+    """The WebSocket port the web demo's page logs in on: wss when there is one."""
+    host = config.get("host") or config.get("interface") or "127.0.0.1"
+    if config.get("wss-port"):
+        return URI(host=host, port=int(config["wss-port"]), use_tls=True, transport="wss")
+    if config.get("ws-port"):
+        return URI(host=host, port=int(config["ws-port"]), transport="ws")
+    raise ValueError("--web-demo needs --wss-port or --ws-port")
 
 
 def _repeat(config: Mapping[str, Any]) -> List[str]:
-    """The options that make another worker of this relay (no metrics port of its own,
-    none of the parent's files to write)."""
+    """The options that make a worker of this relay (the supervisor serves the metrics
+    and the web demo; the workers append to the JSON log)."""
     argv = []
     for name in ("port", "tls-port", "ws-port", "wss-port", "certificate", "key",
-                 "interface", "host", "domain",
+                 "interface", "host", "domain", "json-log",
                  "users", "min-expires", "max-expires", "default-expires", "next-hop-ca"):
         if config.get(name):
             argv += ["--" + name, str(config[name])]

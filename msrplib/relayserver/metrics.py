@@ -24,10 +24,11 @@ class RelayMetrics:
         self.registry = CollectorRegistry()
         # Registered first, so that every collection of the registry starts with a flush.
         self.registry.register(_FlushFirst(self))
+        # A supervisor adds up the gauges of the workers alive (multiprocess mode).
         self.connections = Gauge("msrp_relay_connections", "Open connections",
-                                 registry=self.registry)
+                                 registry=self.registry, multiprocess_mode="livesum")
         self.bindings = Gauge("msrp_relay_bindings", "AUTHed Use-Paths (client sessions)",
-                              registry=self.registry)
+                              registry=self.registry, multiprocess_mode="livesum")
         self.chunks = Counter("msrp_relay_chunks", "Requests forwarded", ["method"],
                               registry=self.registry)
         self.bytes = Counter("msrp_relay_body_bytes", "Body bytes forwarded",

@@ -264,11 +264,12 @@ class MSRPRelay:
         return uri
 
     def listen_websocket(self, port: int = 0, identity: Optional[TLSIdentity] = None,
-                         interface: str = "127.0.0.1") -> URI:
+                         interface: str = "127.0.0.1", reuse_port: bool = False) -> URI:
         """Listen on ``port`` for MSRP over WebSocket (RFC 7977): ``ws``, or ``wss`` with
-        ``identity``. Its clients AUTH as the others do; their Use-Paths name one of the
-        relay's TCP or TLS ports (the peers of a browser reach it there), so listen on one
-        of those first. Returns the relay's URI there (``msrp://host:port;ws``)."""
+        ``identity``; ``reuse_port`` as :meth:`listen` has it. Its clients AUTH as the
+        others do; their Use-Paths name one of the relay's TCP or TLS ports (the peers of
+        a browser reach it there), so listen on one of those first. Returns the relay's
+        URI there (``msrp://host:port;ws``)."""
         from msrplib.websocket import MSRPWebSocketServerFactory
         secure = identity is not None
         uri = URI(host=self.host, use_tls=secure, transport="wss" if secure else "ws")
@@ -278,7 +279,10 @@ class MSRPRelay:
             self.settings.connection.traffic_log)
         if identity is not None:
             factory = tls_factory(identity.server_options(), False, factory, self.reactor)
-        listening = self.reactor.listenTCP(port, factory, interface=interface)
+        if reuse_port:
+            listening = _listen_reusing_port(self.reactor, port, interface, factory)
+        else:
+            listening = self.reactor.listenTCP(port, factory, interface=interface)
         uri.port = listening.getHost().port
         self._ports.append(listening)
         self._listeners.append(uri)

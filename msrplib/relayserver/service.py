@@ -1,30 +1,31 @@
-"""``twistd msrp-relay``: the relay as a Twisted service, made from the plugin's options.
-
-:class:`RelayService` listens where it is told, exports the relay's counters for
-Prometheus on a local endpoint when asked, writes the relay's log events as JSON when
-asked, and stops gracefully: it stops listening, lets the chunks under way be answered (up
-to ``grace`` seconds), then closes every connection. The JSON log is Twisted's
-``jsonFileLogObserver``'s: RFC 7464 JSON text sequences, read back with
-``twisted.logger.eventsFromJSONLogFile``.
+"""``twistd msrp-relay``'s relay as a Twisted service: :class:`RelayService` listens where
+it is told and stops gracefully: it stops listening, lets the chunks under way be answered
+(up to ``grace`` seconds), then closes every connection. The services around it (metrics,
+JSON log, web demo) are in :mod:`msrplib.relayserver.operations`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import IO, Any, List, Optional
+from typing import Any, List, Optional
 
 from twisted.application.service import Service
 from twisted.internet import task
 from twisted.internet.defer import inlineCallbacks
-from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver
+from twisted.logger import Logger
 
+from msrplib.relayserver.operations import MULTIPROCESS_DIRECTORY
 from msrplib.relayserver.relay import MSRPRelay
 from msrplib.tls import TLSIdentity
 
-__all__ = ["Listener", "RelayService", "GRACE_SECONDS"]
+__all__ = ["Listener", "RelayService", "GRACE_SECONDS", "SHARED_METRICS_INTERVAL"]
 
 #: How long a graceful stop waits for the chunks under way.
 GRACE_SECONDS = 10.0
+#: Seconds between the hand-overs of a worker's counts to the files its supervisor reads
+#: (:class:`~msrplib.relayserver.operations.SharedMetrics`).
+SHARED_METRICS_INTERVAL = 1.0
 
 
 @dataclass
@@ -42,61 +43,37 @@ class Listener:
 
 
 class RelayService(Service):
-    """Runs ``relay`` on ``listeners``; ``metrics`` is a Twisted server endpoint string
-    (``tcp:9464:interface=127.0.0.1``) for the Prometheus exporter, ``json_log`` a file
-    the log events go to as JSON records, ``web_demo`` an endpoint string where the
-    browser demo (:mod:`msrplib.relayserver.webdemo`) is served, for its WebSocket port
-    (wss when there is one)."""
+    """Runs ``relay`` on ``listeners``. In a worker whose counts go to a supervisor
+    (prometheus-client's multiprocess mode), it hands them over every
+    :data:`SHARED_METRICS_INTERVAL` seconds and when it stops."""
 
     log = Logger()
 
     def __init__(self, relay: MSRPRelay, listeners: List[Listener],
-                 metrics: Optional[str] = None, json_log: Optional[IO[str]] = None,
-                 grace: float = GRACE_SECONDS, web_demo: Optional[str] = None) -> None:
+                 grace: float = GRACE_SECONDS) -> None:
         self.relay = relay
-        self.web_demo = web_demo
-        self._demo_port: Any = None
         self.listeners = listeners
-        self.metrics = metrics
-        self.json_log = json_log
         self.grace = grace
         self.uris: List[Any] = []
-        self._observer: Any = None
-        self._metrics_port: Any = None
+        self._handing_over: Optional[task.LoopingCall] = None
 
-    @inlineCallbacks
-    def startService(self) -> Any:
+    def startService(self) -> None:
         Service.startService(self)
-        if self.json_log is not None:
-            self._observer = jsonFileLogObserver(self.json_log)
-            globalLogPublisher.addObserver(self._observer)
         for listener in self.listeners:
             if listener.websocket:
                 self.uris.append(self.relay.listen_websocket(
-                    listener.port, listener.identity, listener.interface))
+                    listener.port, listener.identity, listener.interface,
+                    listener.reuse_port))
                 continue
             self.uris.append(self.relay.listen(
                 listener.port, listener.identity is not None, listener.identity,
                 listener.interface, listener.reuse_port, listener.home))
-        self.log.info("MSRP relay listening on {uris}",
-                      uris=" ".join(str(uri) for uri in self.uris))
-        if self.web_demo:
-            from twisted.internet.endpoints import serverFromString
-            from msrplib.relayserver.webdemo import demo_site
-            websockets = sorted((uri for uri in self.uris if uri.transport in ("ws", "wss")),
-                                key=lambda uri: not uri.use_tls)
-            if not websockets:
-                raise ValueError("--web-demo needs --wss-port or --ws-port")
-            self._demo_port = yield serverFromString(self.relay.reactor, self.web_demo).listen(
-                demo_site(websockets[0]))
-        if self.metrics:
-            from prometheus_client.twisted import MetricsResource
-            from twisted.internet.endpoints import serverFromString
-            from twisted.web.server import Site
-            endpoint = serverFromString(self.relay.reactor, self.metrics)
-            exporter: Any = MetricsResource
-            resource = exporter(registry=self.relay.metrics.registry)
-            self._metrics_port = yield endpoint.listen(Site(resource))
+        self.log.info("MSRP relay listening on {uris} (process {pid})",
+                      uris=" ".join(str(uri) for uri in self.uris), pid=os.getpid())
+        if os.environ.get(MULTIPROCESS_DIRECTORY):
+            self._handing_over = task.LoopingCall(self.relay.metrics.flush)
+            self._handing_over.clock = self.relay.reactor
+            self._handing_over.start(SHARED_METRICS_INTERVAL, now=False)
 
     @inlineCallbacks
     def stopService(self) -> Any:
@@ -107,14 +84,6 @@ class RelayService(Service):
             yield task.deferLater(self.relay.reactor, 0.1, lambda: None)
             waited += 0.1
         yield self.relay.stop()
-        for port in (self._metrics_port, self._demo_port):
-            if port is not None:
-                yield port.stopListening()
-        if self._observer is not None:
-            globalLogPublisher.removeObserver(self._observer)
-
-    def metrics_address(self) -> Optional[Any]:
-        """Where the exporter listens (its ``getHost()``), once started."""
-        return self._metrics_port.getHost() if self._metrics_port is not None else None
-
-
+        if self._handing_over is not None:
+            self._handing_over.stop()
+            self.relay.metrics.flush()

@@ -37,7 +37,9 @@ class Options(usage.Options):
         ["json-log", None, None, "File the log events are appended to as JSON records."],
         ["web-demo", None, None, "Where the browser demo page is served, as a Twisted "
          "endpoint (e.g. tcp:8000:interface=127.0.0.1); needs --wss-port or --ws-port."],
-        ["workers", "w", "1", "Processes sharing the client ports (SO_REUSEPORT)."],
+        ["workers", "w", "1", "Relay processes sharing the client ports (SO_REUSEPORT); "
+         "past 1, this process supervises them and serves --metrics and --web-demo for "
+         "them all."],
         ["next-hop-ca", None, None, "PEM certificate that msrps next hops must chain to "
          "(default: the system's trust store)."],
     ]
