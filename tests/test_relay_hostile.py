@@ -16,7 +16,8 @@ from msrplib._rules import should_respond
 from msrplib.digest import answer_challenge
 from msrplib.relayserver import relay as relay_module
 from msrplib.relayserver.digestauth import GRANTED, REFUSED, STALE, DigestAuthority
-from msrplib.relayserver.relay import MAX_FROM_PATH_LENGTH, RelaySettings
+from msrplib.relayserver.forwarded import MAX_FROM_PATH_LENGTH
+from msrplib.relayserver.relay import RelaySettings
 from tests.relay import USERS
 from tests.test_relay_server import HA1, REALM
 from tests.test_relay_server_edges import RelayPeers, until

@@ -27,7 +27,7 @@ refused with 413.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -35,12 +35,10 @@ from twisted.logger import Logger
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
-from msrplib._bind import ConnectionSettings
-from msrplib._chunk import (MAX_LINE_LENGTH, MSRPData, encode_relayed, make_report,
+from msrplib._chunk import (MSRPData, encode_relayed, make_report,
                             make_response, new_transaction_id)
 from msrplib._direct import connect_to
 from msrplib._factories import MSRPServerFactory
-from msrplib._headers import Headers
 from msrplib._observer import Observer
 from msrplib._parser import ChunkStarted, ParserEvent
 from msrplib._paths import read_paths
@@ -49,68 +47,23 @@ from msrplib._rules import (answers_success, report_flag, request_error,
                             sends_failure_reports, should_respond)
 from msrplib._server import new_session_id
 from msrplib._speedups import tls_factory
-from msrplib._uri import URI, parse_uri
+from msrplib._uri import URI
 from msrplib.errors import MSRPError
 from msrplib.relayserver.digestauth import GRANTED, STALE, DigestAuthority
+from msrplib.relayserver.forwarded import (MAX_FROM_PATH_LENGTH, URICache, copy_request,
+                                           pieces, report_headers, uri_place)
 from msrplib.relayserver.metrics import RelayMetrics
+from msrplib.relayserver.settings import RelaySettings
 from msrplib.tls import TLSIdentity, relay_tls_options
 from msrplib.transport import MSRPProtocol
 
-__all__ = ["MSRPRelay", "RelaySettings", "MAX_AWAITED_ANSWERS", "PARTIAL_ANSWER_WAIT",
-           "MAX_FROM_PATH_LENGTH", "URI_TEXTS_KEPT_LENGTH", "SHARED_HEADERS_WEIGHT"]
+__all__ = ["MSRPRelay", "RelaySettings", "MAX_AWAITED_ANSWERS", "PARTIAL_ANSWER_WAIT"]
 
 #: Answers a next hop may owe at once (for chunks forwarded to it with Failure-Report
 #: ``yes`` or ``partial``); past it, what feeds it is not read until it has answered half.
 MAX_AWAITED_ANSWERS = 16384
 #: Seconds an error answer to a chunk with Failure-Report ``partial`` is waited for.
 PARTIAL_ANSWER_WAIT = 5.0
-
-
-@dataclass
-class RelaySettings:
-    """The relay's bounds and timings.
-
-    ``min_expires``, ``max_expires``: the grants allowed (an AUTH asking for another
-    gets 423); ``default_expires``: the grant of an AUTH that asks for none.
-    ``max_chunk_size``: the largest chunk body forwarded (larger ones are cut), and
-    ``next_hop_chunk_sizes``: smaller limits by next hop ``(host, port)``.
-    ``response_timeout``: seconds a next hop has to answer a forwarded SEND before its
-    sender gets a 408 failure REPORT. ``max_bindings_per_connection``: AUTHs with new
-    bindings one connection may make (403 past it). ``max_connections``: connections at
-    once (a new one past it is closed at once). ``idle_timeout``: seconds a connection
-    that holds no binding and owes or awaits nothing may stay silent before it is closed
-    (next hops' connections included); one accepted must send its first request within
-    ``connection.first_request_timeout``. ``connection``: connecting and
-    parsing (``ConnectionSettings``). ``allowed_next_hops``: the addresses the relay may
-    connect to for its clients, as networks (``10.0.0.0/8``, ``192.0.2.7``) or host names
-    (``relay.example.com``); ``None``: any (a request for another gets 403).
-    ``trust_root`` and ``verify_tls``: how next hops over TLS are checked (their
-    certificate must chain to ``trust_root``, the platform's by default, and name the
-    host; ``verify_tls=False`` for tests only).
-    ``connection.max_unbound_per_source``: accepted connections that hold no binding, at
-    once, from one address (a new one past it is closed at once; a client's connection
-    counts from its first AUTH granted no more). ``max_next_hops``: connections to next hops open or
-    being opened at once (a chunk for another gets 503). ``max_awaited_bytes``: the
-    headers kept, per next hop, of chunks whose answer it owes; past it, as past
-    :data:`MAX_AWAITED_ANSWERS` answers, what feeds it is not read until it has answered
-    half.
-    """
-
-    min_expires: int = 60
-    max_expires: int = 3600
-    default_expires: int = 600
-    max_chunk_size: int = 64 * 1024
-    next_hop_chunk_sizes: Dict[Tuple[str, int], int] = field(default_factory=dict)
-    response_timeout: float = 30.0
-    max_bindings_per_connection: int = 16
-    max_connections: int = 20000
-    idle_timeout: float = 300.0
-    connection: ConnectionSettings = field(default_factory=ConnectionSettings)
-    trust_root: Any = None
-    verify_tls: bool = True
-    allowed_next_hops: Optional[List[str]] = None
-    max_next_hops: int = 1000
-    max_awaited_bytes: int = 4 * 1024 * 1024
 
 
 class _Link:
@@ -167,34 +120,6 @@ class _Forwarded:
     reported: bool = False
 
 
-#: The longest URI text :class:`_URICache` keeps: longer ones are parsed each time.
-URI_TEXTS_KEPT_LENGTH = 256
-
-
-class _URICache:
-    """URIs parsed by their text: a session's chunks repeat the same paths, so each URI
-    the relay reads (the first one or two of a To-Path) is parsed once. Holds at most
-    ``size`` short texts (then starts again): a peer's ever new URIs cost it no memory."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._parsed: Dict[str, URI] = {}
-
-    def get(self, text: str) -> URI:
-        """The URI of ``text``; ``MSRPError`` (400) for one that does not parse."""
-        parsed = self._parsed.get(text)
-        if parsed is None:
-            try:
-                parsed = parse_uri(text)
-            except MSRPError as error:
-                raise MSRPError(str(error)[:200], 400, "Bad Request") from None
-            if len(text) <= URI_TEXTS_KEPT_LENGTH:
-                if len(self._parsed) >= self.size:
-                    self._parsed.clear()
-                self._parsed[text] = parsed
-        return parsed
-
-
 class MSRPRelay:
     """An MSRP relay for ``realm`` whose users (name to HA1, see
     :mod:`msrplib.relayserver.users`) may AUTH. ``host`` is the address our URIs (and
@@ -220,7 +145,7 @@ class MSRPRelay:
         self.home: Optional[URI] = None
         self._links: Set[_Link] = set()
         self._bindings: Dict[str, _Binding] = {}
-        self._uris = _URICache()
+        self._uris = URICache()
         #: Accepted connections that hold no binding, by the address they came from.
         self._unbound: Dict[str, int] = {}
         self._stopped = False
@@ -260,7 +185,7 @@ class MSRPRelay:
             self.home = uri
         self._ports.append(listening)
         self._listeners.append(uri)
-        self._addresses.add(_address(uri))
+        self._addresses.add(uri_place(uri))
         return uri
 
     def listen_websocket(self, port: int = 0, identity: Optional[TLSIdentity] = None,
@@ -286,7 +211,7 @@ class MSRPRelay:
         uri.port = listening.getHost().port
         self._ports.append(listening)
         self._listeners.append(uri)
-        self._addresses.add(_address(uri))
+        self._addresses.add(uri_place(uri))
         return uri
 
     def stop_accepting(self) -> Deferred[Any]:
@@ -436,8 +361,8 @@ class MSRPRelay:
         """Whether ``uri`` names this relay (one of its listening ports, or ``listener``
         when given)."""
         if listener is not None:
-            return _address(uri) == _address(listener)
-        return _address(uri) in self._addresses
+            return uri_place(uri) == uri_place(listener)
+        return uri_place(uri) in self._addresses
 
     def _auth(self, link: _Link, request: MSRPData) -> None:
         """An AUTH; one whose headers do not parse (Authorization, Expires...) gets 400."""
@@ -684,7 +609,7 @@ class MSRPRelay:
             written = [transaction_id]
         else:
             written = []
-            for piece in _pieces(_copy_request(request, *paths), target.max_chunk_size):
+            for piece in pieces(copy_request(request, *paths), target.max_chunk_size):
                 protocol.write_chunk(piece, check_body=False)
                 written.append(piece.transaction_id)
         if method == "SEND" and failure_report != "no":
@@ -693,7 +618,7 @@ class MSRPRelay:
             # success, PARTIAL_ANSWER_WAIT.
             wait = self.settings.response_timeout if failure_report != "partial" \
                 else min(PARTIAL_ANSWER_WAIT, self.settings.response_timeout)
-            headers, size = _report_headers(request.headers)
+            headers, size = report_headers(request.headers)
             awaited = _Forwarded(origin, MSRPData(request.transaction_id, method=method,
                                                   headers=headers),
                                  our_uri, now + wait, size)
@@ -813,71 +738,3 @@ def _listen_reusing_port(reactor: Any, port: int, interface: str, factory: Any) 
         return reactor.adoptStreamPort(listening.fileno(), socket.AF_INET, factory)
     finally:
         listening.close()  # the reactor holds a duplicate of it
-
-
-#: The longest From-Path a relay forwards (ours in front included): a longer line would be
-#: refused by the next hop's parser, which closes the connection.
-MAX_FROM_PATH_LENGTH = MAX_LINE_LENGTH - len("From-Path: ")
-
-#: Headers of a chunk awaiting its answer up to this weight are kept as they are (no copy);
-#: heavier ones are cut down to what a failure REPORT needs.
-SHARED_HEADERS_WEIGHT = 4096
-
-#: What one header weighs besides its value, roughly: its name and its place.
-_HEADER_WEIGHT = 64
-
-
-def _report_headers(headers: Headers) -> Tuple[Headers, int]:
-    """What a failure REPORT on a chunk needs of its ``headers``, and its weight in bytes
-    (roughly): the headers themselves when they are light (no copy), else a copy of those
-    few, with the last URI of the To-Path only."""
-    items = headers._items
-    weight = sum(len(value) for _, _, value in items) + _HEADER_WEIGHT * len(items)
-    if weight <= SHARED_HEADERS_WEIGHT:
-        return headers, weight
-    kept = Headers()
-    for name in ("To-Path", "From-Path", "Message-ID", "Byte-Range", "Failure-Report"):
-        value = headers.get(name)
-        if value is not None:
-            kept.add(name, value.split()[-1] if name == "To-Path" and value.split() else value)
-    weight = sum(len(value) for _, _, value in kept._items) + _HEADER_WEIGHT * len(kept)
-    return kept, weight
-
-
-def _address(uri: URI) -> Tuple[Optional[str], int, bool, str]:
-    """What tells two of our URIs apart as places: host, port, TLS and transport."""
-    return uri.host, uri.effective_port, uri.use_tls, uri.transport.lower()
-
-
-def _pieces(chunk: MSRPData, limit: int) -> List[MSRPData]:
-    """``chunk``, or chunks of at most ``limit`` body bytes that carry it in order: each
-    with its part of the Byte-Range, ``+`` but the last, which keeps ``chunk``'s flag."""
-    data = chunk.data
-    if len(data) <= limit or chunk.method != "SEND":
-        return [chunk]
-    try:
-        byte_range = chunk.byte_range
-    except MSRPError:
-        byte_range = None
-    start = byte_range.start if byte_range is not None else 1
-    total = byte_range.total if byte_range is not None else None
-    pieces = []
-    for offset in range(0, len(data), limit):
-        part = data[offset:offset + limit]
-        headers = chunk.headers.copy()
-        first = start + offset
-        headers["Byte-Range"] = "%d-%d/%s" % (first, first + len(part) - 1,
-                                              "*" if total is None else total)
-        pieces.append(MSRPData(new_transaction_id(), method="SEND", headers=headers,
-                               data=part, contflag=chunk.contflag
-                               if offset + limit >= len(data) else "+"))
-    return pieces
-
-
-def _copy_request(request: MSRPData, to_path: str, from_path: str) -> MSRPData:
-    """``request`` with new paths (their text) and a transaction id of its own, freshly
-    drawn, for the next hop."""
-    headers = request.headers.replaced({"to-path": to_path, "from-path": from_path})
-    return MSRPData(new_transaction_id(), method=request.method, headers=headers,
-                    data=request.data, contflag=request.contflag)
-

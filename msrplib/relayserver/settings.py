@@ -1,0 +1,57 @@
+"""The relay's bounds and timings: :class:`RelaySettings`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from msrplib._bind import ConnectionSettings
+
+__all__ = ["RelaySettings"]
+
+
+@dataclass
+class RelaySettings:
+    """The relay's bounds and timings.
+
+    ``min_expires``, ``max_expires``: the grants allowed (an AUTH asking for another
+    gets 423); ``default_expires``: the grant of an AUTH that asks for none.
+    ``max_chunk_size``: the largest chunk body forwarded (larger ones are cut), and
+    ``next_hop_chunk_sizes``: smaller limits by next hop ``(host, port)``.
+    ``response_timeout``: seconds a next hop has to answer a forwarded SEND before its
+    sender gets a 408 failure REPORT. ``max_bindings_per_connection``: AUTHs with new
+    bindings one connection may make (403 past it). ``max_connections``: connections at
+    once (a new one past it is closed at once). ``idle_timeout``: seconds a connection
+    that holds no binding and owes or awaits nothing may stay silent before it is closed
+    (next hops' connections included); one accepted must send its first request within
+    ``connection.first_request_timeout``. ``connection``: connecting and
+    parsing (``ConnectionSettings``). ``allowed_next_hops``: the addresses the relay may
+    connect to for its clients, as networks (``10.0.0.0/8``, ``192.0.2.7``) or host names
+    (``relay.example.com``); ``None``: any (a request for another gets 403).
+    ``trust_root`` and ``verify_tls``: how next hops over TLS are checked (their
+    certificate must chain to ``trust_root``, the platform's by default, and name the
+    host; ``verify_tls=False`` for tests only).
+    ``connection.max_unbound_per_source``: accepted connections that hold no binding, at
+    once, from one address (a new one past it is closed at once; a client's connection
+    stops counting once an AUTH is granted). ``max_next_hops``: connections to next hops
+    open or being opened at once (a chunk for another gets 503). ``max_awaited_bytes``: the
+    headers kept, per next hop, of chunks whose answer it owes; past it, as past
+    :data:`~msrplib.relayserver.relay.MAX_AWAITED_ANSWERS` answers, what feeds it is
+    not read until it has answered half.
+    """
+
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 600
+    max_chunk_size: int = 64 * 1024
+    next_hop_chunk_sizes: Dict[Tuple[str, int], int] = field(default_factory=dict)
+    response_timeout: float = 30.0
+    max_bindings_per_connection: int = 16
+    max_connections: int = 20000
+    idle_timeout: float = 300.0
+    connection: ConnectionSettings = field(default_factory=ConnectionSettings)
+    trust_root: Any = None
+    verify_tls: bool = True
+    allowed_next_hops: Optional[List[str]] = None
+    max_next_hops: int = 1000
+    max_awaited_bytes: int = 4 * 1024 * 1024
