@@ -27,7 +27,6 @@ refused with 413.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -36,22 +35,22 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
 from msrplib._chunk import (MSRPData, encode_relayed, make_report,
-                            make_response, new_transaction_id)
+                            new_transaction_id)
 from msrplib._direct import connect_to
 from msrplib._factories import MSRPServerFactory
 from msrplib._observer import Observer
 from msrplib._parser import ChunkStarted, ParserEvent
 from msrplib._paths import read_paths
-from msrplib._relaysettings import RELAY_FLOW_HEADER
 from msrplib._rules import (answers_success, report_flag, request_error,
                             sends_failure_reports, should_respond)
-from msrplib._server import new_session_id
 from msrplib._speedups import tls_factory
 from msrplib._uri import URI
 from msrplib.errors import MSRPError
-from msrplib.relayserver.digestauth import GRANTED, STALE, DigestAuthority
+from msrplib.relayserver.auth import Bindings
+from msrplib.relayserver.digestauth import DigestAuthority
 from msrplib.relayserver.forwarded import (MAX_FROM_PATH_LENGTH, URICache, copy_request,
                                            pieces, report_headers, uri_place)
+from msrplib.relayserver.links import Forwarded, Link
 from msrplib.relayserver.metrics import RelayMetrics
 from msrplib.relayserver.settings import RelaySettings
 from msrplib.tls import TLSIdentity, relay_tls_options
@@ -64,60 +63,6 @@ __all__ = ["MSRPRelay", "RelaySettings", "MAX_AWAITED_ANSWERS", "PARTIAL_ANSWER_
 MAX_AWAITED_ANSWERS = 16384
 #: Seconds an error answer to a chunk with Failure-Report ``partial`` is waited for.
 PARTIAL_ANSWER_WAIT = 5.0
-
-
-class _Link:
-    """One connection of the relay's, accepted or opened to a next hop."""
-
-    def __init__(self, protocol: MSRPProtocol, listener: Optional[URI],
-                 max_chunk_size: int) -> None:
-        self.protocol = protocol
-        #: The largest chunk body written to it.
-        self.max_chunk_size = max_chunk_size
-        #: The URI of the listening port it came to (None for one we opened).
-        self.listener = listener
-        self.bindings: Set[str] = set()
-        #: Our requests on it awaiting an answer, oldest first: transaction id -> what to
-        #: do then; ``timer`` wakes up for the oldest; ``awaited_bytes``: what they hold.
-        self.pending: Dict[str, _Forwarded] = {}
-        self.awaited_bytes = 0
-        self.timer: Any = None
-        #: The links whose reading is held until this one can take more, and whether a
-        #: call is waiting for its socket to drain to let them go.
-        self.feeds: Set[_Link] = set()
-        self.drain_watched = False
-        #: When it was made, when it last carried a request or an awaited answer, and
-        #: whether it ever sent a request.
-        self.made_at = 0.0
-        self.last_traffic = 0.0
-        self.spoke = False
-        #: The address an accepted connection came from.
-        self.source: Optional[str] = None
-
-
-@dataclass
-class _Binding:
-    session_id: str
-    uri: URI
-    link: _Link
-    user: str
-    timer: Any = None
-
-
-@dataclass
-class _Forwarded:
-    """A SEND forwarded (each of its pieces, when it was cut, shares one): where it came
-    from, what a failure REPORT on it needs (its headers, not its body), when its answer
-    is due, and whether its sender was told of a failure already (once is enough)."""
-
-    origin: _Link
-    request: MSRPData
-    our_uri: URI
-    #: When the next hop's answer is due (the reactor's seconds).
-    deadline: float
-    #: What it counts for in its next hop's ``awaited_bytes``.
-    size: int
-    reported: bool = False
 
 
 class MSRPRelay:
@@ -143,8 +88,10 @@ class MSRPRelay:
         self._addresses: Set[Tuple[Optional[str], int, bool, str]] = set()
         #: The listener Use-Paths name (see :meth:`listen`), if not the AUTH's.
         self.home: Optional[URI] = None
-        self._links: Set[_Link] = set()
-        self._bindings: Dict[str, _Binding] = {}
+        self._links: Set[Link] = set()
+        #: The bindings its clients' AUTHs made.
+        self.auth = Bindings(self.authority, self.settings, self.metrics, reactor,
+                             self._refuse, self._count_unbound)
         self._uris = URICache()
         #: Accepted connections that hold no binding, by the address they came from.
         self._unbound: Dict[str, int] = {}
@@ -247,7 +194,7 @@ class MSRPRelay:
     @property
     def bindings(self) -> int:
         """How many bindings (AUTHed Use-Paths) there are."""
-        return len(self._bindings)
+        return len(self.auth)
 
     # Connections.
 
@@ -262,7 +209,7 @@ class MSRPRelay:
         self._count_unbound(link, 1)
         return True
 
-    def _count_unbound(self, link: _Link, change: int) -> None:
+    def _count_unbound(self, link: Link, change: int) -> None:
         """Count ``link`` in (1) or out of (-1) the unbound connections of its source."""
         if link.source is None:
             return
@@ -273,8 +220,8 @@ class MSRPRelay:
             self._unbound.pop(link.source, None)
 
     def _adopt(self, protocol: MSRPProtocol, listener: Optional[URI],
-               max_chunk_size: int) -> _Link:
-        link = _Link(protocol, listener, max_chunk_size)
+               max_chunk_size: int) -> Link:
+        link = Link(protocol, listener, max_chunk_size)
         link.made_at = link.last_traffic = self.reactor.seconds()
         self._links.add(link)
         if listener is None:
@@ -286,14 +233,14 @@ class MSRPRelay:
         protocol.lost.observe().addBoth(lambda reason: self._lost(link))
         return link
 
-    def _lost(self, link: _Link) -> None:
+    def _lost(self, link: Link) -> None:
         self._links.discard(link)
         if link.listener is None:
             self._outbound -= 1
         self.metrics.connections.dec()
         self._release_feeds(link, gone=True)
         for session_id in list(link.bindings):
-            self._unbind(session_id)
+            self.auth.unbind(session_id)
         self._count_unbound(link, -1)
         for key, value in list(self._next_hops.items()):
             if value is link:
@@ -327,7 +274,7 @@ class MSRPRelay:
         if self._links and not self._stopped:
             self._sweeper = self.reactor.callLater(self._sweep_interval(), self._sweep)
 
-    def _event(self, link: _Link, event: ParserEvent) -> None:
+    def _event(self, link: Link, event: ParserEvent) -> None:
         if not isinstance(event, MSRPData):  # a streamed chunk: refused and skipped
             if isinstance(event, ChunkStarted) and event.chunk.method is not None:
                 self._refuse(link, event.chunk, 413, "Chunk too large to relay")
@@ -347,7 +294,7 @@ class MSRPRelay:
         else:
             self._refuse(link, event, 501, "Method not relayed")
 
-    def _refuse(self, link: _Link, request: MSRPData, code: int,
+    def _refuse(self, link: Link, request: MSRPData, code: int,
                 comment: Optional[str] = None) -> None:
         """Answer ``request`` with ``code`` as its Failure-Report allows (a REPORT gets no
         answer at all, RFC 4975 section 7.1.2)."""
@@ -364,97 +311,36 @@ class MSRPRelay:
             return uri_place(uri) == uri_place(listener)
         return uri_place(uri) in self._addresses
 
-    def _auth(self, link: _Link, request: MSRPData) -> None:
-        """An AUTH; one whose headers do not parse (Authorization, Expires...) gets 400."""
+    def _auth(self, link: Link, request: MSRPData) -> None:
+        """An AUTH: for this relay (its only To-Path URI names the port the connection
+        came to) from its client (one From-Path URI), else 403; one whose headers do not
+        parse (Authorization, Expires...) gets 400."""
         try:
-            self._authenticate(link, request)
+            to_path, from_path = read_paths(request)
+            if len(to_path) != 1 or len(from_path) != 1 or link.listener is None or \
+                    not self._ours(to_path[0], link.listener):
+                self._refuse(link, request, 403, "AUTH is for this relay, from its client")
+                return
+            self.auth.answer(link, request, self._use_path_port(to_path[0]))
         except (MSRPError, ValueError, TypeError) as error:
             self.log.info("refused an AUTH from {peer}: {error}",
                           peer=link.protocol.transport.getPeer(), error=str(error)[:200])
             self._refuse(link, request, 400)
 
-    def _authenticate(self, link: _Link, request: MSRPData) -> None:
-        to_path, from_path = read_paths(request)
-        if len(to_path) != 1 or len(from_path) != 1 or link.listener is None or \
-                not self._ours(to_path[0], link.listener):
-            self._refuse(link, request, 403, "AUTH is for this relay, from its client")
-            return
-        uri_text = request.headers.first.get("to-path", "").strip()
-        answer = request.authorization
-        if answer is None:
-            self._challenge(link, request, stale=False)
-            return
-        verdict, user = self.authority.check(answer, "AUTH", uri_text)
-        self.metrics.auths.labels(verdict).inc()
-        if verdict != GRANTED:
-            self._challenge(link, request, stale=verdict == STALE)
-            return
-        settings = self.settings
-        asked = request.expires
-        if asked is not None and not settings.min_expires <= asked <= settings.max_expires:
-            response = make_response(request, 423)
-            response.headers.add("Min-Expires", str(settings.min_expires))
-            response.headers.add("Max-Expires", str(settings.max_expires))
-            link.protocol.write_chunk(response)
-            return
-        binding = self._renewed(link, user, to_path[0], asked or settings.default_expires)
-        if binding is None:
-            self._refuse(link, request, 403, "Too many bindings on this connection")
-            return
-        response = make_response(request, 200)
-        response.headers.add("Use-Path", str(binding.uri))
-        response.headers.add("Expires", str(asked or settings.default_expires))
-        # It holds senders back itself: a client of msrplib then sends unpaced.
-        response.headers.add(RELAY_FLOW_HEADER, "backpressure; max-chunk-size=%d"
-                             % settings.max_chunk_size)
-        link.protocol.write_chunk(response)
-
-    def _challenge(self, link: _Link, request: MSRPData, stale: bool) -> None:
-        response = make_response(request, 401)
-        response.headers.add("WWW-Authenticate", str(self.authority.challenge(stale)))
-        link.protocol.write_chunk(response)
-
-    def _renewed(self, link: _Link, user: str, relay_uri: URI,
-                 expires: int) -> Optional[_Binding]:
-        """The user's binding on ``link``, renewed for ``expires`` seconds (made when it
-        has none), or ``None`` past the limit of bindings per connection."""
-        binding = next((self._bindings[session_id] for session_id in link.bindings
-                        if self._bindings[session_id].user == user), None)
-        if binding is None:
-            if len(link.bindings) >= self.settings.max_bindings_per_connection:
-                return None
-            session_id = new_session_id()
-            # A WebSocket client's peers reach it through a TCP or TLS port of ours.
-            named = self.home or (relay_uri if relay_uri.transport.lower() == "tcp" else next(
-                (mine for mine in self._listeners if mine.transport.lower() == "tcp"),
-                relay_uri))
-            uri = URI(host=named.host, port=named.effective_port, use_tls=named.use_tls,
-                      session_id=session_id)
-            binding = _Binding(session_id, uri, link, user)
-            self._bindings[session_id] = binding
-            self.metrics.bindings.inc()
-            if not link.bindings:
-                self._count_unbound(link, -1)
-            link.bindings.add(session_id)
-        if binding.timer is not None and binding.timer.active():
-            binding.timer.cancel()
-        binding.timer = self.reactor.callLater(expires, self._unbind, binding.session_id)
-        return binding
-
-    def _unbind(self, session_id: str) -> None:
-        binding = self._bindings.pop(session_id, None)
-        if binding is None:
-            return
-        self.metrics.bindings.dec()
-        binding.link.bindings.discard(session_id)
-        if not binding.link.bindings:
-            self._count_unbound(binding.link, 1)
-        if binding.timer is not None and binding.timer.active():
-            binding.timer.cancel()
+    def _use_path_port(self, relay_uri: URI) -> URI:
+        """Where the Use-Paths granted to an AUTH sent to ``relay_uri`` lead: the worker's
+        own port (:meth:`listen` with ``home``), else that port, or for a WebSocket
+        client, whose peers reach it through a TCP or TLS port of ours, one of those."""
+        if self.home is not None:
+            return self.home
+        if relay_uri.transport.lower() == "tcp":
+            return relay_uri
+        return next((mine for mine in self._listeners if mine.transport.lower() == "tcp"),
+                    relay_uri)
 
     # Forwarding.
 
-    def _forward(self, link: _Link, request: MSRPData) -> None:
+    def _forward(self, link: Link, request: MSRPData) -> None:
         """A SEND or REPORT: to the client of the binding its To-Path starts with, or from
         that client to the next URI. Only those first URIs are read (a long path costs
         no more than a short one); the rest of the To-Path goes on as it came."""
@@ -466,7 +352,7 @@ class MSRPRelay:
             return
         try:
             first = self._uris.get(to_hops[0])
-            binding = self._bindings.get(first.session_id or "") if self._ours(first) \
+            binding = self.auth.get(first.session_id) if self._ours(first) \
                 else None
             if binding is None:
                 self._refuse(link, request, 481, "No such session here")
@@ -480,7 +366,7 @@ class MSRPRelay:
         except MSRPError as error:
             self._refuse(link, request, 400, error.comment)
             return
-        local = self._bindings.get(following.session_id or "") \
+        local = self.auth.get(following.session_id) \
             if len(to_hops) > 2 and self._ours(following) else None
         if local is not None:
             # The next hop is another binding here: as if it had come to us from outside.
@@ -507,7 +393,7 @@ class MSRPRelay:
                 continue  # a host name
         return False
 
-    def _send_to_address(self, origin: _Link, request: MSRPData, paths: Tuple[str, str],
+    def _send_to_address(self, origin: Link, request: MSRPData, paths: Tuple[str, str],
                          our_uri: URI, target: URI) -> None:
         if target.transport.lower() != "tcp":
             # WebSocket is a client's way to its relay (RFC 7977), never to a next hop.
@@ -518,7 +404,7 @@ class MSRPRelay:
             return
         key = (target.host or "", target.effective_port, target.use_tls)
         hop = self._next_hops.get(key)
-        if isinstance(hop, _Link):
+        if isinstance(hop, Link):
             self._send_to(origin, request, paths, our_uri, hop)
             return
         if hop is None:
@@ -533,7 +419,7 @@ class MSRPRelay:
         pause = ("connecting", key)
         origin.protocol.pause_reading(pause)
 
-        def connected(link: _Link) -> None:
+        def connected(link: Link) -> None:
             origin.protocol.resume_reading(pause)
             self._send_to(origin, request, paths, our_uri, link)
 
@@ -583,8 +469,8 @@ class MSRPRelay:
         connected.addCallbacks(done, failed)
         return made
 
-    def _send_to(self, origin: _Link, request: MSRPData, paths: Tuple[str, str],
-                 our_uri: URI, target: _Link) -> None:
+    def _send_to(self, origin: Link, request: MSRPData, paths: Tuple[str, str],
+                 our_uri: URI, target: Link) -> None:
         """Write ``request`` to ``target`` with ``paths`` (the text of its new To-Path and
         From-Path) and an id of its own (cut into pieces ``target`` takes); answer
         ``request`` as its Failure-Report asks once it is written, and wait for the next
@@ -619,7 +505,7 @@ class MSRPRelay:
             wait = self.settings.response_timeout if failure_report != "partial" \
                 else min(PARTIAL_ANSWER_WAIT, self.settings.response_timeout)
             headers, size = report_headers(request.headers)
-            awaited = _Forwarded(origin, MSRPData(request.transaction_id, method=method,
+            awaited = Forwarded(origin, MSRPData(request.transaction_id, method=method,
                                                   headers=headers),
                                  our_uri, now + wait, size)
             for transaction_id in written:
@@ -638,7 +524,7 @@ class MSRPRelay:
             # The next hop cannot take more for now: read no more of what feeds it.
             self._hold_feed(origin, target)
 
-    def _hold_feed(self, origin: _Link, target: _Link) -> None:
+    def _hold_feed(self, origin: Link, target: Link) -> None:
         """Stop reading ``origin`` until ``target`` can take more (its socket has
         drained, and it owes fewer than half :data:`MAX_AWAITED_ANSWERS` answers and
         half ``max_awaited_bytes``), or is gone: a feed held is always let go."""
@@ -648,7 +534,7 @@ class MSRPRelay:
         origin.protocol.pause_reading(("next hop behind", id(target)))
         self._release_when_drained(target)
 
-    def _release_when_drained(self, target: _Link) -> None:
+    def _release_when_drained(self, target: Link) -> None:
         """While ``target``'s socket is full, look at its feeds again once it drains."""
         if target.protocol.writing_paused and not target.drain_watched:
             target.drain_watched = True
@@ -659,7 +545,7 @@ class MSRPRelay:
 
             target.protocol.call_when_drained(drained)
 
-    def _release_feeds(self, target: _Link, gone: bool = False) -> None:
+    def _release_feeds(self, target: Link, gone: bool = False) -> None:
         """Read ``target``'s feeds again, when it can take more (or is gone)."""
         if not target.feeds:
             return
@@ -674,7 +560,7 @@ class MSRPRelay:
         for origin in feeds:
             origin.protocol.resume_reading(("next hop behind", id(target)))
 
-    def _answered(self, link: _Link, response: MSRPData) -> None:
+    def _answered(self, link: Link, response: MSRPData) -> None:
         entry = link.pending.pop(response.transaction_id, None)
         if entry is None:
             return  # an answer to something not ours, or too late
@@ -685,14 +571,14 @@ class MSRPRelay:
         if response.code != 200:
             self._failed(entry, response.code or 400, response.comment)
 
-    def _watch(self, link: _Link) -> None:
+    def _watch(self, link: Link) -> None:
         """Wake up when the oldest answer ``link`` owes is due (one timer per link: the
         answers are due in the order they were asked for)."""
         oldest = next(iter(link.pending.values()))
         link.timer = self.reactor.callLater(
             max(0.0, oldest.deadline - self.reactor.seconds()), self._overdue, link)
 
-    def _overdue(self, link: _Link) -> None:
+    def _overdue(self, link: Link) -> None:
         """The answers ``link`` owes that are past due: 408 failure REPORTs (not for
         Failure-Report ``partial``, whose silence is its success)."""
         link.timer = None
@@ -709,7 +595,7 @@ class MSRPRelay:
         if link.feeds:
             self._release_feeds(link)
 
-    def _failed(self, entry: _Forwarded, code: int, comment: Optional[str]) -> None:
+    def _failed(self, entry: Forwarded, code: int, comment: Optional[str]) -> None:
         """A forwarded SEND failed further on: a failure REPORT to its sender, as its
         Failure-Report asks, back the way it came (once, however many pieces it was cut
         into; with the Byte-Range of the whole chunk, as its sender sent it)."""

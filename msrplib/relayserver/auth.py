@@ -1,0 +1,138 @@
+"""The relay's AUTH side (RFC 4976 section 5): :class:`Bindings` answers AUTH requests
+with HTTP Digest (:class:`~msrplib.relayserver.digestauth.DigestAuthority`) and keeps the
+bindings it grants: a Use-Path with a session-id of the client's own, tied to the
+client's connection, for the Expires granted. An AUTH again on the connection, by the
+same user, renews the binding and keeps its Use-Path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional
+
+from msrplib._chunk import MSRPData, make_response
+from msrplib._relaysettings import RELAY_FLOW_HEADER
+from msrplib._server import new_session_id
+from msrplib._uri import URI
+from msrplib.relayserver.digestauth import GRANTED, STALE, DigestAuthority
+from msrplib.relayserver.links import Link
+from msrplib.relayserver.metrics import RelayMetrics
+from msrplib.relayserver.settings import RelaySettings
+
+__all__ = ["Binding", "Bindings"]
+
+#: What a refusal is: the link, the request, its code and comment.
+Refusal = Callable[[Link, MSRPData, int, Optional[str]], None]
+
+
+@dataclass
+class Binding:
+    """A Use-Path granted: its session-id and URI, the connection and user it is for, and
+    the timer that ends it."""
+
+    session_id: str
+    uri: URI
+    link: Link
+    user: str
+    timer: Any = None
+
+
+class Bindings:
+    """The bindings of one relay, by session-id, and the AUTH exchange that makes them.
+
+    ``refuse`` answers a request with an error as the relay does; ``bound`` is told when
+    a connection gets its first binding (-1) or loses its last (+1)."""
+
+    def __init__(self, authority: DigestAuthority, settings: RelaySettings,
+                 metrics: RelayMetrics, reactor: Any, refuse: Refusal,
+                 bound: Callable[[Link, int], None]) -> None:
+        self.authority = authority
+        self.settings = settings
+        self.metrics = metrics
+        self.reactor = reactor
+        self._refuse = refuse
+        self._bound = bound
+        self._by_id: Dict[str, Binding] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, session_id: Optional[str]) -> Optional[Binding]:
+        """The binding of ``session_id``, if there is one."""
+        return self._by_id.get(session_id or "")
+
+    def answer(self, link: Link, request: MSRPData, named: URI) -> None:
+        """Answer an AUTH for this relay from its client on ``link``: a challenge, 423,
+        403, or 200 with a Use-Path on ``named`` (where the client's peers reach this
+        relay). ``MSRPError``, ``ValueError`` or ``TypeError`` for headers that do not
+        parse."""
+        authorization = request.authorization
+        if authorization is None:
+            self._challenge(link, request, stale=False)
+            return
+        uri_text = request.headers.first.get("to-path", "").strip()
+        verdict, user = self.authority.check(authorization, "AUTH", uri_text)
+        self.metrics.auths.labels(verdict).inc()
+        if verdict != GRANTED:
+            self._challenge(link, request, stale=verdict == STALE)
+            return
+        settings = self.settings
+        asked = request.expires
+        if asked is not None and not settings.min_expires <= asked <= settings.max_expires:
+            response = make_response(request, 423)
+            response.headers.add("Min-Expires", str(settings.min_expires))
+            response.headers.add("Max-Expires", str(settings.max_expires))
+            link.protocol.write_chunk(response)
+            return
+        binding = self._renewed(link, user, named, asked or settings.default_expires)
+        if binding is None:
+            self._refuse(link, request, 403, "Too many bindings on this connection")
+            return
+        response = make_response(request, 200)
+        response.headers.add("Use-Path", str(binding.uri))
+        response.headers.add("Expires", str(asked or settings.default_expires))
+        # It holds senders back itself: a client of msrplib then sends unpaced.
+        response.headers.add(RELAY_FLOW_HEADER, "backpressure; max-chunk-size=%d"
+                             % settings.max_chunk_size)
+        link.protocol.write_chunk(response)
+
+    def _challenge(self, link: Link, request: MSRPData, stale: bool) -> None:
+        response = make_response(request, 401)
+        response.headers.add("WWW-Authenticate", str(self.authority.challenge(stale)))
+        link.protocol.write_chunk(response)
+
+    def _renewed(self, link: Link, user: str, named: URI,
+                 expires: int) -> Optional[Binding]:
+        """The user's binding on ``link``, renewed for ``expires`` seconds (made when it
+        has none), or ``None`` past the limit of bindings per connection."""
+        binding = next((self._by_id[session_id] for session_id in link.bindings
+                        if self._by_id[session_id].user == user), None)
+        if binding is None:
+            if len(link.bindings) >= self.settings.max_bindings_per_connection:
+                return None
+            session_id = new_session_id()
+            uri = URI(host=named.host, port=named.effective_port, use_tls=named.use_tls,
+                      session_id=session_id)
+            binding = Binding(session_id, uri, link, user)
+            self._by_id[session_id] = binding
+            self.metrics.bindings.inc()
+            if not link.bindings:
+                self._bound(link, -1)
+            link.bindings.add(session_id)
+        if binding.timer is not None and binding.timer.active():
+            binding.timer.cancel()
+        binding.timer = self.reactor.callLater(expires, self.unbind, binding.session_id)
+        return binding
+
+    def unbind(self, session_id: str) -> None:
+        """End the binding of ``session_id`` (its grant ran out, or its connection
+        closed)."""
+        binding = self._by_id.pop(session_id, None)
+        if binding is None:
+            return
+        self.metrics.bindings.dec()
+        binding.link.bindings.discard(session_id)
+        if not binding.link.bindings:
+            self._bound(binding.link, 1)
+        if binding.timer is not None and binding.timer.active():
+            binding.timer.cancel()

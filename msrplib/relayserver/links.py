@@ -1,0 +1,59 @@
+"""The relay's connections and what it awaits on them: :class:`Link` and
+:class:`Forwarded`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Set
+
+from msrplib._chunk import MSRPData
+from msrplib._uri import URI
+from msrplib.transport import MSRPProtocol
+
+__all__ = ["Link", "Forwarded"]
+
+
+class Link:
+    """One connection of the relay's, accepted or opened to a next hop: the bindings it
+    holds, the answers it owes, the connections held back for it, and its times."""
+
+    def __init__(self, protocol: MSRPProtocol, listener: Optional[URI],
+                 max_chunk_size: int) -> None:
+        self.protocol = protocol
+        #: The largest chunk body written to it.
+        self.max_chunk_size = max_chunk_size
+        #: The URI of the listening port it came to (None for one we opened).
+        self.listener = listener
+        self.bindings: Set[str] = set()
+        #: Our requests on it awaiting an answer, oldest first: transaction id -> what to
+        #: do then; ``timer`` wakes up for the oldest; ``awaited_bytes``: what they hold.
+        self.pending: Dict[str, Forwarded] = {}
+        self.awaited_bytes = 0
+        self.timer: Any = None
+        #: The links whose reading is held until this one can take more, and whether a
+        #: call is waiting for its socket to drain to let them go.
+        self.feeds: Set[Link] = set()
+        self.drain_watched = False
+        #: When it was made, when it last carried a request or an awaited answer, and
+        #: whether it ever sent a request.
+        self.made_at = 0.0
+        self.last_traffic = 0.0
+        self.spoke = False
+        #: The address an accepted connection came from.
+        self.source: Optional[str] = None
+
+
+@dataclass
+class Forwarded:
+    """A SEND forwarded (each of its pieces, when it was cut, shares one): where it came
+    from, what a failure REPORT on it needs (its headers, not its body), when its answer
+    is due, and whether its sender was told of a failure already (once is enough)."""
+
+    origin: Link
+    request: MSRPData
+    our_uri: URI
+    #: When the next hop's answer is due (the reactor's seconds).
+    deadline: float
+    #: What it counts for in its next hop's ``awaited_bytes``.
+    size: int
+    reported: bool = False
