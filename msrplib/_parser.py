@@ -167,6 +167,12 @@ class ChunkParser:
         """True when part of a chunk has arrived but not its end-line."""
         return self._state != _START or bool(self._buf)
 
+    @property
+    def in_body(self) -> bool:
+        """True when a chunk's start line and headers have arrived, and its body is
+        arriving."""
+        return self._state == _BODY
+
     def feed(self, data: bytes) -> Iterator[ParserEvent]:
         """Add ``data`` and iterate over the events it completes."""
         if self.error is not None:

@@ -1,7 +1,7 @@
-"""The relay against hostile peers: what an adversarial review of 2bd5ae7 found, each test
-failing on that commit. A peer must not cut another's connection, pin the relay's
-memory, hold a connection slot for ever, lock users out of AUTH, crash a handler, or
-leave a sender unread or told twice."""
+"""The relay against hostile peers: what two adversarial reviews found (of 2bd5ae7 and of
+4020787), each test failing on the commit reviewed. A peer must not cut another's
+connection, pin the relay's memory, hold a connection slot for ever, lock users out of
+AUTH, crash a handler, or leave a sender unread, told twice or told wrongly."""
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks
@@ -16,7 +16,7 @@ from msrplib._rules import should_respond
 from msrplib.digest import answer_challenge
 from msrplib.relayserver import relay as relay_module
 from msrplib.relayserver.digestauth import GRANTED, REFUSED, STALE, DigestAuthority
-from msrplib.relayserver.forwarded import MAX_FROM_PATH_LENGTH
+from msrplib._chunk import MAX_LINE_LENGTH
 from msrplib.relayserver.relay import RelaySettings
 from tests.relay import USERS
 from tests.test_relay_server import HA1, REALM
@@ -48,9 +48,10 @@ class HostilePeerTests(RelayPeers, unittest.TestCase):
             "MSRP tid1 SEND\r\nTo-Path: %s msrp://127.0.0.1:9/bob;tcp\r\nFrom-Path: %s\r\n"
             "Message-ID: m1\r\n-------tid1$\r\n" % (bob_path, from_path)).encode())
         answer = yield stranger.answer("tid1")
-        self.assertEqual((answer.code, answer.comment), (400, "From-Path too long to forward"))
+        self.assertEqual((answer.code, answer.comment), (400, "Headers too long to forward"))
         # One that fits goes through, and bob is still there to take it.
-        fits = " ".join(hops)[:MAX_FROM_PATH_LENGTH - len(bob_path) - 1].rsplit(" ", 1)[0]
+        room = MAX_LINE_LENGTH - len("From-Path: ") - len(bob_path) - 1
+        fits = " ".join(hops)[:room].rsplit(" ", 1)[0]
         stranger.proto.write_raw((
             "MSRP tid2 SEND\r\nTo-Path: %s msrp://127.0.0.1:9/bob;tcp\r\nFrom-Path: %s\r\n"
             "Message-ID: m2\r\n-------tid2$\r\n" % (bob_path, fits)).encode())
@@ -223,6 +224,144 @@ class HostilePeerTests(RelayPeers, unittest.TestCase):
         yield alice.answer(loud)
         yield task.deferLater(reactor, 0.2, lambda: None)
         self.assertEqual([r for r in alice.got if r.transaction_id in quiet], [])
+
+
+class SecondReviewTests(RelayPeers, unittest.TestCase):
+    """What the review of 4020787 found: the fixes of the first one had holes."""
+
+    def raw_send(self, peer, tid, to_path, headers_text, from_path=None):
+        peer.proto.write_raw((
+            "MSRP %s SEND\r\nTo-Path: %s\r\nFrom-Path: %s\r\nMessage-ID: m%s\r\n%s"
+            "-------%s$\r\n" % (tid, to_path, from_path or "msrp://127.0.0.1:9/me;tcp",
+                                 tid, headers_text, tid)).encode("utf-8"))
+
+    @inlineCallbacks
+    def bob_and_a_stranger(self, **options):
+        relay, uri = self.start_relay(**options)
+        bob = yield self.connect(uri)
+        bob_path = yield bob.auth(uri, "bob")
+        stranger = yield self.connect(uri)
+        return relay, uri, bob, bob_path, stranger
+
+    @inlineCallbacks
+    def assert_refused_and_bob_unharmed(self, stranger, bob, tid):
+        answer = yield stranger.answer(tid)
+        self.assertEqual((answer.code, answer.comment), (400, "Headers too long to forward"))
+        yield task.deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual([r for r in bob.got if r.method == "SEND"], [])
+        self.assertFalse(bob.proto.lost.fired)
+
+    @inlineCallbacks
+    def test_a_from_path_is_measured_in_bytes(self):
+        relay, uri, bob, bob_path, stranger = yield self.bob_and_a_stranger()
+        # 16,353 bytes in 8,187 characters: within the line as characters, not as bytes.
+        from_path = "msrp://127.0.0.1:9/x%s;tcp" % ("\u00e9" * 8163)
+        self.raw_send(stranger, "utf8", bob_path + " msrp://127.0.0.1:9/bob;tcp", "",
+                      from_path)
+        yield self.assert_refused_and_bob_unharmed(stranger, bob, "utf8")
+
+    @inlineCallbacks
+    def test_headers_that_grow_as_the_relay_writes_them_are_refused(self):
+        relay, uri, bob, bob_path, stranger = yield self.bob_and_a_stranger()
+        to = bob_path + " msrp://127.0.0.1:9/bob;tcp"
+        # "Name:value" goes out as "Name: value": a line at the limit would pass it by
+        # one byte, and 13,000 short lines would pass the 64 KiB block by 13,000.
+        line = "X-Pad:" + "p" * (MAX_LINE_LENGTH - len("X-Pad:"))
+        self.raw_send(stranger, "oneline", to, line + "\r\n")
+        yield self.assert_refused_and_bob_unharmed(stranger, bob, "oneline")
+        self.raw_send(stranger, "manylines", to, "X:y\r\n" * 12900)
+        yield self.assert_refused_and_bob_unharmed(stranger, bob, "manylines")
+
+    @inlineCallbacks
+    def test_clients_held_on_each_others_answers_get_no_false_failure_reports(self):
+        self.patch(relay_module, "HELD_ANSWER_GRACE", 0.3)
+        relay, uri = self.start_relay(settings=RelaySettings(max_awaited_bytes=8000,
+                                                             response_timeout=1.0))
+        alice, bob = (yield self.connect(uri)), (yield self.connect(uri))
+        alice_path, bob_path = (yield alice.auth(uri)), (yield bob.auth(uri, "bob"))
+        alice_me, bob_me = "msrp://127.0.0.1:9/alice;tcp", "msrp://127.0.0.1:9/bob;tcp"
+
+        def answer_sends(peer, me):
+            for request in [r for r in peer.got if r.method == "SEND"]:
+                peer.got.remove(request)
+                peer.proto.write_raw((
+                    "MSRP %s 200 OK\r\nTo-Path: %s\r\nFrom-Path: %s\r\n-------%s$\r\n" % (
+                        request.transaction_id, request.headers["from-path"].split()[0], me,
+                        request.transaction_id)).encode())
+
+        # Alice sends 20 to bob, who does not answer yet: alice is held (her next hop
+        # owes too much). Bob sends 20 to alice, who answers at once, but the relay does
+        # not read her answers: it holds her. Then bob answers.
+        for _ in range(20):
+            alice.request("SEND", "%s %s %s" % (alice_path, bob_path, bob_me), b"a")
+        yield until(lambda: len([r for r in bob.got if r.method == "SEND"]) >= 1)
+        for _ in range(20):
+            bob.request("SEND", "%s %s %s" % (bob_path, alice_path, alice_me), b"b")
+        answering = task.LoopingCall(answer_sends, alice, alice_me)
+        answering.start(0.05)
+        self.addCleanup(answering.stop)
+        yield task.deferLater(reactor, 0.5, lambda: None)
+        answer_sends(bob, bob_me)
+        bob_answering = task.LoopingCall(answer_sends, bob, bob_me)
+        bob_answering.start(0.05)
+        self.addCleanup(bob_answering.stop)
+        yield task.deferLater(reactor, 3.0, lambda: None)  # past response_timeout
+        self.assertEqual([r.headers["status"] for r in alice.got + bob.got
+                          if r.method == "REPORT"], [])
+        self.assertEqual(relay.in_flight, 0)
+
+    @inlineCallbacks
+    def test_next_hops_are_shared_out_among_users(self):
+        relay, uri = self.start_relay(settings=RelaySettings(max_next_hops_per_user=2))
+        sinks = [self.sink() for _ in range(4)]
+        alice, bob = (yield self.connect(uri)), (yield self.connect(uri))
+        alice_path, bob_path = (yield alice.auth(uri)), (yield bob.auth(uri, "bob"))
+
+        @inlineCallbacks
+        def send(peer, path, sink):
+            tid = peer.request("SEND", "%s msrp://127.0.0.1:%d/far;tcp" % (
+                path, sink.port.getHost().port), b"hi")
+            return (yield peer.answer(tid)).code
+
+        codes = []
+        for sink in sinks[:3]:
+            codes.append((yield send(alice, alice_path, sink)))
+        codes.append((yield send(bob, bob_path, sinks[3])))  # bob has a share of his own
+        codes.append((yield send(bob, bob_path, sinks[0])))  # open already: no new one
+        self.assertEqual(codes, [200, 200, 503, 200, 200])
+
+    @inlineCallbacks
+    def test_answers_awaited_relay_wide_are_bounded(self):
+        relay, uri = self.start_relay(settings=RelaySettings(max_awaited_bytes_total=20000))
+        sink = self.sink()  # reads all, answers nothing
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        tids = [alice.request("SEND", to, b"x") for _ in range(20)]
+        codes = []
+        for tid in tids:
+            codes.append((yield alice.answer(tid)).code)
+        self.assertIn(503, codes)  # "Relay busy": its sender knows at once
+        self.assertEqual(codes[:3], [200, 200, 200])
+        self.assertLessEqual(relay._awaited_bytes, 20000)
+
+    @inlineCallbacks
+    def test_a_slow_first_request_is_not_cut_off_once_its_headers_are_in(self):
+        relay, uri = self.start_relay(settings=RelaySettings(
+            connection=ConnectionSettings(first_request_timeout=0.4)))
+        bob = yield self.connect(uri)
+        bob_path = yield bob.auth(uri, "bob")
+        slow = yield ClientCreator(reactor, Quiet).connectTCP("127.0.0.1", uri.port)
+        self.addCleanup(slow.transport.abortConnection)
+        slow.transport.write((
+            "MSRP slow1 SEND\r\nTo-Path: %s msrp://127.0.0.1:9/bob;tcp\r\n"
+            "From-Path: msrp://127.0.0.1:9/me;tcp\r\nMessage-ID: m1\r\n"
+            "Content-Type: text/plain\r\n\r\n" % bob_path).encode())
+        for _ in range(12):  # 1.2 s of body, a little at a time
+            yield task.deferLater(reactor, 0.1, slow.transport.write, b"z" * 100)
+        slow.transport.write(b"\r\n-------slow1$\r\n")
+        yield until(lambda: b"MSRP slow1 200" in slow.received)
+        yield until(lambda: any(r.method == "SEND" for r in bob.got))
 
 
 class RuleTests(unittest.TestCase):

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from msrplib._chunk import MAX_LINE_LENGTH, MSRPData, new_transaction_id
+from msrplib._chunk import MSRPData, new_transaction_id
 from msrplib._headers import Headers
+from msrplib._parser import ParserLimits
 from msrplib._uri import URI, parse_uri
 from msrplib.errors import MSRPError
 
-__all__ = ["MAX_FROM_PATH_LENGTH", "SHARED_HEADERS_WEIGHT", "URI_TEXTS_KEPT_LENGTH",
-           "URICache", "report_headers", "uri_place", "pieces", "copy_request"]
+__all__ = ["SHARED_HEADERS_WEIGHT", "URI_TEXTS_KEPT_LENGTH", "HEADER_WEIGHT", "ENTRY_WEIGHT",
+           "URICache", "head_fits", "report_headers", "uri_place", "pieces", "copy_request"]
 
 
 #: The longest URI text :class:`URICache` keeps: longer ones are parsed each time.
@@ -45,16 +46,28 @@ class URICache:
 
 
 
-#: The longest From-Path a relay forwards (ours in front included): a longer line would be
-#: refused by the next hop's parser, which closes the connection.
-MAX_FROM_PATH_LENGTH = MAX_LINE_LENGTH - len("From-Path: ")
+def head_fits(head: bytes, limits: ParserLimits) -> bool:
+    """Whether ``head`` (a chunk's start line and headers, as the relay writes them) is
+    one a parser with ``limits`` takes: no line longer than ``max_line_length`` and the
+    whole within ``max_header_block``. What the relay writes can be longer than what it
+    read: its URI goes in front of the From-Path, and every header goes out as ``Name:
+    value`` however it came (``Name:value`` is one byte shorter); a next hop's parser
+    would close the connection, and every session on it would end."""
+    if len(head) <= limits.max_line_length:
+        return True  # no line of it can be longer (the usual case)
+    return len(head) <= limits.max_header_block and \
+        all(len(line) <= limits.max_line_length for line in head.split(b"\r\n"))
+
 
 #: Headers of a chunk awaiting its answer up to this weight are kept as they are (no copy);
 #: heavier ones are cut down to what a failure REPORT needs.
 SHARED_HEADERS_WEIGHT = 4096
 
-#: What one header weighs besides its value, roughly: its name and its place.
-_HEADER_WEIGHT = 64
+#: What one parsed header weighs in memory besides its value (its name twice, the
+#: strings' and tuple's overheads, its place in the lookup table), and what an awaited
+#: answer weighs besides its headers (the chunk, its entry, its transaction id).
+HEADER_WEIGHT = 320
+ENTRY_WEIGHT = 640
 
 
 def report_headers(headers: Headers) -> Tuple[Headers, int]:
@@ -62,7 +75,8 @@ def report_headers(headers: Headers) -> Tuple[Headers, int]:
     (roughly): the headers themselves when they are light (no copy), else a copy of those
     few, with the last URI of the To-Path only."""
     items = headers._items
-    weight = sum(len(value) for _, _, value in items) + _HEADER_WEIGHT * len(items)
+    weight = ENTRY_WEIGHT + sum(len(value) for _, _, value in items) + \
+        HEADER_WEIGHT * len(items)
     if weight <= SHARED_HEADERS_WEIGHT:
         return headers, weight
     kept = Headers()
@@ -70,7 +84,8 @@ def report_headers(headers: Headers) -> Tuple[Headers, int]:
         value = headers.get(name)
         if value is not None:
             kept.add(name, value.split()[-1] if name == "To-Path" and value.split() else value)
-    weight = sum(len(value) for _, _, value in kept._items) + _HEADER_WEIGHT * len(kept)
+    weight = ENTRY_WEIGHT + sum(len(value) for _, _, value in kept._items) + \
+        HEADER_WEIGHT * len(kept)
     return kept, weight
 
 

@@ -34,13 +34,17 @@ class Link:
         #: call is waiting for its socket to drain to let them go.
         self.feeds: Set[Link] = set()
         self.drain_watched = False
+        #: The links it is held back for (it is one of their feeds).
+        self.held_by: Set[Link] = set()
         #: When it was made, when it last carried a request or an awaited answer, and
         #: whether it ever sent a request.
         self.made_at = 0.0
         self.last_traffic = 0.0
         self.spoke = False
-        #: The address an accepted connection came from.
+        #: The address an accepted connection came from; the user a connection to a next
+        #: hop was opened for.
         self.source: Optional[str] = None
+        self.opened_for: Optional[str] = None
 
 
 @dataclass
@@ -57,3 +61,5 @@ class Forwarded:
     #: What it counts for in its next hop's ``awaited_bytes``.
     size: int
     reported: bool = False
+    #: How many times its deadline was put back (its next hop was held back).
+    graces: int = 0

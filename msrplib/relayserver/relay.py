@@ -48,21 +48,26 @@ from msrplib._uri import URI
 from msrplib.errors import MSRPError
 from msrplib.relayserver.auth import Bindings
 from msrplib.relayserver.digestauth import DigestAuthority
-from msrplib.relayserver.forwarded import (MAX_FROM_PATH_LENGTH, URICache, copy_request,
-                                           pieces, report_headers, uri_place)
+from msrplib.relayserver.forwarded import (URICache, copy_request, head_fits, pieces,
+                                           report_headers, uri_place)
 from msrplib.relayserver.links import Forwarded, Link
 from msrplib.relayserver.metrics import RelayMetrics
 from msrplib.relayserver.settings import RelaySettings
 from msrplib.tls import TLSIdentity, relay_tls_options
 from msrplib.transport import MSRPProtocol
 
-__all__ = ["MSRPRelay", "RelaySettings", "MAX_AWAITED_ANSWERS", "PARTIAL_ANSWER_WAIT"]
+__all__ = ["MSRPRelay", "RelaySettings", "MAX_AWAITED_ANSWERS", "PARTIAL_ANSWER_WAIT",
+           "HELD_ANSWER_GRACE", "HELD_ANSWER_GRACES"]
 
 #: Answers a next hop may owe at once (for chunks forwarded to it with Failure-Report
 #: ``yes`` or ``partial``); past it, what feeds it is not read until it has answered half.
 MAX_AWAITED_ANSWERS = 16384
 #: Seconds an error answer to a chunk with Failure-Report ``partial`` is waited for.
 PARTIAL_ANSWER_WAIT = 5.0
+#: Seconds more, and how many times, the answers of a connection the relay holds back
+#: (it feeds a next hop that is behind) are waited for: they may be unread in its socket.
+HELD_ANSWER_GRACE = 5.0
+HELD_ANSWER_GRACES = 3
 
 
 class MSRPRelay:
@@ -101,6 +106,10 @@ class MSRPRelay:
         # Next hops by (host, port, TLS): the link, or the Deferred while connecting.
         self._next_hops: Dict[Tuple[str, int, bool], Any] = {}
         self._outbound = 0  # links to next hops
+        #: The weight of the answers awaited on every link (``max_awaited_bytes_total``).
+        self._awaited_bytes = 0
+        #: Connections to next hops open or opening, by the user they were opened for.
+        self._opened_for: Dict[str, int] = {}
 
     # Listening and stopping.
 
@@ -209,6 +218,14 @@ class MSRPRelay:
         self._count_unbound(link, 1)
         return True
 
+    def _count_opened(self, user: str, change: int) -> None:
+        """Count a connection to a next hop in (1) or out of (-1) those of ``user``."""
+        count = self._opened_for.get(user, 0) + change
+        if count > 0:
+            self._opened_for[user] = count
+        else:
+            self._opened_for.pop(user, None)
+
     def _count_unbound(self, link: Link, change: int) -> None:
         """Count ``link`` in (1) or out of (-1) the unbound connections of its source."""
         if link.source is None:
@@ -237,6 +254,8 @@ class MSRPRelay:
         self._links.discard(link)
         if link.listener is None:
             self._outbound -= 1
+            if link.opened_for is not None:
+                self._count_opened(link.opened_for, -1)
         self.metrics.connections.dec()
         self._release_feeds(link, gone=True)
         for session_id in list(link.bindings):
@@ -246,6 +265,7 @@ class MSRPRelay:
             if value is link:
                 del self._next_hops[key]
         pending, link.pending = link.pending, {}
+        self._awaited_bytes -= link.awaited_bytes
         link.awaited_bytes = 0
         if link.timer is not None and link.timer.active():
             link.timer.cancel()
@@ -266,7 +286,8 @@ class MSRPRelay:
         first = self.settings.connection.first_request_timeout
         for link in list(self._links):
             silent = now - link.last_traffic
-            if link.listener is not None and not link.spoke and now - link.made_at >= first:
+            if link.listener is not None and not link.spoke and \
+                    not link.protocol.parser.in_body and now - link.made_at >= first:
                 link.protocol.abort()
             elif silent >= self.settings.idle_timeout and not link.bindings \
                     and not link.pending and not link.feeds:
@@ -374,7 +395,8 @@ class MSRPRelay:
                 [to_hops[1], to_hops[0], from_text])), following, local.link)
             return
         self._send_to_address(link, request, (" ".join(to_hops[1:]),
-                                              to_hops[0] + " " + from_text), first, following)
+                                              to_hops[0] + " " + from_text), first, following,
+                              binding.user)
 
     def _allowed(self, host: str) -> bool:
         """Whether the relay may connect to ``host`` for a client (``allowed_next_hops``)."""
@@ -394,7 +416,10 @@ class MSRPRelay:
         return False
 
     def _send_to_address(self, origin: Link, request: MSRPData, paths: Tuple[str, str],
-                         our_uri: URI, target: URI) -> None:
+                         our_uri: URI, target: URI, user: str) -> None:
+        """Forward ``request`` for ``user``'s binding to the address ``target``, over the
+        connection there, opened when there is none (within ``max_next_hops``, and
+        ``max_next_hops_per_user`` opened for one user)."""
         if target.transport.lower() != "tcp":
             # WebSocket is a client's way to its relay (RFC 7977), never to a next hop.
             self._refuse(origin, request, 400, "Next hops are reached over TCP only")
@@ -408,10 +433,11 @@ class MSRPRelay:
             self._send_to(origin, request, paths, our_uri, hop)
             return
         if hop is None:
-            if len(self._next_hops) >= self.settings.max_next_hops:
+            if len(self._next_hops) >= self.settings.max_next_hops or \
+                    self._opened_for.get(user, 0) >= self.settings.max_next_hops_per_user:
                 self._refuse(origin, request, 503, "Too many next hops")
                 return
-            hop = self._connect(key, target)
+            hop = self._connect(key, target, user)
             if not hop.fired:  # else it is there already, or failed at once
                 self._next_hops[key] = hop
         assert isinstance(hop, Observer)
@@ -431,9 +457,9 @@ class MSRPRelay:
 
         hop.observe().addCallbacks(connected, failed)
 
-    def _connect(self, key: Tuple[str, int, bool], target: URI) -> Observer:
-        """The link to ``target`` being made: an Observer that the chunks waiting for it
-        observe."""
+    def _connect(self, key: Tuple[str, int, bool], target: URI, user: str) -> Observer:
+        """The link to ``target`` being made for ``user``: an Observer that the chunks
+        waiting for it observe."""
         made = Observer()
         try:
             options = relay_tls_options(target.host or "", self.settings.trust_root, None,
@@ -445,11 +471,13 @@ class MSRPRelay:
             made.fire(Failure(ConnectionDone("no connection to %s" % target)))
             return made
         self._connectors.append(connector)
+        self._count_opened(user, 1)
 
         def done(protocol: MSRPProtocol) -> None:
             if connector in self._connectors:
                 self._connectors.remove(connector)
             if self._stopped:
+                self._count_opened(user, -1)
                 protocol.abort()
                 self._next_hops.pop(key, None)
                 made.fire(Failure(ConnectionDone("the relay stopped")))
@@ -457,12 +485,14 @@ class MSRPRelay:
             limit = self.settings.next_hop_chunk_sizes.get(
                 (key[0], key[1]), self.settings.max_chunk_size)
             link = self._adopt(protocol, None, limit)
+            link.opened_for = user
             self._next_hops[key] = link
             made.fire(link)
 
         def failed(reason: Failure) -> None:
             if connector in self._connectors:
                 self._connectors.remove(connector)
+            self._count_opened(user, -1)
             self._next_hops.pop(key, None)
             made.fire(reason)
 
@@ -478,50 +508,57 @@ class MSRPRelay:
         if target.protocol.lost.fired:
             self._refuse(origin, request, 503, "Next hop gone")
             return
-        if len(paths[1]) > MAX_FROM_PATH_LENGTH:
-            # Our URI in front would make a line the next hop's parser refuses, and it
-            # would close the connection: the sender learns it here instead.
-            self._refuse(origin, request, 400, "From-Path too long to forward")
-            return
         failure_report = report_flag(request, "failure-report")
         method = request.method
-        self.metrics.forwarded(method or "", len(request.data))
-        now = target.last_traffic = self.reactor.seconds()
+        awaits = method == "SEND" and failure_report != "no"
+        if awaits:
+            headers, size = report_headers(request.headers)
+            if self._awaited_bytes + size > self.settings.max_awaited_bytes_total:
+                self._refuse(origin, request, 503, "Relay busy")
+                return
         protocol = target.protocol
+        limits = self.settings.connection.parser_limits
         if len(request.data) <= target.max_chunk_size and protocol.takes_encoded_chunks:
             transaction_id = new_transaction_id()
             head, end = encode_relayed(request, transaction_id, *paths)
+            if not head_fits(head, limits):
+                self._refuse(origin, request, 400, "Headers too long to forward")
+                return
             protocol.write_encoded(head, request.data, end)
             written = [transaction_id]
         else:
-            written = []
-            for piece in pieces(copy_request(request, *paths), target.max_chunk_size):
+            cut = pieces(copy_request(request, *paths), target.max_chunk_size)
+            if not all(head_fits(piece.encode_start(False), limits) for piece in cut):
+                self._refuse(origin, request, 400, "Headers too long to forward")
+                return
+            for piece in cut:
                 protocol.write_chunk(piece, check_body=False)
-                written.append(piece.transaction_id)
-        if method == "SEND" and failure_report != "no":
+            written = [piece.transaction_id for piece in cut]
+        self.metrics.forwarded(method or "", len(request.data))
+        now = target.last_traffic = self.reactor.seconds()
+        if awaits:
             # An answer that may come is awaited with what a failure REPORT needs (not
             # the body): for 30 s, or for Failure-Report partial, whose silence is
             # success, PARTIAL_ANSWER_WAIT.
             wait = self.settings.response_timeout if failure_report != "partial" \
                 else min(PARTIAL_ANSWER_WAIT, self.settings.response_timeout)
-            headers, size = report_headers(request.headers)
             awaited = Forwarded(origin, MSRPData(request.transaction_id, method=method,
-                                                  headers=headers),
-                                 our_uri, now + wait, size)
+                                                 headers=headers),
+                                our_uri, now + wait, size)
             for transaction_id in written:
                 target.pending[transaction_id] = awaited
             target.awaited_bytes += size * len(written)
-        if target.pending and target.timer is None:
-            self._watch(target)
-        if len(target.pending) >= MAX_AWAITED_ANSWERS or \
-                target.awaited_bytes >= self.settings.max_awaited_bytes:
-            # The next hop owes too many answers: read no more of what feeds it until it
-            # has given some (or they are overdue).
-            self._hold_feed(origin, target)
+            self._awaited_bytes += size * len(written)
+            if target.timer is None:
+                self._watch(target)
         if method == "SEND" and answers_success(failure_report):
             origin.protocol.write_response(request, 200)
-        if target.protocol.writing_paused:
-            # The next hop cannot take more for now: read no more of what feeds it.
+        if origin is not target and (
+                target.protocol.writing_paused or len(target.pending) >= MAX_AWAITED_ANSWERS
+                or target.awaited_bytes >= self.settings.max_awaited_bytes):
+            # The next hop cannot take more for now, or owes too many answers: read no
+            # more of what feeds it until it can (or its answers are overdue). Never a
+            # connection on itself: its own answers would go unread.
             self._hold_feed(origin, target)
 
     def _hold_feed(self, origin: Link, target: Link) -> None:
@@ -531,6 +568,7 @@ class MSRPRelay:
         if origin in target.feeds:
             return
         target.feeds.add(origin)
+        origin.held_by.add(target)
         origin.protocol.pause_reading(("next hop behind", id(target)))
         self._release_when_drained(target)
 
@@ -558,7 +596,15 @@ class MSRPRelay:
                 return  # an answer, or an answer overdue, looks again
         feeds, target.feeds = target.feeds, set()
         for origin in feeds:
+            origin.held_by.discard(target)
             origin.protocol.resume_reading(("next hop behind", id(target)))
+
+    def _let_go(self, link: Link) -> None:
+        """Read ``link`` again, whatever held it back."""
+        for target in list(link.held_by):
+            target.feeds.discard(link)
+            link.protocol.resume_reading(("next hop behind", id(target)))
+        link.held_by.clear()
 
     def _answered(self, link: Link, response: MSRPData) -> None:
         entry = link.pending.pop(response.transaction_id, None)
@@ -566,6 +612,7 @@ class MSRPRelay:
             return  # an answer to something not ours, or too late
         link.last_traffic = self.reactor.seconds()
         link.awaited_bytes -= entry.size
+        self._awaited_bytes -= entry.size
         if link.feeds:
             self._release_feeds(link)
         if response.code != 200:
@@ -580,7 +627,9 @@ class MSRPRelay:
 
     def _overdue(self, link: Link) -> None:
         """The answers ``link`` owes that are past due: 408 failure REPORTs (not for
-        Failure-Report ``partial``, whose silence is its success)."""
+        Failure-Report ``partial``, whose silence is its success). While the relay holds
+        ``link`` back, its answers may be waiting unread: it is read again and they get
+        :data:`HELD_ANSWER_GRACE` seconds more, up to :data:`HELD_ANSWER_GRACES` times."""
         link.timer = None
         now = self.reactor.seconds()
         while link.pending:
@@ -588,8 +637,15 @@ class MSRPRelay:
             if entry.deadline > now:
                 self._watch(link)
                 break
+            if link.held_by and entry.graces < HELD_ANSWER_GRACES:
+                self._let_go(link)
+                entry.graces += 1
+                entry.deadline = now + HELD_ANSWER_GRACE
+                self._watch(link)
+                break
             del link.pending[transaction_id]
             link.awaited_bytes -= entry.size
+            self._awaited_bytes -= entry.size
             if report_flag(entry.request, "failure-report") != "partial":
                 self._failed(entry, 408, "No answer from the next hop")
         if link.feeds:

@@ -34,10 +34,13 @@ class RelaySettings:
     ``connection.max_unbound_per_source``: accepted connections that hold no binding, at
     once, from one address (a new one past it is closed at once; a client's connection
     stops counting once an AUTH is granted). ``max_next_hops``: connections to next hops
-    open or being opened at once (a chunk for another gets 503). ``max_awaited_bytes``: the
-    headers kept, per next hop, of chunks whose answer it owes; past it, as past
-    :data:`~msrplib.relayserver.relay.MAX_AWAITED_ANSWERS` answers, what feeds it is
-    not read until it has answered half.
+    open or being opened at once, and ``max_next_hops_per_user``: of those, opened for
+    one user's clients (a chunk that needs another gets 503). ``max_awaited_bytes``: the
+    weight (in memory) of the headers kept, per next hop, of chunks whose answer it owes;
+    past it, as past :data:`~msrplib.relayserver.relay.MAX_AWAITED_ANSWERS` answers, what
+    feeds it is not read until it has answered half. ``max_awaited_bytes_total``: the
+    same for all next hops together; past it, a chunk whose answer would be awaited is
+    refused with 503 (its sender learns at once).
     """
 
     min_expires: int = 60
@@ -53,5 +56,7 @@ class RelaySettings:
     trust_root: Any = None
     verify_tls: bool = True
     allowed_next_hops: Optional[List[str]] = None
-    max_next_hops: int = 1000
+    max_next_hops: int = 10000
+    max_next_hops_per_user: int = 64
     max_awaited_bytes: int = 4 * 1024 * 1024
+    max_awaited_bytes_total: int = 256 * 1024 * 1024
