@@ -70,13 +70,12 @@ HEADER_WEIGHT = 320
 ENTRY_WEIGHT = 640
 
 
-def report_headers(headers: Headers) -> Tuple[Headers, int]:
-    """What a failure REPORT on a chunk needs of its ``headers``, and its weight in bytes
-    (roughly): the headers themselves when they are light (no copy), else a copy of those
-    few, with the last URI of the To-Path only."""
-    items = headers._items
-    weight = ENTRY_WEIGHT + sum(len(value) for _, _, value in items) + \
-        HEADER_WEIGHT * len(items)
+def report_headers(headers: Headers, head_length: int) -> Tuple[Headers, int]:
+    """What a failure REPORT on a chunk needs of its ``headers``, and its weight in memory
+    (roughly), given the length of the chunk's head as forwarded: the headers themselves
+    when they are light (no copy), else a copy of those few, with the last URI of the
+    To-Path only."""
+    weight = ENTRY_WEIGHT + head_length + HEADER_WEIGHT * len(headers._items)
     if weight <= SHARED_HEADERS_WEIGHT:
         return headers, weight
     kept = Headers()

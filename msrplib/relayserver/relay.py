@@ -510,27 +510,29 @@ class MSRPRelay:
             return
         failure_report = report_flag(request, "failure-report")
         method = request.method
-        awaits = method == "SEND" and failure_report != "no"
-        if awaits:
-            headers, size = report_headers(request.headers)
-            if self._awaited_bytes + size > self.settings.max_awaited_bytes_total:
-                self._refuse(origin, request, 503, "Relay busy")
-                return
         protocol = target.protocol
         limits = self.settings.connection.parser_limits
-        if len(request.data) <= target.max_chunk_size and protocol.takes_encoded_chunks:
+        direct = len(request.data) <= target.max_chunk_size and protocol.takes_encoded_chunks
+        if direct:
             transaction_id = new_transaction_id()
             head, end = encode_relayed(request, transaction_id, *paths)
-            if not head_fits(head, limits):
-                self._refuse(origin, request, 400, "Headers too long to forward")
+            heads = [head]
+        else:
+            cut = pieces(copy_request(request, *paths), target.max_chunk_size)
+            heads = [piece.encode_start(False) for piece in cut]
+        if not all(head_fits(head, limits) for head in heads):
+            self._refuse(origin, request, 400, "Headers too long to forward")
+            return
+        awaits = method == "SEND" and failure_report != "no"
+        if awaits:
+            headers, size = report_headers(request.headers, len(heads[0]))
+            if self._awaited_bytes + size * len(heads) > self.settings.max_awaited_bytes_total:
+                self._refuse(origin, request, 503, "Relay busy")
                 return
+        if direct:
             protocol.write_encoded(head, request.data, end)
             written = [transaction_id]
         else:
-            cut = pieces(copy_request(request, *paths), target.max_chunk_size)
-            if not all(head_fits(piece.encode_start(False), limits) for piece in cut):
-                self._refuse(origin, request, 400, "Headers too long to forward")
-                return
             for piece in cut:
                 protocol.write_chunk(piece, check_body=False)
             written = [piece.transaction_id for piece in cut]
