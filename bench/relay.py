@@ -29,7 +29,7 @@ from _common import report
 from msrplib.connect import AcceptorRelay, ConnectorRelay, MSRPRelaySettings
 from msrplib.protocol import URI
 from msrplib.session import MessageReceiver, MSRPSession, SessionSettings
-from tests.relay import USERS, KamailioRelay
+from tests.relay import USERS, KamailioRelay, children_of
 from tests.test_relay_plugin import RelayProcess
 
 REALM = "msrp-test"
@@ -40,21 +40,13 @@ SETTINGS = SessionSettings(keepalive_interval=0, relayed_failure_wait=0, max_mes
 def rss_kib(pids):
     """The resident memory of processes ``pids`` and their children, in KiB."""
     total = 0
-    wanted = set(pids)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in set(pids) | set(children_of(set(pids))):
         try:
-            with open("/proc/%s/stat" % entry) as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            if int(entry) not in wanted and parent not in wanted:
-                continue
-            with open("/proc/%s/status" % entry) as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
+            with open("/proc/%d/status" % pid) as status:
+                total += next(int(line.split()[1]) for line in status
+                              if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue  # it ended meanwhile
     return total
 
 

@@ -25,6 +25,32 @@ USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 INSTALL_HINT = "apt-get install kamailio kamailio-tls-modules kamailio-websocket-modules"
 
 
+def _state_and_parent(pid):
+    """A process's state letter and parent pid from /proc, or None once it is gone."""
+    try:
+        with open("/proc/%s/stat" % pid) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def children_of(parents):
+    """The pids of the running (not zombie) children of the processes ``parents``: a
+    relay's workers, Kamailio's processes."""
+    children = []
+    for entry in os.listdir("/proc"):
+        found = _state_and_parent(entry) if entry.isdigit() else None
+        if found is not None and found[0] != "Z" and found[1] in parents:
+            children.append(int(entry))
+    return children
+
+
+def running(pids):
+    """Those of ``pids`` still running (not zombies)."""
+    return [pid for pid in pids if (_state_and_parent(pid) or ("Z",))[0] != "Z"]
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -23,7 +23,7 @@ from msrplib.protocol import URI
 from msrplib.relayserver.webdemo import MD5_JS
 from msrplib.session import MSRPSession
 from msrplib.testing import CollectingReceiver
-from tests.relay import free_port
+from tests.relay import children_of, free_port, running
 from tests.test_relay_server import HA1, REALM, SESSION_SETTINGS, RelayHarness
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,23 +124,14 @@ class PluginTests(RelayHarness, unittest.TestCase):
         self.assertNotIn(workers[0], again)
         # The supervisor waits for its workers' graceful stops, and leaves none behind.
         self.assertIn((yield deferToThread(relay.stop)), (0, -signal.SIGTERM))
-        self.assertEqual([pid for pid in again if os.path.exists("/proc/%d" % pid)
-                          and "Z" not in open("/proc/%d/stat" % pid).read().split()[2]], [])
+        self.assertEqual(running(again), [])
 
     def workers_of(self, parent, count, also=lambda pids: True):
         """The pids of ``parent``'s worker processes, once there are ``count`` (and
         ``also`` holds), within 15 s."""
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            pids = []
-            for entry in os.listdir("/proc"):
-                if entry.isdigit():
-                    try:
-                        with open("/proc/%s/stat" % entry) as stat:
-                            if int(stat.read().rsplit(")", 1)[1].split()[1]) == parent:
-                                pids.append(int(entry))
-                    except (OSError, ValueError, IndexError):
-                        continue
+            pids = children_of({parent})
             if len(pids) == count and also(pids):
                 return pids
             time.sleep(0.1)
