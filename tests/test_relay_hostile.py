@@ -397,3 +397,137 @@ class NonceTableTests(unittest.TestCase):
         self.assertEqual(authority.check(replay, "AUTH", "msrp://r;tcp")[0], STALE)
         # One still remembered is checked as before: the same count again is a replay.
         self.assertEqual(authority.check(alice, "AUTH", "msrp://r;tcp")[0], REFUSED)
+
+
+class ThirdReviewTests(RelayPeers, unittest.TestCase):
+    """What the review of b7916e3 found."""
+
+    def answer_first_sends(self, peer, me, count):
+        """Answer (200) the first ``count`` SENDs ``peer`` got."""
+        for request in [r for r in peer.got if r.method == "SEND"][:count]:
+            peer.proto.write_raw((
+                "MSRP %s 200 OK\r\nTo-Path: %s\r\nFrom-Path: %s\r\n-------%s$\r\n" % (
+                    request.transaction_id, request.headers["from-path"].split()[0], me,
+                    request.transaction_id)).encode())
+
+    @inlineCallbacks
+    def test_a_connection_read_again_for_its_answers_cannot_push_into_a_stalled_hop(self):
+        relay, uri = self.start_relay(settings=RelaySettings(response_timeout=1.0))
+        self.patch(relay_module, "HELD_ANSWER_GRACE", 0.3)
+        sink = self.sink(stall=True)  # a next hop that reads nothing
+        alice, carol = (yield self.connect(uri)), (yield self.connect(uri))
+        alice_path, carol_path = (yield alice.auth(uri)), (yield carol.auth(uri, "bob"))
+        to = "%s msrp://127.0.0.1:%d/far;tcp" % (alice_path, sink.port.getHost().port)
+        feed = next(link for link in relay._links if link.bindings and
+                    alice_path.split("/")[-1].split(";")[0] in link.bindings)
+        while not feed.protocol.reading_paused:  # until the relay holds alice back
+            alice.request("SEND", to, b"x" * 60000, Failure_Report="no")
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        # Alice owes an answer (carol's chunk, which she never answers): when it falls
+        # due, the relay reads her again for it, and she pushes on.
+        carol.request("SEND", "%s %s msrp://127.0.0.1:9/alice;tcp" % (carol_path, alice_path),
+                      b"owed")
+        tids = [alice.request("SEND", to, b"y" * 60000) for _ in range(30)]
+        yield until(lambda: any(r.code == 503 for r in alice.got), timeout=6)
+        refused = [r for r in alice.got if r.transaction_id in tids and r.code == 503]
+        self.assertEqual(refused[0].comment, "Next hop behind")
+
+    @inlineCallbacks
+    def test_sends_to_a_connections_own_bindings_are_bounded(self):
+        relay, uri = self.start_relay(settings=RelaySettings(max_awaited_bytes=20000))
+        gateway = yield self.connect(uri)  # a connection holding two bindings
+        first, second = (yield gateway.auth(uri)), (yield gateway.auth(uri, "bob"))
+        codes = []
+        for _ in range(30):  # to itself, never answered: it cannot be held on itself
+            tid = gateway.request("SEND", "%s %s msrp://127.0.0.1:9/b;tcp" % (first, second),
+                                  b"x")
+            codes.append((yield gateway.answer(tid)).comment)
+        self.assertIn("Next hop behind", codes)
+        self.assertLessEqual(max(link.awaited_bytes for link in relay._links), 20000 + 4096)
+
+    @inlineCallbacks
+    def test_one_users_share_of_the_answers_awaited_is_bounded(self):
+        relay, uri = self.start_relay(settings=RelaySettings(max_awaited_bytes_per_user=40000))
+        sink = self.sink()  # a next hop that never answers
+        port = sink.port.getHost().port
+
+        @inlineCallbacks
+        def send(peer, path):
+            tid = peer.request("SEND", "%s msrp://127.0.0.1:%d/x;tcp" % (path, port), b"x")
+            return (yield peer.answer(tid)).comment
+
+        alice, bob = (yield self.connect(uri)), (yield self.connect(uri))
+        alice_path, bob_path = (yield alice.auth(uri)), (yield bob.auth(uri, "bob"))
+        comments = []
+        for _ in range(40):
+            comments.append((yield send(alice, alice_path)))
+        self.assertIn("Relay busy", comments)
+        self.assertEqual((yield send(bob, bob_path)), "OK")  # his share is his own
+        again = yield self.connect(uri)  # alice on another connection: the same share
+        self.assertEqual((yield send(again, (yield again.auth(uri)))), "Relay busy")
+
+    @inlineCallbacks
+    def test_a_next_hop_that_reads_nothing_is_closed_and_its_feeds_told_and_read(self):
+        relay, uri = self.start_relay(settings=RelaySettings(
+            response_timeout=0.5, idle_timeout=2.0,
+            connection=ConnectionSettings(first_request_timeout=2.0)))
+        sink = self.sink(stall=True)
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        feed = next(link for link in relay._links if link.bindings)
+        while not feed.protocol.reading_paused:
+            alice.request("SEND", to, b"x" * 60000)
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        # Within the stall bound (and the sweep's half second), the next hop goes: every
+        # chunk it was given fails, and alice is read again.
+        yield until(lambda: any(r.method == "REPORT" for r in alice.got), timeout=5)
+        answer = yield alice.answer(alice.request("AUTH", str(uri)), timeout=5)
+        self.assertEqual(answer.code, 401)
+        self.assertFalse([link for link in relay._links if link.listener is None])
+
+    @inlineCallbacks
+    def test_partial_answers_are_not_kept_as_long_as_the_yes_before_them(self):
+        self.patch(relay_module, "PARTIAL_ANSWER_WAIT", 0.3)
+        relay, uri = self.start_relay()  # response_timeout 30 s
+        alice, bob = (yield self.connect(uri)), (yield self.connect(uri))
+        alice_path, bob_path = (yield alice.auth(uri)), (yield bob.auth(uri, "bob"))
+        to = "%s %s msrp://127.0.0.1:9/bob;tcp" % (alice_path, bob_path)
+        alice.request("SEND", to, b"yes")
+        yield until(lambda: any(r.method == "SEND" for r in bob.got))
+        for _ in range(5):
+            alice.request("SEND", to, b"partial", Failure_Report="partial")
+        yield until(lambda: len([r for r in bob.got if r.method == "SEND"]) == 6)
+        self.answer_first_sends(bob, "msrp://127.0.0.1:9/bob;tcp", 1)  # the yes
+        yield until(lambda: relay.in_flight == 0, timeout=2)  # not 30 s
+
+    @inlineCallbacks
+    def test_a_next_hop_being_closed_gets_no_more_chunks(self):
+        relay, uri = self.start_relay()
+        sink = self.sink()
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        yield alice.answer(alice.request("SEND", to, b"first"))
+        hop = next(link for link in relay._links if link.listener is None)
+        relay._close(hop)  # as the idle sweep does; its close takes a while over TLS
+        alice.request("SEND", to, b"second")
+        yield until(lambda: len(sink.conns) == 2)  # on a new connection
+        yield until(lambda: sink.received >= len(b"firstsecond") + 200)
+
+    @inlineCallbacks
+    def test_a_stop_ends_even_with_a_client_that_reads_nothing(self):
+        self.patch(relay_module, "CLOSE_WAIT", 0.5)
+        relay, uri = self.start_relay()
+        bob = yield self.connect(uri)
+        bob_path = yield bob.auth(uri, "bob")
+        bob.proto.transport.pauseProducing()  # reads nothing from now on
+        alice = yield self.connect(uri)
+        alice_path = yield alice.auth(uri)
+        for _ in range(60):
+            alice.request("SEND", "%s %s msrp://127.0.0.1:9/bob;tcp" % (alice_path, bob_path),
+                          b"z" * 60000, Failure_Report="no")
+        yield task.deferLater(reactor, 0.5, lambda: None)
+        started = reactor.seconds()
+        yield relay.stop()
+        self.assertLess(reactor.seconds() - started, 3.0)

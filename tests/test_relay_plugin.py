@@ -226,3 +226,96 @@ class PluginTests(RelayHarness, unittest.TestCase):
         yield alice.send_message(b"from a browser's side", "text/plain",
                                  success_report="yes")
         self.assertEqual(heard.received[0].data, b"from a browser's side")
+
+
+class WorkerLifeTests(unittest.TestCase):
+    """The workers' lives, found by a review of b7916e3: a dead worker's counts, a worker
+    that cannot start, a supervisor killed."""
+
+    @inlineCallbacks
+    def raw_client(self, uri, user):
+        from msrplib._bind import ConnectionSettings
+        from msrplib._direct import connect_to
+        from tests.test_relay_server_edges import Raw
+        proto = yield connect_to(uri, None, reactor, ConnectionSettings())[0]
+        self.addCleanup(lambda: proto.abort() or proto.lost.observe().addErrback(
+            lambda _: None))
+        client = Raw(proto)
+        yield client.auth(uri, user)
+        return client
+
+    @inlineCallbacks
+    def test_a_dead_workers_gauges_no_longer_count(self):
+        relay = RelayProcess(self.mktemp(), "--workers", "2")
+        self.addCleanup(relay.stop)
+        workers = yield deferToThread(PluginTests.workers_of, None, relay.process.pid, 2)
+        yield deferToThread(time.sleep, 1.0)  # both listen
+        clients = []
+        for n in range(8):
+            clients.append((yield self.raw_client(relay.uri, ("alice", "bob")[n % 2])))
+        os.kill(workers[0], signal.SIGKILL)
+        yield deferToThread(PluginTests.workers_of, None, relay.process.pid, 2,
+                            lambda pids: workers[0] not in pids)
+        alive = [client for client in clients if not client.proto.lost.fired]
+        self.assertLess(len(alive), 8)  # some were the dead worker's
+        deadline = time.monotonic() + 10
+        while True:
+            text = yield deferToThread(relay.metrics)
+            if metric(text, "msrp_relay_bindings") == len(alive) or \
+                    time.monotonic() > deadline:
+                break
+            yield deferToThread(time.sleep, 0.3)
+        self.assertEqual(metric(text, "msrp_relay_bindings"), float(len(alive)))
+
+    @inlineCallbacks
+    def test_workers_stop_when_their_supervisor_is_killed(self):
+        relay = RelayProcess(self.mktemp(), "--workers", "2")
+        self.addCleanup(relay.stop)
+        workers = yield deferToThread(PluginTests.workers_of, None, relay.process.pid, 2)
+        yield deferToThread(time.sleep, 1.0)
+        relay.process.kill()
+        relay.process.wait()
+        deadline = time.monotonic() + 15
+        while running(workers) and time.monotonic() < deadline:
+            yield deferToThread(time.sleep, 0.2)
+        self.assertEqual(running(workers), [])
+
+    def test_workers_that_keep_ending_as_they_start_stop_the_supervisor(self):
+        from types import SimpleNamespace
+        from twisted.internet.task import Clock
+        from msrplib.relayserver import daemon
+
+        class Reactor(Clock):
+            def __init__(self):
+                super().__init__()
+                self.stopped, self.spawned = False, []
+
+            def spawnProcess(self, worker, executable, argv, env=None, childFDs=None):
+                self.spawned.append(worker)
+                return SimpleNamespace(pid=1000 + len(self.spawned))
+
+            def stop(self):
+                self.stopped = True
+
+        clock = Reactor()
+        ended = []
+        workers = daemon.WorkerProcesses(["relay"], 1, clock, on_ended=ended.append)
+        workers.startService()
+        clock.advance(daemon.EARLY_END + 1)
+        clock.spawned[-1].processEnded(None)  # after a good while: started again in 1 s
+        self.assertEqual(ended, [1001])
+        delays = []
+        for _ in range(daemon.MAX_EARLY_ENDS):
+            before = len(clock.spawned)
+            clock.advance(daemon.RESTART_DELAY)
+            waited = daemon.RESTART_DELAY
+            while len(clock.spawned) == before and not clock.stopped and waited < 100:
+                clock.advance(1)
+                waited += 1
+            if clock.stopped:
+                break
+            delays.append(waited)
+            clock.spawned[-1].processEnded(None)  # at once: an early end
+        self.assertEqual(delays, [1, 2, 4, 8, 16][:len(delays)])
+        self.assertTrue(clock.stopped)
+        self.assertEqual(len(clock.spawned), 1 + len(delays))

@@ -31,11 +31,16 @@ from msrplib.relayserver.service import GRACE_SECONDS, Listener, RelayService
 from msrplib.relayserver.users import load_users
 from msrplib.tls import TLSIdentity
 
-__all__ = ["make_service", "RelayDaemon", "WorkerProcesses", "parse_chunk_sizes",
-           "RESTART_DELAY", "STOP_WAIT"]
+__all__ = ["make_service", "RelayDaemon", "WorkerProcesses", "SupervisorWatch",
+           "parse_chunk_sizes", "RESTART_DELAY", "EARLY_END", "MAX_EARLY_ENDS", "STOP_WAIT"]
 
-#: Seconds before a worker that ended is started again.
+#: Seconds before a worker that ended is started again; doubled for each one in a row
+#: that ended within :data:`EARLY_END` seconds of its start, and after
+#: :data:`MAX_EARLY_ENDS` of those the supervisor stops (the workers cannot start: a
+#: port taken, a file missing), rather than look well while no worker serves.
 RESTART_DELAY = 1.0
+EARLY_END = 10.0
+MAX_EARLY_ENDS = 5
 #: Seconds a supervisor waits for its workers' graceful stops before it kills them.
 STOP_WAIT = GRACE_SECONDS + 5.0
 
@@ -71,10 +76,14 @@ class RelayDaemon(MultiService):
 
 
 class _Worker(protocol.ProcessProtocol):
-    """One worker process: when it ends while the workers run, another takes its place."""
+    """One worker process: when it ends while the workers run, another takes its place.
+    ``pid`` and ``started`` are kept: Twisted forgets the pid before it says the process
+    ended."""
 
-    def __init__(self, workers: WorkerProcesses) -> None:
+    def __init__(self, workers: WorkerProcesses, started: float) -> None:
         self.workers = workers
+        self.started = started
+        self.pid: Optional[int] = None
         self.ended: Deferred[None] = Deferred()
 
     def processEnded(self, reason: Any) -> None:
@@ -100,6 +109,7 @@ class WorkerProcesses(Service):
         self.on_ended = on_ended
         self.processes: Dict[_Worker, Any] = {}
         self._restarts: List[Any] = []
+        self._early_ends = 0
 
     def startService(self) -> None:
         Service.startService(self)
@@ -109,21 +119,36 @@ class WorkerProcesses(Service):
     def _spawn(self) -> None:
         if not self.running:
             return
-        worker = _Worker(self)
-        self.processes[worker] = self.reactor.spawnProcess(
-            worker, self.argv[0], self.argv, env=self.environment,
-            childFDs={0: "w", 1: 1, 2: 2})
+        worker = _Worker(self, self.reactor.seconds())
+        # Its standard input is a pipe from here: it ends when this process does, and the
+        # worker then stops (SupervisorWatch).
+        process = self.reactor.spawnProcess(worker, self.argv[0], self.argv,
+                                            env=self.environment,
+                                            childFDs={0: "w", 1: 1, 2: 2})
+        worker.pid = process.pid
+        self.processes[worker] = process
 
     def ended(self, worker: _Worker) -> None:
-        """A worker ended: another one, unless the workers are stopping."""
-        process = self.processes.pop(worker, None)
-        if process is not None and process.pid is not None:
-            self.on_ended(process.pid)
-        if self.running:
-            self.log.warn("a relay worker ended; starting another in {delay} s",
-                          delay=RESTART_DELAY)
-            self._restarts = [call for call in self._restarts if call.active()]
-            self._restarts.append(self.reactor.callLater(RESTART_DELAY, self._spawn))
+        """A worker ended: another one, unless the workers are stopping, or they keep
+        ending as they start."""
+        self.processes.pop(worker, None)
+        if worker.pid is not None:
+            self.on_ended(worker.pid)
+        if not self.running:
+            return
+        if self.reactor.seconds() - worker.started < EARLY_END:
+            self._early_ends += 1
+        else:
+            self._early_ends = 0
+        if self._early_ends >= MAX_EARLY_ENDS:
+            self.log.critical("relay workers keep ending as they start ({count} in a row);"
+                              " stopping", count=self._early_ends)
+            self.reactor.stop()
+            return
+        delay = RESTART_DELAY * 2 ** self._early_ends
+        self.log.warn("a relay worker ended; starting another in {delay} s", delay=delay)
+        self._restarts = [call for call in self._restarts if call.active()]
+        self._restarts.append(self.reactor.callLater(delay, self._spawn))
 
     def stopService(self) -> Deferred[Any]:
         Service.stopService(self)
@@ -148,6 +173,45 @@ class WorkerProcesses(Service):
         done = DeferredList(ending)
         done.addBoth(lambda result: killer.active() and killer.cancel())
         return done
+
+
+class _EndOfInput(protocol.Protocol):
+    def __init__(self, ended: Callable[[], None]) -> None:
+        self.ended = ended
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.ended()
+
+
+class SupervisorWatch(Service):
+    """In a worker: stops the worker when its supervisor ends, however it ends (its
+    standard input, a pipe from the supervisor, closes), so that no worker outlives it."""
+
+    log = Logger()
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self._reader: Any = None
+
+    def startService(self) -> None:
+        import os
+        from twisted.internet import stdio
+        Service.startService(self)
+        # Its standard output is the supervisor's: it stays blocking, untouched.
+        standard_io: Any = stdio.StandardIO
+        self._reader = standard_io(_EndOfInput(self._supervisor_gone), stdin=0,
+                                   stdout=os.open(os.devnull, os.O_WRONLY),
+                                   reactor=self.reactor)
+
+    def _supervisor_gone(self) -> None:
+        if self.running:
+            self.log.warn("the supervisor is gone; this worker stops")
+            self.reactor.stop()
+
+    def stopService(self) -> None:
+        Service.stopService(self)
+        if self._reader is not None:
+            self._reader.loseConnection()
 
 
 def _identity(config: Mapping[str, Any]) -> Optional[TLSIdentity]:
@@ -188,6 +252,8 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
         daemon.relay = RelayService(relay, _listeners(config), grace=GRACE_SECONDS)
         daemon.relay.setServiceParent(daemon)
         registry = relay.metrics.registry
+        if config.get("worker"):
+            SupervisorWatch(reactor).setServiceParent(daemon)
     if config.get("metrics"):
         daemon.metrics = MetricsExporter(config["metrics"], registry, reactor)
         daemon.metrics.setServiceParent(daemon)

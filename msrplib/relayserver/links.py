@@ -34,8 +34,13 @@ class Link:
         #: call is waiting for its socket to drain to let them go.
         self.feeds: Set[Link] = set()
         self.drain_watched = False
-        #: The links it is held back for (it is one of their feeds).
+        #: The links it is held back for (it is one of their feeds), and whether it was
+        #: read again for the answers it owed while held.
         self.held_by: Set[Link] = set()
+        self.read_for_answers = False
+        #: Since when others wait for its socket to drain; whether it is closing.
+        self.stalled_since: Optional[float] = None
+        self.closing = False
         #: When it was made, when it last carried a request or an awaited answer, and
         #: whether it ever sent a request.
         self.made_at = 0.0
@@ -61,5 +66,7 @@ class Forwarded:
     #: What it counts for in its next hop's ``awaited_bytes``.
     size: int
     reported: bool = False
+    #: Whose share of the relay's awaited answers it counts in.
+    owner: str = ""
     #: How many times its deadline was put back (its next hop was held back).
     graces: int = 0

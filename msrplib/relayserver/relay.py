@@ -57,7 +57,7 @@ from msrplib.tls import TLSIdentity, relay_tls_options
 from msrplib.transport import MSRPProtocol
 
 __all__ = ["MSRPRelay", "RelaySettings", "MAX_AWAITED_ANSWERS", "PARTIAL_ANSWER_WAIT",
-           "HELD_ANSWER_GRACE", "HELD_ANSWER_GRACES"]
+           "HELD_ANSWER_GRACE", "HELD_ANSWER_GRACES", "CLOSE_WAIT"]
 
 #: Answers a next hop may owe at once (for chunks forwarded to it with Failure-Report
 #: ``yes`` or ``partial``); past it, what feeds it is not read until it has answered half.
@@ -68,6 +68,8 @@ PARTIAL_ANSWER_WAIT = 5.0
 #: (it feeds a next hop that is behind) are waited for: they may be unread in its socket.
 HELD_ANSWER_GRACE = 5.0
 HELD_ANSWER_GRACES = 3
+#: Seconds a connection closed after what was written is given before it is aborted.
+CLOSE_WAIT = 5.0
 
 
 class MSRPRelay:
@@ -106,8 +108,10 @@ class MSRPRelay:
         # Next hops by (host, port, TLS): the link, or the Deferred while connecting.
         self._next_hops: Dict[Tuple[str, int, bool], Any] = {}
         self._outbound = 0  # links to next hops
-        #: The weight of the answers awaited on every link (``max_awaited_bytes_total``).
+        #: The weight of the answers awaited on every link (``max_awaited_bytes_total``),
+        #: and by whose sending (``max_awaited_bytes_per_user``, see :meth:`_owner`).
         self._awaited_bytes = 0
+        self._awaited_by_owner: Dict[str, int] = {}
         #: Connections to next hops open or opening, by the user they were opened for.
         self._opened_for: Dict[str, int] = {}
 
@@ -196,9 +200,23 @@ class MSRPRelay:
         stopped = [succeed(port.stopListening()) for port in self._ports]
         for link in list(self._links):
             stopped.append(link.protocol.lost.observe().addErrback(lambda _: None))
-            link.protocol.close()
+            self._close(link)
         self._ports = []
         return DeferredList(stopped)
+
+    def _close(self, link: Link) -> None:
+        """Close ``link`` after what was written, or abort it when that takes longer than
+        :data:`CLOSE_WAIT` (a peer that reads nothing would keep it open for ever). No
+        chunk goes to it meanwhile: a next hop closing is no next hop."""
+        link.closing = True
+        for key, value in list(self._next_hops.items()):
+            if value is link:
+                del self._next_hops[key]
+        protocol = link.protocol
+        protocol.close()
+        if not protocol.lost.fired:
+            timer = self.reactor.callLater(CLOSE_WAIT, protocol.abort)
+            protocol.lost.observe().addBoth(lambda _: timer.active() and timer.cancel())
 
     @property
     def bindings(self) -> int:
@@ -265,8 +283,8 @@ class MSRPRelay:
             if value is link:
                 del self._next_hops[key]
         pending, link.pending = link.pending, {}
-        self._awaited_bytes -= link.awaited_bytes
-        link.awaited_bytes = 0
+        for forwarded in pending.values():
+            self._forget_awaited(link, forwarded)
         if link.timer is not None and link.timer.active():
             link.timer.cancel()
         link.timer = None
@@ -290,8 +308,13 @@ class MSRPRelay:
                     not link.protocol.parser.in_body and now - link.made_at >= first:
                 link.protocol.abort()
             elif silent >= self.settings.idle_timeout and not link.bindings \
-                    and not link.pending and not link.feeds:
-                link.protocol.close()
+                    and not link.pending and not link.feeds and not link.closing:
+                self._close(link)
+            elif link.stalled_since is not None and link.protocol.writing_paused and \
+                    now - link.stalled_since >= self.settings.response_timeout:
+                # It has read nothing for that long while others wait to write to it:
+                # what it was sent fails (failure REPORTs), and they are read again.
+                link.protocol.abort()
         if self._links and not self._stopped:
             self._sweeper = self.reactor.callLater(self._sweep_interval(), self._sweep)
 
@@ -505,8 +528,15 @@ class MSRPRelay:
         From-Path) and an id of its own (cut into pieces ``target`` takes); answer
         ``request`` as its Failure-Report asks once it is written, and wait for the next
         hop's answer."""
-        if target.protocol.lost.fired:
+        if target.protocol.lost.fired or target.closing:
             self._refuse(origin, request, 503, "Next hop gone")
+            return
+        behind = target.protocol.writing_paused or len(target.pending) >= MAX_AWAITED_ANSWERS \
+            or target.awaited_bytes >= self.settings.max_awaited_bytes
+        if behind and (origin is target or origin.read_for_answers):
+            # It cannot be held back: not on its own answers, and not once it was read
+            # again for the answers it owed (it would push more each time).
+            self._refuse(origin, request, 503, "Next hop behind")
             return
         failure_report = report_flag(request, "failure-report")
         method = request.method
@@ -526,7 +556,11 @@ class MSRPRelay:
         awaits = method == "SEND" and failure_report != "no"
         if awaits:
             headers, size = report_headers(request.headers, len(heads[0]))
-            if self._awaited_bytes + size * len(heads) > self.settings.max_awaited_bytes_total:
+            owner = self._owner(origin)
+            weight = size * len(heads)
+            if self._awaited_bytes + weight > self.settings.max_awaited_bytes_total or \
+                    self._awaited_by_owner.get(owner, 0) + weight > \
+                    self.settings.max_awaited_bytes_per_user:
                 self._refuse(origin, request, 503, "Relay busy")
                 return
         if direct:
@@ -546,11 +580,12 @@ class MSRPRelay:
                 else min(PARTIAL_ANSWER_WAIT, self.settings.response_timeout)
             awaited = Forwarded(origin, MSRPData(request.transaction_id, method=method,
                                                  headers=headers),
-                                our_uri, now + wait, size)
+                                our_uri, now + wait, size, owner=owner)
             for transaction_id in written:
                 target.pending[transaction_id] = awaited
-            target.awaited_bytes += size * len(written)
-            self._awaited_bytes += size * len(written)
+            target.awaited_bytes += weight
+            self._awaited_bytes += weight
+            self._awaited_by_owner[owner] = self._awaited_by_owner.get(owner, 0) + weight
             if target.timer is None:
                 self._watch(target)
         if method == "SEND" and answers_success(failure_report):
@@ -563,6 +598,27 @@ class MSRPRelay:
             # connection on itself: its own answers would go unread.
             self._hold_feed(origin, target)
 
+    def _owner(self, link: Link) -> str:
+        """Whose share of ``max_awaited_bytes_total`` what ``link`` sends counts in: its
+        client's user, or the address it came from, or the next hop's connection."""
+        for session_id in link.bindings:
+            binding = self.auth.get(session_id)
+            if binding is not None:
+                return "user " + binding.user
+        if link.source is not None:
+            return "address " + link.source
+        return "next hop %d" % id(link)
+
+    def _forget_awaited(self, link: Link, entry: Forwarded) -> None:
+        """``entry`` is no longer awaited on ``link``: take its weight off the counts."""
+        link.awaited_bytes -= entry.size
+        self._awaited_bytes -= entry.size
+        left = self._awaited_by_owner.get(entry.owner, 0) - entry.size
+        if left > 0:
+            self._awaited_by_owner[entry.owner] = left
+        else:
+            self._awaited_by_owner.pop(entry.owner, None)
+
     def _hold_feed(self, origin: Link, target: Link) -> None:
         """Stop reading ``origin`` until ``target`` can take more (its socket has
         drained, and it owes fewer than half :data:`MAX_AWAITED_ANSWERS` answers and
@@ -572,6 +628,8 @@ class MSRPRelay:
         target.feeds.add(origin)
         origin.held_by.add(target)
         origin.protocol.pause_reading(("next hop behind", id(target)))
+        if target.protocol.writing_paused and target.stalled_since is None:
+            target.stalled_since = self.reactor.seconds()
         self._release_when_drained(target)
 
     def _release_when_drained(self, target: Link) -> None:
@@ -581,6 +639,7 @@ class MSRPRelay:
 
             def drained() -> None:
                 target.drain_watched = False
+                target.stalled_since = None
                 self._release_feeds(target)
 
             target.protocol.call_when_drained(drained)
@@ -602,19 +661,28 @@ class MSRPRelay:
             origin.protocol.resume_reading(("next hop behind", id(target)))
 
     def _let_go(self, link: Link) -> None:
-        """Read ``link`` again, whatever held it back."""
+        """Read ``link`` again, whatever held it back, for the answers it owes; from now
+        on what it sends to a next hop that is behind is refused (503), not held."""
+        link.read_for_answers = True
         for target in list(link.held_by):
             target.feeds.discard(link)
             link.protocol.resume_reading(("next hop behind", id(target)))
         link.held_by.clear()
 
     def _answered(self, link: Link, response: MSRPData) -> None:
-        entry = link.pending.pop(response.transaction_id, None)
+        pending = link.pending
+        entry = pending.pop(response.transaction_id, None)
         if entry is None:
             return  # an answer to something not ours, or too late
         link.last_traffic = self.reactor.seconds()
-        link.awaited_bytes -= entry.size
-        self._awaited_bytes -= entry.size
+        self._forget_awaited(link, entry)
+        timer = link.timer
+        if pending and timer is not None and timer.active() and \
+                next(iter(pending.values())).deadline < timer.getTime():
+            # The first in line went, and the next is due sooner (Failure-Report
+            # partial behind yes, say): its own time.
+            timer.cancel()
+            self._watch(link)
         if link.feeds:
             self._release_feeds(link)
         if response.code != 200:
@@ -646,8 +714,7 @@ class MSRPRelay:
                 self._watch(link)
                 break
             del link.pending[transaction_id]
-            link.awaited_bytes -= entry.size
-            self._awaited_bytes -= entry.size
+            self._forget_awaited(link, entry)
             if report_flag(entry.request, "failure-report") != "partial":
                 self._failed(entry, 408, "No answer from the next hop")
         if link.feeds:

@@ -39,8 +39,11 @@ class RelaySettings:
     weight (in memory) of the headers kept, per next hop, of chunks whose answer it owes;
     past it, as past :data:`~msrplib.relayserver.relay.MAX_AWAITED_ANSWERS` answers, what
     feeds it is not read until it has answered half. ``max_awaited_bytes_total``: the
-    same for all next hops together; past it, a chunk whose answer would be awaited is
-    refused with 503 (its sender learns at once).
+    same for all next hops together, and ``max_awaited_bytes_per_user`` for what one
+    user's clients (or one address that holds no binding) sent; past either, a chunk
+    whose answer would be awaited is refused with 503 (its sender learns at once). A
+    next hop that has read nothing for ``response_timeout`` while chunks wait for it is
+    closed: what it was sent fails, with failure REPORTs.
     """
 
     min_expires: int = 60
@@ -60,3 +63,4 @@ class RelaySettings:
     max_next_hops_per_user: int = 64
     max_awaited_bytes: int = 4 * 1024 * 1024
     max_awaited_bytes_total: int = 256 * 1024 * 1024
+    max_awaited_bytes_per_user: int = 32 * 1024 * 1024
