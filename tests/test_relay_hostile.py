@@ -76,11 +76,9 @@ class HostilePeerTests(RelayPeers, unittest.TestCase):
 
     @inlineCallbacks
     def test_heavy_headers_awaiting_an_answer_are_cut_down_and_bounded(self):
-        relay, uri = self.start_relay(settings=RelaySettings(max_awaited_bytes=64 * 1024))
-        sink = self.sink()  # reads all, answers nothing
-        alice = yield self.connect(uri)
-        path = yield alice.auth(uri)
-        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        # The next hop reads all and answers nothing.
+        relay, uri, sink, alice, to = yield self.alice_and_a_next_hop(
+            settings=RelaySettings(max_awaited_bytes=64 * 1024))
         # A From-Path of 10 KB is what a failure REPORT goes back along: kept. The heavy
         # header of 30 KB is not needed for one: dropped.
         from_path = " ".join("msrp://127.0.0.1:9/s%05d;tcp" % n for n in range(345))
@@ -213,11 +211,7 @@ class HostilePeerTests(RelayPeers, unittest.TestCase):
 
     @inlineCallbacks
     def test_failure_report_values_match_in_any_case(self):
-        relay, uri = self.start_relay()
-        sink = self.sink()
-        alice = yield self.connect(uri)
-        path = yield alice.auth(uri)
-        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        relay, uri, sink, alice, to = yield self.alice_and_a_next_hop()
         quiet = [alice.request("SEND", to, b"a", Failure_Report=value)
                  for value in ("NO", "Partial")]
         loud = alice.request("SEND", to, b"b", Failure_Report="YES")
@@ -332,11 +326,9 @@ class SecondReviewTests(RelayPeers, unittest.TestCase):
 
     @inlineCallbacks
     def test_answers_awaited_relay_wide_are_bounded(self):
-        relay, uri = self.start_relay(settings=RelaySettings(max_awaited_bytes_total=20000))
-        sink = self.sink()  # reads all, answers nothing
-        alice = yield self.connect(uri)
-        path = yield alice.auth(uri)
-        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        # The next hop reads all and answers nothing.
+        relay, uri, sink, alice, to = yield self.alice_and_a_next_hop(
+            settings=RelaySettings(max_awaited_bytes_total=20000))
         tids = [alice.request("SEND", to, b"x") for _ in range(20)]
         codes = []
         for tid in tids:
@@ -503,11 +495,7 @@ class ThirdReviewTests(RelayPeers, unittest.TestCase):
 
     @inlineCallbacks
     def test_a_next_hop_being_closed_gets_no_more_chunks(self):
-        relay, uri = self.start_relay()
-        sink = self.sink()
-        alice = yield self.connect(uri)
-        path = yield alice.auth(uri)
-        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        relay, uri, sink, alice, to = yield self.alice_and_a_next_hop()
         yield alice.answer(alice.request("SEND", to, b"first"))
         hop = next(link for link in relay._links if link.listener is None)
         relay._close(hop)  # as the idle sweep does; its close takes a while over TLS

@@ -190,15 +190,7 @@ class PluginTests(RelayHarness, unittest.TestCase):
         yield deferToThread(time.sleep, 1.5)  # a worker that cannot listen ends at once
         self.assertEqual(sorted((yield deferToThread(self.workers_of, relay.process.pid,
                                                      2))), sorted(first))
-        self.addCleanup(task.deferLater, reactor, 1.1, lambda: None)  # autobahn's timers
-        heard = CollectingReceiver()
-        alice_settings = self.settings("alice", URI(host="127.0.0.1", port=ws_port))
-        alice_settings.transport = "ws"
-        alice, bob = yield self.pair(alice_settings, self.settings("bob", relay.uri),
-                                     bob_receiver=heard)
-        yield alice.send_message(b"over a shared WebSocket port", "text/plain",
-                                 success_report="yes")
-        self.assertEqual(heard.received[0].data, b"over a shared WebSocket port")
+        yield self.chat_from_a_websocket(relay, ws_port, b"over a shared WebSocket port")
 
     @inlineCallbacks
     def test_a_websocket_port_and_the_web_demo(self):
@@ -217,15 +209,19 @@ class PluginTests(RelayHarness, unittest.TestCase):
         page = yield deferToThread(lambda: urllib.request.urlopen(
             "http://127.0.0.1:%d/" % demo_port, timeout=5).read())
         self.assertIn(b"msrp-demo.js", page)
+        yield self.chat_from_a_websocket(relay, ws_port, b"from a browser's side")
+
+    @inlineCallbacks
+    def chat_from_a_websocket(self, relay, ws_port, text):
+        """Alice on the relay's WebSocket port sends ``text`` to bob on its TCP port."""
         self.addCleanup(task.deferLater, reactor, 1.1, lambda: None)  # autobahn's timers
         heard = CollectingReceiver()
         alice_settings = self.settings("alice", URI(host="127.0.0.1", port=ws_port))
         alice_settings.transport = "ws"
         alice, bob = yield self.pair(alice_settings, self.settings("bob", relay.uri),
                                      bob_receiver=heard)
-        yield alice.send_message(b"from a browser's side", "text/plain",
-                                 success_report="yes")
-        self.assertEqual(heard.received[0].data, b"from a browser's side")
+        yield alice.send_message(text, "text/plain", success_report="yes")
+        self.assertEqual(heard.received[0].data, text)
 
 
 class WorkerLifeTests(unittest.TestCase):

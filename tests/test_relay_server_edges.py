@@ -83,6 +83,18 @@ class RelayPeers:
         self.addCleanup(lambda: proto.abort() or proto.lost.observe().addErrback(lambda _: None))
         return Raw(proto)
 
+    @inlineCallbacks
+    def alice_and_a_next_hop(self, stall=False, **options):
+        """A relay, alice AUTHed on it, and a bare next hop (``sink``, that reads all or,
+        with ``stall``, nothing, and answers nothing); ``to`` is a To-Path from alice
+        to it."""
+        relay, uri = self.start_relay(**options)
+        sink = self.sink(stall)
+        alice = yield self.connect(uri)
+        path = yield alice.auth(uri)
+        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+        return relay, uri, sink, alice, to
+
     def sink(self, stall=False):
         factory = protocol.Factory.forProtocol(Sink)
         factory.conns, factory.received, factory.stall = [], 0, stall
