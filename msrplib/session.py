@@ -209,8 +209,7 @@ class MSRPSession:
         ``message_id`` that is not an RFC 4975 ident or is under way already.
         """
         self._check_open()
-        if success_report is None:
-            success_report = self._success_report_default()
+        success_report, failure_report = self._report_values(success_report, failure_report)
         return self._sender.send_message(data_or_file, content_type, message_id,
                                          success_report, failure_report, chunk_size,
                                          headers, progress)
@@ -227,10 +226,22 @@ class MSRPSession:
         producer is paused while the connection cannot keep up.
         """
         self._check_open()
-        if success_report is None:
-            success_report = self._success_report_default()
+        success_report, failure_report = self._report_values(success_report, failure_report)
         return self._sender.open_message(content_type, size, message_id, success_report,
                                          failure_report, chunk_size, headers)
+
+    def _report_values(self, success_report: Optional[str],
+                       failure_report: str) -> Tuple[str, str]:
+        """The Success-Report and Failure-Report a message is sent with, in lower case as
+        RFC 4975 writes them (the application may write ``"No"``); ``ValueError`` for
+        others."""
+        success = self._success_report_default() if success_report is None \
+            else success_report.lower()
+        failure = failure_report.lower()
+        if success not in ("yes", "no") or failure not in ("yes", "no", "partial"):
+            raise ValueError("Success-Report is yes or no, Failure-Report yes, no or "
+                             "partial: not %r and %r" % (success_report, failure_report))
+        return success, failure
 
     def abort_message(self, message_id: str) -> None:
         """Stop a message under way: its Deferred fails with 499 at once. When the peer

@@ -459,24 +459,23 @@ class ThirdReviewTests(RelayPeers, unittest.TestCase):
         self.assertEqual((yield send(again, (yield again.auth(uri)))), "Relay busy")
 
     @inlineCallbacks
-    def test_a_next_hop_that_reads_nothing_is_closed_and_its_feeds_told_and_read(self):
-        relay, uri = self.start_relay(settings=RelaySettings(
-            response_timeout=0.5, idle_timeout=2.0,
-            connection=ConnectionSettings(first_request_timeout=2.0)))
-        sink = self.sink(stall=True)
-        alice = yield self.connect(uri)
-        path = yield alice.auth(uri)
-        to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+    def test_a_next_hop_that_drains_nothing_for_long_no_longer_holds_its_feeds(self):
+        relay, uri, sink, alice, to = yield self.alice_and_a_next_hop(
+            stall=True, settings=RelaySettings(
+                response_timeout=0.5, connection=ConnectionSettings(first_request_timeout=2.0)))
         feed = next(link for link in relay._links if link.bindings)
         while not feed.protocol.reading_paused:
             alice.request("SEND", to, b"x" * 60000)
             yield task.deferLater(reactor, 0.01, lambda: None)
-        # Within the stall bound (and the sweep's half second), the next hop goes: every
-        # chunk it was given fails, and alice is read again.
-        yield until(lambda: any(r.method == "REPORT" for r in alice.got), timeout=5)
+        # Within response_timeout and the sweep's half second, alice is read again, and
+        # what she sends the next hop is refused until it drains; it is not closed (a
+        # slow reader is still a reader), and what it owes fails in time (408).
         answer = yield alice.answer(alice.request("AUTH", str(uri)), timeout=5)
         self.assertEqual(answer.code, 401)
-        self.assertFalse([link for link in relay._links if link.listener is None])
+        refused = yield alice.answer(alice.request("SEND", to, b"more"))
+        self.assertEqual((refused.code, refused.comment), (503, "Next hop behind"))
+        yield until(lambda: any(r.method == "REPORT" for r in alice.got), timeout=5)
+        self.assertTrue([link for link in relay._links if link.listener is None])
 
     @inlineCallbacks
     def test_partial_answers_are_not_kept_as_long_as_the_yes_before_them(self):
@@ -519,3 +518,23 @@ class ThirdReviewTests(RelayPeers, unittest.TestCase):
         started = reactor.seconds()
         yield relay.stop()
         self.assertLess(reactor.seconds() - started, 3.0)
+
+
+class FourthReviewTests(RelayPeers, unittest.TestCase):
+    """What the review of 5926207 found."""
+
+    @inlineCallbacks
+    def test_chunks_to_a_binding_count_in_its_users_share_not_their_senders_address(self):
+        # Every user of another relay comes over one connection from one address: what
+        # one of them sends to bindings that never answer must not use up the others'.
+        relay, uri = self.start_relay(settings=RelaySettings(max_awaited_bytes_per_user=40000))
+        bob, alice = (yield self.connect(uri)), (yield self.connect(uri))
+        bob_path, alice_path = (yield bob.auth(uri, "bob")), (yield alice.auth(uri))
+        peer_relay = yield self.connect(uri)  # no binding: the other relay's connection
+        comments = []
+        for _ in range(40):  # to bob, who never answers
+            tid = peer_relay.request("SEND", "%s msrp://127.0.0.1:9/bob;tcp" % bob_path, b"x")
+            comments.append((yield peer_relay.answer(tid)).comment)
+        self.assertIn("Relay busy", comments)  # bob's share, used up
+        tid = peer_relay.request("SEND", "%s msrp://127.0.0.1:9/alice;tcp" % alice_path, b"x")
+        self.assertEqual((yield peer_relay.answer(tid)).comment, "OK")  # alice's is free

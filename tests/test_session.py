@@ -522,6 +522,16 @@ class EncodedChunkTests(unittest.TestCase):
         table = self.alice._transactions
         self.assertEqual((table.outstanding, len(table)), (0, 0))
 
+    def test_report_values_are_taken_in_any_case_and_others_refused(self):
+        self.bob.transport.deliver_events_to(lambda event: None)  # Bob never answers
+        silent = self.alice.send_message(b"unasked", "text/plain", failure_report="No")
+        self.pair.flush()
+        self.successResultOf(silent)  # "No" is "no": no answer is waited for
+        self.assertIn(b"Failure-Report: no\r\n", b"".join(self.wire))
+        for values in ({"failure_report": "maybe"}, {"success_report": "sometimes"}):
+            self.assertRaises(ValueError, self.alice.send_message, b"x", "text/plain",
+                              **values)
+
     def test_connection_lost_fails_an_outstanding_encoded_chunk(self):
         self.bob.transport.deliver_events_to(lambda event: None)
         result = self.alice.send_message(b"in flight", "text/plain")

@@ -214,6 +214,17 @@ class SupervisorWatch(Service):
             self._reader.loseConnection()
 
 
+def _input_is_a_pipe() -> bool:
+    """Whether standard input is a pipe, as a supervisor gives its workers (a worker
+    started by hand, from /dev/null say, watches no supervisor)."""
+    import os
+    import stat
+    try:
+        return stat.S_ISFIFO(os.fstat(0).st_mode)
+    except OSError:
+        return False
+
+
 def _identity(config: Mapping[str, Any]) -> Optional[TLSIdentity]:
     if not config.get("tls-port") and not config.get("wss-port"):
         return None
@@ -252,7 +263,7 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
         daemon.relay = RelayService(relay, _listeners(config), grace=GRACE_SECONDS)
         daemon.relay.setServiceParent(daemon)
         registry = relay.metrics.registry
-        if config.get("worker"):
+        if config.get("worker") and _input_is_a_pipe():
             SupervisorWatch(reactor).setServiceParent(daemon)
     if config.get("metrics"):
         daemon.metrics = MetricsExporter(config["metrics"], registry, reactor)

@@ -37,9 +37,11 @@ class Link:
         #: The links it is held back for (it is one of their feeds), and whether it was
         #: read again for the answers it owed while held.
         self.held_by: Set[Link] = set()
-        self.read_for_answers = False
-        #: Since when others wait for its socket to drain; whether it is closing.
+        self.read_for_answers_until = 0.0
+        #: Since when others wait for its socket to drain, and whether that has lasted
+        #: so long that they are no longer held for it; whether it is closing.
         self.stalled_since: Optional[float] = None
+        self.overwhelmed = False
         self.closing = False
         #: When it was made, when it last carried a request or an awaited answer, and
         #: whether it ever sent a request.

@@ -109,7 +109,7 @@ class MSRPRelay:
         self._next_hops: Dict[Tuple[str, int, bool], Any] = {}
         self._outbound = 0  # links to next hops
         #: The weight of the answers awaited on every link (``max_awaited_bytes_total``),
-        #: and by whose sending (``max_awaited_bytes_per_user``, see :meth:`_owner`).
+        #: and by user (``max_awaited_bytes_per_user``, see :meth:`_send_to`).
         self._awaited_bytes = 0
         self._awaited_by_owner: Dict[str, int] = {}
         #: Connections to next hops open or opening, by the user they were opened for.
@@ -311,10 +311,13 @@ class MSRPRelay:
                     and not link.pending and not link.feeds and not link.closing:
                 self._close(link)
             elif link.stalled_since is not None and link.protocol.writing_paused and \
-                    now - link.stalled_since >= self.settings.response_timeout:
-                # It has read nothing for that long while others wait to write to it:
-                # what it was sent fails (failure REPORTs), and they are read again.
-                link.protocol.abort()
+                    now - link.stalled_since >= self.settings.response_timeout and \
+                    not link.overwhelmed:
+                # Its socket has not drained for that long (it reads slowly, or not at
+                # all): those held for it are read again, and what they send it is
+                # refused (503) until it drains. It is not closed: it may be reading.
+                link.overwhelmed = True
+                self._release_feeds(link, gone=True)
         if self._links and not self._stopped:
             self._sweeper = self.reactor.callLater(self._sweep_interval(), self._sweep)
 
@@ -401,10 +404,10 @@ class MSRPRelay:
             if binding is None:
                 self._refuse(link, request, 481, "No such session here")
                 return
-            if link is not binding.link:  # to the client
+            if link is not binding.link:  # to the client, whose answers are awaited
                 self._send_to(link, request, (" ".join(to_hops[1:]),
                                               to_hops[0] + " " + from_text),
-                              first, binding.link)
+                              first, binding.link, binding.user)
                 return
             following = self._uris.get(to_hops[1])
         except MSRPError as error:
@@ -415,7 +418,7 @@ class MSRPRelay:
         if local is not None:
             # The next hop is another binding here: as if it had come to us from outside.
             self._send_to(link, request, (" ".join(to_hops[2:]), " ".join(
-                [to_hops[1], to_hops[0], from_text])), following, local.link)
+                [to_hops[1], to_hops[0], from_text])), following, local.link, local.user)
             return
         self._send_to_address(link, request, (" ".join(to_hops[1:]),
                                               to_hops[0] + " " + from_text), first, following,
@@ -453,7 +456,7 @@ class MSRPRelay:
         key = (target.host or "", target.effective_port, target.use_tls)
         hop = self._next_hops.get(key)
         if isinstance(hop, Link):
-            self._send_to(origin, request, paths, our_uri, hop)
+            self._send_to(origin, request, paths, our_uri, hop, user)
             return
         if hop is None:
             if len(self._next_hops) >= self.settings.max_next_hops or \
@@ -470,7 +473,7 @@ class MSRPRelay:
 
         def connected(link: Link) -> None:
             origin.protocol.resume_reading(pause)
-            self._send_to(origin, request, paths, our_uri, link)
+            self._send_to(origin, request, paths, our_uri, link, user)
 
         def failed(reason: Failure) -> None:
             origin.protocol.resume_reading(pause)
@@ -523,19 +526,23 @@ class MSRPRelay:
         return made
 
     def _send_to(self, origin: Link, request: MSRPData, paths: Tuple[str, str],
-                 our_uri: URI, target: Link) -> None:
+                 our_uri: URI, target: Link, user: str) -> None:
         """Write ``request`` to ``target`` with ``paths`` (the text of its new To-Path and
         From-Path) and an id of its own (cut into pieces ``target`` takes); answer
         ``request`` as its Failure-Report asks once it is written, and wait for the next
-        hop's answer."""
+        hop's answer. Its weight counts in ``user``'s share of the answers awaited: the
+        user of the binding it goes to, who answers (or not), or of the one it leaves
+        from, to a next hop by address."""
         if target.protocol.lost.fired or target.closing:
             self._refuse(origin, request, 503, "Next hop gone")
             return
         behind = target.protocol.writing_paused or len(target.pending) >= MAX_AWAITED_ANSWERS \
             or target.awaited_bytes >= self.settings.max_awaited_bytes
-        if behind and (origin is target or origin.read_for_answers):
-            # It cannot be held back: not on its own answers, and not once it was read
-            # again for the answers it owed (it would push more each time).
+        if behind and (origin is target or target.overwhelmed or
+                       origin.read_for_answers_until > self.reactor.seconds()):
+            # It cannot be held back: not on its own answers, not while it is read again
+            # for the answers it owed (it would push more each time), and not for a next
+            # hop that has been behind too long.
             self._refuse(origin, request, 503, "Next hop behind")
             return
         failure_report = report_flag(request, "failure-report")
@@ -556,10 +563,9 @@ class MSRPRelay:
         awaits = method == "SEND" and failure_report != "no"
         if awaits:
             headers, size = report_headers(request.headers, len(heads[0]))
-            owner = self._owner(origin)
             weight = size * len(heads)
             if self._awaited_bytes + weight > self.settings.max_awaited_bytes_total or \
-                    self._awaited_by_owner.get(owner, 0) + weight > \
+                    self._awaited_by_owner.get(user, 0) + weight > \
                     self.settings.max_awaited_bytes_per_user:
                 self._refuse(origin, request, 503, "Relay busy")
                 return
@@ -580,12 +586,12 @@ class MSRPRelay:
                 else min(PARTIAL_ANSWER_WAIT, self.settings.response_timeout)
             awaited = Forwarded(origin, MSRPData(request.transaction_id, method=method,
                                                  headers=headers),
-                                our_uri, now + wait, size, owner=owner)
+                                our_uri, now + wait, size, owner=user)
             for transaction_id in written:
                 target.pending[transaction_id] = awaited
             target.awaited_bytes += weight
             self._awaited_bytes += weight
-            self._awaited_by_owner[owner] = self._awaited_by_owner.get(owner, 0) + weight
+            self._awaited_by_owner[user] = self._awaited_by_owner.get(user, 0) + weight
             if target.timer is None:
                 self._watch(target)
         if method == "SEND" and answers_success(failure_report):
@@ -597,17 +603,6 @@ class MSRPRelay:
             # more of what feeds it until it can (or its answers are overdue). Never a
             # connection on itself: its own answers would go unread.
             self._hold_feed(origin, target)
-
-    def _owner(self, link: Link) -> str:
-        """Whose share of ``max_awaited_bytes_total`` what ``link`` sends counts in: its
-        client's user, or the address it came from, or the next hop's connection."""
-        for session_id in link.bindings:
-            binding = self.auth.get(session_id)
-            if binding is not None:
-                return "user " + binding.user
-        if link.source is not None:
-            return "address " + link.source
-        return "next hop %d" % id(link)
 
     def _forget_awaited(self, link: Link, entry: Forwarded) -> None:
         """``entry`` is no longer awaited on ``link``: take its weight off the counts."""
@@ -640,6 +635,7 @@ class MSRPRelay:
             def drained() -> None:
                 target.drain_watched = False
                 target.stalled_since = None
+                target.overwhelmed = False
                 self._release_feeds(target)
 
             target.protocol.call_when_drained(drained)
@@ -661,9 +657,11 @@ class MSRPRelay:
             origin.protocol.resume_reading(("next hop behind", id(target)))
 
     def _let_go(self, link: Link) -> None:
-        """Read ``link`` again, whatever held it back, for the answers it owes; from now
-        on what it sends to a next hop that is behind is refused (503), not held."""
-        link.read_for_answers = True
+        """Read ``link`` again, whatever held it back, for the answers it owes; for the
+        graces' time, what it sends to a next hop that is behind is refused (503), not
+        held."""
+        link.read_for_answers_until = self.reactor.seconds() + \
+            HELD_ANSWER_GRACE * HELD_ANSWER_GRACES
         for target in list(link.held_by):
             target.feeds.discard(link)
             link.protocol.resume_reading(("next hop behind", id(target)))

@@ -41,9 +41,11 @@ class RelaySettings:
     feeds it is not read until it has answered half. ``max_awaited_bytes_total``: the
     same for all next hops together, and ``max_awaited_bytes_per_user`` for what one
     user's clients (or one address that holds no binding) sent; past either, a chunk
-    whose answer would be awaited is refused with 503 (its sender learns at once). A
-    next hop that has read nothing for ``response_timeout`` while chunks wait for it is
-    closed: what it was sent fails, with failure REPORTs.
+    whose answer would be awaited is refused with 503 (its sender learns at once): a
+    chunk to a binding counts for the binding's user, who answers it, one to a next hop
+    by address for its sender's. When a next hop's socket has not drained for
+    ``response_timeout``, those held for it are read again, and what they send it is
+    refused with 503 until it drains.
     """
 
     min_expires: int = 60
