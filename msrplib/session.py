@@ -209,7 +209,11 @@ class MSRPSession:
         ``message_id`` that is not an RFC 4975 ident or is under way already.
         """
         self._check_open()
-        success_report, failure_report = self._report_values(success_report, failure_report)
+        if success_report is None and failure_report == "yes":  # the usual case
+            success_report = self._success_report_default()
+        else:
+            success_report, failure_report = self._report_values(success_report,
+                                                                 failure_report)
         return self._sender.send_message(data_or_file, content_type, message_id,
                                          success_report, failure_report, chunk_size,
                                          headers, progress)
