@@ -120,7 +120,7 @@ class Review(RelayPeers, unittest.TestCase):
         for conn in sink.conns:
             conn.transport.abortConnection()  # the next hop dies
         tid = alice.request("AUTH", str(uri))
-        yield alice.answer(tid, timeout=10)  # fails: alice is never read again
+        yield alice.answer(tid, timeout=30)  # fails: alice is never read again (16 MB first)
 
     @inlineCallbacks
     def test_chunks_awaiting_an_answer_do_not_keep_their_bodies(self):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from msrplib._chunk import MSRPData
 from msrplib._uri import URI
@@ -38,6 +38,12 @@ class Link:
         #: read again for the answers it owed while held.
         self.held_by: Set[Link] = set()
         self.read_for_answers_until = 0.0
+        #: Its chunks parsed before it was held back, to forward in order when it is let
+        #: go (origin, request, paths, our URI, next hop, user), their body bytes, and
+        #: whether their forwarding is due.
+        self.parked: List[Tuple[Any, ...]] = []
+        self.parked_bytes = 0
+        self.replay_due = False
         #: Since when others wait for its socket to drain, and whether that has lasted
         #: so long that they are no longer held for it; whether it is closing.
         self.stalled_since: Optional[float] = None

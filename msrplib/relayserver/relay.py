@@ -57,7 +57,7 @@ from msrplib.tls import TLSIdentity, relay_tls_options
 from msrplib.transport import MSRPProtocol
 
 __all__ = ["MSRPRelay", "RelaySettings", "MAX_AWAITED_ANSWERS", "PARTIAL_ANSWER_WAIT",
-           "HELD_ANSWER_GRACE", "HELD_ANSWER_GRACES", "CLOSE_WAIT"]
+           "HELD_ANSWER_GRACE", "HELD_ANSWER_GRACES", "CLOSE_WAIT", "MAX_PARKED_BYTES"]
 
 #: Answers a next hop may owe at once (for chunks forwarded to it with Failure-Report
 #: ``yes`` or ``partial``); past it, what feeds it is not read until it has answered half.
@@ -70,6 +70,9 @@ HELD_ANSWER_GRACE = 5.0
 HELD_ANSWER_GRACES = 3
 #: Seconds a connection closed after what was written is given before it is aborted.
 CLOSE_WAIT = 5.0
+#: Body bytes of a held-back connection's chunks kept to forward when it is let go (what
+#: was parsed from its last read); past it they get 503.
+MAX_PARKED_BYTES = 1024 * 1024
 
 
 class MSRPRelay:
@@ -545,6 +548,51 @@ class MSRPRelay:
             # hop that has been behind too long.
             self._refuse(origin, request, 503, "Next hop behind")
             return
+        if behind or origin.parked:
+            # Chunks parsed from a read before their sender was held back (or behind
+            # one that was): they wait, in order, until it is let go, and the next hop
+            # gets nothing more while it is behind.
+            self._park(origin, (request, paths, our_uri, target, user))
+            if behind:
+                self._hold_feed(origin, target)
+            return
+        self._write_to(origin, request, paths, our_uri, target, user)
+
+    def _park(self, origin: Link, parked: Tuple[Any, ...]) -> None:
+        """Keep a chunk of ``origin``'s for later (:meth:`_replay`); past
+        :data:`MAX_PARKED_BYTES` of them its sender gets 503 instead."""
+        request = parked[0]
+        if origin.parked_bytes + len(request.data) > MAX_PARKED_BYTES:
+            self._refuse(origin, request, 503, "Next hop behind")
+            return
+        origin.parked.append(parked)
+        origin.parked_bytes += len(request.data)
+
+    def _replay_soon(self, origin: Link) -> None:
+        """``origin`` is let go: forward its parked chunks, before what it sends next."""
+        if origin.parked and not origin.replay_due:
+            origin.replay_due = True
+            self.reactor.callLater(0, self._replay, origin)
+
+    def _replay(self, origin: Link) -> None:
+        origin.replay_due = False
+        while origin.parked and not origin.held_by and not origin.protocol.lost.fired:
+            request, paths, our_uri, target, user = origin.parked.pop(0)
+            origin.parked_bytes -= len(request.data)
+            if target.protocol.writing_paused or len(target.pending) >= MAX_AWAITED_ANSWERS \
+                    or target.awaited_bytes >= self.settings.max_awaited_bytes:
+                origin.parked.insert(0, (request, paths, our_uri, target, user))
+                origin.parked_bytes += len(request.data)
+                self._hold_feed(origin, target)
+                return
+            self._write_to(origin, request, paths, our_uri, target, user)
+
+    def _write_to(self, origin: Link, request: MSRPData, paths: Tuple[str, str],
+                  our_uri: URI, target: Link, user: str) -> None:
+        """:meth:`_send_to`'s writing, once the next hop can take the chunk."""
+        if target.protocol.lost.fired or target.closing:
+            self._refuse(origin, request, 503, "Next hop gone")
+            return
         failure_report = report_flag(request, "failure-report")
         method = request.method
         protocol = target.protocol
@@ -655,6 +703,7 @@ class MSRPRelay:
         for origin in feeds:
             origin.held_by.discard(target)
             origin.protocol.resume_reading(("next hop behind", id(target)))
+            self._replay_soon(origin)
 
     def _let_go(self, link: Link) -> None:
         """Read ``link`` again, whatever held it back, for the answers it owes; for the
@@ -666,6 +715,7 @@ class MSRPRelay:
             target.feeds.discard(link)
             link.protocol.resume_reading(("next hop behind", id(target)))
         link.held_by.clear()
+        self._replay_soon(link)
 
     def _answered(self, link: Link, response: MSRPData) -> None:
         pending = link.pending
