@@ -14,6 +14,7 @@ from msrplib._chunk import MSRPData
 from msrplib._headers import AuthParams, Headers
 from msrplib._rules import should_respond
 from msrplib.digest import answer_challenge
+from msrplib.relayserver import backpressure as backpressure_module
 from msrplib.relayserver import relay as relay_module
 from msrplib.relayserver.digestauth import GRANTED, REFUSED, STALE, DigestAuthority
 from msrplib._chunk import MAX_LINE_LENGTH
@@ -102,7 +103,7 @@ class HostilePeerTests(RelayPeers, unittest.TestCase):
 
     @inlineCallbacks
     def test_a_held_sender_is_read_again_though_younger_answers_are_always_owed(self):
-        self.patch(relay_module, "MAX_AWAITED_ANSWERS", 8)
+        self.patch(backpressure_module, "MAX_AWAITED_ANSWERS", 8)
         relay, uri = self.start_relay(settings=RelaySettings(response_timeout=2.0))
         sink = self.sink()  # takes everything, answers nothing
         to = "msrp://127.0.0.1:%d/far;tcp" % sink.port.getHost().port
@@ -268,7 +269,7 @@ class SecondReviewTests(RelayPeers, unittest.TestCase):
 
     @inlineCallbacks
     def test_clients_held_on_each_others_answers_get_no_false_failure_reports(self):
-        self.patch(relay_module, "HELD_ANSWER_GRACE", 0.3)
+        self.patch(backpressure_module, "HELD_ANSWER_GRACE", 0.3)
         relay, uri = self.start_relay(settings=RelaySettings(max_awaited_bytes=8000,
                                                              response_timeout=1.0))
         alice, bob = (yield self.connect(uri)), (yield self.connect(uri))
@@ -405,7 +406,7 @@ class ThirdReviewTests(RelayPeers, unittest.TestCase):
     @inlineCallbacks
     def test_a_connection_read_again_for_its_answers_cannot_push_into_a_stalled_hop(self):
         relay, uri = self.start_relay(settings=RelaySettings(response_timeout=1.0))
-        self.patch(relay_module, "HELD_ANSWER_GRACE", 0.3)
+        self.patch(backpressure_module, "HELD_ANSWER_GRACE", 0.3)
         sink = self.sink(stall=True)  # a next hop that reads nothing
         alice, carol = (yield self.connect(uri)), (yield self.connect(uri))
         alice_path, carol_path = (yield alice.auth(uri)), (yield carol.auth(uri, "bob"))

@@ -199,9 +199,9 @@ class Review(RelayPeers, unittest.TestCase):
 
     @inlineCallbacks
     def test_a_next_hop_that_owes_too_many_answers_holds_its_feed(self):
-        from msrplib.relayserver import relay as relay_module
+        from msrplib.relayserver import backpressure as backpressure_module
         from msrplib.relayserver.relay import RelaySettings
-        self.patch(relay_module, "MAX_AWAITED_ANSWERS", 4)
+        self.patch(backpressure_module, "MAX_AWAITED_ANSWERS", 4)
         relay, uri = self.start_relay(settings=RelaySettings(response_timeout=1.0))
         sink = self.sink()  # takes everything, answers nothing
         alice = yield self.connect(uri)

@@ -34,19 +34,19 @@ from twisted.logger import Logger
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 
-from msrplib._chunk import (MSRPData, encode_relayed, make_report,
-                            new_transaction_id)
+from msrplib._chunk import (MSRPData, encode_relayed, new_transaction_id)
 from msrplib._direct import connect_to
 from msrplib._factories import MSRPServerFactory
 from msrplib._observer import Observer
 from msrplib._parser import ChunkStarted, ParserEvent
 from msrplib._paths import read_paths
 from msrplib._rules import (answers_success, report_flag, request_error,
-                            sends_failure_reports, should_respond)
+                            should_respond)
 from msrplib._speedups import tls_factory
 from msrplib._uri import URI
 from msrplib.errors import MSRPError
 from msrplib.relayserver.auth import Bindings
+from msrplib.relayserver.backpressure import Backpressure
 from msrplib.relayserver.digestauth import DigestAuthority
 from msrplib.relayserver.forwarded import (URICache, copy_request, head_fits, pieces,
                                            report_headers, uri_place)
@@ -56,26 +56,15 @@ from msrplib.relayserver.settings import RelaySettings
 from msrplib.tls import TLSIdentity, relay_tls_options
 from msrplib.transport import MSRPProtocol
 
-__all__ = ["MSRPRelay", "RelaySettings", "MAX_AWAITED_ANSWERS", "PARTIAL_ANSWER_WAIT",
-           "HELD_ANSWER_GRACE", "HELD_ANSWER_GRACES", "CLOSE_WAIT", "MAX_PARKED_BYTES"]
+__all__ = ["MSRPRelay", "RelaySettings", "PARTIAL_ANSWER_WAIT", "CLOSE_WAIT"]
 
-#: Answers a next hop may owe at once (for chunks forwarded to it with Failure-Report
-#: ``yes`` or ``partial``); past it, what feeds it is not read until it has answered half.
-MAX_AWAITED_ANSWERS = 16384
 #: Seconds an error answer to a chunk with Failure-Report ``partial`` is waited for.
 PARTIAL_ANSWER_WAIT = 5.0
-#: Seconds more, and how many times, the answers of a connection the relay holds back
-#: (it feeds a next hop that is behind) are waited for: they may be unread in its socket.
-HELD_ANSWER_GRACE = 5.0
-HELD_ANSWER_GRACES = 3
 #: Seconds a connection closed after what was written is given before it is aborted.
 CLOSE_WAIT = 5.0
-#: Body bytes of a held-back connection's chunks kept to forward when it is let go (what
-#: was parsed from its last read); past it they get 503.
-MAX_PARKED_BYTES = 1024 * 1024
 
 
-class MSRPRelay:
+class MSRPRelay(Backpressure):
     """An MSRP relay for ``realm`` whose users (name to HA1, see
     :mod:`msrplib.relayserver.users`) may AUTH. ``host`` is the address our URIs (and
     Use-Paths) name. Call :meth:`listen` for each port; :meth:`stop` ends it all."""
@@ -539,8 +528,7 @@ class MSRPRelay:
         if target.protocol.lost.fired or target.closing:
             self._refuse(origin, request, 503, "Next hop gone")
             return
-        behind = target.protocol.writing_paused or len(target.pending) >= MAX_AWAITED_ANSWERS \
-            or target.awaited_bytes >= self.settings.max_awaited_bytes
+        behind = self._behind(target)
         if behind and (origin is target or target.overwhelmed or
                        origin.read_for_answers_until > self.reactor.seconds()):
             # It cannot be held back: not on its own answers, not while it is read again
@@ -557,35 +545,6 @@ class MSRPRelay:
                 self._hold_feed(origin, target)
             return
         self._write_to(origin, request, paths, our_uri, target, user)
-
-    def _park(self, origin: Link, parked: Tuple[Any, ...]) -> None:
-        """Keep a chunk of ``origin``'s for later (:meth:`_replay`); past
-        :data:`MAX_PARKED_BYTES` of them its sender gets 503 instead."""
-        request = parked[0]
-        if origin.parked_bytes + len(request.data) > MAX_PARKED_BYTES:
-            self._refuse(origin, request, 503, "Next hop behind")
-            return
-        origin.parked.append(parked)
-        origin.parked_bytes += len(request.data)
-
-    def _replay_soon(self, origin: Link) -> None:
-        """``origin`` is let go: forward its parked chunks, before what it sends next."""
-        if origin.parked and not origin.replay_due:
-            origin.replay_due = True
-            self.reactor.callLater(0, self._replay, origin)
-
-    def _replay(self, origin: Link) -> None:
-        origin.replay_due = False
-        while origin.parked and not origin.held_by and not origin.protocol.lost.fired:
-            request, paths, our_uri, target, user = origin.parked.pop(0)
-            origin.parked_bytes -= len(request.data)
-            if target.protocol.writing_paused or len(target.pending) >= MAX_AWAITED_ANSWERS \
-                    or target.awaited_bytes >= self.settings.max_awaited_bytes:
-                origin.parked.insert(0, (request, paths, our_uri, target, user))
-                origin.parked_bytes += len(request.data)
-                self._hold_feed(origin, target)
-                return
-            self._write_to(origin, request, paths, our_uri, target, user)
 
     def _write_to(self, origin: Link, request: MSRPData, paths: Tuple[str, str],
                   our_uri: URI, target: Link, user: str) -> None:
@@ -644,144 +603,11 @@ class MSRPRelay:
                 self._watch(target)
         if method == "SEND" and answers_success(failure_report):
             origin.protocol.write_response(request, 200)
-        if origin is not target and (
-                target.protocol.writing_paused or len(target.pending) >= MAX_AWAITED_ANSWERS
-                or target.awaited_bytes >= self.settings.max_awaited_bytes):
+        if origin is not target and self._behind(target):
             # The next hop cannot take more for now, or owes too many answers: read no
             # more of what feeds it until it can (or its answers are overdue). Never a
             # connection on itself: its own answers would go unread.
             self._hold_feed(origin, target)
-
-    def _forget_awaited(self, link: Link, entry: Forwarded) -> None:
-        """``entry`` is no longer awaited on ``link``: take its weight off the counts."""
-        link.awaited_bytes -= entry.size
-        self._awaited_bytes -= entry.size
-        left = self._awaited_by_owner.get(entry.owner, 0) - entry.size
-        if left > 0:
-            self._awaited_by_owner[entry.owner] = left
-        else:
-            self._awaited_by_owner.pop(entry.owner, None)
-
-    def _hold_feed(self, origin: Link, target: Link) -> None:
-        """Stop reading ``origin`` until ``target`` can take more (its socket has
-        drained, and it owes fewer than half :data:`MAX_AWAITED_ANSWERS` answers and
-        half ``max_awaited_bytes``), or is gone: a feed held is always let go."""
-        if origin in target.feeds:
-            return
-        target.feeds.add(origin)
-        origin.held_by.add(target)
-        origin.protocol.pause_reading(("next hop behind", id(target)))
-        if target.protocol.writing_paused and target.stalled_since is None:
-            target.stalled_since = self.reactor.seconds()
-        self._release_when_drained(target)
-
-    def _release_when_drained(self, target: Link) -> None:
-        """While ``target``'s socket is full, look at its feeds again once it drains."""
-        if target.protocol.writing_paused and not target.drain_watched:
-            target.drain_watched = True
-
-            def drained() -> None:
-                target.drain_watched = False
-                target.stalled_since = None
-                target.overwhelmed = False
-                self._release_feeds(target)
-
-            target.protocol.call_when_drained(drained)
-
-    def _release_feeds(self, target: Link, gone: bool = False) -> None:
-        """Read ``target``'s feeds again, when it can take more (or is gone)."""
-        if not target.feeds:
-            return
-        if not gone:
-            if target.protocol.writing_paused:
-                self._release_when_drained(target)
-                return
-            if len(target.pending) >= MAX_AWAITED_ANSWERS // 2 or \
-                    target.awaited_bytes >= self.settings.max_awaited_bytes // 2:
-                return  # an answer, or an answer overdue, looks again
-        feeds, target.feeds = target.feeds, set()
-        for origin in feeds:
-            origin.held_by.discard(target)
-            origin.protocol.resume_reading(("next hop behind", id(target)))
-            self._replay_soon(origin)
-
-    def _let_go(self, link: Link) -> None:
-        """Read ``link`` again, whatever held it back, for the answers it owes; for the
-        graces' time, what it sends to a next hop that is behind is refused (503), not
-        held."""
-        link.read_for_answers_until = self.reactor.seconds() + \
-            HELD_ANSWER_GRACE * HELD_ANSWER_GRACES
-        for target in list(link.held_by):
-            target.feeds.discard(link)
-            link.protocol.resume_reading(("next hop behind", id(target)))
-        link.held_by.clear()
-        self._replay_soon(link)
-
-    def _answered(self, link: Link, response: MSRPData) -> None:
-        pending = link.pending
-        entry = pending.pop(response.transaction_id, None)
-        if entry is None:
-            return  # an answer to something not ours, or too late
-        link.last_traffic = self.reactor.seconds()
-        self._forget_awaited(link, entry)
-        timer = link.timer
-        if pending and timer is not None and timer.active() and \
-                next(iter(pending.values())).deadline < timer.getTime():
-            # The first in line went, and the next is due sooner (Failure-Report
-            # partial behind yes, say): its own time.
-            timer.cancel()
-            self._watch(link)
-        if link.feeds:
-            self._release_feeds(link)
-        if response.code != 200:
-            self._failed(entry, response.code or 400, response.comment)
-
-    def _watch(self, link: Link) -> None:
-        """Wake up when the oldest answer ``link`` owes is due (one timer per link: the
-        answers are due in the order they were asked for)."""
-        oldest = next(iter(link.pending.values()))
-        link.timer = self.reactor.callLater(
-            max(0.0, oldest.deadline - self.reactor.seconds()), self._overdue, link)
-
-    def _overdue(self, link: Link) -> None:
-        """The answers ``link`` owes that are past due: 408 failure REPORTs (not for
-        Failure-Report ``partial``, whose silence is its success). While the relay holds
-        ``link`` back, its answers may be waiting unread: it is read again and they get
-        :data:`HELD_ANSWER_GRACE` seconds more, up to :data:`HELD_ANSWER_GRACES` times."""
-        link.timer = None
-        now = self.reactor.seconds()
-        while link.pending:
-            transaction_id, entry = next(iter(link.pending.items()))
-            if entry.deadline > now:
-                self._watch(link)
-                break
-            if link.held_by and entry.graces < HELD_ANSWER_GRACES:
-                self._let_go(link)
-                entry.graces += 1
-                entry.deadline = now + HELD_ANSWER_GRACE
-                self._watch(link)
-                break
-            del link.pending[transaction_id]
-            self._forget_awaited(link, entry)
-            if report_flag(entry.request, "failure-report") != "partial":
-                self._failed(entry, 408, "No answer from the next hop")
-        if link.feeds:
-            self._release_feeds(link)
-
-    def _failed(self, entry: Forwarded, code: int, comment: Optional[str]) -> None:
-        """A forwarded SEND failed further on: a failure REPORT to its sender, as its
-        Failure-Report asks, back the way it came (once, however many pieces it was cut
-        into; with the Byte-Range of the whole chunk, as its sender sent it)."""
-        request = entry.request
-        if entry.reported or entry.origin.protocol.lost.fired or \
-                not sends_failure_reports(report_flag(request, "failure-report")):
-            return
-        entry.reported = True
-        self.metrics.failure_reports.labels(str(code)).inc()
-        report = make_report(request, code, comment)
-        report.headers["From-Path"] = str(entry.our_uri)
-        entry.origin.protocol.write_chunk(report)
-
 
 def _listen_reusing_port(reactor: Any, port: int, interface: str, factory: Any) -> Any:
     """Listen on ``port`` with ``SO_REUSEPORT``, which Twisted's ``listenTCP`` does not

@@ -37,8 +37,8 @@ class RelaySettings:
     open or being opened at once, and ``max_next_hops_per_user``: of those, opened for
     one user's clients (a chunk that needs another gets 503). ``max_awaited_bytes``: the
     weight (in memory) of the headers kept, per next hop, of chunks whose answer it owes;
-    past it, as past :data:`~msrplib.relayserver.relay.MAX_AWAITED_ANSWERS` answers, what
-    feeds it is not read until it has answered half. ``max_awaited_bytes_total``: the
+    past it, as past :data:`~msrplib.relayserver.backpressure.MAX_AWAITED_ANSWERS`
+    answers, what feeds it is not read until it has answered half. ``max_awaited_bytes_total``: the
     same for all next hops together, and ``max_awaited_bytes_per_user`` for what one
     user's clients (or one address that holds no binding) sent; past either, a chunk
     whose answer would be awaited is refused with 503 (its sender learns at once): a
