@@ -73,7 +73,8 @@ class Backpressure:
         while origin.parked and not origin.held_by and not origin.protocol.lost.fired:
             request, paths, our_uri, target, user = origin.parked.pop(0)
             origin.parked_bytes -= len(request.data)
-            if self._behind(target):
+            gone = target.protocol.lost.fired or target.closing
+            if not gone and self._behind(target):
                 origin.parked.insert(0, (request, paths, our_uri, target, user))
                 origin.parked_bytes += len(request.data)
                 self._hold_feed(origin, target)
@@ -94,8 +95,8 @@ class Backpressure:
         """Stop reading ``origin`` until ``target`` can take more (its socket has
         drained, and it owes fewer than half :data:`MAX_AWAITED_ANSWERS` answers and
         half ``max_awaited_bytes``), or is gone: a feed held is always let go."""
-        if origin in target.feeds:
-            return
+        if origin in target.feeds or target.protocol.lost.fired:
+            return  # held already; or gone, and nobody would let it go
         target.feeds.add(origin)
         origin.held_by.add(target)
         origin.protocol.pause_reading(("next hop behind", id(target)))
