@@ -112,11 +112,11 @@ class Review(RelayPeers, unittest.TestCase):
         alice = yield self.connect(uri)
         path = yield alice.auth(uri)
         to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
-        for _ in range(80):
-            alice.request("SEND", to, b"x" * 200 * 1024, Failure_Report="no")
+        for _ in range(800):  # 16 MB, in chunks small enough that a read holds several
+            alice.request("SEND", to, b"x" * 20 * 1024, Failure_Report="no")
         feed = next(link for link in relay._links if link.bindings)
         # The relay is behind: alice is held for the next hop, with chunks of hers parked.
-        yield until(lambda: feed.held_by and feed.parked)
+        yield until(lambda: feed.held_by and feed.parked, timeout=15)
         yield sink.port.stopListening()
         for conn in sink.conns:
             conn.transport.abortConnection()  # the next hop dies
