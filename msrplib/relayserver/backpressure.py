@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from msrplib._chunk import MSRPData, make_report
 from msrplib._rules import report_flag, sends_failure_reports
-from msrplib.relayserver.links import Forwarded, Link
+from msrplib.relayserver.links import Forwarded, Link, add_count
 from msrplib.relayserver.metrics import RelayMetrics
 from msrplib.relayserver.settings import RelaySettings
 
@@ -85,11 +85,7 @@ class Backpressure:
         """``entry`` is no longer awaited on ``link``: take its weight off the counts."""
         link.awaited_bytes -= entry.size
         self._awaited_bytes -= entry.size
-        left = self._awaited_by_owner.get(entry.owner, 0) - entry.size
-        if left > 0:
-            self._awaited_by_owner[entry.owner] = left
-        else:
-            self._awaited_by_owner.pop(entry.owner, None)
+        add_count(self._awaited_by_owner, entry.owner, -entry.size)
 
     def _hold_feed(self, origin: Link, target: Link) -> None:
         """Stop reading ``origin`` until ``target`` can take more (its socket has

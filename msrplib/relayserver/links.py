@@ -10,7 +10,17 @@ from msrplib._chunk import MSRPData
 from msrplib._uri import URI
 from msrplib.transport import MSRPProtocol
 
-__all__ = ["Link", "Forwarded"]
+__all__ = ["Link", "Forwarded", "add_count"]
+
+
+def add_count(counts: Dict[str, int], key: str, change: int) -> None:
+    """Add ``change`` to ``counts[key]``, a table of what is under way by key (a user,
+    an address) that keeps no key whose count is down to nothing."""
+    count = counts.get(key, 0) + change
+    if count > 0:
+        counts[key] = count
+    else:
+        counts.pop(key, None)
 
 
 class Link:

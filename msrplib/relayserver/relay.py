@@ -50,7 +50,7 @@ from msrplib.relayserver.backpressure import Backpressure
 from msrplib.relayserver.digestauth import DigestAuthority
 from msrplib.relayserver.forwarded import (URICache, copy_request, head_fits, pieces,
                                            report_headers, uri_place)
-from msrplib.relayserver.links import Forwarded, Link
+from msrplib.relayserver.links import Forwarded, Link, add_count
 from msrplib.relayserver.metrics import RelayMetrics
 from msrplib.relayserver.settings import RelaySettings
 from msrplib.tls import TLSIdentity, relay_tls_options
@@ -128,16 +128,9 @@ class MSRPRelay(Backpressure):
             if identity is None:
                 raise ValueError("an msrps listener needs an identity")
             factory = tls_factory(identity.server_options(), False, factory, self.reactor)
-        if reuse_port:
-            listening = _listen_reusing_port(self.reactor, port, interface, factory)
-        else:
-            listening = self.reactor.listenTCP(port, factory, interface=interface)
-        uri.port = listening.getHost().port
+        self._open_port(uri, port, interface, factory, reuse_port)
         if home:
             self.home = uri
-        self._ports.append(listening)
-        self._listeners.append(uri)
-        self._addresses.add(uri_place(uri))
         return uri
 
     def listen_websocket(self, port: int = 0, identity: Optional[TLSIdentity] = None,
@@ -156,6 +149,13 @@ class MSRPRelay(Backpressure):
             self.settings.connection.traffic_log)
         if identity is not None:
             factory = tls_factory(identity.server_options(), False, factory, self.reactor)
+        self._open_port(uri, port, interface, factory, reuse_port)
+        return uri
+
+    def _open_port(self, uri: URI, port: int, interface: str, factory: Any,
+                   reuse_port: bool) -> None:
+        """Listen on ``port`` with ``factory`` and know ``uri`` (its port filled in) as
+        one of this relay's own."""
         if reuse_port:
             listening = _listen_reusing_port(self.reactor, port, interface, factory)
         else:
@@ -164,7 +164,6 @@ class MSRPRelay(Backpressure):
         self._ports.append(listening)
         self._listeners.append(uri)
         self._addresses.add(uri_place(uri))
-        return uri
 
     def stop_accepting(self) -> Deferred[Any]:
         """Stop listening (connections open go on); fires once the ports are closed."""
@@ -230,21 +229,12 @@ class MSRPRelay(Backpressure):
 
     def _count_opened(self, user: str, change: int) -> None:
         """Count a connection to a next hop in (1) or out of (-1) those of ``user``."""
-        count = self._opened_for.get(user, 0) + change
-        if count > 0:
-            self._opened_for[user] = count
-        else:
-            self._opened_for.pop(user, None)
+        add_count(self._opened_for, user, change)
 
     def _count_unbound(self, link: Link, change: int) -> None:
         """Count ``link`` in (1) or out of (-1) the unbound connections of its source."""
-        if link.source is None:
-            return
-        count = self._unbound.get(link.source, 0) + change
-        if count > 0:
-            self._unbound[link.source] = count
-        else:
-            self._unbound.pop(link.source, None)
+        if link.source is not None:
+            add_count(self._unbound, link.source, change)
 
     def _adopt(self, protocol: MSRPProtocol, listener: Optional[URI],
                max_chunk_size: int) -> Link:
@@ -598,7 +588,7 @@ class MSRPRelay(Backpressure):
                 target.pending[transaction_id] = awaited
             target.awaited_bytes += weight
             self._awaited_bytes += weight
-            self._awaited_by_owner[user] = self._awaited_by_owner.get(user, 0) + weight
+            add_count(self._awaited_by_owner, user, weight)
             if target.timer is None:
                 self._watch(target)
         if method == "SEND" and answers_success(failure_report):
