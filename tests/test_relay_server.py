@@ -280,8 +280,10 @@ class AllowedNextHopsTests(RelayHarness, unittest.TestCase):
     @inlineCallbacks
     def test_only_the_next_hops_allowed_are_reached(self):
         second, second_uri = self.start_relay()
-        first, first_uri = self.start_relay(settings=RelaySettings(
+        first = MSRPRelay(REALM, HA1, host="127.0.0.3", settings=RelaySettings(
             allowed_next_hops=["10.0.0.0/8", "relay.example.com"]))
+        first_uri = first.listen(0, interface="127.0.0.3")
+        self.addCleanup(first.stop)
         alice = self.endpoint(ConnectorRelay, self.settings("alice", first_uri))
         yield alice.prepare()
         bob = URI(host="127.0.0.1", port=9, session_id="bob")
@@ -289,9 +291,10 @@ class AllowedNextHopsTests(RelayHarness, unittest.TestCase):
         error = yield self.assertFailure(alice.complete([there, bob]), MSRPBindError)
         self.assertEqual(error.code, 403)
         self.assertEqual(len(first._links), 1)  # no connection was made for it
-        self.assertTrue(first._allowed("10.1.2.3"))
-        self.assertTrue(first._allowed("Relay.Example.com"))
-        self.assertFalse(first._allowed("192.0.2.1"))
+        self.assertTrue(first.next_hops.allows("10.1.2.3"))
+        self.assertTrue(first.next_hops.allows("192.0.2.1", "Relay.Example.com"))
+        self.assertTrue(first.next_hops.allows("127.0.0.3"))  # its own host
+        self.assertFalse(first.next_hops.allows("192.0.2.1"))
 
 
 class TwoRelaysTests(RelayHarness, unittest.TestCase):

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from msrplib._uri import URI
 from msrplib.relayserver.operations import (JSONLog, MetricsExporter, SharedMetrics, WebDemo,
                                             open_json_log)
+from msrplib.relayserver.nexthops import SPECIAL_PURPOSE_NETWORKS
 from msrplib.relayserver.relay import MSRPRelay, RelaySettings
 from msrplib.relayserver.service import GRACE_SECONDS, Listener, RelayService
 from msrplib.relayserver.users import load_users
@@ -284,7 +285,9 @@ def _relay(config: Mapping[str, Any], reactor: Any) -> MSRPRelay:
         default_expires=int(config["default-expires"]),
         next_hop_chunk_sizes=parse_chunk_sizes(list(config.get("next-hop-chunk-size") or [])),
         trust_root=trust_root, verify_tls=not config.get("no-verify-next-hop"),
-        allowed_next_hops=list(config.get("next-hop") or []) or None)
+        allowed_next_hops=list(config.get("next-hop") or []) or None,
+        refused_next_hop_networks=(list(SPECIAL_PURPOSE_NETWORKS)
+                                   + list(config.get("refuse-next-hop") or [])))
     if not settings.min_expires <= settings.default_expires <= settings.max_expires:
         raise ValueError("--default-expires must lie between --min-expires and "
                          "--max-expires")
@@ -341,6 +344,8 @@ def _repeat(config: Mapping[str, Any]) -> List[str]:
         argv += ["--next-hop-chunk-size", value]
     for value in config.get("next-hop") or []:
         argv += ["--next-hop", value]
+    for value in config.get("refuse-next-hop") or []:
+        argv += ["--refuse-next-hop", value]
     if config.get("no-verify-next-hop"):
         argv.append("--no-verify-next-hop")
     return argv

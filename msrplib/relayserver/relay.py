@@ -26,7 +26,6 @@ refused with 413.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -52,6 +51,7 @@ from msrplib.relayserver.forwarded import (URICache, copy_request, head_fits, pi
                                            report_headers, uri_place)
 from msrplib.relayserver.links import Forwarded, Link, add_count
 from msrplib.relayserver.metrics import RelayMetrics
+from msrplib.relayserver.nexthops import NextHopPolicy, NextHopRefused
 from msrplib.relayserver.settings import RelaySettings
 from msrplib.tls import TLSIdentity, relay_tls_options
 from msrplib.transport import MSRPProtocol
@@ -92,6 +92,10 @@ class MSRPRelay(Backpressure):
         self.auth = Bindings(self.authority, self.settings, self.metrics, reactor,
                              self._refuse, self._count_unbound)
         self._uris = URICache()
+        #: Where the relay may connect for its clients (``allowed_next_hops``).
+        self.next_hops = NextHopPolicy(self.settings.allowed_next_hops,
+                                       self.settings.refused_next_hop_networks, host,
+                                       getattr(reactor, "nameResolver", None), reactor)
         #: Accepted connections that hold no binding, by the address they came from.
         self._unbound: Dict[str, int] = {}
         self._stopped = False
@@ -406,23 +410,6 @@ class MSRPRelay(Backpressure):
                                               to_hops[0] + " " + from_text), first, following,
                               binding.user)
 
-    def _allowed(self, host: str) -> bool:
-        """Whether the relay may connect to ``host`` for a client (``allowed_next_hops``)."""
-        allowed = self.settings.allowed_next_hops
-        if allowed is None:
-            return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return host.lower() in (entry.lower() for entry in allowed)
-        for entry in allowed:
-            try:
-                if address in ipaddress.ip_network(entry, strict=False):
-                    return True
-            except ValueError:
-                continue  # a host name
-        return False
-
     def _send_to_address(self, origin: Link, request: MSRPData, paths: Tuple[str, str],
                          our_uri: URI, target: URI, user: str) -> None:
         """Forward ``request`` for ``user``'s binding to the address ``target``, over the
@@ -431,9 +418,6 @@ class MSRPRelay(Backpressure):
         if target.transport.lower() != "tcp":
             # WebSocket is a client's way to its relay (RFC 7977), never to a next hop.
             self._refuse(origin, request, 400, "Next hops are reached over TCP only")
-            return
-        if not self._allowed(target.host or ""):
-            self._refuse(origin, request, 403, "Next hop not allowed")
             return
         key = (target.host or "", target.effective_port, target.use_tls)
         hop = self._next_hops.get(key)
@@ -459,6 +443,9 @@ class MSRPRelay(Backpressure):
 
         def failed(reason: Failure) -> None:
             origin.protocol.resume_reading(pause)
+            if reason.check(NextHopRefused):
+                self._refuse(origin, request, 403, "Next hop not allowed")
+                return
             self.log.info("next hop {hop} unreachable: {error}", hop=str(target),
                           error=reason.value)
             self._refuse(origin, request, 503, "Next hop unreachable")
@@ -467,23 +454,36 @@ class MSRPRelay(Backpressure):
 
     def _connect(self, key: Tuple[str, int, bool], target: URI, user: str) -> Observer:
         """The link to ``target`` being made for ``user``: an Observer that the chunks
-        waiting for it observe."""
+        waiting for it observe. The name is resolved here, and the address connected to
+        is one :attr:`next_hops` allows (:class:`NextHopRefused` otherwise)."""
         made = Observer()
-        try:
-            options = relay_tls_options(target.host or "", self.settings.trust_root, None,
-                                        self.settings.verify_tls) if target.use_tls else None
-            connected, connector = connect_to(target, options, self.reactor,
-                                              self.settings.connection)
-        except Exception:
-            self.log.failure("could not connect to next hop {hop}", hop=str(target))
-            made.fire(Failure(ConnectionDone("no connection to %s" % target)))
-            return made
-        self._connectors.append(connector)
         self._count_opened(user, 1)
+        timeout = self.settings.connection.connect_timeout
+        address = self.next_hops.address_of(target.host or "", timeout)
+
+        def dial(host: str) -> Deferred[MSRPProtocol]:
+            if self._stopped:
+                raise ConnectionDone("the relay stopped")
+            try:
+                options = relay_tls_options(target.host or "", self.settings.trust_root,
+                                            None, self.settings.verify_tls) \
+                    if target.use_tls else None
+                connected, connector = connect_to(target, options, self.reactor,
+                                                  self.settings.connection,
+                                                  (host, target.effective_port))
+            except Exception:
+                self.log.failure("could not connect to next hop {hop}", hop=str(target))
+                raise ConnectionDone("no connection to %s" % target) from None
+            self._connectors.append(connector)
+
+            def forget(outcome: Any) -> Any:
+                if connector in self._connectors:
+                    self._connectors.remove(connector)
+                return outcome
+
+            return connected.addBoth(forget)
 
         def done(protocol: MSRPProtocol) -> None:
-            if connector in self._connectors:
-                self._connectors.remove(connector)
             if self._stopped:
                 self._count_opened(user, -1)
                 protocol.abort()
@@ -498,13 +498,11 @@ class MSRPRelay(Backpressure):
             made.fire(link)
 
         def failed(reason: Failure) -> None:
-            if connector in self._connectors:
-                self._connectors.remove(connector)
             self._count_opened(user, -1)
             self._next_hops.pop(key, None)
             made.fire(reason)
 
-        connected.addCallbacks(done, failed)
+        address.addCallback(dial).addCallbacks(done, failed)
         return made
 
     def _send_to(self, origin: Link, request: MSRPData, paths: Tuple[str, str],

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from msrplib._bind import ConnectionSettings
+from msrplib.relayserver.nexthops import SPECIAL_PURPOSE_NETWORKS
 
 __all__ = ["RelaySettings"]
 
@@ -28,6 +29,10 @@ class RelaySettings:
     parsing (``ConnectionSettings``). ``allowed_next_hops``: the addresses the relay may
     connect to for its clients, as networks (``10.0.0.0/8``, ``192.0.2.7``) or host names
     (``relay.example.com``); ``None``: any (a request for another gets 403).
+    ``refused_next_hop_networks``: networks never connected to unless
+    ``allowed_next_hops`` names them (loopback, link-local and the other special-purpose
+    ones by default: :mod:`~msrplib.relayserver.nexthops`). A next hop's name is resolved
+    by the relay and checked address by address.
     ``trust_root`` and ``verify_tls``: how next hops over TLS are checked (their
     certificate must chain to ``trust_root``, the platform's by default, and name the
     host; ``verify_tls=False`` for tests only).
@@ -61,6 +66,8 @@ class RelaySettings:
     trust_root: Any = None
     verify_tls: bool = True
     allowed_next_hops: Optional[List[str]] = None
+    refused_next_hop_networks: List[str] = field(
+        default_factory=lambda: list(SPECIAL_PURPOSE_NETWORKS))
     max_next_hops: int = 10000
     max_next_hops_per_user: int = 64
     max_awaited_bytes: int = 4 * 1024 * 1024

@@ -1,5 +1,6 @@
 """``twistd msrp-relay``: an MSRP relay (RFC 4976); see msrplib.relayserver."""
 
+import ipaddress
 import re
 
 from twisted.application.service import IServiceMaker
@@ -52,10 +53,20 @@ class Options(usage.Options):
         super().__init__()
         self["next-hop-chunk-size"] = []
         self["next-hop"] = []
+        self["refuse-next-hop"] = []
 
     def opt_next_hop(self, value):
-        """A network (10.0.0.0/8, 192.0.2.7) or host name the relay may connect to for its clients (repeatable; without one, any)."""  # noqa: E501 (twistd --help shows it as it is)
+        """A network (10.0.0.0/8, 192.0.2.7) or host name the relay may connect to for its clients (repeatable; without one, any address outside the refused networks)."""  # noqa: E501 (twistd --help shows it as it is)
         self["next-hop"].append(value)
+
+    def opt_refuse_next_hop(self, value):
+        """A network the relay never connects to for its clients unless --next-hop names it (repeatable; added to loopback, link-local, multicast and the other special-purpose networks, refused by default)."""  # noqa: E501 (twistd --help shows it as it is)
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise usage.UsageError("--refuse-next-hop takes a network (10.0.0.0/8), "
+                                   "not %r" % value) from None
+        self["refuse-next-hop"].append(value)
 
     def opt_next_hop_chunk_size(self, value):
         """HOST:PORT=BYTES: the largest chunk body that next hop takes (repeatable; e.g. 8192 for Kamailio's relay)."""  # noqa: E501 (twistd --help shows it as it is)
