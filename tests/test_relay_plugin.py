@@ -276,6 +276,26 @@ class WorkerLifeTests(unittest.TestCase):
             yield deferToThread(time.sleep, 0.2)
         self.assertEqual(running(workers), [])
 
+    def test_the_metrics_directories_killed_supervisors_left_are_removed(self):
+        from msrplib.relayserver.operations import METRICS_PREFIX, SharedMetrics
+        parent = os.path.abspath(self.mktemp())
+        os.makedirs(parent)
+        ended = subprocess.Popen([sys.executable, "-c", "pass"])
+        ended.wait()
+        names = {"dead": "%s%d-abc" % (METRICS_PREFIX, ended.pid),
+                 "alive": "%s%d-def" % (METRICS_PREFIX, os.getpid()),
+                 "odd": METRICS_PREFIX + "notapid", "other": "other-%d" % ended.pid}
+        for name in names.values():
+            os.makedirs(os.path.join(parent, name, "inside"))
+        shared = SharedMetrics(parent)
+        self.addCleanup(shared.remove)
+        left = set(os.listdir(parent))
+        self.assertNotIn(names["dead"], left)
+        self.assertLessEqual({names["alive"], names["odd"], names["other"]}, left)
+        [own] = left - set(names.values())
+        self.assertTrue(own.startswith("%s%d-" % (METRICS_PREFIX, os.getpid())))
+        self.assertEqual(os.path.join(parent, own), shared.directory)
+
     def test_workers_that_keep_ending_as_they_start_stop_the_supervisor(self):
         from types import SimpleNamespace
         from twisted.internet.task import Clock

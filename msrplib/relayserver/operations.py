@@ -4,7 +4,8 @@ so that one relay process and a supervisor of workers compose the same ones:
 - :class:`MetricsExporter`: a prometheus-client registry served on a local endpoint;
 - :class:`SharedMetrics`: the counters of several worker processes as one registry, by
   prometheus-client's multiprocess mode (each worker writes its counts into files of a
-  directory this service owns; the registry adds them up);
+  directory this service owns; the registry adds them up; the directories that killed
+  supervisors left are removed when the next one starts);
 - :class:`JSONLog`: the log events, appended to a file as JSON records (Twisted's
   ``jsonFileLogObserver``: RFC 7464 JSON text sequences, read back with
   ``twisted.logger.eventsFromJSONLogFile``); a record is written whole, so workers
@@ -26,11 +27,13 @@ from twisted.logger import globalLogPublisher, jsonFileLogObserver
 from msrplib._uri import URI
 
 __all__ = ["MetricsExporter", "SharedMetrics", "JSONLog", "open_json_log", "WebDemo",
-           "MULTIPROCESS_DIRECTORY"]
+           "MULTIPROCESS_DIRECTORY", "METRICS_PREFIX", "remove_stale_metrics"]
 
 #: The environment variable that puts prometheus-client in its multiprocess mode: a
 #: process started with it writes its counts into files of that directory.
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+#: How the name of a supervisor's metrics directory starts; its process id follows.
+METRICS_PREFIX = "msrp-relay-metrics-"
 
 
 class _Listening(Service):
@@ -81,10 +84,12 @@ class SharedMetrics:
     (:meth:`process_ended` drops those of one that ended). :meth:`remove` its directory
     once they have all ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Optional[str] = None) -> None:
         from prometheus_client import CollectorRegistry
         from prometheus_client.multiprocess import MultiProcessCollector
-        self.directory = tempfile.mkdtemp(prefix="msrp-relay-metrics-")
+        remove_stale_metrics(parent)
+        self.directory = tempfile.mkdtemp(prefix="%s%d-" % (METRICS_PREFIX, os.getpid()),
+                                          dir=parent)
         self.registry = CollectorRegistry()
         collector: Any = MultiProcessCollector
         collector(self.registry, path=self.directory)
@@ -101,6 +106,29 @@ class SharedMetrics:
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def remove_stale_metrics(parent: Optional[str] = None) -> None:
+    """Remove the metrics directories under ``parent`` (the temporary directory by
+    default) that supervisors of this user left when they were killed (``SIGKILL`` lets
+    :meth:`SharedMetrics.remove` no chance): those whose supervisor's process id, in
+    their name, is no longer running."""
+    parent = parent or tempfile.gettempdir()
+    for name in os.listdir(parent):
+        if not name.startswith(METRICS_PREFIX):
+            continue
+        pid_text = name[len(METRICS_PREFIX):].partition("-")[0]
+        if not pid_text.isdigit():
+            continue
+        path = os.path.join(parent, name)
+        try:
+            if os.lstat(path).st_uid != os.getuid() or not os.path.isdir(path):
+                continue
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue  # gone meanwhile, or a process of another user: running
 
 
 class JSONLog(Service):
