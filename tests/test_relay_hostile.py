@@ -426,6 +426,53 @@ class ThirdReviewTests(RelayPeers, unittest.TestCase):
         self.assertEqual(refused[0].comment, "Next hop behind")
 
     @inlineCallbacks
+    def test_a_connection_read_again_for_its_answers_is_held_again_once_they_are_done(self):
+        """The window in which a connection let go for the answers it owes has what it
+        sends to a next hop that is behind refused, not held, ends: after the graces,
+        its chunk for another next hop that is behind is held (and it paced), not
+        refused."""
+        relay, uri = self.start_relay(settings=RelaySettings(response_timeout=1.0))
+        self.patch(backpressure_module, "HELD_ANSWER_GRACE", 0.3)
+        first, second = self.sink(stall=True), self.sink(stall=True)
+        alice, carol = (yield self.connect(uri)), (yield self.connect(uri))
+        alice_path, carol_path = (yield alice.auth(uri)), (yield carol.auth(uri, "bob"))
+
+        def feed_of(path):
+            return next(link for link in relay._links if link.bindings and
+                        path.split("/")[-1].split(";")[0] in link.bindings)
+
+        @inlineCallbacks
+        def fill(client, path, sink):
+            """Send to ``sink`` until the relay holds ``client`` back for it."""
+            to = "%s msrp://127.0.0.1:%d/far;tcp" % (path, sink.port.getHost().port)
+            while not feed_of(path).protocol.reading_paused:
+                client.request("SEND", to, b"x" * 60000, Failure_Report="no")
+                yield task.deferLater(reactor, 0.01, lambda: None)
+            return to
+
+        yield fill(alice, alice_path, first)
+        # Alice owes carol an answer she never gives: the relay reads her again for it,
+        # up to its graces, then carol gets a 408.
+        carol.request("SEND", "%s %s msrp://127.0.0.1:9/alice;tcp" % (carol_path, alice_path),
+                      b"owed")
+        yield until(lambda: any(r.method == "REPORT" for r in carol.got), timeout=5)
+        [report] = [r for r in carol.got if r.method == "REPORT"]
+        self.assertEqual(report.headers["status"], "000 408 No answer from the next hop")
+        # The last grace began at most one grace before the 408: its window then ends.
+        yield task.deferLater(reactor, 0.3 * backpressure_module.HELD_ANSWER_GRACES + 0.1,
+                              lambda: None)
+        # Carol makes the second next hop fall behind; then alice sends to it.
+        to_second = yield fill(carol, carol_path, second)
+        to_second = to_second.replace(carol_path, alice_path)
+        tid = alice.request("SEND", to_second, b"y" * 1000)
+        alice_feed = feed_of(alice_path)
+        yield until(lambda: alice_feed.protocol.reading_paused or
+                    any(r.transaction_id == tid for r in alice.got), timeout=5)
+        self.assertEqual([r.code for r in alice.got if r.transaction_id == tid], [])
+        self.assertTrue(alice_feed.protocol.reading_paused)  # held, with her chunk parked
+        self.assertEqual([request.transaction_id for request, *_ in alice_feed.parked], [tid])
+
+    @inlineCallbacks
     def test_sends_to_a_connections_own_bindings_are_bounded(self):
         relay, uri = self.start_relay(settings=RelaySettings(max_awaited_bytes=20000))
         gateway = yield self.connect(uri)  # a connection holding two bindings
