@@ -6,7 +6,7 @@ then real relays on 127.0.0.x."""
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import CancelledError, inlineCallbacks
 from twisted.internet.error import DNSLookupError
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
@@ -18,33 +18,44 @@ from msrplib.protocol import URI
 from msrplib.relayserver import MSRPRelay, RelaySettings
 from msrplib.relayserver import daemon
 from msrplib.relayserver import relay as relay_module
-from msrplib.relayserver.nexthops import (SPECIAL_PURPOSE_NETWORKS, NextHopPolicy,
-                                          NextHopRefused)
+from msrplib.relayserver.nexthops import NextHopPolicy, NextHopRefused
 from msrplib.testing import CollectingReceiver
 from tests.test_relay_server import HA1, REALM, RelayHarness
+from tests.test_relay_server_edges import until
 
 
 class Resolver:
-    """An ``IHostnameResolver`` that answers from a table, or never (``None``)."""
+    """An ``IHostnameResolver`` that answers from a table at once, or, for a name it
+    does not have, when :meth:`finish` is called (a lookup still in a thread)."""
 
     def __init__(self, table):
         self.table = table
         self.asked = []
+        self.unanswered = []
 
     def resolveHostName(self, receiver, name, port=0, *args):
         self.asked.append(name)
         receiver.resolutionBegan(None)
-        addresses = self.table.get(name)
-        if addresses is None:
+        if name.lower() not in self.table:
+            self.unanswered.append(receiver)
             return
-        for address in addresses:
+        for address in self.table[name.lower()]:
             receiver.addressResolved(IPv4Address("TCP", address, port))
         receiver.resolutionComplete()
 
+    def finish(self):
+        """The lookups without an answer end, with none."""
+        unanswered, self.unanswered = self.unanswered, []
+        for receiver in unanswered:
+            receiver.resolutionComplete()
 
-def policy(allowed=None, refused=SPECIAL_PURPOSE_NETWORKS, own="192.0.2.1", table=None,
-           clock=None):
-    return NextHopPolicy(allowed, refused, own, Resolver(table or {}), clock or Clock())
+
+DEFAULT_REFUSED = RelaySettings().refused_next_hop_networks
+
+
+def policy(allowed=None, refused=DEFAULT_REFUSED, table=None, clock=None, **limits):
+    return NextHopPolicy(allowed, refused, Resolver(table or {}), clock or Clock(),
+                         **limits)
 
 
 class PolicyTests(unittest.TestCase):
@@ -52,28 +63,50 @@ class PolicyTests(unittest.TestCase):
         default = policy()
         for address in ("127.0.0.1", "127.255.0.9", "0.0.0.0", "169.254.169.254",
                         "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "ff02::1",
-                        "::ffff:127.0.0.1", "::ffff:169.254.169.254"):
+                        "::ffff:127.0.0.1", "::ffff:169.254.169.254",
+                        # cloud metadata services outside those networks
+                        "fd00:ec2::254", "100.100.100.200"):
             self.assertFalse(default.allows(address), address)
-        for address in ("192.0.2.7", "10.1.2.3", "2001:db8::1", "::ffff:192.0.2.7"):
+        for address in ("192.0.2.7", "10.1.2.3", "2001:db8::1", "::ffff:192.0.2.7",
+                        "64:ff9b::c000:207", "2002:c000:207::1"):
             self.assertTrue(default.allows(address), address)
         self.assertFalse(default.allows("not an address"))
 
-    def test_allowed_networks_and_names_and_its_own_host(self):
+    def test_ipv6_addresses_that_carry_a_refused_ipv4_one_are_refused(self):
+        default = policy()
+        for address in ("::127.0.0.1",  # IPv4-compatible
+                        "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe",  # NAT64
+                        "2002:7f00:1::", "2002:a9fe:a9fe::1",  # 6to4
+                        "::ffff:0:7f00:1"):  # IPv4-translated
+            self.assertFalse(default.allows(address), address)
+
+    def test_allowed_networks_and_names(self):
         closed = policy(allowed=["127.0.0.0/8", "Relay.Example.com"])
         self.assertTrue(closed.allows("127.0.0.1"))  # allowed though special
+        self.assertTrue(closed.allows("::ffff:127.0.0.1"))
         self.assertTrue(closed.allows("169.254.169.254", "relay.example.COM"))
-        self.assertTrue(closed.allows("192.0.2.1"))  # its own host
         self.assertFalse(closed.allows("192.0.2.7"))
         self.assertFalse(closed.allows("192.0.2.7", "elsewhere.example.com"))
-        extra = policy(refused=list(SPECIAL_PURPOSE_NETWORKS) + ["10.0.0.0/8"])
+        extra = policy(refused=list(DEFAULT_REFUSED) + ["10.0.0.0/8"])
         self.assertFalse(extra.allows("10.1.2.3"))
         self.assertTrue(extra.allows("192.0.2.7"))
 
+    def test_its_own_places_are_allowed_at_their_ports_only(self):
+        hops = policy(table={"relay.example.com": ["127.0.1.1"]})
+        hops.own.update({("127.0.0.3", 2855), ("relay.example.com", 2856)})
+        self.assertEqual(self.successResultOf(hops.address_of("127.0.0.3", 2855, 5)),
+                         "127.0.0.3")
+        self.failureResultOf(hops.address_of("127.0.0.3", 22, 5), NextHopRefused)
+        self.assertEqual(self.successResultOf(hops.address_of("Relay.example.com", 2856, 5)),
+                         "127.0.1.1")
+        self.failureResultOf(hops.address_of("relay.example.com", 22, 5), NextHopRefused)
+
     def test_an_address_is_checked_without_resolving(self):
         hops = policy()
-        self.assertEqual(self.successResultOf(hops.address_of("192.0.2.7", 5)), "192.0.2.7")
-        self.failureResultOf(hops.address_of("127.0.0.1", 5), NextHopRefused)
-        self.failureResultOf(hops.address_of("::ffff:127.0.0.1", 5), NextHopRefused)
+        self.assertEqual(self.successResultOf(hops.address_of("192.0.2.7", 1, 5)),
+                         "192.0.2.7")
+        self.failureResultOf(hops.address_of("127.0.0.1", 1, 5), NextHopRefused)
+        self.failureResultOf(hops.address_of("::ffff:127.0.0.1", 1, 5), NextHopRefused)
         self.assertEqual(hops.resolver.asked, [])
 
     def test_a_name_gives_its_first_allowed_address(self):
@@ -83,18 +116,19 @@ class PolicyTests(unittest.TestCase):
                              "nowhere.example.com": [],
                              # what a resolver makes of spellings ipaddress refuses
                              "127.1": ["127.0.0.1"], "2130706433": ["127.0.0.1"]})
-        self.assertEqual(self.successResultOf(hops.address_of("mixed.example.com", 5)),
+        self.assertEqual(self.successResultOf(hops.address_of("mixed.example.com", 1, 5)),
                          "192.0.2.9")
-        self.assertEqual(self.successResultOf(hops.address_of("inside.example.com", 5)),
+        self.assertEqual(self.successResultOf(hops.address_of("inside.example.com", 1, 5)),
                          "10.0.0.1")
         for name in ("127.1", "2130706433"):
-            self.failureResultOf(hops.address_of(name, 5), NextHopRefused)
-        self.failureResultOf(hops.address_of("nowhere.example.com", 5), DNSLookupError)
+            self.failureResultOf(hops.address_of(name, 1, 5), NextHopRefused)
+        self.failureResultOf(hops.address_of("nowhere.example.com", 1, 5), DNSLookupError)
+        self.assertEqual(hops.lookups, {})
 
     def test_a_name_that_gets_no_answer_fails_in_time(self):
         clock = Clock()
-        hops = policy(table={}, clock=clock)
-        found = hops.address_of("silent.example.com", 5)
+        hops = policy(clock=clock)
+        found = hops.address_of("silent.example.com", 1, 5)
         self.assertNoResult(found)
         clock.advance(4.9)
         self.assertNoResult(found)
@@ -105,13 +139,53 @@ class PolicyTests(unittest.TestCase):
     def test_an_answer_in_time_stops_the_timer(self):
         clock = Clock()
         hops = policy(table={"quick.example.com": ["192.0.2.9"]}, clock=clock)
-        self.assertEqual(self.successResultOf(hops.address_of("quick.example.com", 5)),
+        self.assertEqual(self.successResultOf(hops.address_of("quick.example.com", 1, 5)),
                          "192.0.2.9")
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_lookups_count_until_they_really_end_and_are_bounded(self):
+        """Names that never answer in time cannot fill the resolver's threads: a lookup
+        counts, by owner and in all, until its thread is done, not until it times
+        out; past the bounds, a lookup fails at once."""
+        clock = Clock()
+        hops = policy(table={"quick.example.com": ["192.0.2.9"]}, clock=clock,
+                      max_lookups=5, max_lookups_per_owner=3)
+        slow = [hops.address_of("slow%d.example.com" % n, 1, 5, "mallory")
+                for n in range(3)]
+        self.failureResultOf(hops.address_of("slow3.example.com", 1, 5, "mallory"),
+                             DNSLookupError)
+        clock.advance(6)
+        for each in slow:
+            self.failureResultOf(each, DNSLookupError)  # timed out...
+        self.assertEqual(hops.lookups, {"mallory": 3})  # ...but their threads run on
+        self.failureResultOf(hops.address_of("slow4.example.com", 1, 5, "mallory"),
+                             DNSLookupError)
+        # Others still get theirs, up to the bound in all.
+        self.successResultOf(hops.address_of("quick.example.com", 1, 5, "alice"))
+        others = [hops.address_of("slow.example.org", 1, 5, who) for who in ("bob", "carol")]
+        self.failureResultOf(hops.address_of("quick.example.com", 1, 5, "alice"),
+                             DNSLookupError)
+        hops.resolver.finish()
+        self.assertEqual(hops.lookups, {})
+        for each in others:
+            self.failureResultOf(each, DNSLookupError)  # no address found
+        self.successResultOf(hops.address_of("quick.example.com", 1, 5, "mallory"))
+
+    def test_cancelling_stops_the_wait_and_its_timer(self):
+        clock = Clock()
+        hops = policy(clock=clock)
+        found = hops.address_of("silent.example.com", 1, 5)
+        hops.cancel()
+        self.failureResultOf(found, CancelledError)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(hops.lookups, {"": 1})  # until its thread is done
+        hops.resolver.finish()
+        self.assertEqual(hops.lookups, {})
+
     def test_no_resolver_is_a_lookup_failure(self):
-        hops = NextHopPolicy(None, SPECIAL_PURPOSE_NETWORKS, "192.0.2.1", None, Clock())
-        self.failureResultOf(hops.address_of("relay.example.com", 5), DNSLookupError)
+        hops = NextHopPolicy(None, DEFAULT_REFUSED, None, Clock())
+        self.failureResultOf(hops.address_of("relay.example.com", 1, 5), DNSLookupError)
+        self.assertEqual(hops.lookups, {})
 
 
 class Counting(Factory):
@@ -138,22 +212,65 @@ class RelayTests(RelayHarness, unittest.TestCase):
         return relay, uri
 
     @inlineCallbacks
-    def test_loopback_and_metadata_next_hops_get_403_and_no_connection(self):
+    def complete_to(self, uri, host, port):
+        """Alice, a client of the relay at ``uri``, completes a path through ``host``
+        and ``port``: the error it gets."""
+        alice = self.endpoint(ConnectorRelay, self.settings("alice", uri))
+        yield alice.prepare()
+        path = [URI(host=host, port=port, session_id="x"),
+                URI(host="192.0.2.7", session_id="bob")]
+        error = yield self.assertFailure(alice.complete(path), MSRPBindError)
+        return error
+
+    def listening(self, interface):
+        """A bare TCP server on ``interface`` that counts its connections."""
         target = Counting()
-        port = reactor.listenTCP(0, target, interface="127.0.0.1")
+        port = reactor.listenTCP(0, target, interface=interface)
         self.addCleanup(port.stopListening)
-        number = port.getHost().port
+        return target, port.getHost().port
+
+    @inlineCallbacks
+    def test_loopback_and_metadata_next_hops_get_403_and_no_connection(self):
+        target, number = self.listening("127.0.0.1")
         relay, uri = self.relay_on("127.0.0.3")
-        for host in ("127.0.0.1", "localhost", "169.254.169.254", "0.0.0.0"):
-            alice = self.endpoint(ConnectorRelay, self.settings("alice", uri))
-            yield alice.prepare()
-            path = [URI(host=host, port=number, session_id="x"),
-                    URI(host="192.0.2.7", session_id="bob")]
-            error = yield self.assertFailure(alice.complete(path), MSRPBindError)
+        for host in ("127.0.0.1", "localhost", "169.254.169.254", "0.0.0.0", "::1",
+                     "::ffff:127.0.0.1", "64:ff9b::7f00:1"):
+            error = yield self.complete_to(uri, host, number)
             self.assertEqual(error.code, 403, host)
         self.assertEqual(target.connections, 0)
         self.assertEqual(relay._outbound, 0)
         self.assertEqual(relay._next_hops, {})
+
+    @inlineCallbacks
+    def test_its_own_host_is_reached_at_its_own_ports_only(self):
+        """The relay's own host (127.0.0.3 here) is no way to the other services there."""
+        target, number = self.listening("127.0.0.3")
+        relay, uri = self.relay_on("127.0.0.3")
+        error = yield self.complete_to(uri, "127.0.0.3", number)
+        self.assertEqual(error.code, 403)
+        self.assertEqual(target.connections, 0)
+        self.assertEqual(relay.next_hops.own, {("127.0.0.3", uri.port)})
+
+    @inlineCallbacks
+    def test_a_stop_while_a_name_is_looked_up_leaves_nothing_behind(self):
+        """A next hop whose name gets no answer: the relay stops meanwhile; its wait
+        (and timer) ends with it, no connection is made, and the counts go back."""
+        relay, uri = self.relay_on("127.0.0.3")
+        relay.next_hops.resolver = resolver = Resolver({})
+        alice = self.endpoint(ConnectorRelay, self.settings("alice", uri))
+        yield alice.prepare()
+        completing = alice.complete([URI(host="silent.example.com", session_id="x"),
+                                     URI(host="192.0.2.7", session_id="bob")])
+        completing.addErrback(lambda _: None)
+        yield until(lambda: resolver.asked)
+        self.assertEqual(relay._opened_for, {"alice": 1})
+        yield relay.stop()
+        self.assertEqual(relay._opened_for, {})
+        self.assertEqual(relay._next_hops, {})
+        self.assertEqual(relay.next_hops.lookups, {"alice": 1})  # its thread runs on
+        resolver.finish()
+        self.assertEqual(relay.next_hops.lookups, {})
+        # No timer is left: trial would find the reactor dirty.
 
     @inlineCallbacks
     def test_a_next_hop_is_reached_at_the_address_checked_for_its_name(self):
@@ -219,6 +336,32 @@ class OptionsTests(unittest.TestCase):
         relay = daemon.make_service(options).relay.relay
         self.assertTrue(relay.next_hops.allows("127.0.0.5"))
         self.assertFalse(relay.next_hops.allows("192.0.2.7"))  # not named: refused
+
+    def test_workers_get_home_ports_and_reach_their_siblings_there_only(self):
+        options = self.options("--workers", "3", "--host", "127.0.0.1")
+        workers = daemon.make_service(options).workers
+        homes = [int(argv[argv.index("--home-port") + 1]) for argv in workers.argvs]
+        self.assertEqual(len(set(homes)), 3)
+        for argv, home in zip(workers.argvs, homes):
+            siblings = [int(argv[n + 1]) for n, arg in enumerate(argv)
+                        if arg == "--sibling-port"]
+            self.assertEqual(sorted(siblings + [home]), sorted(homes))
+            worker = daemon.make_service(self.options(*argv[argv.index("msrp-relay") + 1:]))
+            relay = worker.relay.relay
+            self.assertEqual([listener.port for listener in worker.relay.listeners
+                              if listener.home], [home])
+            for sibling in siblings:  # on loopback, refused but for them
+                self.assertEqual(self.successResultOf(
+                    relay.next_hops.address_of("127.0.0.1", sibling, 5)), "127.0.0.1")
+            self.failureResultOf(relay.next_hops.address_of("127.0.0.1", 22, 5),
+                                 NextHopRefused)
+
+    def test_an_unspecified_interface_needs_a_host(self):
+        for interface in ("0.0.0.0", "::"):
+            error = self.assertRaises(UsageError, self.options, "--interface", interface,
+                                      "--host", "")
+            self.assertIn("needs --host", str(error))
+        self.options("--interface", "0.0.0.0")  # with --host 192.0.2.1
 
     def test_a_refused_network_must_be_a_network(self):
         for value in ("relay.example.com", "10.0.0.0/33", ""):

@@ -315,7 +315,7 @@ class WorkerLifeTests(unittest.TestCase):
 
         clock = Reactor()
         ended = []
-        workers = daemon.WorkerProcesses(["relay"], 1, clock, on_ended=ended.append)
+        workers = daemon.WorkerProcesses([["relay"]], clock, on_ended=ended.append)
         workers.startService()
         clock.advance(daemon.EARLY_END + 1)
         clock.spawned[-1].processEnded(None)  # after a good while: started again in 1 s

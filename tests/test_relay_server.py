@@ -2,6 +2,7 @@
 library's endpoints through real relays on 127.0.0.1: one relay, two of ours in a row,
 ours then Kamailio's, a dead next hop, an unknown session, a receiver that stalls."""
 
+import dataclasses
 import hashlib
 import os
 
@@ -17,6 +18,7 @@ from msrplib.protocol import URI, AuthParams
 from msrplib.relayserver import (DigestAuthority, MSRPRelay, RelaySettings, UsersFileError,
                                  make_ha1, parse_users)
 from msrplib.relayserver.digestauth import GRANTED, REFUSED, STALE
+from msrplib.relayserver.nexthops import NextHopRefused
 from msrplib.session import MSRPSession, SessionSettings
 from msrplib.testing import CollectingReceiver
 from tests.certificates import TestAuthority
@@ -100,8 +102,22 @@ class DigestAuthorityTests(unittest.TestCase):
         self.assertEqual(self.authority.check(forged, "AUTH", self.uri)[0], REFUSED)
 
 
+#: What test relays may forward to: the other relays and peers of a test, on loopback.
+LOOPBACK = ["127.0.0.0/8"]
+
+
+def on_loopback(settings=None):
+    """``settings`` (or the defaults) for a test relay whose next hops are on loopback,
+    which a relay refuses unless told (see test_relay_next_hops)."""
+    settings = settings or RelaySettings()
+    if settings.allowed_next_hops is None:
+        settings = dataclasses.replace(settings, allowed_next_hops=LOOPBACK)
+    return settings
+
+
 class RelayHarness:
     def start_relay(self, **options):
+        options["settings"] = on_loopback(options.get("settings"))
         relay = MSRPRelay(REALM, HA1, **options)
         uri = relay.listen(0)
         self.addCleanup(relay.stop)
@@ -293,7 +309,10 @@ class AllowedNextHopsTests(RelayHarness, unittest.TestCase):
         self.assertEqual(len(first._links), 1)  # no connection was made for it
         self.assertTrue(first.next_hops.allows("10.1.2.3"))
         self.assertTrue(first.next_hops.allows("192.0.2.1", "Relay.Example.com"))
-        self.assertTrue(first.next_hops.allows("127.0.0.3"))  # its own host
+        # Its own host at its own port only.
+        own = first.next_hops.address_of("127.0.0.3", first_uri.port, 5)
+        self.assertEqual(self.successResultOf(own), "127.0.0.3")
+        self.failureResultOf(first.next_hops.address_of("127.0.0.3", 22, 5), NextHopRefused)
         self.assertFalse(first.next_hops.allows("192.0.2.1"))
 
 
@@ -320,8 +339,8 @@ class TLSRelayTests(RelayHarness, unittest.TestCase):
         authority = TestAuthority()
         relays = []
         for _ in range(2):
-            relay = MSRPRelay(REALM, HA1, settings=RelaySettings(
-                trust_root=authority.trust_root))
+            relay = MSRPRelay(REALM, HA1, settings=on_loopback(RelaySettings(
+                trust_root=authority.trust_root)))
             uri = relay.listen(0, use_tls=True, identity=authority.issue("127.0.0.1"))
             self.addCleanup(relay.stop)
             relays.append(uri)
@@ -336,7 +355,8 @@ class TLSRelayTests(RelayHarness, unittest.TestCase):
     @inlineCallbacks
     def test_a_next_hop_with_a_certificate_of_another_name_is_refused(self):
         authority = TestAuthority()
-        first = MSRPRelay(REALM, HA1, settings=RelaySettings(trust_root=authority.trust_root))
+        first = MSRPRelay(REALM, HA1, settings=on_loopback(RelaySettings(
+            trust_root=authority.trust_root)))
         first_uri = first.listen(0)
         self.addCleanup(first.stop)
         second = MSRPRelay(REALM, HA1)

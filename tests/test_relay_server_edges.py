@@ -11,7 +11,7 @@ from msrplib._headers import Headers
 from msrplib.digest import answer_challenge
 from msrplib.relayserver import MSRPRelay
 from tests.relay import USERS
-from tests.test_relay_server import HA1, REALM
+from tests.test_relay_server import HA1, REALM, on_loopback
 
 ME = "msrp://127.0.0.1:9/me;tcp"
 
@@ -72,6 +72,7 @@ class RelayPeers:
     TCP next hops."""
 
     def start_relay(self, **options):
+        options["settings"] = on_loopback(options.get("settings"))
         relay = MSRPRelay(REALM, HA1, **options)
         uri = relay.listen(0)
         self.addCleanup(relay.stop)
@@ -245,7 +246,7 @@ class Review(RelayPeers, unittest.TestCase):
         """RelayService.stopService stops listening at once, then waits while a next hop
         owes answers (here: one that never answers), up to ``grace``, then closes."""
         from msrplib.relayserver.service import Listener, RelayService
-        relay = MSRPRelay(REALM, HA1)
+        relay = MSRPRelay(REALM, HA1, settings=on_loopback())
         service = RelayService(relay, [Listener(0)], grace=0.6)
         yield service.startService()
         self.addCleanup(relay.stop)

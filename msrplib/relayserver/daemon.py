@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from msrplib._uri import URI
 from msrplib.relayserver.operations import (JSONLog, MetricsExporter, SharedMetrics, WebDemo,
                                             open_json_log)
-from msrplib.relayserver.nexthops import SPECIAL_PURPOSE_NETWORKS
+from msrplib.relayserver.nexthops import METADATA_ADDRESSES, SPECIAL_PURPOSE_NETWORKS
 from msrplib.relayserver.relay import MSRPRelay, RelaySettings
 from msrplib.relayserver.service import GRACE_SECONDS, Listener, RelayService
 from msrplib.relayserver.users import load_users
@@ -77,12 +77,14 @@ class RelayDaemon(MultiService):
 
 
 class _Worker(protocol.ProcessProtocol):
-    """One worker process: when it ends while the workers run, another takes its place.
+    """One worker process (started with ``argv``): when it ends while the workers run,
+    another takes its place, with the same ``argv``.
     ``pid`` and ``started`` are kept: Twisted forgets the pid before it says the process
     ended."""
 
-    def __init__(self, workers: WorkerProcesses, started: float) -> None:
+    def __init__(self, workers: WorkerProcesses, argv: List[str], started: float) -> None:
         self.workers = workers
+        self.argv = argv
         self.started = started
         self.pid: Optional[int] = None
         self.ended: Deferred[None] = Deferred()
@@ -93,18 +95,17 @@ class _Worker(protocol.ProcessProtocol):
 
 
 class WorkerProcesses(Service):
-    """Runs ``count`` processes of ``argv`` (with ``environment``) while it runs,
+    """Runs a process of each of ``argvs`` (with ``environment``) while it runs,
     starting another when one ends (after :data:`RESTART_DELAY`, so that one failing at
     start does not spin) and telling ``on_ended`` its pid; stops them with it, waiting up
     to :data:`STOP_WAIT` seconds for them to end (then kills them)."""
 
     log = Logger()
 
-    def __init__(self, argv: List[str], count: int, reactor: Any,
+    def __init__(self, argvs: List[List[str]], reactor: Any,
                  environment: Optional[Dict[str, str]] = None,
                  on_ended: Callable[[int], None] = lambda pid: None) -> None:
-        self.argv = argv
-        self.count = count
+        self.argvs = argvs
         self.reactor = reactor
         self.environment = environment
         self.on_ended = on_ended
@@ -114,16 +115,16 @@ class WorkerProcesses(Service):
 
     def startService(self) -> None:
         Service.startService(self)
-        for _ in range(self.count):
-            self._spawn()
+        for argv in self.argvs:
+            self._spawn(argv)
 
-    def _spawn(self) -> None:
+    def _spawn(self, argv: List[str]) -> None:
         if not self.running:
             return
-        worker = _Worker(self, self.reactor.seconds())
+        worker = _Worker(self, argv, self.reactor.seconds())
         # Its standard input is a pipe from here: it ends when this process does, and the
         # worker then stops (SupervisorWatch).
-        process = self.reactor.spawnProcess(worker, self.argv[0], self.argv,
+        process = self.reactor.spawnProcess(worker, argv[0], argv,
                                             env=self.environment,
                                             childFDs={0: "w", 1: 1, 2: 2})
         worker.pid = process.pid
@@ -149,7 +150,7 @@ class WorkerProcesses(Service):
         delay = RESTART_DELAY * 2 ** self._early_ends
         self.log.warn("a relay worker ended; starting another in {delay} s", delay=delay)
         self._restarts = [call for call in self._restarts if call.active()]
-        self._restarts.append(self.reactor.callLater(delay, self._spawn))
+        self._restarts.append(self.reactor.callLater(delay, self._spawn, worker.argv))
 
     def stopService(self) -> Deferred[Any]:
         Service.stopService(self)
@@ -253,8 +254,12 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
         again = argv or ([sys.executable, "-c", "from twisted.scripts.twistd import run; "
                           "run()", "-n", "--pidfile=", "msrp-relay"]
                          + _repeat(config) + ["--worker"])
+        homes = _free_ports(config.get("interface") or "127.0.0.1", workers)
+        argvs = [again + ["--home-port", str(home)]
+                 + [option for sibling in homes if sibling != home
+                    for option in ("--sibling-port", str(sibling))] for home in homes]
         daemon.workers = WorkerProcesses(
-            again, workers, reactor, shared.environment() if shared else None,
+            argvs, reactor, shared.environment() if shared else None,
             shared.process_ended if shared else lambda pid: None)
         if shared is not None:
             registry = shared.registry
@@ -274,6 +279,22 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
     return daemon
 
 
+def _free_ports(interface: str, count: int) -> List[int]:
+    """``count`` TCP ports free on ``interface`` now: the workers' home ports, chosen by
+    their supervisor so that each worker knows its siblings' (the only ports of its own
+    host it forwards to), and keeps its own when it is started again."""
+    import socket
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    sockets = [socket.socket(family, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for each in sockets:
+            each.bind((interface, 0))
+        return [each.getsockname()[1] for each in sockets]
+    finally:
+        for each in sockets:
+            each.close()
+
+
 def _relay(config: Mapping[str, Any], reactor: Any) -> MSRPRelay:
     trust_root = None
     if config.get("next-hop-ca"):
@@ -286,8 +307,9 @@ def _relay(config: Mapping[str, Any], reactor: Any) -> MSRPRelay:
         next_hop_chunk_sizes=parse_chunk_sizes(list(config.get("next-hop-chunk-size") or [])),
         trust_root=trust_root, verify_tls=not config.get("no-verify-next-hop"),
         allowed_next_hops=list(config.get("next-hop") or []) or None,
-        refused_next_hop_networks=(list(SPECIAL_PURPOSE_NETWORKS)
-                                   + list(config.get("refuse-next-hop") or [])))
+        refused_next_hop_networks=(list(SPECIAL_PURPOSE_NETWORKS + METADATA_ADDRESSES)
+                                   + list(config.get("refuse-next-hop") or [])),
+        sibling_ports=[int(port) for port in config.get("sibling-port") or []])
     if not settings.min_expires <= settings.default_expires <= settings.max_expires:
         raise ValueError("--default-expires must lie between --min-expires and "
                          "--max-expires")
@@ -309,7 +331,8 @@ def _listeners(config: Mapping[str, Any]) -> List[Listener]:
     if config.get("tls-port"):
         listeners.append(Listener(int(config["tls-port"]), interface, identity, shared))
     if shared:
-        listeners.append(Listener(0, interface, identity, False, home=True))
+        listeners.append(Listener(int(config.get("home-port") or 0), interface, identity,
+                                  False, home=True))
     if config.get("ws-port"):
         listeners.append(Listener(int(config["ws-port"]), interface, None, shared,
                                   websocket=True))

@@ -94,8 +94,12 @@ class MSRPRelay(Backpressure):
         self._uris = URICache()
         #: Where the relay may connect for its clients (``allowed_next_hops``).
         self.next_hops = NextHopPolicy(self.settings.allowed_next_hops,
-                                       self.settings.refused_next_hop_networks, host,
-                                       getattr(reactor, "nameResolver", None), reactor)
+                                       self.settings.refused_next_hop_networks,
+                                       getattr(reactor, "nameResolver", None), reactor,
+                                       self.settings.max_name_lookups,
+                                       self.settings.max_name_lookups_per_user)
+        self.next_hops.own.update((host.lower(), port)
+                                  for port in self.settings.sibling_ports)
         #: Accepted connections that hold no binding, by the address they came from.
         self._unbound: Dict[str, int] = {}
         self._stopped = False
@@ -165,6 +169,7 @@ class MSRPRelay(Backpressure):
         else:
             listening = self.reactor.listenTCP(port, factory, interface=interface)
         uri.port = listening.getHost().port
+        self.next_hops.own.add((self.host.lower(), uri.port))
         self._ports.append(listening)
         self._listeners.append(uri)
         self._addresses.add(uri_place(uri))
@@ -192,6 +197,7 @@ class MSRPRelay(Backpressure):
         for connector in self._connectors:
             connector.disconnect()
         self._connectors = []
+        self.next_hops.cancel()
         stopped = [succeed(port.stopListening()) for port in self._ports]
         for link in list(self._links):
             stopped.append(link.protocol.lost.observe().addErrback(lambda _: None))
@@ -458,8 +464,8 @@ class MSRPRelay(Backpressure):
         is one :attr:`next_hops` allows (:class:`NextHopRefused` otherwise)."""
         made = Observer()
         self._count_opened(user, 1)
-        timeout = self.settings.connection.connect_timeout
-        address = self.next_hops.address_of(target.host or "", timeout)
+        address = self.next_hops.address_of(target.host or "", target.effective_port,
+                                            self.settings.connection.connect_timeout, user)
 
         def dial(host: str) -> Deferred[MSRPProtocol]:
             if self._stopped:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from msrplib._bind import ConnectionSettings
-from msrplib.relayserver.nexthops import SPECIAL_PURPOSE_NETWORKS
+from msrplib.relayserver.nexthops import METADATA_ADDRESSES, SPECIAL_PURPOSE_NETWORKS
 
 __all__ = ["RelaySettings"]
 
@@ -30,9 +30,13 @@ class RelaySettings:
     connect to for its clients, as networks (``10.0.0.0/8``, ``192.0.2.7``) or host names
     (``relay.example.com``); ``None``: any (a request for another gets 403).
     ``refused_next_hop_networks``: networks never connected to unless
-    ``allowed_next_hops`` names them (loopback, link-local and the other special-purpose
-    ones by default: :mod:`~msrplib.relayserver.nexthops`). A next hop's name is resolved
-    by the relay and checked address by address.
+    ``allowed_next_hops`` names them (loopback, link-local, the other special-purpose
+    ones and cloud metadata addresses by default: :mod:`~msrplib.relayserver.nexthops`).
+    A next hop's name is resolved by the relay and checked address by address; the
+    relay's own ports are always allowed, and so are ``sibling_ports``, the ports of
+    other relay processes on its host (its fellow workers) that it forwards to. At most
+    ``max_name_lookups`` names are looked up at once, ``max_name_lookups_per_user`` for
+    one user (past those, 503).
     ``trust_root`` and ``verify_tls``: how next hops over TLS are checked (their
     certificate must chain to ``trust_root``, the platform's by default, and name the
     host; ``verify_tls=False`` for tests only).
@@ -67,7 +71,10 @@ class RelaySettings:
     verify_tls: bool = True
     allowed_next_hops: Optional[List[str]] = None
     refused_next_hop_networks: List[str] = field(
-        default_factory=lambda: list(SPECIAL_PURPOSE_NETWORKS))
+        default_factory=lambda: list(SPECIAL_PURPOSE_NETWORKS + METADATA_ADDRESSES))
+    sibling_ports: List[int] = field(default_factory=list)
+    max_name_lookups: int = 64
+    max_name_lookups_per_user: int = 8
     max_next_hops: int = 10000
     max_next_hops_per_user: int = 64
     max_awaited_bytes: int = 4 * 1024 * 1024

@@ -43,6 +43,8 @@ class Options(usage.Options):
          "them all."],
         ["next-hop-ca", None, None, "PEM certificate that msrps next hops must chain to "
          "(default: the system's trust store)."],
+        ["home-port", None, None, "A worker's own port, which its Use-Paths name (set by "
+         "its supervisor)."],
     ]
     optFlags = [
         ["no-verify-next-hop", None, "Do not check msrps next hops' certificates (tests)."],
@@ -54,6 +56,7 @@ class Options(usage.Options):
         self["next-hop-chunk-size"] = []
         self["next-hop"] = []
         self["refuse-next-hop"] = []
+        self["sibling-port"] = []
 
     def opt_next_hop(self, value):
         """A network (10.0.0.0/8, 192.0.2.7) or host name the relay may connect to for its clients (repeatable; without one, any address outside the refused networks)."""  # noqa: E501 (twistd --help shows it as it is)
@@ -68,6 +71,12 @@ class Options(usage.Options):
                                    "not %r" % value) from None
         self["refuse-next-hop"].append(value)
 
+    def opt_sibling_port(self, value):
+        """Another worker's home port, which this one may forward to (repeatable; set by the supervisor)."""  # noqa: E501 (twistd --help shows it as it is)
+        if not _COUNT.fullmatch(value):
+            raise usage.UsageError("--sibling-port takes a port number")
+        self["sibling-port"].append(value)
+
     def opt_next_hop_chunk_size(self, value):
         """HOST:PORT=BYTES: the largest chunk body that next hop takes (repeatable; e.g. 8192 for Kamailio's relay)."""  # noqa: E501 (twistd --help shows it as it is)
         self["next-hop-chunk-size"].append(value)
@@ -78,11 +87,15 @@ class Options(usage.Options):
         for name in ("port", "min-expires", "max-expires", "default-expires", "workers"):
             if not _COUNT.fullmatch(self[name] or ""):
                 raise usage.UsageError("--%s takes a whole number" % name)
-        for name in ("tls-port", "ws-port", "wss-port"):
+        for name in ("tls-port", "ws-port", "wss-port", "home-port"):
             if self[name] is not None and not _COUNT.fullmatch(self[name]):
                 raise usage.UsageError("--%s takes a port number" % name)
         if int(self["workers"]) < 1:
             raise usage.UsageError("--workers must be 1 or more")
+        host = self["host"] or self["interface"]
+        if host in ("0.0.0.0", "::", ""):
+            raise usage.UsageError("--interface %s needs --host: the address the relay's "
+                                   "URIs name, where its peers reach it" % host)
 
 
 @implementer(IServiceMaker, IPlugin)
