@@ -4,6 +4,9 @@ addresses, however the To-Path spells them; names resolved by the relay and the 
 address connected to. First the policy on a clock and a resolver of the test's own,
 then real relays on 127.0.0.x."""
 
+import socket
+from types import SimpleNamespace
+
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, inlineCallbacks
@@ -97,8 +100,10 @@ class PolicyTests(unittest.TestCase):
         self.assertEqual(self.successResultOf(hops.address_of("127.0.0.3", 2855, 5)),
                          "127.0.0.3")
         self.failureResultOf(hops.address_of("127.0.0.3", 22, 5), NextHopRefused)
+        # A name of its own is not looked up (nor counted): it is connected to as is.
         self.assertEqual(self.successResultOf(hops.address_of("Relay.example.com", 2856, 5)),
-                         "127.0.1.1")
+                         "Relay.example.com")
+        self.assertEqual(hops.resolver.asked, [])
         self.failureResultOf(hops.address_of("relay.example.com", 22, 5), NextHopRefused)
 
     def test_an_address_is_checked_without_resolving(self):
@@ -170,6 +175,30 @@ class PolicyTests(unittest.TestCase):
         for each in others:
             self.failureResultOf(each, DNSLookupError)  # no address found
         self.successResultOf(hops.address_of("quick.example.com", 1, 5, "mallory"))
+
+    def test_a_lookup_counts_once_whatever_its_resolver_does(self):
+        class Twice(Resolver):
+            def resolveHostName(self, receiver, name, port=0, *args):
+                receiver.resolutionBegan(None)
+                receiver.resolutionComplete()
+                receiver.resolutionComplete()
+
+        class Raising(Resolver):
+            def resolveHostName(self, receiver, name, port=0, *args):
+                receiver.resolutionBegan(None)
+                receiver.resolutionComplete()
+                raise RuntimeError("broken resolver")
+
+        for resolver in (Twice({}), Raising({})):
+            hops = NextHopPolicy(None, DEFAULT_REFUSED, Resolver({}), Clock())
+            waiting = hops.address_of("slow.example.com", 1, 5, "alice")
+            hops.resolver = resolver
+            self.failureResultOf(hops.address_of("other.example.com", 1, 5, "alice"),
+                                 DNSLookupError)
+            self.assertEqual(hops.lookups, {"alice": 1})  # the first, still under way
+            self.assertNoResult(waiting)
+            hops.cancel()
+            self.failureResultOf(waiting, CancelledError)
 
     def test_cancelling_stops_the_wait_and_its_timer(self):
         clock = Clock()
@@ -305,6 +334,21 @@ class RelayTests(RelayHarness, unittest.TestCase):
         self.assertIn("msrp://localhost:%d/" % second_uri.port, from_path)
 
 
+class Spawning(Clock):
+    """A reactor that starts no process but keeps how each would have been started;
+    a process ends as soon as it is signalled."""
+
+    def __init__(self):
+        super().__init__()
+        self.started, self.workers = [], []
+
+    def spawnProcess(self, worker, executable, argv, env=None, childFDs=None):
+        self.started.append((argv, childFDs))
+        self.workers.append(worker)
+        return SimpleNamespace(pid=1000 + len(self.started), signalProcess=lambda signal:
+                               self.callLater(0, worker.processEnded, None))
+
+
 class OptionsTests(unittest.TestCase):
     """``twistd msrp-relay --next-hop ... --refuse-next-hop ...``, and its workers'."""
 
@@ -337,27 +381,49 @@ class OptionsTests(unittest.TestCase):
         self.assertTrue(relay.next_hops.allows("127.0.0.5"))
         self.assertFalse(relay.next_hops.allows("192.0.2.7"))  # not named: refused
 
-    def test_workers_get_home_ports_and_reach_their_siblings_there_only(self):
+    def test_workers_get_home_sockets_and_reach_their_siblings_there_only(self):
+        """The supervisor listens on each worker's home port and hands the socket down:
+        the port is the worker's for good, started again or not; each worker may
+        forward to its siblings' ports of its own host, and no other."""
+        spawning = Spawning()
         options = self.options("--workers", "3", "--host", "127.0.0.1")
-        workers = daemon.make_service(options).workers
-        homes = [int(argv[argv.index("--home-port") + 1]) for argv in workers.argvs]
-        self.assertEqual(len(set(homes)), 3)
-        for argv, home in zip(workers.argvs, homes):
+        workers = daemon.make_service(options, reactor=spawning).workers
+        workers.startService()
+        self.addCleanup(workers.stopService)
+        homes = [home.getsockname() for home in workers.homes]
+        self.assertEqual({host for host, _ in homes}, {"127.0.0.1"})
+        ports = [port for _, port in homes]
+        self.assertEqual(len(set(ports)), 3)
+        for index, (argv, descriptors) in enumerate(spawning.started):
+            self.assertEqual(argv[argv.index("--home-fd") + 1], str(daemon.HOME_FD))
+            self.assertEqual(descriptors[daemon.HOME_FD], workers.homes[index].fileno())
             siblings = [int(argv[n + 1]) for n, arg in enumerate(argv)
                         if arg == "--sibling-port"]
-            self.assertEqual(sorted(siblings + [home]), sorted(homes))
-            worker = daemon.make_service(self.options(*argv[argv.index("msrp-relay") + 1:]))
-            relay = worker.relay.relay
-            self.assertEqual([listener.port for listener in worker.relay.listeners
-                              if listener.home], [home])
+            self.assertEqual(sorted(siblings + [ports[index]]), sorted(ports))
+            worker = self.options(*argv[argv.index("msrp-relay") + 1:])
+            [home] = [listener for listener in daemon._listeners(worker) if listener.home]
+            self.assertEqual(home.fileno, daemon.HOME_FD)
+            relay = daemon.make_service(worker).relay.relay
             for sibling in siblings:  # on loopback, refused but for them
                 self.assertEqual(self.successResultOf(
                     relay.next_hops.address_of("127.0.0.1", sibling, 5)), "127.0.0.1")
             self.failureResultOf(relay.next_hops.address_of("127.0.0.1", 22, 5),
                                  NextHopRefused)
+        # A peer can connect to a home port while its worker is away (to be accepted
+        # when it is back); and a worker started again gets the same socket.
+        socket.create_connection(homes[0], timeout=5).close()
+        spawning.advance(daemon.EARLY_END + 1)
+        spawning.workers[0].processEnded(None)
+        spawning.advance(daemon.RESTART_DELAY)
+        self.assertEqual(spawning.started[-1], spawning.started[0])
+        stopping = workers.stopService()
+        spawning.advance(0)
+        self.successResultOf(stopping)
+        self.assertEqual(workers.homes, [])
+        self.assertRaises(OSError, socket.create_connection, homes[0], 5)
 
     def test_an_unspecified_interface_needs_a_host(self):
-        for interface in ("0.0.0.0", "::"):
+        for interface in ("0.0.0.0", "::", "0", "::0", "0:0:0:0:0:0:0:0", "0.0.0.00"):
             error = self.assertRaises(UsageError, self.options, "--interface", interface,
                                       "--host", "")
             self.assertIn("needs --host", str(error))

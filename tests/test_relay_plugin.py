@@ -118,13 +118,32 @@ class PluginTests(RelayHarness, unittest.TestCase):
         relay = RelayProcess(self.mktemp(), "--workers", "2")
         self.addCleanup(relay.stop)
         workers = yield deferToThread(self.workers_of, relay.process.pid, 2)
+        homes = yield deferToThread(self.listening_on, relay, workers)
         os.kill(workers[0], signal.SIGKILL)
         again = yield deferToThread(self.workers_of, relay.process.pid, 2,
                                     lambda pids: workers[0] not in pids)
         self.assertNotIn(workers[0], again)
+        # The new one listens where the one it replaces did: its home port is its for
+        # good (the supervisor holds the socket), so peers reach its clients there.
+        [new] = set(again) - set(workers)
+        self.assertEqual((yield deferToThread(self.listening_on, relay, [new]))[new],
+                         homes[workers[0]])
         # The supervisor waits for its workers' graceful stops, and leaves none behind.
         self.assertIn((yield deferToThread(relay.stop)), (0, -signal.SIGTERM))
         self.assertEqual(running(again), [])
+
+    def listening_on(self, relay, pids):
+        """What each of the worker processes ``pids`` listens on (the URIs of its
+        "listening" record in the JSON log), within 15 s."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with open(relay.json_log, encoding="utf-8") as log:
+                found = {event["pid"]: event["uris"] for event in eventsFromJSONLogFile(log)
+                         if "MSRP relay listening" in (event.get("log_format") or "")}
+            if all(pid in found for pid in pids):
+                return {pid: found[pid] for pid in pids}
+            time.sleep(0.1)
+        raise AssertionError("workers %s did not say where they listen" % (pids,))
 
     def workers_of(self, parent, count, also=lambda pids: True):
         """The pids of ``parent``'s worker processes, once there are ``count`` (and
@@ -315,7 +334,7 @@ class WorkerLifeTests(unittest.TestCase):
 
         clock = Reactor()
         ended = []
-        workers = daemon.WorkerProcesses([["relay"]], clock, on_ended=ended.append)
+        workers = daemon.WorkerProcesses(["relay"], 1, clock, on_ended=ended.append)
         workers.startService()
         clock.advance(daemon.EARLY_END + 1)
         clock.spawned[-1].processEnded(None)  # after a good while: started again in 1 s

@@ -33,7 +33,8 @@ from msrplib.relayserver.users import load_users
 from msrplib.tls import TLSIdentity
 
 __all__ = ["make_service", "RelayDaemon", "WorkerProcesses", "SupervisorWatch",
-           "parse_chunk_sizes", "RESTART_DELAY", "EARLY_END", "MAX_EARLY_ENDS", "STOP_WAIT"]
+           "parse_chunk_sizes", "RESTART_DELAY", "EARLY_END", "MAX_EARLY_ENDS", "STOP_WAIT",
+           "HOME_FD"]
 
 #: Seconds before a worker that ended is started again; doubled for each one in a row
 #: that ended within :data:`EARLY_END` seconds of its start, and after
@@ -44,6 +45,8 @@ EARLY_END = 10.0
 MAX_EARLY_ENDS = 5
 #: Seconds a supervisor waits for its workers' graceful stops before it kills them.
 STOP_WAIT = GRACE_SECONDS + 5.0
+#: The file descriptor a worker gets its home socket on (``--home-fd``).
+HOME_FD = 3
 
 
 def parse_chunk_sizes(values: List[str]) -> Dict[Tuple[str, int], int]:
@@ -77,14 +80,13 @@ class RelayDaemon(MultiService):
 
 
 class _Worker(protocol.ProcessProtocol):
-    """One worker process (started with ``argv``): when it ends while the workers run,
-    another takes its place, with the same ``argv``.
-    ``pid`` and ``started`` are kept: Twisted forgets the pid before it says the process
-    ended."""
+    """Worker number ``index``: when it ends while the workers run, another takes its
+    place (with the same home port). ``pid`` and ``started`` are kept: Twisted forgets
+    the pid before it says the process ended."""
 
-    def __init__(self, workers: WorkerProcesses, argv: List[str], started: float) -> None:
+    def __init__(self, workers: WorkerProcesses, index: int, started: float) -> None:
         self.workers = workers
-        self.argv = argv
+        self.index = index
         self.started = started
         self.pid: Optional[int] = None
         self.ended: Deferred[None] = Deferred()
@@ -95,38 +97,63 @@ class _Worker(protocol.ProcessProtocol):
 
 
 class WorkerProcesses(Service):
-    """Runs a process of each of ``argvs`` (with ``environment``) while it runs,
+    """Runs ``count`` processes of ``argv`` (with ``environment``) while it runs,
     starting another when one ends (after :data:`RESTART_DELAY`, so that one failing at
     start does not spin) and telling ``on_ended`` its pid; stops them with it, waiting up
-    to :data:`STOP_WAIT` seconds for them to end (then kills them)."""
+    to :data:`STOP_WAIT` seconds for them to end (then kills them).
+
+    With ``home_interface``, it listens there on a port for each worker, the worker's
+    home (its Use-Paths name it), and hands the socket down (:data:`HOME_FD`,
+    ``--home-fd``) with the others' ports (``--sibling-port``, where it may forward):
+    the port stays the worker's however often it is started again, and nobody else can
+    take it meanwhile."""
 
     log = Logger()
 
-    def __init__(self, argvs: List[List[str]], reactor: Any,
+    def __init__(self, argv: List[str], count: int, reactor: Any,
                  environment: Optional[Dict[str, str]] = None,
-                 on_ended: Callable[[int], None] = lambda pid: None) -> None:
-        self.argvs = argvs
+                 on_ended: Callable[[int], None] = lambda pid: None,
+                 home_interface: Optional[str] = None) -> None:
+        self.argv = argv
+        self.count = count
         self.reactor = reactor
         self.environment = environment
         self.on_ended = on_ended
+        self.home_interface = home_interface
+        #: The workers' home sockets, by worker number, while the workers run.
+        self.homes: List[Any] = []
         self.processes: Dict[_Worker, Any] = {}
         self._restarts: List[Any] = []
         self._early_ends = 0
 
     def startService(self) -> None:
         Service.startService(self)
-        for argv in self.argvs:
-            self._spawn(argv)
+        if self.home_interface is not None:
+            self.homes = [_home_socket(self.home_interface) for _ in range(self.count)]
+        for index in range(self.count):
+            self._spawn(index)
 
-    def _spawn(self, argv: List[str]) -> None:
+    def argv_of(self, index: int) -> List[str]:
+        """How worker ``index`` is started."""
+        if not self.homes:
+            return self.argv
+        ports = [home.getsockname()[1] for home in self.homes]
+        siblings = [port for number, port in enumerate(ports) if number != index]
+        return self.argv + ["--home-fd", str(HOME_FD)] + [
+            option for port in siblings for option in ("--sibling-port", str(port))]
+
+    def _spawn(self, index: int) -> None:
         if not self.running:
             return
-        worker = _Worker(self, argv, self.reactor.seconds())
+        worker = _Worker(self, index, self.reactor.seconds())
         # Its standard input is a pipe from here: it ends when this process does, and the
         # worker then stops (SupervisorWatch).
-        process = self.reactor.spawnProcess(worker, argv[0], argv,
-                                            env=self.environment,
-                                            childFDs={0: "w", 1: 1, 2: 2})
+        descriptors: Dict[int, Any] = {0: "w", 1: 1, 2: 2}
+        if self.homes:
+            descriptors[HOME_FD] = self.homes[index].fileno()
+        argv = self.argv_of(index)
+        process = self.reactor.spawnProcess(worker, argv[0], argv, env=self.environment,
+                                            childFDs=descriptors)
         worker.pid = process.pid
         self.processes[worker] = process
 
@@ -150,7 +177,7 @@ class WorkerProcesses(Service):
         delay = RESTART_DELAY * 2 ** self._early_ends
         self.log.warn("a relay worker ended; starting another in {delay} s", delay=delay)
         self._restarts = [call for call in self._restarts if call.active()]
-        self._restarts.append(self.reactor.callLater(delay, self._spawn, worker.argv))
+        self._restarts.append(self.reactor.callLater(delay, self._spawn, worker.index))
 
     def stopService(self) -> Deferred[Any]:
         Service.stopService(self)
@@ -163,6 +190,7 @@ class WorkerProcesses(Service):
             if process.pid is not None:
                 process.signalProcess("TERM")
         if not ending:
+            self._close_homes()
             return succeed(None)
         running = dict(self.processes)
 
@@ -174,7 +202,14 @@ class WorkerProcesses(Service):
         killer = self.reactor.callLater(STOP_WAIT, kill)
         done = DeferredList(ending)
         done.addBoth(lambda result: killer.active() and killer.cancel())
+        done.addBoth(lambda result: self._close_homes())
         return done
+
+    def _close_homes(self) -> None:
+        """The workers have ended: their home ports close."""
+        for home in self.homes:
+            home.close()
+        self.homes = []
 
 
 class _EndOfInput(protocol.Protocol):
@@ -254,13 +289,10 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
         again = argv or ([sys.executable, "-c", "from twisted.scripts.twistd import run; "
                           "run()", "-n", "--pidfile=", "msrp-relay"]
                          + _repeat(config) + ["--worker"])
-        homes = _free_ports(config.get("interface") or "127.0.0.1", workers)
-        argvs = [again + ["--home-port", str(home)]
-                 + [option for sibling in homes if sibling != home
-                    for option in ("--sibling-port", str(sibling))] for home in homes]
         daemon.workers = WorkerProcesses(
-            argvs, reactor, shared.environment() if shared else None,
-            shared.process_ended if shared else lambda pid: None)
+            again, workers, reactor, shared.environment() if shared else None,
+            shared.process_ended if shared else lambda pid: None,
+            home_interface=config.get("interface") or "127.0.0.1")
         if shared is not None:
             registry = shared.registry
         daemon.workers.setServiceParent(daemon)
@@ -279,20 +311,16 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
     return daemon
 
 
-def _free_ports(interface: str, count: int) -> List[int]:
-    """``count`` TCP ports free on ``interface`` now: the workers' home ports, chosen by
-    their supervisor so that each worker knows its siblings' (the only ports of its own
-    host it forwards to), and keeps its own when it is started again."""
+def _home_socket(interface: str) -> Any:
+    """A socket listening on a port of ``interface`` that a worker will accept on."""
     import socket
     family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-    sockets = [socket.socket(family, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for each in sockets:
-            each.bind((interface, 0))
-        return [each.getsockname()[1] for each in sockets]
-    finally:
-        for each in sockets:
-            each.close()
+    home = socket.socket(family, socket.SOCK_STREAM)
+    home.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    home.bind((interface, 0))
+    home.listen(511)
+    home.setblocking(False)
+    return home
 
 
 def _relay(config: Mapping[str, Any], reactor: Any) -> MSRPRelay:
@@ -331,8 +359,9 @@ def _listeners(config: Mapping[str, Any]) -> List[Listener]:
     if config.get("tls-port"):
         listeners.append(Listener(int(config["tls-port"]), interface, identity, shared))
     if shared:
-        listeners.append(Listener(int(config.get("home-port") or 0), interface, identity,
-                                  False, home=True))
+        home_fd = config.get("home-fd")
+        listeners.append(Listener(0, interface, identity, False, home=True,
+                                  fileno=int(home_fd) if home_fd else None))
     if config.get("ws-port"):
         listeners.append(Listener(int(config["ws-port"]), interface, None, shared,
                                   websocket=True))

@@ -83,8 +83,8 @@ class NextHopPolicy:
     ``max_lookups_per_owner`` for one owner (a user)."""
 
     def __init__(self, allowed: Optional[Sequence[str]], refused: Sequence[str],
-                 resolver: Any, reactor: Any, max_lookups: int = 64,
-                 max_lookups_per_owner: int = 8) -> None:
+                 resolver: Any, reactor: Any, max_lookups: int = 8,
+                 max_lookups_per_owner: int = 2) -> None:
         self.open = allowed is None
         self.allowed_names: Set[str] = set()
         self.allowed_networks: List[Network] = []
@@ -127,11 +127,10 @@ class NextHopPolicy:
         seconds (the lookup counts as ``owner``'s). Fails with :class:`NextHopRefused`
         when there is none allowed, or ``DNSLookupError`` when there is none at all, no
         answer in time, or too many lookups under way. Cancelling it stops the wait."""
-        own = (host.lower(), port) in self.own
+        if (host.lower(), port) in self.own:
+            return succeed(host)  # a name of its own: connected to as it resolves
         if _address(host) is not None:
-            if own or self.allows(host):
-                return succeed(host)
-            return fail(NextHopRefused(host))
+            return succeed(host) if self.allows(host) else fail(NextHopRefused(host))
         if sum(self.lookups.values()) >= self.max_lookups or \
                 self.lookups.get(owner, 0) >= self.max_lookups_per_owner:
             return fail(DNSLookupError("%s: too many names being looked up" % host))
@@ -141,6 +140,7 @@ class NextHopPolicy:
             self.resolver.resolveHostName(found, host, 0)
         except Exception as error:  # no resolver, or one that cannot take this name
             found.resolutionComplete()
+            found.done.addErrback(lambda _: None)
             return fail(DNSLookupError("%s: %s" % (host, error)))
         if not found.done.called:
             self._waiting.add(found)
@@ -154,7 +154,7 @@ class NextHopPolicy:
 
         def choose(addresses: List[str]) -> str:
             for address in addresses:
-                if own or self.allows(address, host):
+                if self.allows(address, host):
                     return address
             if addresses:
                 raise NextHopRefused(host)
@@ -176,12 +176,12 @@ class NextHopPolicy:
 @implementer(IResolutionReceiver)
 class _Addresses:
     """What a resolution of ``name`` gives: ``done`` fires with the addresses found, or
-    fails when :meth:`time_out` comes first; ``ended`` is called when the lookup really
-    ends, in time or not."""
+    fails when :meth:`time_out` comes first; ``ended`` is called (once) when the lookup
+    really ends, in time or not."""
 
     def __init__(self, name: str, ended: Any) -> None:
         self.name = name
-        self.ended = ended
+        self._ended: Optional[Any] = ended
         self.addresses: List[str] = []
         self.timer: Any = None
         self.done: Deferred[List[str]] = Deferred(lambda _: self._stop_timer())
@@ -193,7 +193,9 @@ class _Addresses:
         self.addresses.append(address.host)
 
     def resolutionComplete(self) -> None:
-        self.ended()
+        ended, self._ended = self._ended, None
+        if ended is not None:  # once, whatever the resolver does
+            ended()
         self._stop_timer()
         if not self.done.called:
             self.done.callback(self.addresses)

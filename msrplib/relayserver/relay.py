@@ -26,9 +26,11 @@ refused with 413.
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
@@ -119,14 +121,17 @@ class MSRPRelay(Backpressure):
 
     def listen(self, port: int = 0, use_tls: bool = False,
                identity: Optional[TLSIdentity] = None, interface: str = "127.0.0.1",
-               reuse_port: bool = False, home: bool = False) -> URI:
+               reuse_port: bool = False, home: bool = False,
+               fileno: Optional[int] = None) -> URI:
         """Listen on ``port`` (0: any) for ``msrp`` or, with ``use_tls``, ``msrps`` with
         ``identity`` (a certificate and key); return the relay's URI there.
 
         ``reuse_port`` shares the port with other processes (``SO_REUSEPORT``: the
         workers of one relay take turns at its clients). The Use-Paths this relay grants
         name the port the AUTH came to, or the one listened on with ``home``: a worker's
-        own port, where the peers of its clients reach it and no other worker."""
+        own port, where the peers of its clients reach it and no other worker.
+        ``fileno``: a socket already listening on ``interface`` (a worker's home, which
+        its supervisor holds), accepted on in place of a new port; it is closed here."""
         uri = URI(host=self.host, use_tls=use_tls)
         limits = self.settings.connection.parser_limits
         factory: Any = MSRPServerFactory(
@@ -136,7 +141,7 @@ class MSRPRelay(Backpressure):
             if identity is None:
                 raise ValueError("an msrps listener needs an identity")
             factory = tls_factory(identity.server_options(), False, factory, self.reactor)
-        self._open_port(uri, port, interface, factory, reuse_port)
+        self._open_port(uri, port, interface, factory, reuse_port, fileno)
         if home:
             self.home = uri
         return uri
@@ -161,10 +166,14 @@ class MSRPRelay(Backpressure):
         return uri
 
     def _open_port(self, uri: URI, port: int, interface: str, factory: Any,
-                   reuse_port: bool) -> None:
-        """Listen on ``port`` with ``factory`` and know ``uri`` (its port filled in) as
-        one of this relay's own."""
-        if reuse_port:
+                   reuse_port: bool, fileno: Optional[int] = None) -> None:
+        """Listen on ``port`` (or accept on the socket ``fileno``) with ``factory`` and
+        know ``uri`` (its port filled in) as one of this relay's own."""
+        if fileno is not None:
+            family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+            listening = self.reactor.adoptStreamPort(fileno, family, factory)
+            os.close(fileno)  # the reactor holds a duplicate of it
+        elif reuse_port:
             listening = _listen_reusing_port(self.reactor, port, interface, factory)
         else:
             listening = self.reactor.listenTCP(port, factory, interface=interface)
@@ -464,8 +473,9 @@ class MSRPRelay(Backpressure):
         is one :attr:`next_hops` allows (:class:`NextHopRefused` otherwise)."""
         made = Observer()
         self._count_opened(user, 1)
-        address = self.next_hops.address_of(target.host or "", target.effective_port,
-                                            self.settings.connection.connect_timeout, user)
+        address = maybeDeferred(self.next_hops.address_of, target.host or "",
+                                target.effective_port,
+                                self.settings.connection.connect_timeout, user)
 
         def dial(host: str) -> Deferred[MSRPProtocol]:
             if self._stopped:
@@ -606,7 +616,6 @@ class MSRPRelay(Backpressure):
 def _listen_reusing_port(reactor: Any, port: int, interface: str, factory: Any) -> Any:
     """Listen on ``port`` with ``SO_REUSEPORT``, which Twisted's ``listenTCP`` does not
     set: the socket is made here and handed to the reactor."""
-    import socket
     listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -31,8 +31,8 @@ SHARED_METRICS_INTERVAL = 1.0
 @dataclass
 class Listener:
     """A port to listen on: ``port`` (0: any), ``msrps`` with ``identity`` when given;
-    ``reuse_port`` and ``home`` as :meth:`MSRPRelay.listen` has them; ``websocket``:
-    MSRP over WebSocket (``ws``, or ``wss`` with ``identity``)."""
+    ``reuse_port``, ``home`` and ``fileno`` as :meth:`MSRPRelay.listen` has them;
+    ``websocket``: MSRP over WebSocket (``ws``, or ``wss`` with ``identity``)."""
 
     port: int
     interface: str = "127.0.0.1"
@@ -40,6 +40,7 @@ class Listener:
     reuse_port: bool = False
     home: bool = False
     websocket: bool = False
+    fileno: Optional[int] = None
 
 
 class RelayService(Service):
@@ -67,7 +68,7 @@ class RelayService(Service):
                 continue
             self.uris.append(self.relay.listen(
                 listener.port, listener.identity is not None, listener.identity,
-                listener.interface, listener.reuse_port, listener.home))
+                listener.interface, listener.reuse_port, listener.home, listener.fileno))
         self.log.info("MSRP relay listening on {uris} (process {pid})",
                       uris=" ".join(str(uri) for uri in self.uris), pid=os.getpid())
         if os.environ.get(MULTIPROCESS_DIRECTORY):

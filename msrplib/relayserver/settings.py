@@ -36,7 +36,8 @@ class RelaySettings:
     relay's own ports are always allowed, and so are ``sibling_ports``, the ports of
     other relay processes on its host (its fellow workers) that it forwards to. At most
     ``max_name_lookups`` names are looked up at once, ``max_name_lookups_per_user`` for
-    one user (past those, 503).
+    one user (past those, 503): lookups run in the reactor's thread pool (10 threads by
+    default), which they must not fill.
     ``trust_root`` and ``verify_tls``: how next hops over TLS are checked (their
     certificate must chain to ``trust_root``, the platform's by default, and name the
     host; ``verify_tls=False`` for tests only).
@@ -73,8 +74,8 @@ class RelaySettings:
     refused_next_hop_networks: List[str] = field(
         default_factory=lambda: list(SPECIAL_PURPOSE_NETWORKS + METADATA_ADDRESSES))
     sibling_ports: List[int] = field(default_factory=list)
-    max_name_lookups: int = 64
-    max_name_lookups_per_user: int = 8
+    max_name_lookups: int = 8
+    max_name_lookups_per_user: int = 2
     max_next_hops: int = 10000
     max_next_hops_per_user: int = 64
     max_awaited_bytes: int = 4 * 1024 * 1024

@@ -2,6 +2,7 @@
 
 import ipaddress
 import re
+import socket
 
 from twisted.application.service import IServiceMaker
 from twisted.plugin import IPlugin
@@ -9,6 +10,21 @@ from twisted.python import usage
 from zope.interface import implementer
 
 _COUNT = re.compile(r"[0-9]{1,9}")
+
+
+def _unspecified(interface):
+    """Whether ``interface`` is "any address" (``0.0.0.0``, ``::``, ``0``...): no address
+    a peer can reach the relay at."""
+    if not interface:
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_unspecified
+    except ValueError:
+        pass
+    try:  # the short IPv4 forms the system takes ("0", "0.0")
+        return socket.inet_aton(interface) == bytes(4)
+    except OSError:
+        return False  # a name
 
 
 class Options(usage.Options):
@@ -43,8 +59,8 @@ class Options(usage.Options):
          "them all."],
         ["next-hop-ca", None, None, "PEM certificate that msrps next hops must chain to "
          "(default: the system's trust store)."],
-        ["home-port", None, None, "A worker's own port, which its Use-Paths name (set by "
-         "its supervisor)."],
+        ["home-fd", None, None, "A worker's own listening socket, whose port its "
+         "Use-Paths name (handed down by its supervisor)."],
     ]
     optFlags = [
         ["no-verify-next-hop", None, "Do not check msrps next hops' certificates (tests)."],
@@ -87,15 +103,15 @@ class Options(usage.Options):
         for name in ("port", "min-expires", "max-expires", "default-expires", "workers"):
             if not _COUNT.fullmatch(self[name] or ""):
                 raise usage.UsageError("--%s takes a whole number" % name)
-        for name in ("tls-port", "ws-port", "wss-port", "home-port"):
+        for name in ("tls-port", "ws-port", "wss-port", "home-fd"):
             if self[name] is not None and not _COUNT.fullmatch(self[name]):
                 raise usage.UsageError("--%s takes a port number" % name)
         if int(self["workers"]) < 1:
             raise usage.UsageError("--workers must be 1 or more")
-        host = self["host"] or self["interface"]
-        if host in ("0.0.0.0", "::", ""):
+        if not self["host"] and _unspecified(self["interface"]):
             raise usage.UsageError("--interface %s needs --host: the address the relay's "
-                                   "URIs name, where its peers reach it" % host)
+                                   "URIs name, where its peers reach it"
+                                   % self["interface"])
 
 
 @implementer(IServiceMaker, IPlugin)
