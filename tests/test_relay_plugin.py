@@ -315,6 +315,17 @@ class WorkerLifeTests(unittest.TestCase):
         self.assertTrue(own.startswith("%s%d-" % (METRICS_PREFIX, os.getpid())))
         self.assertEqual(os.path.join(parent, own), shared.directory)
 
+    def test_a_supervisor_that_gives_up_exits_with_a_failure_status(self):
+        from msrplib.relayserver import daemon
+        ended = subprocess.run(
+            [sys.executable, "-c", "import sys; from msrplib.relayserver.daemon import "
+             "exit_failed; sys.stdout.write('said'); exit_failed()"],
+            cwd=str(ROOT), capture_output=True, timeout=30,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        self.assertEqual(ended.returncode, daemon.GAVE_UP_STATUS)
+        self.assertNotEqual(ended.returncode, 0)
+        self.assertEqual(ended.stdout, b"said")  # written before it ended
+
     def test_workers_that_keep_ending_as_they_start_stop_the_supervisor(self):
         from types import SimpleNamespace
         from twisted.internet.task import Clock
@@ -323,7 +334,7 @@ class WorkerLifeTests(unittest.TestCase):
         class Reactor(Clock):
             def __init__(self):
                 super().__init__()
-                self.stopped, self.spawned = False, []
+                self.stopped, self.spawned, self.triggers = False, [], []
 
             def spawnProcess(self, worker, executable, argv, env=None, childFDs=None):
                 self.spawned.append(worker)
@@ -331,6 +342,9 @@ class WorkerLifeTests(unittest.TestCase):
 
             def stop(self):
                 self.stopped = True
+
+            def addSystemEventTrigger(self, phase, event, call):
+                self.triggers.append((phase, event, call))
 
         clock = Reactor()
         ended = []
@@ -354,3 +368,5 @@ class WorkerLifeTests(unittest.TestCase):
         self.assertEqual(delays, [1, 2, 4, 8, 16][:len(delays)])
         self.assertTrue(clock.stopped)
         self.assertEqual(len(clock.spawned), 1 + len(delays))
+        # Once stopped, it exits with a status that says it failed.
+        self.assertEqual(clock.triggers, [("after", "shutdown", daemon.exit_failed)])

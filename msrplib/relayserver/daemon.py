@@ -15,6 +15,7 @@ workers append their log records to the one JSON log.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -34,7 +35,7 @@ from msrplib.tls import TLSIdentity
 
 __all__ = ["make_service", "RelayDaemon", "WorkerProcesses", "SupervisorWatch",
            "parse_chunk_sizes", "RESTART_DELAY", "EARLY_END", "MAX_EARLY_ENDS", "STOP_WAIT",
-           "HOME_FD"]
+           "HOME_FD", "GAVE_UP_STATUS", "exit_failed"]
 
 #: Seconds before a worker that ended is started again; doubled for each one in a row
 #: that ended within :data:`EARLY_END` seconds of its start, and after
@@ -47,6 +48,8 @@ MAX_EARLY_ENDS = 5
 STOP_WAIT = GRACE_SECONDS + 5.0
 #: The file descriptor a worker gets its home socket on (``--home-fd``).
 HOME_FD = 3
+#: The exit status of a supervisor that stopped because its workers could not start.
+GAVE_UP_STATUS = 1
 
 
 def parse_chunk_sizes(values: List[str]) -> Dict[Tuple[str, int], int]:
@@ -172,6 +175,9 @@ class WorkerProcesses(Service):
         if self._early_ends >= MAX_EARLY_ENDS:
             self.log.critical("relay workers keep ending as they start ({count} in a row);"
                               " stopping", count=self._early_ends)
+            # twistd has no exit status of its own: once the services have stopped, the
+            # process ends with one that says it failed (systemd's Restart=on-failure).
+            self.reactor.addSystemEventTrigger("after", "shutdown", exit_failed)
             self.reactor.stop()
             return
         delay = RESTART_DELAY * 2 ** self._early_ends
@@ -309,6 +315,13 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
     if config.get("web-demo") and not config.get("worker"):
         WebDemo(config["web-demo"], _demo_websocket(config), reactor).setServiceParent(daemon)
     return daemon
+
+
+def exit_failed() -> None:
+    """End this process with :data:`GAVE_UP_STATUS`, what was written flushed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(GAVE_UP_STATUS)
 
 
 def _home_socket(interface: str) -> Any:
