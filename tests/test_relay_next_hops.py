@@ -400,9 +400,12 @@ class OptionsTests(unittest.TestCase):
             siblings = [int(argv[n + 1]) for n, arg in enumerate(argv)
                         if arg == "--sibling-port"]
             self.assertEqual(sorted(siblings + [ports[index]]), sorted(ports))
-            worker = self.options(*argv[argv.index("msrp-relay") + 1:])
+            # The worker, its home socket at the number it has here.
+            worker_argv = argv[argv.index("msrp-relay") + 1:]
+            worker_argv[worker_argv.index("--home-fd") + 1] = str(descriptors[daemon.HOME_FD])
+            worker = self.options(*worker_argv)
             [home] = [listener for listener in daemon._listeners(worker) if listener.home]
-            self.assertEqual(home.fileno, daemon.HOME_FD)
+            self.assertEqual(home.fileno, descriptors[daemon.HOME_FD])
             relay = daemon.make_service(worker).relay.relay
             for sibling in siblings:  # on loopback, refused but for them
                 self.assertEqual(self.successResultOf(
@@ -423,11 +426,18 @@ class OptionsTests(unittest.TestCase):
         self.assertRaises(OSError, socket.create_connection, homes[0], 5)
 
     def test_an_unspecified_interface_needs_a_host(self):
-        for interface in ("0.0.0.0", "::", "0", "::0", "0:0:0:0:0:0:0:0", "0.0.0.00"):
+        for interface in ("0.0.0.0", "::", "0", "::0", "0:0:0:0:0:0:0:0", "0.0.0.00",
+                          "::ffff:0.0.0.0"):
             error = self.assertRaises(UsageError, self.options, "--interface", interface,
                                       "--host", "")
             self.assertIn("needs --host", str(error))
         self.options("--interface", "0.0.0.0")  # with --host 192.0.2.1
+
+    def test_a_home_socket_is_for_a_worker(self):
+        error = self.assertRaises(UsageError, self.options, "--home-fd", "3")
+        self.assertIn("--home-fd is for a worker", str(error))
+        error = self.assertRaises(UsageError, self.options, "--worker", "--home-fd", "x")
+        self.assertIn("--home-fd takes a file descriptor number", str(error))
 
     def test_a_refused_network_must_be_a_network(self):
         for value in ("relay.example.com", "10.0.0.0/33", ""):

@@ -20,6 +20,7 @@ from twisted.trial import unittest
 
 from msrplib.connect import AcceptorRelay, ConnectorRelay
 from msrplib.protocol import URI
+from msrplib.relayserver import MSRPRelay, daemon
 from msrplib.relayserver.webdemo import MD5_JS
 from msrplib.session import MSRPSession
 from msrplib.testing import CollectingReceiver
@@ -334,7 +335,7 @@ class WorkerLifeTests(unittest.TestCase):
         class Reactor(Clock):
             def __init__(self):
                 super().__init__()
-                self.stopped, self.spawned, self.triggers = False, [], []
+                self.stopped, self.spawned = False, []
 
             def spawnProcess(self, worker, executable, argv, env=None, childFDs=None):
                 self.spawned.append(worker)
@@ -343,11 +344,9 @@ class WorkerLifeTests(unittest.TestCase):
             def stop(self):
                 self.stopped = True
 
-            def addSystemEventTrigger(self, phase, event, call):
-                self.triggers.append((phase, event, call))
-
         clock = Reactor()
-        ended = []
+        ended, at_exit = [], []
+        self.patch(daemon.atexit, "register", at_exit.append)
         workers = daemon.WorkerProcesses(["relay"], 1, clock, on_ended=ended.append)
         workers.startService()
         clock.advance(daemon.EARLY_END + 1)
@@ -368,5 +367,74 @@ class WorkerLifeTests(unittest.TestCase):
         self.assertEqual(delays, [1, 2, 4, 8, 16][:len(delays)])
         self.assertTrue(clock.stopped)
         self.assertEqual(len(clock.spawned), 1 + len(delays))
-        # Once stopped, it exits with a status that says it failed.
-        self.assertEqual(clock.triggers, [("after", "shutdown", daemon.exit_failed)])
+        # Once twistd is done, it exits with a status that says it failed.
+        self.assertEqual(at_exit, [daemon.exit_failed])
+
+
+class HomeSocketTests(RelayHarness, unittest.TestCase):
+    """A worker's home socket, as its supervisor hands it down (--home-fd), and the
+    relay's ports on IPv6, found by a review of afd4538."""
+
+    @inlineCallbacks
+    def auth_through(self, relay, uri):
+        """A client AUTHs at ``uri`` of ``relay``: the Use-Path it gets."""
+        client = self.endpoint(ConnectorRelay, self.settings("alice", uri))
+        path = yield client.prepare()
+        return path
+
+    @inlineCallbacks
+    def test_a_handed_down_socket_is_accepted_on_even_if_it_blocks(self):
+        for interface in ("127.0.0.1", "::1"):
+            [home] = daemon.home_sockets(interface, 1)
+            self.addCleanup(home.close)
+            home.setblocking(True)  # as systemd hands sockets down, say
+            relay = MSRPRelay(REALM, HA1, host=interface)
+            self.addCleanup(relay.stop)
+            relay.listen(0, interface=interface)
+            uri = relay.listen(0, interface=interface, home=True,
+                               fileno=daemon._check_home(os.dup(home.fileno()), interface))
+            self.assertEqual(uri.port, home.getsockname()[1])
+            # Non-blocking now (its flag is shared): Twisted's accepts would block else.
+            self.assertFalse(os.get_blocking(home.fileno()))
+            path = yield self.auth_through(relay, uri)
+            self.assertEqual((path[0].host, path[0].port), (interface, uri.port))
+
+    @inlineCallbacks
+    def test_ports_shared_by_workers_work_on_ipv6(self):
+        relay = MSRPRelay(REALM, HA1, host="::1")
+        self.addCleanup(relay.stop)
+        uri = relay.listen(0, interface="::1", reuse_port=True)
+        path = yield self.auth_through(relay, uri)
+        self.assertEqual(path[0].host, "::1")
+
+    def test_what_is_no_listening_socket_of_the_interface_is_refused(self):
+        import socket
+        with open(self.mktemp(), "w") as regular:
+            self.assertRaises(ValueError, daemon._check_home, regular.fileno(), "127.0.0.1")
+        cases = []
+        idle = socket.socket()
+        idle.bind(("127.0.0.1", 0))  # bound, not listening
+        cases.append((idle, "127.0.0.1"))
+        datagrams = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        cases.append((datagrams, "127.0.0.1"))
+        [v6] = daemon.home_sockets("::1", 1)
+        cases.append((v6, "127.0.0.1"))  # another kind of address than --interface's
+        for sock, interface in cases:
+            self.addCleanup(sock.close)
+            error = self.assertRaises(ValueError, daemon._check_home, sock.fileno(),
+                                      interface)
+            self.assertIn("is not a TCP socket listening", str(error))
+        closed = os.dup(0)
+        os.close(closed)
+        self.assertRaises(ValueError, daemon._check_home, closed, "127.0.0.1")
+
+    def test_a_supervisor_that_cannot_listen_on_its_interface_says_so(self):
+        users = self.mktemp()
+        with open(users, "w") as out:
+            out.write("alice:%s\n" % HA1["alice"])
+        from twisted.plugins.msrp_relay_plugin import Options
+        options = Options()
+        options.parseOptions(["--domain", REALM, "--users", users, "--workers", "2",
+                              "--interface", "192.0.2.1"])
+        error = self.assertRaises(ValueError, daemon.make_service, options)
+        self.assertIn("cannot listen on --interface 192.0.2.1", str(error))

@@ -15,7 +15,9 @@ workers append their log records to the one JSON log.
 
 from __future__ import annotations
 
+import atexit
 import os
+import socket
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -35,7 +37,7 @@ from msrplib.tls import TLSIdentity
 
 __all__ = ["make_service", "RelayDaemon", "WorkerProcesses", "SupervisorWatch",
            "parse_chunk_sizes", "RESTART_DELAY", "EARLY_END", "MAX_EARLY_ENDS", "STOP_WAIT",
-           "HOME_FD", "GAVE_UP_STATUS", "exit_failed"]
+           "HOME_FD", "GAVE_UP_STATUS", "exit_failed", "home_sockets"]
 
 #: Seconds before a worker that ended is started again; doubled for each one in a row
 #: that ended within :data:`EARLY_END` seconds of its start, and after
@@ -105,34 +107,31 @@ class WorkerProcesses(Service):
     start does not spin) and telling ``on_ended`` its pid; stops them with it, waiting up
     to :data:`STOP_WAIT` seconds for them to end (then kills them).
 
-    With ``home_interface``, it listens there on a port for each worker, the worker's
-    home (its Use-Paths name it), and hands the socket down (:data:`HOME_FD`,
-    ``--home-fd``) with the others' ports (``--sibling-port``, where it may forward):
-    the port stays the worker's however often it is started again, and nobody else can
-    take it meanwhile."""
+    With ``homes`` (a listening socket for each worker, see :func:`home_sockets`: the
+    worker's home, which its Use-Paths name), it hands each worker its own socket
+    (:data:`HOME_FD`, ``--home-fd``) with the others' ports (``--sibling-port``, where it
+    may forward): the port stays the worker's however often it is started again, and
+    nobody else can take it meanwhile."""
 
     log = Logger()
 
     def __init__(self, argv: List[str], count: int, reactor: Any,
                  environment: Optional[Dict[str, str]] = None,
                  on_ended: Callable[[int], None] = lambda pid: None,
-                 home_interface: Optional[str] = None) -> None:
+                 homes: Optional[List[Any]] = None) -> None:
         self.argv = argv
         self.count = count
         self.reactor = reactor
         self.environment = environment
         self.on_ended = on_ended
-        self.home_interface = home_interface
-        #: The workers' home sockets, by worker number, while the workers run.
-        self.homes: List[Any] = []
+        #: The workers' home sockets, by worker number, until the workers stop.
+        self.homes: List[Any] = list(homes or [])
         self.processes: Dict[_Worker, Any] = {}
         self._restarts: List[Any] = []
         self._early_ends = 0
 
     def startService(self) -> None:
         Service.startService(self)
-        if self.home_interface is not None:
-            self.homes = [_home_socket(self.home_interface) for _ in range(self.count)]
         for index in range(self.count):
             self._spawn(index)
 
@@ -175,9 +174,10 @@ class WorkerProcesses(Service):
         if self._early_ends >= MAX_EARLY_ENDS:
             self.log.critical("relay workers keep ending as they start ({count} in a row);"
                               " stopping", count=self._early_ends)
-            # twistd has no exit status of its own: once the services have stopped, the
-            # process ends with one that says it failed (systemd's Restart=on-failure).
-            self.reactor.addSystemEventTrigger("after", "shutdown", exit_failed)
+            # twistd has no exit status of its own: once it is done (services stopped,
+            # pidfile removed), the process ends with one that says it failed (systemd's
+            # Restart=on-failure).
+            atexit.register(exit_failed)
             self.reactor.stop()
             return
         delay = RESTART_DELAY * 2 ** self._early_ends
@@ -187,6 +187,7 @@ class WorkerProcesses(Service):
 
     def stopService(self) -> Deferred[Any]:
         Service.stopService(self)
+        self._close_homes()  # the workers stop accepting on theirs, and none starts again
         for call in self._restarts:
             if call.active():
                 call.cancel()
@@ -196,7 +197,6 @@ class WorkerProcesses(Service):
             if process.pid is not None:
                 process.signalProcess("TERM")
         if not ending:
-            self._close_homes()
             return succeed(None)
         running = dict(self.processes)
 
@@ -208,11 +208,10 @@ class WorkerProcesses(Service):
         killer = self.reactor.callLater(STOP_WAIT, kill)
         done = DeferredList(ending)
         done.addBoth(lambda result: killer.active() and killer.cancel())
-        done.addBoth(lambda result: self._close_homes())
         return done
 
     def _close_homes(self) -> None:
-        """The workers have ended: their home ports close."""
+        """The workers stop: this process's copies of their home sockets close."""
         for home in self.homes:
             home.close()
         self.homes = []
@@ -298,7 +297,7 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
         daemon.workers = WorkerProcesses(
             again, workers, reactor, shared.environment() if shared else None,
             shared.process_ended if shared else lambda pid: None,
-            home_interface=config.get("interface") or "127.0.0.1")
+            home_sockets(config.get("interface") or "127.0.0.1", workers))
         if shared is not None:
             registry = shared.registry
         daemon.workers.setServiceParent(daemon)
@@ -318,22 +317,48 @@ def make_service(config: Mapping[str, Any], reactor: Any = None,
 
 
 def exit_failed() -> None:
-    """End this process with :data:`GAVE_UP_STATUS`, what was written flushed."""
+    """End this process with :data:`GAVE_UP_STATUS`, what was written flushed (the last
+    thing it does: at exit)."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(GAVE_UP_STATUS)
 
 
-def _home_socket(interface: str) -> Any:
-    """A socket listening on a port of ``interface`` that a worker will accept on."""
-    import socket
+def home_sockets(interface: str, count: int) -> List[Any]:
+    """``count`` sockets listening on ports of ``interface``, non-blocking (as Twisted
+    accepts): the homes of a supervisor's workers."""
     family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-    home = socket.socket(family, socket.SOCK_STREAM)
-    home.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    home.bind((interface, 0))
-    home.listen(511)
-    home.setblocking(False)
-    return home
+    homes = []
+    try:
+        for _ in range(count):
+            home = socket.socket(family, socket.SOCK_STREAM)
+            homes.append(home)
+            home.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            home.bind((interface, 0))
+            home.listen(511)
+            home.setblocking(False)
+    except OSError as error:
+        for home in homes:
+            home.close()
+        raise ValueError("cannot listen on --interface %s: %s" % (interface, error)) \
+            from None
+    return homes
+
+
+def _check_home(fileno: int, interface: str) -> int:
+    """``fileno`` (``--home-fd``), once it is known to be a TCP socket listening on
+    ``interface``'s kind of address; ValueError otherwise."""
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    try:
+        probe = socket.socket(fileno=os.dup(fileno))
+    except OSError as error:
+        raise ValueError("--home-fd %d: %s" % (fileno, error)) from None
+    with probe:
+        if probe.family != family or probe.type != socket.SOCK_STREAM or \
+                not probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            raise ValueError("--home-fd %d is not a TCP socket listening on an address "
+                             "like --interface %s" % (fileno, interface))
+    return fileno
 
 
 def _relay(config: Mapping[str, Any], reactor: Any) -> MSRPRelay:
@@ -373,8 +398,8 @@ def _listeners(config: Mapping[str, Any]) -> List[Listener]:
         listeners.append(Listener(int(config["tls-port"]), interface, identity, shared))
     if shared:
         home_fd = config.get("home-fd")
-        listeners.append(Listener(0, interface, identity, False, home=True,
-                                  fileno=int(home_fd) if home_fd else None))
+        listeners.append(Listener(0, interface, identity, False, home=True, fileno=(
+            _check_home(int(home_fd), interface) if home_fd else None)))
     if config.get("ws-port"):
         listeners.append(Listener(int(config["ws-port"]), interface, None, shared,
                                   websocket=True))

@@ -170,8 +170,8 @@ class MSRPRelay(Backpressure):
         """Listen on ``port`` (or accept on the socket ``fileno``) with ``factory`` and
         know ``uri`` (its port filled in) as one of this relay's own."""
         if fileno is not None:
-            family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-            listening = self.reactor.adoptStreamPort(fileno, family, factory)
+            os.set_blocking(fileno, False)  # as Twisted accepts
+            listening = self.reactor.adoptStreamPort(fileno, _family(interface), factory)
             os.close(fileno)  # the reactor holds a duplicate of it
         elif reuse_port:
             listening = _listen_reusing_port(self.reactor, port, interface, factory)
@@ -613,16 +613,22 @@ class MSRPRelay(Backpressure):
             # connection on itself: its own answers would go unread.
             self._hold_feed(origin, target)
 
+def _family(interface: str) -> socket.AddressFamily:
+    """The address family of ``interface``, an IPv4 or IPv6 address."""
+    return socket.AF_INET6 if ":" in interface else socket.AF_INET
+
+
 def _listen_reusing_port(reactor: Any, port: int, interface: str, factory: Any) -> Any:
     """Listen on ``port`` with ``SO_REUSEPORT``, which Twisted's ``listenTCP`` does not
     set: the socket is made here and handed to the reactor."""
-    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = _family(interface)
+    listening = socket.socket(family, socket.SOCK_STREAM)
     try:
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         listening.bind((interface, port))
         listening.listen(511)
         listening.setblocking(False)
-        return reactor.adoptStreamPort(listening.fileno(), socket.AF_INET, factory)
+        return reactor.adoptStreamPort(listening.fileno(), family, factory)
     finally:
         listening.close()  # the reactor holds a duplicate of it

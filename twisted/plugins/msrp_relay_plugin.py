@@ -18,9 +18,12 @@ def _unspecified(interface):
     if not interface:
         return True
     try:
-        return ipaddress.ip_address(interface).is_unspecified
+        address = ipaddress.ip_address(interface)
     except ValueError:
         pass
+    else:
+        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:0.0.0.0
+        return address.is_unspecified or bool(mapped and mapped.is_unspecified)
     try:  # the short IPv4 forms the system takes ("0", "0.0")
         return socket.inet_aton(interface) == bytes(4)
     except OSError:
@@ -103,9 +106,14 @@ class Options(usage.Options):
         for name in ("port", "min-expires", "max-expires", "default-expires", "workers"):
             if not _COUNT.fullmatch(self[name] or ""):
                 raise usage.UsageError("--%s takes a whole number" % name)
-        for name in ("tls-port", "ws-port", "wss-port", "home-fd"):
+        for name in ("tls-port", "ws-port", "wss-port"):
             if self[name] is not None and not _COUNT.fullmatch(self[name]):
                 raise usage.UsageError("--%s takes a port number" % name)
+        if self["home-fd"] is not None:
+            if not _COUNT.fullmatch(self["home-fd"]):
+                raise usage.UsageError("--home-fd takes a file descriptor number")
+            if not self["worker"]:
+                raise usage.UsageError("--home-fd is for a worker (--worker)")
         if int(self["workers"]) < 1:
             raise usage.UsageError("--workers must be 1 or more")
         if not self["host"] and _unspecified(self["interface"]):
