@@ -433,6 +433,23 @@ class OptionsTests(unittest.TestCase):
             self.assertIn("needs --host", str(error))
         self.options("--interface", "0.0.0.0")  # with --host 192.0.2.1
 
+    def test_a_workers_home_is_msrps_when_the_relay_has_an_msrps_port(self):
+        from msrplib.tls import TLSIdentity
+        identity = TLSIdentity.generate("relay.example.com")
+        files = {}
+        for name, pem in (("certificate", identity.certificate_pem()),
+                          ("key", identity.key_pem())):
+            files[name] = self.mktemp()
+            with open(files[name], "wb") as out:
+                out.write(pem)
+        tls = ["--certificate", files["certificate"], "--key", files["key"]]
+        for extra, secure in ((["--wss-port", "9443"], False),
+                              (["--tls-port", "2856"], True),
+                              (["--tls-port", "2856", "--wss-port", "9443"], True)):
+            options = self.options("--worker", *(tls + extra))
+            [home] = [listener for listener in daemon._listeners(options) if listener.home]
+            self.assertEqual(home.identity is not None, secure, extra)
+
     def test_a_home_socket_is_for_a_worker(self):
         error = self.assertRaises(UsageError, self.options, "--home-fd", "3")
         self.assertIn("--home-fd is for a worker", str(error))

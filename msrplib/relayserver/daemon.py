@@ -397,9 +397,12 @@ def _listeners(config: Mapping[str, Any]) -> List[Listener]:
     if config.get("tls-port"):
         listeners.append(Listener(int(config["tls-port"]), interface, identity, shared))
     if shared:
+        # msrps when the relay has an msrps port (a certificate for wss only is no
+        # reason to name msrps in the Use-Paths of TCP clients).
         home_fd = config.get("home-fd")
-        listeners.append(Listener(0, interface, identity, False, home=True, fileno=(
-            _check_home(int(home_fd), interface) if home_fd else None)))
+        listeners.append(Listener(
+            0, interface, identity if config.get("tls-port") else None, False, home=True,
+            fileno=_check_home(int(home_fd), interface) if home_fd else None))
     if config.get("ws-port"):
         listeners.append(Listener(int(config["ws-port"]), interface, None, shared,
                                   websocket=True))
