@@ -29,9 +29,10 @@ from twisted.logger import Logger
 from msrplib._uri import URI
 from msrplib.relayserver.operations import (JSONLog, MetricsExporter, SharedMetrics, WebDemo,
                                             open_json_log)
-from msrplib.relayserver.nexthops import METADATA_ADDRESSES, SPECIAL_PURPOSE_NETWORKS
+from msrplib.relayserver.nexthops import REFUSED_BY_DEFAULT
 from msrplib.relayserver.relay import MSRPRelay, RelaySettings
 from msrplib.relayserver.service import GRACE_SECONDS, Listener, RelayService
+from msrplib.relayserver.sockets import address_family, listening_socket
 from msrplib.relayserver.users import load_users
 from msrplib.tls import TLSIdentity
 
@@ -325,18 +326,12 @@ def exit_failed() -> None:
 
 
 def home_sockets(interface: str, count: int) -> List[Any]:
-    """``count`` sockets listening on ports of ``interface``, non-blocking (as Twisted
-    accepts): the homes of a supervisor's workers."""
-    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    """``count`` sockets listening on ports of ``interface``: the homes of a
+    supervisor's workers."""
     homes = []
     try:
         for _ in range(count):
-            home = socket.socket(family, socket.SOCK_STREAM)
-            homes.append(home)
-            home.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            home.bind((interface, 0))
-            home.listen(511)
-            home.setblocking(False)
+            homes.append(listening_socket(interface))
     except OSError as error:
         for home in homes:
             home.close()
@@ -348,13 +343,12 @@ def home_sockets(interface: str, count: int) -> List[Any]:
 def _check_home(fileno: int, interface: str) -> int:
     """``fileno`` (``--home-fd``), once it is known to be a TCP socket listening on
     ``interface``'s kind of address; ValueError otherwise."""
-    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
     try:
         probe = socket.socket(fileno=os.dup(fileno))
     except OSError as error:
         raise ValueError("--home-fd %d: %s" % (fileno, error)) from None
     with probe:
-        if probe.family != family or probe.type != socket.SOCK_STREAM or \
+        if probe.family != address_family(interface) or probe.type != socket.SOCK_STREAM or \
                 not probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
             raise ValueError("--home-fd %d is not a TCP socket listening on an address "
                              "like --interface %s" % (fileno, interface))
@@ -373,7 +367,7 @@ def _relay(config: Mapping[str, Any], reactor: Any) -> MSRPRelay:
         next_hop_chunk_sizes=parse_chunk_sizes(list(config.get("next-hop-chunk-size") or [])),
         trust_root=trust_root, verify_tls=not config.get("no-verify-next-hop"),
         allowed_next_hops=list(config.get("next-hop") or []) or None,
-        refused_next_hop_networks=(list(SPECIAL_PURPOSE_NETWORKS + METADATA_ADDRESSES)
+        refused_next_hop_networks=(list(REFUSED_BY_DEFAULT)
                                    + list(config.get("refuse-next-hop") or [])),
         sibling_ports=[int(port) for port in config.get("sibling-port") or []])
     if not settings.min_expires <= settings.default_expires <= settings.max_expires:

@@ -24,7 +24,7 @@ from twisted.internet.interfaces import IResolutionReceiver
 from zope.interface import implementer
 
 __all__ = ["NextHopPolicy", "NextHopRefused", "SPECIAL_PURPOSE_NETWORKS",
-           "METADATA_ADDRESSES"]
+           "METADATA_ADDRESSES", "REFUSED_BY_DEFAULT"]
 
 #: The networks no next hop is connected to unless ``allowed_next_hops`` names them:
 #: "this host", loopback, link-local (cloud metadata services), multicast and reserved.
@@ -33,6 +33,8 @@ SPECIAL_PURPOSE_NETWORKS = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0
 #: Cloud metadata services outside those networks (AWS's IPv6 one, Alibaba's), refused
 #: with them by default.
 METADATA_ADDRESSES = ("fd00:ec2::254/128", "100.100.100.200/32")
+#: What a relay refuses unless told otherwise (``refused_next_hop_networks``).
+REFUSED_BY_DEFAULT = SPECIAL_PURPOSE_NETWORKS + METADATA_ADDRESSES
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]

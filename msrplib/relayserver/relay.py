@@ -27,7 +27,6 @@ refused with 413.
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
@@ -55,6 +54,7 @@ from msrplib.relayserver.links import Forwarded, Link, add_count
 from msrplib.relayserver.metrics import RelayMetrics
 from msrplib.relayserver.nexthops import NextHopPolicy, NextHopRefused
 from msrplib.relayserver.settings import RelaySettings
+from msrplib.relayserver.sockets import address_family, listening_socket
 from msrplib.tls import TLSIdentity, relay_tls_options
 from msrplib.transport import MSRPProtocol
 
@@ -171,7 +171,8 @@ class MSRPRelay(Backpressure):
         know ``uri`` (its port filled in) as one of this relay's own."""
         if fileno is not None:
             os.set_blocking(fileno, False)  # as Twisted accepts
-            listening = self.reactor.adoptStreamPort(fileno, _family(interface), factory)
+            listening = self.reactor.adoptStreamPort(fileno, address_family(interface),
+                                                     factory)
             os.close(fileno)  # the reactor holds a duplicate of it
         elif reuse_port:
             listening = _listen_reusing_port(self.reactor, port, interface, factory)
@@ -613,22 +614,11 @@ class MSRPRelay(Backpressure):
             # connection on itself: its own answers would go unread.
             self._hold_feed(origin, target)
 
-def _family(interface: str) -> socket.AddressFamily:
-    """The address family of ``interface``, an IPv4 or IPv6 address."""
-    return socket.AF_INET6 if ":" in interface else socket.AF_INET
-
-
 def _listen_reusing_port(reactor: Any, port: int, interface: str, factory: Any) -> Any:
     """Listen on ``port`` with ``SO_REUSEPORT``, which Twisted's ``listenTCP`` does not
     set: the socket is made here and handed to the reactor."""
-    family = _family(interface)
-    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening = listening_socket(interface, port, reuse_port=True)
     try:
-        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        listening.bind((interface, port))
-        listening.listen(511)
-        listening.setblocking(False)
-        return reactor.adoptStreamPort(listening.fileno(), family, factory)
+        return reactor.adoptStreamPort(listening.fileno(), listening.family, factory)
     finally:
         listening.close()  # the reactor holds a duplicate of it

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from msrplib._bind import ConnectionSettings
-from msrplib.relayserver.nexthops import METADATA_ADDRESSES, SPECIAL_PURPOSE_NETWORKS
+from msrplib.relayserver.nexthops import REFUSED_BY_DEFAULT
 
 __all__ = ["RelaySettings"]
 
@@ -72,7 +72,7 @@ class RelaySettings:
     verify_tls: bool = True
     allowed_next_hops: Optional[List[str]] = None
     refused_next_hop_networks: List[str] = field(
-        default_factory=lambda: list(SPECIAL_PURPOSE_NETWORKS + METADATA_ADDRESSES))
+        default_factory=lambda: list(REFUSED_BY_DEFAULT))
     sibling_ports: List[int] = field(default_factory=list)
     max_name_lookups: int = 8
     max_name_lookups_per_user: int = 2
