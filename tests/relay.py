@@ -13,7 +13,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SkipTest
 
 from msrplib.tls import TLSIdentity
@@ -185,3 +187,22 @@ class KamailioRelay:
         if self.directory is not None:
             self.log.close()
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Spawning(Clock):
+    """A reactor that starts no process but keeps how each would have been started
+    (``started``: argv and descriptors; ``workers``: their process protocols); a process
+    ends as soon as it is signalled. ``stopped`` once it is stopped."""
+
+    def __init__(self):
+        super().__init__()
+        self.started, self.workers, self.stopped = [], [], False
+
+    def spawnProcess(self, worker, executable, argv, env=None, childFDs=None):
+        self.started.append((argv, childFDs))
+        self.workers.append(worker)
+        return SimpleNamespace(pid=1000 + len(self.started), signalProcess=lambda signal:
+                               self.callLater(0, worker.processEnded, None))
+
+    def stop(self):
+        self.stopped = True

@@ -5,7 +5,6 @@ address connected to. First the policy on a clock and a resolver of the test's o
 then real relays on 127.0.0.x."""
 
 import socket
-from types import SimpleNamespace
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
@@ -23,6 +22,7 @@ from msrplib.relayserver import daemon
 from msrplib.relayserver import relay as relay_module
 from msrplib.relayserver.nexthops import NextHopPolicy, NextHopRefused
 from msrplib.testing import CollectingReceiver
+from tests.relay import Spawning
 from tests.test_relay_server import HA1, REALM, RelayHarness
 from tests.test_relay_server_edges import until
 
@@ -334,21 +334,6 @@ class RelayTests(RelayHarness, unittest.TestCase):
         self.assertIn("msrp://localhost:%d/" % second_uri.port, from_path)
 
 
-class Spawning(Clock):
-    """A reactor that starts no process but keeps how each would have been started;
-    a process ends as soon as it is signalled."""
-
-    def __init__(self):
-        super().__init__()
-        self.started, self.workers = [], []
-
-    def spawnProcess(self, worker, executable, argv, env=None, childFDs=None):
-        self.started.append((argv, childFDs))
-        self.workers.append(worker)
-        return SimpleNamespace(pid=1000 + len(self.started), signalProcess=lambda signal:
-                               self.callLater(0, worker.processEnded, None))
-
-
 class OptionsTests(unittest.TestCase):
     """``twistd msrp-relay --next-hop ... --refuse-next-hop ...``, and its workers'."""
 
@@ -455,6 +440,11 @@ class OptionsTests(unittest.TestCase):
         self.assertIn("--home-fd is for a worker", str(error))
         error = self.assertRaises(UsageError, self.options, "--worker", "--home-fd", "x")
         self.assertIn("--home-fd takes a file descriptor number", str(error))
+
+    def test_a_supervisor_that_cannot_listen_on_its_interface_says_so(self):
+        options = self.options("--workers", "2", "--interface", "192.0.2.1")
+        error = self.assertRaises(ValueError, daemon.make_service, options)
+        self.assertIn("cannot listen on --interface 192.0.2.1", str(error))
 
     def test_a_refused_network_must_be_a_network(self):
         for value in ("relay.example.com", "10.0.0.0/33", ""):

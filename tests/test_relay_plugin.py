@@ -24,7 +24,7 @@ from msrplib.relayserver import MSRPRelay, daemon
 from msrplib.relayserver.webdemo import MD5_JS
 from msrplib.session import MSRPSession
 from msrplib.testing import CollectingReceiver
-from tests.relay import children_of, free_port, running
+from tests.relay import Spawning, children_of, free_port, running
 from tests.test_relay_server import HA1, REALM, SESSION_SETTINGS, RelayHarness
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -317,7 +317,6 @@ class WorkerLifeTests(unittest.TestCase):
         self.assertEqual(os.path.join(parent, own), shared.directory)
 
     def test_a_supervisor_that_gives_up_exits_with_a_failure_status(self):
-        from msrplib.relayserver import daemon
         ended = subprocess.run(
             [sys.executable, "-c", "import sys; from msrplib.relayserver.daemon import "
              "exit_failed; sys.stdout.write('said'); exit_failed()"],
@@ -328,45 +327,29 @@ class WorkerLifeTests(unittest.TestCase):
         self.assertEqual(ended.stdout, b"said")  # written before it ended
 
     def test_workers_that_keep_ending_as_they_start_stop_the_supervisor(self):
-        from types import SimpleNamespace
-        from twisted.internet.task import Clock
-        from msrplib.relayserver import daemon
-
-        class Reactor(Clock):
-            def __init__(self):
-                super().__init__()
-                self.stopped, self.spawned = False, []
-
-            def spawnProcess(self, worker, executable, argv, env=None, childFDs=None):
-                self.spawned.append(worker)
-                return SimpleNamespace(pid=1000 + len(self.spawned))
-
-            def stop(self):
-                self.stopped = True
-
-        clock = Reactor()
+        clock = Spawning()
         ended, at_exit = [], []
         self.patch(daemon.atexit, "register", at_exit.append)
         workers = daemon.WorkerProcesses(["relay"], 1, clock, on_ended=ended.append)
         workers.startService()
         clock.advance(daemon.EARLY_END + 1)
-        clock.spawned[-1].processEnded(None)  # after a good while: started again in 1 s
+        clock.workers[-1].processEnded(None)  # after a good while: started again in 1 s
         self.assertEqual(ended, [1001])
         delays = []
         for _ in range(daemon.MAX_EARLY_ENDS):
-            before = len(clock.spawned)
+            before = len(clock.workers)
             clock.advance(daemon.RESTART_DELAY)
             waited = daemon.RESTART_DELAY
-            while len(clock.spawned) == before and not clock.stopped and waited < 100:
+            while len(clock.workers) == before and not clock.stopped and waited < 100:
                 clock.advance(1)
                 waited += 1
             if clock.stopped:
                 break
             delays.append(waited)
-            clock.spawned[-1].processEnded(None)  # at once: an early end
+            clock.workers[-1].processEnded(None)  # at once: an early end
         self.assertEqual(delays, [1, 2, 4, 8, 16][:len(delays)])
         self.assertTrue(clock.stopped)
-        self.assertEqual(len(clock.spawned), 1 + len(delays))
+        self.assertEqual(len(clock.workers), 1 + len(delays))
         # Once twistd is done, it exits with a status that says it failed.
         self.assertEqual(at_exit, [daemon.exit_failed])
 
@@ -427,14 +410,3 @@ class HomeSocketTests(RelayHarness, unittest.TestCase):
         closed = os.dup(0)
         os.close(closed)
         self.assertRaises(ValueError, daemon._check_home, closed, "127.0.0.1")
-
-    def test_a_supervisor_that_cannot_listen_on_its_interface_says_so(self):
-        users = self.mktemp()
-        with open(users, "w") as out:
-            out.write("alice:%s\n" % HA1["alice"])
-        from twisted.plugins.msrp_relay_plugin import Options
-        options = Options()
-        options.parseOptions(["--domain", REALM, "--users", users, "--workers", "2",
-                              "--interface", "192.0.2.1"])
-        error = self.assertRaises(ValueError, daemon.make_service, options)
-        self.assertIn("cannot listen on --interface 192.0.2.1", str(error))
