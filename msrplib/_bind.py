@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 
 from msrplib._headers import Headers, format_path
 from msrplib._parser import ParserEvent, ParserLimits
+from msrplib._paths import request_to_path
 from msrplib._rules import is_empty_send, should_respond
 from msrplib._uri import URI
 from msrplib._chunk import MSRPData, make_response, new_message_id, new_transaction_id
@@ -86,7 +87,7 @@ def bind_active(protocol: Connection, local_path: List[URI], full_remote_path: L
     ``MSRPBindSessionTimeout`` when it does not answer, or the reason the connection closed.
     """
     tid = new_transaction_id()
-    headers = Headers([("To-Path", format_path(local_path[:-1] + full_remote_path)),
+    headers = Headers([("To-Path", format_path(request_to_path(local_path, full_remote_path))),
                        ("From-Path", str(local_path[-1])),
                        ("Message-ID", new_message_id()), ("Byte-Range", "1-0/0")])
     result: Deferred[MSRPTransport] = Deferred()

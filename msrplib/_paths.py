@@ -16,7 +16,7 @@ from msrplib._headers import format_path
 from msrplib._uri import URI
 from msrplib.errors import MSRPError
 
-__all__ = ["read_paths", "ends_with", "check_paths", "SessionPaths"]
+__all__ = ["read_paths", "ends_with", "check_paths", "request_to_path", "SessionPaths"]
 
 
 def read_paths(request: MSRPData) -> Tuple[List[URI], List[URI]]:
@@ -26,6 +26,14 @@ def read_paths(request: MSRPData) -> Tuple[List[URI], List[URI]]:
         return request.to_path or [], request.from_path or []
     except MSRPError as error:
         raise MSRPError(str(error), 400, "Bad Request") from None
+
+
+def request_to_path(local_path: Sequence[URI], remote_path: Sequence[URI]) -> List[URI]:
+    """The To-Path of our requests: our relays from ours out, then the peer's path. Our
+    path (``local_path``, what the peer is told, ending with our URI) lists our relays in
+    the order the peer reaches them, the outermost first, so they go in reverse (one
+    relay: the same)."""
+    return list(reversed(local_path[:-1])) + list(remote_path)
 
 
 def ends_with(path: Sequence[URI], tail: Sequence[URI]) -> bool:
@@ -62,9 +70,9 @@ class SessionPaths:
     def __init__(self, local_path: Sequence[URI], remote_path: Sequence[URI]) -> None:
         self.local_uri = local_path[-1]
         self.remote_path = list(remote_path)
-        #: The To-Path and From-Path our requests carry: our relays, then the peer's path;
-        #: and our URI.
-        self.to_path_text = format_path(list(local_path[:-1]) + self.remote_path)
+        #: The To-Path and From-Path our requests carry (:func:`request_to_path`; our
+        #: URI).
+        self.to_path_text = format_path(request_to_path(local_path, self.remote_path))
         self.from_path_text = str(self.local_uri)
         self._remote_text = format_path(self.remote_path)
         self._relayed_remote_suffix = " " + self._remote_text
