@@ -12,7 +12,7 @@ connection closes when its last session lets go of it, and is made again for the
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, succeed
 from twisted.internet.error import ConnectionDone
@@ -36,6 +36,15 @@ from msrplib.errors import MSRPBindSessionTimeout
 from msrplib.transport import MSRPProtocol
 
 __all__ = ["RelayConnection", "RelayMember"]
+
+
+def outside_of(outer: List[URI], inner: List[URI]) -> List[URI]:
+    """The path to us through a relay whose Use-Path is ``outer``, reached through the
+    relays of the path ``inner``: its Use-Path in front of ``inner``, or as it is when
+    it names them already (it ends with ``inner``)."""
+    if len(outer) > len(inner) and outer[-len(inner):] == inner:
+        return list(outer)
+    return outer + inner
 
 
 class RelayMember:
@@ -78,8 +87,10 @@ class RelayConnection:
         self.settings = settings or ConnectionSettings()
         #: The URI AUTH names (our address, with a session-id of no session's).
         self.local_uri: Optional[URI] = None
-        #: The relay's Use-Path from the last AUTH.
+        #: The relay's Use-Path from the last AUTH (the relays' one after the other, with
+        #: ``next_relay``), and the first relay's own.
         self.use_path: List[URI] = []
+        self._first_use_path: List[URI] = []
         #: How many AUTH exchanges succeeded (the first one and every refresh).
         self.auth_count = 0
         #: What the relay's last grant said of its flow control (None: nothing, as
@@ -277,25 +288,46 @@ class RelayConnection:
 
     @inlineCallbacks
     def _authenticate(self, router: ConnectionRouter, to_uri: Optional[URI] = None) -> Any:
-        """One AUTH exchange (RFC 4976 section 5) on ``router``'s connection: challenge,
-        answer, Use-Path; sent to ``to_uri``, by default the relay's own URI."""
-        relay = self.relay
-        relay_uri = str(to_uri if to_uri is not None else relay.uri)
+        """AUTH with the relay on ``router``'s connection (sent to ``to_uri``, by default
+        the relay's own URI), then with each relay behind it (``next_relay``), through
+        the ones before (RFC 4976 section 5: a client behind several relays of its own
+        AUTHs with each, from the inside out). The path our peers are told names them
+        the other way round, as they reach us: the outermost relay's Use-Path first."""
+        granted = yield self._exchange(router, self.relay, [to_uri or self.relay.uri])
+        first_path = path = self._use_path_of(granted)
+        grants = [(self.relay, granted)]
+        further_relay = self.relay.next_relay
+        while further_relay is not None:
+            # Out through the relays granted so far (the reverse of the path's order).
+            through = list(reversed(path)) + [further_relay.uri]
+            response = yield self._exchange(router, further_relay, through)
+            path = outside_of(self._use_path_of(response), path)
+            grants.append((further_relay, response))
+            further_relay = further_relay.next_relay
+        return self._granted(router, first_path, path, grants)
+
+    @inlineCallbacks
+    def _exchange(self, router: ConnectionRouter, relay: MSRPRelaySettings,
+                  to_path: List[URI]) -> Any:
+        """One AUTH exchange (RFC 4976 section 5: challenge, answer, 200) with the last
+        relay of ``to_path``, with ``relay``'s credentials; fires with its 200."""
+        to_text = " ".join(str(uri) for uri in to_path)
+        digest_uri = str(to_path[-1])  # the relay that checks it
         challenge = None
         nonce_count = 0
         expires = relay.expires
         for _ in range(4):
-            headers = Headers([("To-Path", relay_uri), ("From-Path", str(self.local_uri))])
+            headers = Headers([("To-Path", to_text), ("From-Path", str(self.local_uri))])
             chunk = MSRPData(new_transaction_id(), method="AUTH", headers=headers)
             if expires is not None:
                 chunk.expires = expires
             if challenge is not None:
                 nonce_count += 1
                 chunk.authorization = answer_challenge(challenge, relay.username,
-                                                       relay.password, relay_uri, nonce_count)
+                                                       relay.password, digest_uri, nonce_count)
             response = yield self._request(router, chunk)
             if response.code == 200:
-                return self._granted(router, response)
+                return response
             if response.code == 401:
                 offered = response.www_authenticate
                 stale = offered is not None and offered.params.get("stale", "").lower() == "true"
@@ -312,27 +344,42 @@ class RelayConnection:
                                     code=response.code, comment=response.comment)
         raise MSRPAuthError("the relay kept refusing AUTH", code=403)
 
-    def _granted(self, router: ConnectionRouter, response: MSRPData) -> None:
-        """Take a 200 to AUTH: the Use-Path, and the next refresh; nothing when it came
-        on a connection that is no longer this one's."""
-        if router is not self._router or router.protocol.lost.fired:
-            raise ConnectionDone("the relay connection closed")
+    @staticmethod
+    def _use_path_of(response: MSRPData) -> List[URI]:
         use_path = response.use_path
         if not use_path:
             raise MSRPAuthError("the relay's 200 to AUTH has no Use-Path", code=400)
-        expires = response.expires if response.expires is not None else self.relay.expires
-        if expires is None:
-            expires = ASSUMED_GRANT_SECONDS
-        if expires <= 0:
-            raise MSRPAuthError("the relay's 200 to AUTH grants no time (Expires: %d)"
-                                % expires, code=400)
-        self.use_path = use_path
+        return use_path
+
+    def _granted(self, router: ConnectionRouter, first_path: List[URI], path: List[URI],
+                 grants: List[Tuple[MSRPRelaySettings, MSRPData]]) -> None:
+        """Take the relays' 200s to AUTH (``grants``): the Use-Path of them all
+        (``path``; the first relay's alone is ``first_path``), and the next refresh, due
+        before the shortest grant runs out; nothing when they came on a connection that
+        is no longer this one's."""
+        if router is not self._router or router.protocol.lost.fired:
+            raise ConnectionDone("the relay connection closed")
+        shortest = None
+        for relay, response in grants:
+            expires = response.expires if response.expires is not None else relay.expires
+            if expires is None:
+                expires = ASSUMED_GRANT_SECONDS
+            if expires <= 0:
+                raise MSRPAuthError("the relay's 200 to AUTH grants no time (Expires: %d)"
+                                    % expires, code=400)
+            shortest = expires if shortest is None else min(shortest, expires)
+        assert shortest is not None
+        self.use_path = path
+        self._first_use_path = first_path
         self.auth_count += 1
-        self.flow = parse_relay_flow(response.headers.first.get(RELAY_FLOW_HEADER.lower()))
-        self._retry_after = min(AUTH_RETRY_SECONDS, expires * (1 - AUTH_REFRESH_FRACTION) / 2)
+        # Unpaced sending needs every relay on the way to hold senders back: only a
+        # lone relay's word is taken.
+        self.flow = parse_relay_flow(grants[0][1].headers.first.get(
+            RELAY_FLOW_HEADER.lower())) if len(grants) == 1 else None
+        self._retry_after = min(AUTH_RETRY_SECONDS, shortest * (1 - AUTH_REFRESH_FRACTION) / 2)
         self._stop_refresh()
         self._refresh_timer = self.reactor.callLater(
-            expires * AUTH_REFRESH_FRACTION, self._refresh, router)
+            shortest * AUTH_REFRESH_FRACTION, self._refresh, router)
 
     def _current(self, router: ConnectionRouter) -> bool:
         """Whether ``router``'s connection is this one's, and open."""
@@ -352,13 +399,14 @@ class RelayConnection:
             return
         refreshing = self._refreshing = Observer()
         old_path = list(self.use_path)
+        first_path = list(self._first_use_path)
         try:
             try:
                 yield self._authenticate(router)
             except MSRPAuthError as error:
-                if error.code != 481 or not old_path:
+                if error.code != 481 or not first_path:
                     raise
-                yield self._authenticate(router, old_path[-1])
+                yield self._authenticate(router, first_path[-1])
         except Exception as error:
             if not self._current(router):
                 return  # the connection went: nothing to refresh, nothing to report

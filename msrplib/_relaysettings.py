@@ -80,6 +80,14 @@ class MSRPRelaySettings:
     no other relay, sends chunks of the size the relay names, unpaced. ``transport``
     ``ws`` (or ``wss``, with ``use_tls``) reaches the relay over WebSocket (RFC 7977), as
     a browser does.
+
+    ``next_relay``: a second relay of ours that this one forwards to (a client behind
+    two relays of its own, RFC 4976 section 5), with its own credentials: after the
+    AUTH with this relay, the connection AUTHs with that one through it, and the
+    Use-Path is both relays' in that order. It is named by its ``uri`` (``host``, or
+    ``domain``, and ``port``): this relay finds it, not us. It may have a
+    ``next_relay`` of its own. Through more than one relay, sessions send as
+    Kamailio's relay needs (no relay's flow control is followed).
     """
 
     domain: str
@@ -97,6 +105,7 @@ class MSRPRelaySettings:
     max_unreported_bytes: Optional[int] = RELAY_UNREPORTED_BYTES
     follow_relay_flow: bool = True
     transport: str = "tcp"
+    next_relay: Optional[MSRPRelaySettings] = None
 
     @property
     def uri(self) -> URI:
