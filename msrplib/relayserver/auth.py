@@ -3,6 +3,13 @@ with HTTP Digest (:class:`~msrplib.relayserver.digestauth.DigestAuthority`) and 
 bindings it grants: a Use-Path with a session-id of the client's own, tied to the
 client's connection, for the Expires granted. An AUTH again on the connection, by the
 same user, renews the binding and keeps its Use-Path.
+
+A client behind a relay of its own in front of this one AUTHs through that relay (RFC
+4976 section 5): its binding is tied to that relay's connection and to the first URI of
+the AUTH's From-Path (the client's binding there), which the client's requests name
+first when that relay forwards them; the Use-Path granted names this relay only, and the
+client puts it after the first relay's. Several clients of that relay (or one user's
+several) each have their own binding on the one connection.
 """
 
 from __future__ import annotations
@@ -28,13 +35,16 @@ Refusal = Callable[[Link, MSRPData, int, Optional[str]], None]
 @dataclass
 class Binding:
     """A Use-Path granted: its session-id and URI, the connection and user it is for, and
-    the timer that ends it."""
+    the timer that ends it. ``through``: for a client behind a relay of its own, the
+    first From-Path URI its AUTH came with (its binding at that relay), as written;
+    ``None`` for a client on its own connection."""
 
     session_id: str
     uri: URI
     link: Link
     user: str
     timer: Any = None
+    through: Optional[str] = None
 
 
 class Bindings:
@@ -61,11 +71,12 @@ class Bindings:
         """The binding of ``session_id``, if there is one."""
         return self._by_id.get(session_id or "")
 
-    def answer(self, link: Link, request: MSRPData, named: URI) -> None:
-        """Answer an AUTH for this relay from its client on ``link``: a challenge, 423,
-        403, or 200 with a Use-Path on ``named`` (where the client's peers reach this
-        relay). ``MSRPError``, ``ValueError`` or ``TypeError`` for headers that do not
-        parse."""
+    def answer(self, link: Link, request: MSRPData, named: URI,
+               through: Optional[str] = None) -> None:
+        """Answer an AUTH for this relay from its client on ``link`` (or through the
+        client's relay, whose URI for the client is ``through``): a challenge, 423, 403,
+        or 200 with a Use-Path on ``named`` (where the client's peers reach this relay).
+        ``MSRPError``, ``ValueError`` or ``TypeError`` for headers that do not parse."""
         authorization = request.authorization
         if authorization is None:
             self._challenge(link, request, stale=False)
@@ -84,7 +95,8 @@ class Bindings:
             response.headers.add("Max-Expires", str(settings.max_expires))
             link.protocol.write_chunk(response)
             return
-        binding = self._renewed(link, user, named, asked or settings.default_expires)
+        binding = self._renewed(link, user, named, asked or settings.default_expires,
+                                through)
         if binding is None:
             self._refuse(link, request, 403, "Too many bindings on this connection")
             return
@@ -101,19 +113,23 @@ class Bindings:
         response.headers.add("WWW-Authenticate", str(self.authority.challenge(stale)))
         link.protocol.write_chunk(response)
 
-    def _renewed(self, link: Link, user: str, named: URI,
-                 expires: int) -> Optional[Binding]:
-        """The user's binding on ``link``, renewed for ``expires`` seconds (made when it
-        has none), or ``None`` past the limit of bindings per connection."""
+    def _renewed(self, link: Link, user: str, named: URI, expires: int,
+                 through: Optional[str]) -> Optional[Binding]:
+        """The user's binding on ``link`` (through ``through``), renewed for ``expires``
+        seconds (made when it has none), or ``None`` past the limit of bindings per
+        connection."""
         binding = next((self._by_id[session_id] for session_id in link.bindings
-                        if self._by_id[session_id].user == user), None)
+                        if self._by_id[session_id].user == user and
+                        self._by_id[session_id].through == through), None)
         if binding is None:
-            if len(link.bindings) >= self.settings.max_bindings_per_connection:
+            limit = self.settings.max_bindings_per_connection if through is None \
+                else self.settings.max_bindings_through_a_relay
+            if len(link.bindings) >= limit:
                 return None
             session_id = new_session_id()
             uri = URI(host=named.host, port=named.effective_port, use_tls=named.use_tls,
                       session_id=session_id)
-            binding = Binding(session_id, uri, link, user)
+            binding = Binding(session_id, uri, link, user, through=through)
             self._by_id[session_id] = binding
             self.metrics.bindings.inc()
             if not link.bindings:

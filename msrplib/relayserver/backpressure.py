@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from msrplib._chunk import MSRPData, make_report
+from msrplib._chunk import MSRPData, make_report, make_response
 from msrplib._rules import report_flag, sends_failure_reports
 from msrplib.relayserver.links import Forwarded, Link, add_count
 from msrplib.relayserver.metrics import RelayMetrics
@@ -158,7 +158,9 @@ class Backpressure:
             self._watch(link)
         if link.feeds:
             self._release_feeds(link)
-        if response.code != 200:
+        if entry.answers_back:
+            self._answer_back(link, entry, response)
+        elif response.code != 200:
             self._failed(entry, response.code or 400, response.comment)
 
     def _watch(self, link: Link) -> None:
@@ -188,7 +190,8 @@ class Backpressure:
                 break
             del link.pending[transaction_id]
             self._forget_awaited(link, entry)
-            if report_flag(entry.request, "failure-report") != "partial":
+            if entry.answers_back or \
+                    report_flag(entry.request, "failure-report") != "partial":
                 self._failed(entry, 408, "No answer from the next hop")
         if link.feeds:
             self._release_feeds(link)
@@ -198,6 +201,9 @@ class Backpressure:
         Failure-Report asks, back the way it came (once, however many pieces it was cut
         into; with the Byte-Range of the whole chunk, as its sender sent it)."""
         request = entry.request
+        if entry.answers_back:
+            self._answer_back(None, entry, make_response(request, code, comment))
+            return
         if entry.reported or entry.origin.protocol.lost.fired or \
                 not sends_failure_reports(report_flag(request, "failure-report")):
             return
@@ -206,3 +212,24 @@ class Backpressure:
         report = make_report(request, code, comment)
         report.headers["From-Path"] = str(entry.our_uri)
         entry.origin.protocol.write_chunk(report)
+
+    def _answer_back(self, link: Optional[Link], entry: Forwarded,
+                     response: MSRPData) -> None:
+        """The answer to an AUTH forwarded for a client to a relay further on (from
+        ``link``, or ours when it failed there): to the client, once, with the id it
+        sent and its own From-Path as the To-Path; the answer's other headers go as they
+        came (a challenge, a Use-Path, Expires...). A 200 keeps ``link`` open while the
+        client's binding here lasts: the grant there is tied to it."""
+        if entry.reported or entry.origin.protocol.lost.fired:
+            return
+        entry.reported = True
+        answer = make_response(entry.request, response.code or 400, response.comment)
+        for name, value in response.headers.items():
+            lower = name.lower()
+            if lower == "from-path":
+                answer.headers["From-Path"] = value
+            elif lower != "to-path":
+                answer.headers.add(name, value)
+        if link is not None and response.code == 200 and entry.our_uri.session_id:
+            link.carries.add(entry.our_uri.session_id)
+        entry.origin.protocol.write_chunk(answer)

@@ -68,13 +68,19 @@ class Link:
         #: hop was opened for.
         self.source: Optional[str] = None
         self.opened_for: Optional[str] = None
+        #: On a connection to a relay further on: our bindings whose clients that relay
+        #: granted an AUTH of theirs over it. Their bindings there live as long as it
+        #: does, so it is not closed for being idle while any of ours is.
+        self.carries: Set[str] = set()
 
 
 @dataclass
 class Forwarded:
     """A SEND forwarded (each of its pieces, when it was cut, shares one): where it came
     from, what a failure REPORT on it needs (its headers, not its body), when its answer
-    is due, and whether its sender was told of a failure already (once is enough)."""
+    is due, and whether its sender was told of a failure already (once is enough). An
+    AUTH forwarded (``answers_back``) is awaited the same way, but its answer, whatever
+    it is, goes back to its sender as an answer, and a failure too."""
 
     origin: Link
     request: MSRPData
@@ -88,3 +94,4 @@ class Forwarded:
     owner: str = ""
     #: How many times its deadline was put back (its next hop was held back).
     graces: int = 0
+    answers_back: bool = False

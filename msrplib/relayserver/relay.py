@@ -10,6 +10,12 @@ of our bindings is forwarded hop by hop:
   or TLS with the name checked) and reused;
 - from anywhere else, to the binding's client.
 
+A client behind two relays of its own AUTHs with the second through the first (RFC 4976
+section 5): as the first, the relay forwards such an AUTH from its client's binding and
+passes every answer back; as the second, it binds the client on the first relay's
+connection, and takes as the client's own only what comes on it with the client's
+binding there first in the From-Path.
+
 The relay takes itself off the To-Path and puts the URI it was addressed by in front of
 the From-Path. It answers each chunk itself once the chunk is written to the next hop
 (not before), and a next hop's refusal or silence becomes a failure REPORT to the sender
@@ -64,6 +70,9 @@ __all__ = ["MSRPRelay", "RelaySettings", "PARTIAL_ANSWER_WAIT", "CLOSE_WAIT"]
 PARTIAL_ANSWER_WAIT = 5.0
 #: Seconds a connection closed after what was written is given before it is aborted.
 CLOSE_WAIT = 5.0
+#: The comment of the 403 to an AUTH for a relay further on that does not start from
+#: a binding of the client's here.
+NOT_THROUGH_A_BINDING = "AUTH goes further only from its client, through its binding"
 
 
 class MSRPRelay(Backpressure):
@@ -310,7 +319,8 @@ class MSRPRelay(Backpressure):
                     not link.protocol.parser.in_body and now - link.made_at >= first:
                 link.protocol.abort()
             elif silent >= self.settings.idle_timeout and not link.bindings \
-                    and not link.pending and not link.feeds and not link.closing:
+                    and not link.pending and not link.feeds and not link.closing \
+                    and not self._carries_bindings(link):
                 self._close(link)
             elif link.stalled_since is not None and link.protocol.writing_paused and \
                     now - link.stalled_since >= self.settings.response_timeout and \
@@ -322,6 +332,13 @@ class MSRPRelay(Backpressure):
                 self._release_feeds(link, gone=True)
         if self._links and not self._stopped:
             self._sweeper = self.reactor.callLater(self._sweep_interval(), self._sweep)
+
+    def _carries_bindings(self, link: Link) -> bool:
+        """Whether ``link`` (to a relay further on) carries a grant there for a binding
+        of ours that lasts; those that ended are forgotten."""
+        link.carries = {session_id for session_id in link.carries
+                        if self.auth.get(session_id) is not None}
+        return bool(link.carries)
 
     def _event(self, link: Link, event: ParserEvent) -> None:
         if not isinstance(event, MSRPData):  # a streamed chunk: refused and skipped
@@ -361,16 +378,24 @@ class MSRPRelay(Backpressure):
         return uri_place(uri) in self._addresses
 
     def _auth(self, link: Link, request: MSRPData) -> None:
-        """An AUTH: for this relay (its only To-Path URI names the port the connection
-        came to) from its client (one From-Path URI), else 403; one whose headers do not
+        """An AUTH: for this relay when its only To-Path URI names the port the
+        connection came to. It comes from a client (one From-Path URI) or through the
+        client's own relay in front of us (more: see :meth:`Bindings.answer`). An AUTH
+        with more To-Path URIs is for a relay further on, sent through a binding here:
+        it is forwarded (:meth:`_forward`). Others get 403; one whose headers do not
         parse (Authorization, Expires...) gets 400."""
         try:
             to_path, from_path = read_paths(request)
-            if len(to_path) != 1 or len(from_path) != 1 or link.listener is None or \
+            if len(to_path) > 1:
+                self._forward(link, request)
+                return
+            if len(to_path) != 1 or not from_path or link.listener is None or \
                     not self._ours(to_path[0], link.listener):
                 self._refuse(link, request, 403, "AUTH is for this relay, from its client")
                 return
-            self.auth.answer(link, request, self._use_path_port(to_path[0]))
+            through = request.headers.first["from-path"].split()[0] \
+                if len(from_path) > 1 else None
+            self.auth.answer(link, request, self._use_path_port(to_path[0]), through)
         except (MSRPError, ValueError, TypeError) as error:
             self.log.info("refused an AUTH from {peer}: {error}",
                           peer=link.protocol.transport.getPeer(), error=str(error)[:200])
@@ -392,21 +417,34 @@ class MSRPRelay(Backpressure):
     def _forward(self, link: Link, request: MSRPData) -> None:
         """A SEND or REPORT: to the client of the binding its To-Path starts with, or from
         that client to the next URI. Only those first URIs are read (a long path costs
-        no more than a short one); the rest of the To-Path goes on as it came."""
+        no more than a short one); the rest of the To-Path goes on as it came.
+
+        An AUTH goes only the client's way out, to a relay further on (RFC 4976: a
+        client behind two relays of its own AUTHs with the second through the first),
+        and its answer comes back to the client as it came (:meth:`_answer_back`)."""
         first_headers = request.headers.first
         to_hops = (first_headers.get("to-path") or "").split()
         from_text = (first_headers.get("from-path") or "").strip()
         if len(to_hops) < 2 or not from_text:
             self._refuse(link, request, 400, "Nothing to forward to")
             return
+        is_auth = request.method == "AUTH"
         try:
             first = self._uris.get(to_hops[0])
             binding = self.auth.get(first.session_id) if self._ours(first) \
                 else None
             if binding is None:
-                self._refuse(link, request, 481, "No such session here")
+                if is_auth:
+                    self._refuse(link, request, 403, NOT_THROUGH_A_BINDING)
+                else:
+                    self._refuse(link, request, 481, "No such session here")
                 return
-            if link is not binding.link:  # to the client, whose answers are awaited
+            if link is not binding.link or (binding.through is not None and
+                                            from_text.split(None, 1)[0] != binding.through):
+                # To the client, whose answers are awaited.
+                if is_auth:
+                    self._refuse(link, request, 403, NOT_THROUGH_A_BINDING)
+                    return
                 self._send_to(link, request, (" ".join(to_hops[1:]),
                                               to_hops[0] + " " + from_text),
                               first, binding.link, binding.user)
@@ -414,6 +452,9 @@ class MSRPRelay(Backpressure):
             following = self._uris.get(to_hops[1])
         except MSRPError as error:
             self._refuse(link, request, 400, error.comment)
+            return
+        if is_auth and self._ours(following):
+            self._refuse(link, request, 403, "AUTH through this relay to itself")
             return
         local = self.auth.get(following.session_id) \
             if len(to_hops) > 2 and self._ours(following) else None
@@ -572,7 +613,8 @@ class MSRPRelay(Backpressure):
         if not all(head_fits(head, limits) for head in heads):
             self._refuse(origin, request, 400, "Headers too long to forward")
             return
-        awaits = method == "SEND" and failure_report != "no"
+        is_auth = method == "AUTH"  # its answer goes back to its sender, whatever it is
+        awaits = (method == "SEND" and failure_report != "no") or is_auth
         if awaits:
             headers, size = report_headers(request.headers, len(heads[0]))
             weight = size * len(heads)
@@ -594,11 +636,13 @@ class MSRPRelay(Backpressure):
             # An answer that may come is awaited with what a failure REPORT needs (not
             # the body): for 30 s, or for Failure-Report partial, whose silence is
             # success, PARTIAL_ANSWER_WAIT.
-            wait = self.settings.response_timeout if failure_report != "partial" \
+            wait = self.settings.response_timeout \
+                if failure_report != "partial" or is_auth \
                 else min(PARTIAL_ANSWER_WAIT, self.settings.response_timeout)
             awaited = Forwarded(origin, MSRPData(request.transaction_id, method=method,
                                                  headers=headers),
-                                our_uri, now + wait, size, owner=user)
+                                our_uri, now + wait, size, owner=user,
+                                answers_back=is_auth)
             for transaction_id in written:
                 target.pending[transaction_id] = awaited
             target.awaited_bytes += weight

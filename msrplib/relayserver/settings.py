@@ -21,7 +21,9 @@ class RelaySettings:
     ``next_hop_chunk_sizes``: smaller limits by next hop ``(host, port)``.
     ``response_timeout``: seconds a next hop has to answer a forwarded SEND before its
     sender gets a 408 failure REPORT. ``max_bindings_per_connection``: AUTHs with new
-    bindings one connection may make (403 past it). ``max_connections``: connections at
+    bindings one connection may make (403 past it), and ``max_bindings_through_a_relay``
+    the same for a connection from a relay that AUTHs for its clients (one binding for
+    each of them). ``max_connections``: connections at
     once (a new one past it is closed at once). ``idle_timeout``: seconds a connection
     that holds no binding and owes or awaits nothing may stay silent before it is closed
     (next hops' connections included); one accepted must send its first request within
@@ -65,6 +67,7 @@ class RelaySettings:
     next_hop_chunk_sizes: Dict[Tuple[str, int], int] = field(default_factory=dict)
     response_timeout: float = 30.0
     max_bindings_per_connection: int = 16
+    max_bindings_through_a_relay: int = 1024
     max_connections: int = 20000
     idle_timeout: float = 300.0
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
