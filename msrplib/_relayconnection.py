@@ -26,9 +26,9 @@ from msrplib._direct import connect_to
 from msrplib._headers import Headers
 from msrplib._observer import Observer
 from msrplib._relaysettings import (ASSUMED_GRANT_SECONDS, AUTH_REFRESH_FRACTION,
-                                    AUTH_RETRY_SECONDS, REFRESH_BIND_WAIT, RELAY_FLOW_HEADER,
-                                    MSRPAuthError, MSRPRelaySettings, RelayFlow,
-                                    locate_relay, parse_relay_flow)
+                                    AUTH_RETRY_SECONDS, MAX_NEXT_RELAYS, REFRESH_BIND_WAIT,
+                                    RELAY_FLOW_HEADER, MSRPAuthError, MSRPRelaySettings,
+                                    RelayFlow, locate_relay, parse_relay_flow)
 from msrplib._server import new_session_id
 from msrplib._uri import URI
 from msrplib.digest import answer_challenge
@@ -298,6 +298,9 @@ class RelayConnection:
         grants = [(self.relay, granted)]
         further_relay = self.relay.next_relay
         while further_relay is not None:
+            if len(grants) > MAX_NEXT_RELAYS:
+                raise ValueError("more than %d next_relay settings (do they go round?)"
+                                 % MAX_NEXT_RELAYS)
             # Out through the relays granted so far (the reverse of the path's order).
             through = list(reversed(path)) + [further_relay.uri]
             response = yield self._exchange(router, further_relay, through)

@@ -17,7 +17,7 @@ from msrplib.tls import TLSIdentity, relay_tls_options
 __all__ = ["MSRPRelaySettings", "MSRPAuthError", "MSRPRelayNotFound", "locate_relay",
            "AUTH_REFRESH_FRACTION", "AUTH_RETRY_SECONDS", "ASSUMED_GRANT_SECONDS",
            "REFRESH_BIND_WAIT", "RELAY_CHUNK_SIZE", "RELAY_UNREPORTED_BYTES",
-           "RELAY_FLOW_HEADER", "RelayFlow", "parse_relay_flow"]
+           "RELAY_FLOW_HEADER", "RelayFlow", "parse_relay_flow", "MAX_NEXT_RELAYS"]
 
 #: AUTH is repeated when this fraction of the granted Expires has passed.
 AUTH_REFRESH_FRACTION = 0.75
@@ -34,6 +34,10 @@ REFRESH_BIND_WAIT = 1.0
 #: 4975 has unknown headers ignored) saying that the relay applies backpressure itself and
 #: how large a chunk it takes: ``backpressure; max-chunk-size=65536``.
 RELAY_FLOW_HEADER = "Relay-Flow"
+
+#: How many relays may follow the first (``MSRPRelaySettings.next_relay``, and theirs):
+#: more fails ``prepare()`` with ``ValueError`` (settings that go round, say).
+MAX_NEXT_RELAYS = 3
 
 #: Body bytes per chunk through a relay by default: Kamailio's relay drops frames over about
 #: 11 KB, so 8 KiB leaves room for the headers.
@@ -83,11 +87,12 @@ class MSRPRelaySettings:
 
     ``next_relay``: a second relay of ours that this one forwards to (a client behind
     two relays of its own, RFC 4976 section 5), with its own credentials: after the
-    AUTH with this relay, the connection AUTHs with that one through it, and the
-    Use-Path is both relays' in that order. It is named by its ``uri`` (``host``, or
-    ``domain``, and ``port``): this relay finds it, not us. It may have a
-    ``next_relay`` of its own. Through more than one relay, sessions send as
-    Kamailio's relay needs (no relay's flow control is followed).
+    AUTH with this relay, the connection AUTHs with that one through it. Our path names
+    them as peers reach us, the second relay's Use-Path first. The second relay is named
+    by its ``uri`` (``host``, or ``domain``, and ``port``): this relay finds it, not us.
+    It may have a ``next_relay`` of its own (:data:`MAX_NEXT_RELAYS` in all). Through
+    more than one relay, sessions send as Kamailio's relay needs (no relay's flow
+    control is followed).
     """
 
     domain: str

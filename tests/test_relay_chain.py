@@ -2,10 +2,14 @@
 through the first, and its path names both. Real relays of ours on 127.0.0.1; this
 library's endpoints, and bare connections for what they would never send."""
 
+from twisted.internet import protocol, reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
+from msrplib._chunk import MSRPData, new_transaction_id
+from msrplib._headers import Headers
 from msrplib._paths import request_to_path
+from msrplib._relaysettings import MAX_NEXT_RELAYS
 from msrplib._relayconnection import outside_of
 from msrplib._uri import parse_uri
 from msrplib.connect import ConnectorRelay, MSRPAuthError
@@ -14,7 +18,7 @@ from msrplib.protocol import URI
 from msrplib.relayserver import RelaySettings
 from msrplib.relayserver.relay import NOT_THROUGH_A_BINDING
 from msrplib.testing import CollectingReceiver
-from tests.relay import USERS
+from tests.relay import USERS, KamailioRelay
 from tests.test_relay_server import RelayHarness, sleep
 from tests.test_relay_server_edges import ME, RelayPeers, until
 
@@ -23,10 +27,11 @@ class ChainHarness(RelayHarness, RelayPeers):
     def start_relay(self, **options):
         return RelayHarness.start_relay(self, **options)
 
-    def behind_two(self, user, inner_uri, outer_uri, **outer):
-        """``user``'s settings for ``inner_uri``'s relay, with ``outer_uri``'s behind it."""
-        settings = self.settings(user, inner_uri)
-        settings.next_relay = self.settings(user, outer_uri, **outer)
+    def behind_two(self, user, inner_uri, outer_uri, **options):
+        """``user``'s settings for ``inner_uri``'s relay (with ``options``, which its
+        sessions follow), with ``outer_uri``'s behind it."""
+        settings = self.settings(user, inner_uri, **options)
+        settings.next_relay = self.settings(user, outer_uri)
         return settings
 
 
@@ -193,3 +198,233 @@ class PathOrderTests(unittest.TestCase):
                          [self.outer, self.inner])
         self.assertEqual(outside_of([self.outer, self.peer], [self.inner]),
                          [self.outer, self.peer, self.inner])
+
+
+def forwarded_sends(relay):
+    """How many SENDs ``relay`` forwarded (its counter, flushed)."""
+    return relay.metrics.registry.get_sample_value("msrp_relay_chunks_total",
+                                                   {"method": "SEND"}) or 0
+
+
+class AnsweringRelay(protocol.Protocol):
+    """A next relay that answers every AUTH with ``factory.answer`` (headers text, the
+    id filled in)."""
+
+    def connectionMade(self):
+        self.buffer = b""
+
+    def dataReceived(self, data):
+        self.buffer += data
+        while b"$\r\n" in self.buffer:
+            chunk, _, self.buffer = self.buffer.partition(b"$\r\n")
+            transaction_id = chunk.split(b" ", 2)[1].decode()
+            self.transport.write(("MSRP %s 401 Unauthorized\r\n%s-------%s$\r\n" % (
+                transaction_id, self.factory.answer, transaction_id)).encode())
+
+
+class ChainAbuseTests(ChainHarness, unittest.TestCase):
+    """What review found: loops between relays, one user taking a relay connection's
+    bindings, the bindings a relay carries, URIs written two ways, a next relay's
+    answer that is too long."""
+
+    @inlineCallbacks
+    def two_clients_crossing(self, **settings):
+        """Relays A and B; x, a client of A, AUTHed at B through A, and y, a client of B,
+        at A through B: bindings of each relay on the other's connection."""
+        a, a_uri = self.start_relay(settings=RelaySettings(**settings))
+        b, b_uri = self.start_relay(settings=RelaySettings(**settings))
+        x = yield self.connect(a_uri)
+        x_at_a = yield x.auth(a_uri)
+        x_at_b = yield self.auth_through(x, x_at_a, b_uri, "alice")
+        y = yield self.connect(b_uri)
+        y_at_b = yield y.auth(b_uri, "bob")
+        y_at_a = yield self.auth_through(y, y_at_b, a_uri, "bob")
+        return a, b, x, x_at_b, y_at_a
+
+    @inlineCallbacks
+    def auth_through(self, raw, binding, relay_uri, user, expect=200):
+        to = "%s %s" % (binding, relay_uri)
+        challenge = yield raw.answer(raw.request("AUTH", to))
+        self.assertEqual(challenge.code, 401)
+        answer = answer_challenge(challenge.www_authenticate, user, USERS[user],
+                                  str(relay_uri))
+        granted = yield raw.answer(raw.request("AUTH", to, Authorization=str(answer)))
+        self.assertEqual((granted.code, granted.comment if expect != 200 else None),
+                         (expect, granted.comment if expect != 200 else None))
+        return str(granted.use_path[0]) if expect == 200 else granted.comment
+
+    @inlineCallbacks
+    def test_a_chunk_goes_round_between_two_relays_no_longer_than_its_to_path(self):
+        a, b, x, x_at_b, y_at_a = yield self.two_clients_crossing()
+        # Each relay hands a chunk for its binding on the other's connection to it.
+        round_trip = [y_at_a, x_at_b]
+        too_long = round_trip * 5 + [ME]  # 11 URIs
+        refused = yield x.answer(x.request("SEND", " ".join(too_long), b"x" * 1000))
+        self.assertEqual((refused.code, refused.comment), (403, "To-Path too long"))
+        self.assertEqual(forwarded_sends(a) + forwarded_sends(b), 0)
+        longest = round_trip * 4 + [y_at_a, ME]  # 10 URIs: 9 relays' hops
+        x.request("SEND", " ".join(longest), b"x" * 1000, Failure_Report="no")
+        yield sleep(0.5)
+        self.assertEqual(forwarded_sends(a) + forwarded_sends(b), 9)
+
+    @inlineCallbacks
+    def test_an_auth_that_came_by_this_relay_already_is_refused(self):
+        a, a_uri = self.start_relay()
+        b, b_uri = self.start_relay()
+        x = yield self.connect(a_uri)
+        x_at_a = yield x.auth(a_uri)
+        x_at_b = yield self.auth_through(x, x_at_a, b_uri, "alice")
+        refused = yield x.answer(x.request("AUTH", "%s %s %s" % (x_at_a, x_at_b, a_uri)))
+        self.assertEqual((refused.code, refused.comment),
+                         (403, "AUTH came back to this relay"))
+        # msrplib's client, told of relays that go round, learns the same.
+        settings = self.behind_two("alice", a_uri, b_uri)
+        settings.next_relay.next_relay = self.settings("alice", a_uri)
+        error = yield self.assertFailure(self.endpoint(ConnectorRelay, settings).prepare(),
+                                         MSRPAuthError)
+        self.assertEqual(error.code, 403)
+
+    @inlineCallbacks
+    def test_no_more_next_relays_than_max_next_relays(self):
+        relays = [self.start_relay()[1] for _ in range(MAX_NEXT_RELAYS + 2)]
+        settings = self.settings("alice", relays[0])
+        last = settings
+        for uri in relays[1:]:
+            last.next_relay = self.settings("alice", uri)
+            last = last.next_relay
+        yield self.assertFailure(self.endpoint(ConnectorRelay, settings).prepare(),
+                                 ValueError)
+        settings.next_relay.next_relay.next_relay.next_relay = None
+        path = yield self.endpoint(ConnectorRelay, settings).prepare()
+        self.assertEqual([hop.port for hop in path[:-1]],
+                         [uri.port for uri in reversed(relays[:MAX_NEXT_RELAYS + 1])])
+
+    @inlineCallbacks
+    def test_one_user_cannot_take_the_bindings_of_a_relays_connection(self):
+        inner, inner_uri = self.start_relay()
+        outer, outer_uri = self.start_relay(settings=RelaySettings(
+            max_bindings_per_connection=2, max_bindings_through_a_relay=3))
+        outcomes = []
+        for _ in range(3):  # a connection, and a binding, of its own each time
+            mallory = yield self.connect(inner_uri)
+            binding = yield mallory.auth(inner_uri, "bob")
+            outcomes.append((yield self.auth_through(
+                mallory, binding, outer_uri, "bob", expect=200 if len(outcomes) < 2
+                else 403)))
+        self.assertEqual(outcomes[2], "Too many bindings on this connection")
+        alice = yield self.connect(inner_uri)
+        binding = yield alice.auth(inner_uri)
+        yield self.auth_through(alice, binding, outer_uri, "alice")
+        self.assertEqual(outer.bindings, 3)
+
+    @inlineCallbacks
+    def test_a_client_naming_a_relay_in_front_of_it_gets_no_more_bindings(self):
+        relay, uri = self.start_relay(settings=RelaySettings(max_bindings_per_connection=2))
+        client = yield self.connect(uri)
+        codes = []
+        for number in range(3):
+            from_path = "msrp://192.0.2.1:2855/fake%d;tcp %s" % (number, ME)
+            answer = yield self.answered_auth(client, uri, from_path)
+            codes.append(answer.code)
+        self.assertEqual(codes, [200, 200, 403])
+        long_from = "msrp://192.0.2.1:2855/%s;tcp %s" % ("x" * 300, ME)
+        refused = yield client.answer(self.auth_from(client, uri, long_from, None))
+        self.assertEqual((refused.code, refused.comment),
+                         (400, "From-Path URI too long to bind"))
+
+    @inlineCallbacks
+    def answered_auth(self, raw, uri, from_path):
+        """AUTH at ``uri`` with ``from_path``: challenged, then answered for alice."""
+        challenge = yield raw.answer(self.auth_from(raw, uri, from_path, None))
+        answer = answer_challenge(challenge.www_authenticate, "alice", USERS["alice"],
+                                  str(uri))
+        return (yield raw.answer(self.auth_from(raw, uri, from_path, answer)))
+
+    def auth_from(self, raw, uri, from_path, authorization):
+        headers = Headers([("To-Path", str(uri)), ("From-Path", from_path)])
+        if authorization is not None:
+            headers.add("Authorization", str(authorization))
+        chunk = MSRPData(new_transaction_id(), method="AUTH", headers=headers)
+        raw.proto.write_chunk(chunk)
+        return chunk.transaction_id
+
+    @inlineCallbacks
+    def test_requests_that_write_the_first_relays_uri_another_way_go_out(self):
+        relay, uri = self.start_relay()
+        bob = yield self.connect(uri)
+        bob_binding = yield bob.auth(uri, "bob")
+        client = yield self.connect(uri)
+        granted = yield self.answered_auth(client, uri, "msrp://192.0.2.1:2855/in;TCP " + ME)
+        to = "%s %s %s" % (granted.use_path[0], bob_binding, ME)
+        headers = Headers([("To-Path", to),
+                           ("From-Path", "msrp://192.0.2.1:2855/in;tcp " + ME),
+                           ("Message-ID", "m1"), ("Content-Type", "text/plain")])
+        client.proto.write_chunk(MSRPData(new_transaction_id(), method="SEND",
+                                          headers=headers, data=b"hello"))
+        yield until(lambda: any(r.method == "SEND" for r in bob.got))
+
+    @inlineCallbacks
+    def test_bindings_carried_are_forgotten_when_they_end_however_busy(self):
+        inner, inner_uri = self.start_relay()
+        outer, outer_uri = self.start_relay()
+        clients = []
+        for user in ("alice", "bob", "alice"):
+            client = yield self.connect(inner_uri)
+            binding = yield client.auth(inner_uri, user)
+            yield self.auth_through(client, binding, outer_uri, user)
+            clients.append(client)
+        [link] = [link for link in inner._links if link.listener is None]
+        self.assertEqual(len(link.carries), 3)
+        for client in clients[:2]:
+            client.proto.abort()
+        # The connection between the relays is not idle (idle_timeout is 300 s): what it
+        # carries is pruned all the same.
+        yield until(lambda: len(link.carries) == 1, timeout=10)
+
+    @inlineCallbacks
+    def test_a_next_relays_answer_goes_back_with_only_what_a_client_reads(self):
+        inner, inner_uri = self.start_relay()
+        factory = protocol.Factory.forProtocol(AnsweringRelay)
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        next_relay = "msrp://127.0.0.1:%d;tcp" % port.getHost().port
+        alice = yield self.connect(inner_uri)
+        binding = yield alice.auth(inner_uri)
+        paths = "To-Path: %s\r\nFrom-Path: %s\r\n" % (binding, next_relay)
+        factory.answer = paths + 'WWW-Authenticate: Digest realm="r", nonce="n", ' \
+            'qop="auth"\r\nX-Secret: no\r\n'
+        answer = yield alice.answer(alice.request("AUTH", "%s %s" % (binding, next_relay)))
+        self.assertEqual((answer.code, answer.headers["To-Path"], answer.headers["From-Path"],
+                          "X-Secret" in answer.headers), (401, ME, next_relay, False))
+        self.assertEqual(answer.www_authenticate.params["realm"], "r")
+        # A line as long as a parser takes, one byte longer once written "Name: value".
+        line = 'WWW-Authenticate:Digest realm="%s"'
+        line = line % ("r" * (16 * 1024 - len(line % "")))
+        factory.answer = paths + line + "\r\n"
+        answer = yield alice.answer(alice.request("AUTH", "%s %s" % (binding, next_relay)))
+        self.assertEqual((answer.code, answer.comment), (400, "Answer too long to pass on"))
+        self.assertFalse(alice.proto.lost.fired)
+
+
+class BehindOursThenKamailioTests(ChainHarness, unittest.TestCase):
+    @inlineCallbacks
+    def test_alice_behind_our_relay_then_kamailio_to_bob_behind_ours(self):
+        """Kamailio as alice's second relay: our relay passes her AUTH on to it and its
+        challenge and grant back; her chunks then go through both, and Bob's through
+        his relay, Kamailio, ours."""
+        kamailio = KamailioRelay()
+        kamailio.start()
+        self.addCleanup(kamailio.stop)
+        kamailio_uri = URI(host="127.0.0.1", port=kamailio.port)
+        inner, inner_uri = self.start_relay()
+        bobs, bobs_uri = self.start_relay()
+        paced = {"max_chunk_size": 8 * 1024, "max_unreported_bytes": 32 * 1024}
+        heard = CollectingReceiver(), CollectingReceiver()
+        alice, bob = yield self.pair(
+            self.behind_two("alice", inner_uri, kamailio_uri, **paced),
+            self.settings("bob", bobs_uri, **paced),
+            bob_receiver=heard[1], alice_receiver=heard[0])
+        self.assertEqual([hop.port for hop in alice.transport.local_path[:-1]],
+                         [kamailio.port, inner_uri.port])
+        yield self.both_ways(alice, bob, heard, 256 * 1024, b"through three relays")
+        self.assertTrue(kamailio.alive)

@@ -66,13 +66,16 @@ class HostilePeerTests(RelayPeers, unittest.TestCase):
     def test_long_paths_to_unknown_sessions_leave_nothing_behind(self):
         relay, uri = self.start_relay()
         stranger = yield self.connect(uri)
-        long_tail = " ".join("msrp://127.0.0.1:9/s%05d;tcp" % n for n in range(500))
-        for n in range(50):
-            stranger.request("SEND", "msrp://127.0.0.1:%d/nobody%d;tcp %s" % (
-                uri.port, n, long_tail), b"x")
-        yield until(lambda: len([r for r in stranger.got if r.code == 481]) == 50)
+        longest = relay.settings.max_to_path_length
+        for length, code in ((500, 403), (longest, 481)):
+            tail = " ".join("msrp://127.0.0.1:9/s%05d;tcp" % n for n in range(length - 1))
+            for n in range(50):
+                stranger.request("SEND", "msrp://127.0.0.1:%d/nobody%d;tcp %s" % (
+                    uri.port, n, tail), b"x")
+            yield until(lambda code=code: len([r for r in stranger.got if r.code == code]) == 50)
         # Only the first URI of each was read, and each is short: at most 50 kept, none
-        # of the 25,000 others (2bd5ae7 kept every path whole, some 16 KiB of URIs each).
+        # of the others (2bd5ae7 kept every path whole, some 16 KiB of URIs each); the
+        # paths longer than a relay takes were not read at all.
         self.assertLessEqual(len(relay._uris._parsed), 50)
 
     @inlineCallbacks

@@ -35,16 +35,21 @@ Refusal = Callable[[Link, MSRPData, int, Optional[str]], None]
 @dataclass
 class Binding:
     """A Use-Path granted: its session-id and URI, the connection and user it is for, and
-    the timer that ends it. ``through``: for a client behind a relay of its own, the
-    first From-Path URI its AUTH came with (its binding at that relay), as written;
-    ``None`` for a client on its own connection."""
+    the timer that ends it. ``text``: the URI as the relay writes it (in From-Paths it
+    forwards). ``through``: for a client behind a relay of its own, the first From-Path
+    URI its AUTH came with (its binding at that relay); ``None`` for a client on its own
+    connection."""
 
     session_id: str
     uri: URI
     link: Link
     user: str
     timer: Any = None
-    through: Optional[str] = None
+    through: Optional[URI] = None
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        self.text = str(self.uri)
 
 
 class Bindings:
@@ -72,7 +77,7 @@ class Bindings:
         return self._by_id.get(session_id or "")
 
     def answer(self, link: Link, request: MSRPData, named: URI,
-               through: Optional[str] = None) -> None:
+               through: Optional[URI] = None) -> None:
         """Answer an AUTH for this relay from its client on ``link`` (or through the
         client's relay, whose URI for the client is ``through``): a challenge, 423, 403,
         or 200 with a Use-Path on ``named`` (where the client's peers reach this relay).
@@ -114,17 +119,23 @@ class Bindings:
         link.protocol.write_chunk(response)
 
     def _renewed(self, link: Link, user: str, named: URI, expires: int,
-                 through: Optional[str]) -> Optional[Binding]:
+                 through: Optional[URI]) -> Optional[Binding]:
         """The user's binding on ``link`` (through ``through``), renewed for ``expires``
-        seconds (made when it has none), or ``None`` past the limit of bindings per
-        connection."""
+        seconds (made when it has none), or ``None`` past the limits of bindings on a
+        connection: ``max_bindings_per_connection``, or from a relay
+        ``max_bindings_through_a_relay`` in all and ``max_bindings_per_connection`` for
+        one user (one user cannot take them all)."""
         binding = next((self._by_id[session_id] for session_id in link.bindings
                         if self._by_id[session_id].user == user and
                         self._by_id[session_id].through == through), None)
         if binding is None:
-            limit = self.settings.max_bindings_per_connection if through is None \
-                else self.settings.max_bindings_through_a_relay
-            if len(link.bindings) >= limit:
+            settings = self.settings
+            if through is None:
+                if len(link.bindings) >= settings.max_bindings_per_connection:
+                    return None
+            elif len(link.bindings) >= settings.max_bindings_through_a_relay or \
+                    sum(1 for session_id in link.bindings if self._by_id[session_id].user
+                        == user) >= settings.max_bindings_per_connection:
                 return None
             session_id = new_session_id()
             uri = URI(host=named.host, port=named.effective_port, use_tls=named.use_tls,

@@ -14,13 +14,15 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from msrplib._chunk import MSRPData, make_report, make_response
+from msrplib._relaysettings import RELAY_FLOW_HEADER
 from msrplib._rules import report_flag, sends_failure_reports
+from msrplib.relayserver.forwarded import head_fits
 from msrplib.relayserver.links import Forwarded, Link, add_count
 from msrplib.relayserver.metrics import RelayMetrics
 from msrplib.relayserver.settings import RelaySettings
 
 __all__ = ["Backpressure", "MAX_AWAITED_ANSWERS", "HELD_ANSWER_GRACE", "HELD_ANSWER_GRACES",
-           "MAX_PARKED_BYTES"]
+           "MAX_PARKED_BYTES", "PASSED_BACK_HEADERS"]
 
 #: Answers a next hop may owe at once (for chunks forwarded to it with Failure-Report
 #: ``yes`` or ``partial``); past it, what feeds it is not read until it has answered half.
@@ -29,6 +31,10 @@ MAX_AWAITED_ANSWERS = 16384
 #: (it feeds a next hop that is behind) are waited for: they may be unread in its socket.
 HELD_ANSWER_GRACE = 5.0
 HELD_ANSWER_GRACES = 3
+#: The headers of a next relay's answer to an AUTH that go back to the client with it
+#: (besides the paths): what a client of RFC 4976 reads, and msrplib's flow header.
+PASSED_BACK_HEADERS = frozenset(["www-authenticate", "use-path", "expires", "min-expires",
+                                 "max-expires", RELAY_FLOW_HEADER.lower()])
 #: Body bytes of a held-back connection's chunks kept to forward when it is let go (what
 #: was parsed from its last read); past it they get 503.
 MAX_PARKED_BYTES = 1024 * 1024
@@ -217,8 +223,9 @@ class Backpressure:
                      response: MSRPData) -> None:
         """The answer to an AUTH forwarded for a client to a relay further on (from
         ``link``, or ours when it failed there): to the client, once, with the id it
-        sent and its own From-Path as the To-Path; the answer's other headers go as they
-        came (a challenge, a Use-Path, Expires...). A 200 keeps ``link`` open while the
+        sent and its own From-Path as the To-Path, and what the client needs of the
+        answer's other headers (:data:`PASSED_BACK_HEADERS`); one too long for a parser
+        with the relay's limits gets 400 instead. A 200 keeps ``link`` open while the
         client's binding here lasts: the grant there is tied to it."""
         if entry.reported or entry.origin.protocol.lost.fired:
             return
@@ -228,8 +235,10 @@ class Backpressure:
             lower = name.lower()
             if lower == "from-path":
                 answer.headers["From-Path"] = value
-            elif lower != "to-path":
+            elif lower in PASSED_BACK_HEADERS:
                 answer.headers.add(name, value)
-        if link is not None and response.code == 200 and entry.our_uri.session_id:
+        if not head_fits(answer.encode_start(False), self.settings.connection.parser_limits):
+            answer = make_response(entry.request, 400, "Answer too long to pass on")
+        elif link is not None and response.code == 200 and entry.our_uri.session_id:
             link.carries.add(entry.our_uri.session_id)
         entry.origin.protocol.write_chunk(answer)

@@ -16,12 +16,14 @@ passes every answer back; as the second, it binds the client on the first relay'
 connection, and takes as the client's own only what comes on it with the client's
 binding there first in the From-Path.
 
-The relay takes itself off the To-Path and puts the URI it was addressed by in front of
-the From-Path. It answers each chunk itself once the chunk is written to the next hop
-(not before), and a next hop's refusal or silence becomes a failure REPORT to the sender
-(as its Failure-Report asks), so a sender always learns of a loss. A next hop that
-cannot take more stops the reading of the connection the chunk came from until it can:
-what the relay holds stays bounded whatever the peers do.
+The relay takes itself off the To-Path and puts the URI it was addressed by, written as
+it granted it, in front of the From-Path; a To-Path may name at most
+``RelaySettings.max_to_path_length`` URIs, which bounds the hops a chunk can make. It
+answers each chunk itself once the chunk is written to the next hop (not before), and a
+next hop's refusal or silence becomes a failure REPORT to the sender (as its
+Failure-Report asks), so a sender always learns of a loss. A next hop that cannot take
+more stops the reading of the connection the chunk came from until it can: what the
+relay holds stays bounded whatever the peers do.
 
 A chunk whose body is larger than its next hop takes (``RelaySettings.max_chunk_size``,
 64 KiB, or what ``next_hop_chunk_sizes`` says for that address: 8 KiB for Kamailio's
@@ -54,8 +56,8 @@ from msrplib.errors import MSRPError
 from msrplib.relayserver.auth import Bindings
 from msrplib.relayserver.backpressure import Backpressure
 from msrplib.relayserver.digestauth import DigestAuthority
-from msrplib.relayserver.forwarded import (URICache, copy_request, head_fits, pieces,
-                                           report_headers, uri_place)
+from msrplib.relayserver.forwarded import (URI_TEXTS_KEPT_LENGTH, URICache, copy_request,
+                                           head_fits, pieces, report_headers, uri_place)
 from msrplib.relayserver.links import Forwarded, Link, add_count
 from msrplib.relayserver.metrics import RelayMetrics
 from msrplib.relayserver.nexthops import NextHopPolicy, NextHopRefused
@@ -314,13 +316,15 @@ class MSRPRelay(Backpressure):
         now = self.reactor.seconds()
         first = self.settings.connection.first_request_timeout
         for link in list(self._links):
+            if link.carries:
+                self._forget_ended_carried(link)
             silent = now - link.last_traffic
             if link.listener is not None and not link.spoke and \
                     not link.protocol.parser.in_body and now - link.made_at >= first:
                 link.protocol.abort()
             elif silent >= self.settings.idle_timeout and not link.bindings \
                     and not link.pending and not link.feeds and not link.closing \
-                    and not self._carries_bindings(link):
+                    and not link.carries:
                 self._close(link)
             elif link.stalled_since is not None and link.protocol.writing_paused and \
                     now - link.stalled_since >= self.settings.response_timeout and \
@@ -333,12 +337,11 @@ class MSRPRelay(Backpressure):
         if self._links and not self._stopped:
             self._sweeper = self.reactor.callLater(self._sweep_interval(), self._sweep)
 
-    def _carries_bindings(self, link: Link) -> bool:
-        """Whether ``link`` (to a relay further on) carries a grant there for a binding
-        of ours that lasts; those that ended are forgotten."""
+    def _forget_ended_carried(self, link: Link) -> None:
+        """Forget the bindings of ours whose grants ``link`` (to a relay further on)
+        carries that have ended here."""
         link.carries = {session_id for session_id in link.carries
                         if self.auth.get(session_id) is not None}
-        return bool(link.carries)
 
     def _event(self, link: Link, event: ParserEvent) -> None:
         if not isinstance(event, MSRPData):  # a streamed chunk: refused and skipped
@@ -393,8 +396,18 @@ class MSRPRelay(Backpressure):
                     not self._ours(to_path[0], link.listener):
                 self._refuse(link, request, 403, "AUTH is for this relay, from its client")
                 return
-            through = request.headers.first["from-path"].split()[0] \
-                if len(from_path) > 1 else None
+            through = None
+            if len(from_path) > 1:
+                # Through the client's relay: a path that came by us already would
+                # have chunks go round it (each relay on the way could be one of ours).
+                if any(self._ours(uri) for uri in from_path):
+                    self._refuse(link, request, 403, "AUTH came back to this relay")
+                    return
+                if len(request.headers.first["from-path"].split()[0]) > \
+                        URI_TEXTS_KEPT_LENGTH:
+                    self._refuse(link, request, 400, "From-Path URI too long to bind")
+                    return
+                through = from_path[0]
             self.auth.answer(link, request, self._use_path_port(to_path[0]), through)
         except (MSRPError, ValueError, TypeError) as error:
             self.log.info("refused an AUTH from {peer}: {error}",
@@ -428,6 +441,9 @@ class MSRPRelay(Backpressure):
         if len(to_hops) < 2 or not from_text:
             self._refuse(link, request, 400, "Nothing to forward to")
             return
+        if len(to_hops) > self.settings.max_to_path_length:
+            self._refuse(link, request, 403, "To-Path too long")
+            return
         is_auth = request.method == "AUTH"
         try:
             first = self._uris.get(to_hops[0])
@@ -439,14 +455,14 @@ class MSRPRelay(Backpressure):
                 else:
                     self._refuse(link, request, 481, "No such session here")
                 return
-            if link is not binding.link or (binding.through is not None and
-                                            from_text.split(None, 1)[0] != binding.through):
+            if link is not binding.link or (binding.through is not None and self._uris.get(
+                    from_text.split(None, 1)[0]) != binding.through):
                 # To the client, whose answers are awaited.
                 if is_auth:
                     self._refuse(link, request, 403, NOT_THROUGH_A_BINDING)
                     return
                 self._send_to(link, request, (" ".join(to_hops[1:]),
-                                              to_hops[0] + " " + from_text),
+                                              binding.text + " " + from_text),
                               first, binding.link, binding.user)
                 return
             following = self._uris.get(to_hops[1])
@@ -461,10 +477,10 @@ class MSRPRelay(Backpressure):
         if local is not None:
             # The next hop is another binding here: as if it had come to us from outside.
             self._send_to(link, request, (" ".join(to_hops[2:]), " ".join(
-                [to_hops[1], to_hops[0], from_text])), following, local.link, local.user)
+                [local.text, binding.text, from_text])), following, local.link, local.user)
             return
         self._send_to_address(link, request, (" ".join(to_hops[1:]),
-                                              to_hops[0] + " " + from_text), first, following,
+                                              binding.text + " " + from_text), first, following,
                               binding.user)
 
     def _send_to_address(self, origin: Link, request: MSRPData, paths: Tuple[str, str],

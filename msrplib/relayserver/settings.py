@@ -23,7 +23,10 @@ class RelaySettings:
     sender gets a 408 failure REPORT. ``max_bindings_per_connection``: AUTHs with new
     bindings one connection may make (403 past it), and ``max_bindings_through_a_relay``
     the same for a connection from a relay that AUTHs for its clients (one binding for
-    each of them). ``max_connections``: connections at
+    each of them; ``max_bindings_per_connection`` for one user).
+    ``max_to_path_length``: the URIs a request's To-Path may name (403 past it): each
+    relay takes one off, so a path cannot have a chunk go round between relays for
+    longer. ``max_connections``: connections at
     once (a new one past it is closed at once). ``idle_timeout``: seconds a connection
     that holds no binding and owes or awaits nothing may stay silent before it is closed
     (next hops' connections included); one accepted must send its first request within
@@ -68,6 +71,7 @@ class RelaySettings:
     response_timeout: float = 30.0
     max_bindings_per_connection: int = 16
     max_bindings_through_a_relay: int = 1024
+    max_to_path_length: int = 10
     max_connections: int = 20000
     idle_timeout: float = 300.0
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
