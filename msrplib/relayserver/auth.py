@@ -35,10 +35,9 @@ Refusal = Callable[[Link, MSRPData, int, Optional[str]], None]
 @dataclass
 class Binding:
     """A Use-Path granted: its session-id and URI, the connection and user it is for, and
-    the timer that ends it. ``text``: the URI as the relay writes it (in From-Paths it
-    forwards). ``through``: for a client behind a relay of its own, the first From-Path
-    URI its AUTH came with (its binding at that relay); ``None`` for a client on its own
-    connection."""
+    the timer that ends it. ``through``: for a client behind a relay of its own, the
+    first From-Path URI its AUTH came with (its binding at that relay); ``None`` for a
+    client on its own connection."""
 
     session_id: str
     uri: URI
@@ -46,10 +45,15 @@ class Binding:
     user: str
     timer: Any = None
     through: Optional[URI] = None
-    text: str = ""
+    _text: str = ""
 
-    def __post_init__(self) -> None:
-        self.text = str(self.uri)
+    @property
+    def text(self) -> str:
+        """The URI as the relay writes it in the From-Paths it forwards (made when first
+        needed: an idle binding does without)."""
+        if not self._text:
+            self._text = str(self.uri)
+        return self._text
 
 
 class Bindings:

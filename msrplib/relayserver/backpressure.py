@@ -240,5 +240,7 @@ class Backpressure:
         if not head_fits(answer.encode_start(False), self.settings.connection.parser_limits):
             answer = make_response(entry.request, 400, "Answer too long to pass on")
         elif link is not None and response.code == 200 and entry.our_uri.session_id:
+            if link.carries is None:
+                link.carries = set()
             link.carries.add(entry.our_uri.session_id)
         entry.origin.protocol.write_chunk(answer)

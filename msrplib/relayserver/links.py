@@ -70,8 +70,9 @@ class Link:
         self.opened_for: Optional[str] = None
         #: On a connection to a relay further on: our bindings whose clients that relay
         #: granted an AUTH of theirs over it. Their bindings there live as long as it
-        #: does, so it is not closed for being idle while any of ours is.
-        self.carries: Set[str] = set()
+        #: does, so it is not closed for being idle while any of ours is. ``None`` (no
+        #: set: an idle client's connection costs no more) when there are none.
+        self.carries: Optional[Set[str]] = None
 
 
 @dataclass

@@ -340,8 +340,8 @@ class MSRPRelay(Backpressure):
     def _forget_ended_carried(self, link: Link) -> None:
         """Forget the bindings of ours whose grants ``link`` (to a relay further on)
         carries that have ended here."""
-        link.carries = {session_id for session_id in link.carries
-                        if self.auth.get(session_id) is not None}
+        link.carries = {session_id for session_id in link.carries or ()
+                        if self.auth.get(session_id) is not None} or None
 
     def _event(self, link: Link, event: ParserEvent) -> None:
         if not isinstance(event, MSRPData):  # a streamed chunk: refused and skipped
