@@ -293,14 +293,17 @@ class RelayConnection:
         the ones before (RFC 4976 section 5: a client behind several relays of its own
         AUTHs with each, from the inside out). The path our peers are told names them
         the other way round, as they reach us: the outermost relay's Use-Path first."""
+        beyond = self.relay.next_relay
+        for _ in range(MAX_NEXT_RELAYS):
+            beyond = beyond.next_relay if beyond is not None else None
+        if beyond is not None:
+            raise ValueError("more than %d next_relay settings (do they go round?)"
+                             % MAX_NEXT_RELAYS)
         granted = yield self._exchange(router, self.relay, [to_uri or self.relay.uri])
         first_path = path = self._use_path_of(granted)
         grants = [(self.relay, granted)]
         further_relay = self.relay.next_relay
         while further_relay is not None:
-            if len(grants) > MAX_NEXT_RELAYS:
-                raise ValueError("more than %d next_relay settings (do they go round?)"
-                                 % MAX_NEXT_RELAYS)
             # Out through the relays granted so far (the reverse of the path's order).
             through = list(reversed(path)) + [further_relay.uri]
             response = yield self._exchange(router, further_relay, through)

@@ -27,6 +27,16 @@ class ChainHarness(RelayHarness, RelayPeers):
     def start_relay(self, **options):
         return RelayHarness.start_relay(self, **options)
 
+    @inlineCallbacks
+    def client_of_the_first(self):
+        """Two relays, and alice, a bare client of the first, AUTHed there: the relays,
+        their URIs, her connection and her binding."""
+        inner, inner_uri = self.start_relay()
+        outer, outer_uri = self.start_relay()
+        alice = yield self.connect(inner_uri)
+        binding = yield alice.auth(inner_uri)
+        return inner, inner_uri, outer, outer_uri, alice, binding
+
     def behind_two(self, user, inner_uri, outer_uri, **options):
         """``user``'s settings for ``inner_uri``'s relay (with ``options``, which its
         sessions follow), with ``outer_uri``'s behind it."""
@@ -36,6 +46,22 @@ class ChainHarness(RelayHarness, RelayPeers):
 
 
 class BehindTwoRelaysTests(ChainHarness, unittest.TestCase):
+    @inlineCallbacks
+    def test_a_second_relay_whose_use_paths_name_another_port(self):
+        """The second relay's Use-Paths name its home port (as each of its workers does
+        with ``--workers``), not the port the AUTH went to: alice's chunks go over the
+        connection her grant came on all the same."""
+        inner, inner_uri = self.start_relay()
+        outer, outer_uri = self.start_relay()
+        home = outer.listen(0, home=True)
+        heard = CollectingReceiver(), CollectingReceiver()
+        alice, bob = yield self.pair(self.behind_two("alice", inner_uri, outer_uri),
+                                     self.settings("bob", outer_uri),
+                                     bob_receiver=heard[1], alice_receiver=heard[0])
+        self.assertEqual(alice.transport.local_path[0].port, home.port)
+        yield self.both_ways(alice, bob, heard, 256 * 1024, b"got it")
+        self.assertEqual(sum(1 for link in inner._links if link.listener is None), 1)
+
     @inlineCallbacks
     def test_alice_behind_her_two_relays_and_bob_on_the_second(self):
         inner, inner_uri = self.start_relay()
@@ -101,10 +127,8 @@ class BehindTwoRelaysTests(ChainHarness, unittest.TestCase):
 class ChainRulesTests(ChainHarness, unittest.TestCase):
     @inlineCallbacks
     def test_auth_goes_further_only_from_its_client_through_its_binding(self):
-        inner, inner_uri = self.start_relay()
-        outer, outer_uri = self.start_relay()
-        alice = yield self.connect(inner_uri)
-        binding = yield alice.auth(inner_uri)
+        inner, inner_uri, outer, outer_uri, alice, binding = \
+            yield self.client_of_the_first()
         # Not through a binding: the first relay's own URI, or a session it never gave.
         for first in (str(inner_uri), "msrp://127.0.0.1:%d/nobody;tcp" % inner_uri.port):
             answer = yield alice.answer(alice.request("AUTH", "%s %s" % (first, outer_uri)))
@@ -121,14 +145,11 @@ class ChainRulesTests(ChainHarness, unittest.TestCase):
 
     @inlineCallbacks
     def test_the_challenge_and_grant_come_back_with_the_clients_own_ids(self):
-        inner, inner_uri = self.start_relay()
-        outer, outer_uri = self.start_relay()
-        alice = yield self.connect(inner_uri)
-        binding = yield alice.auth(inner_uri)
+        inner, inner_uri, outer, outer_uri, alice, binding = \
+            yield self.client_of_the_first()
         to = "%s %s" % (binding, outer_uri)
         challenge = yield alice.answer(alice.request("AUTH", to))
-        self.assertEqual((challenge.code, challenge.headers["To-Path"]),
-                         (401, "msrp://127.0.0.1:9/me;tcp"))
+        self.assertEqual((challenge.code, challenge.headers["To-Path"]), (401, ME))
         answer = answer_challenge(challenge.www_authenticate, "alice", USERS["alice"],
                                   str(outer_uri))
         granted = yield alice.answer(alice.request("AUTH", to, Authorization=str(answer),
@@ -269,10 +290,7 @@ class ChainAbuseTests(ChainHarness, unittest.TestCase):
 
     @inlineCallbacks
     def test_an_auth_that_came_by_this_relay_already_is_refused(self):
-        a, a_uri = self.start_relay()
-        b, b_uri = self.start_relay()
-        x = yield self.connect(a_uri)
-        x_at_a = yield x.auth(a_uri)
+        a, a_uri, b, b_uri, x, x_at_a = yield self.client_of_the_first()
         x_at_b = yield self.auth_through(x, x_at_a, b_uri, "alice")
         refused = yield x.answer(x.request("AUTH", "%s %s %s" % (x_at_a, x_at_b, a_uri)))
         self.assertEqual((refused.code, refused.comment),
@@ -286,7 +304,10 @@ class ChainAbuseTests(ChainHarness, unittest.TestCase):
 
     @inlineCallbacks
     def test_no_more_next_relays_than_max_next_relays(self):
-        relays = [self.start_relay()[1] for _ in range(MAX_NEXT_RELAYS + 2)]
+        self.relays = []
+        for _ in range(MAX_NEXT_RELAYS + 2):
+            self.relays.append(self.start_relay()[0])
+        relays = [relay._listeners[0] for relay in self.relays]
         settings = self.settings("alice", relays[0])
         last = settings
         for uri in relays[1:]:
@@ -294,6 +315,7 @@ class ChainAbuseTests(ChainHarness, unittest.TestCase):
             last = last.next_relay
         yield self.assertFailure(self.endpoint(ConnectorRelay, settings).prepare(),
                                  ValueError)
+        self.assertEqual(sum(relay.bindings for relay in self.relays), 0)  # none asked
         settings.next_relay.next_relay.next_relay.next_relay = None
         path = yield self.endpoint(ConnectorRelay, settings).prepare()
         self.assertEqual([hop.port for hop in path[:-1]],
@@ -303,30 +325,34 @@ class ChainAbuseTests(ChainHarness, unittest.TestCase):
     def test_one_user_cannot_take_the_bindings_of_a_relays_connection(self):
         inner, inner_uri = self.start_relay()
         outer, outer_uri = self.start_relay(settings=RelaySettings(
-            max_bindings_per_connection=2, max_bindings_through_a_relay=3))
-        outcomes = []
+            max_bindings_through_a_relay_per_user=2, max_bindings_through_a_relay=3))
+        granted = []
         for _ in range(3):  # a connection, and a binding, of its own each time
             mallory = yield self.connect(inner_uri)
             binding = yield mallory.auth(inner_uri, "bob")
-            outcomes.append((yield self.auth_through(
-                mallory, binding, outer_uri, "bob", expect=200 if len(outcomes) < 2
-                else 403)))
-        self.assertEqual(outcomes[2], "Too many bindings on this connection")
-        alice = yield self.connect(inner_uri)
-        binding = yield alice.auth(inner_uri)
-        yield self.auth_through(alice, binding, outer_uri, "alice")
+            granted.append((yield self.auth_through(mallory, binding, outer_uri, "bob")))
+        # The third made the first, which ends soonest, make way.
+        self.assertEqual([outer.auth.get(parse_uri(uri).session_id) is not None
+                          for uri in granted], [False, True, True])
+        for expected in (200, 403):  # another user's share, then past the total
+            alice = yield self.connect(inner_uri)
+            binding = yield alice.auth(inner_uri)
+            outcome = yield self.auth_through(alice, binding, outer_uri, "alice",
+                                              expect=expected)
+        self.assertEqual(outcome, "Too many bindings on this connection")
         self.assertEqual(outer.bindings, 3)
 
     @inlineCallbacks
-    def test_a_client_naming_a_relay_in_front_of_it_gets_no_more_bindings(self):
-        relay, uri = self.start_relay(settings=RelaySettings(max_bindings_per_connection=2))
+    def test_a_client_naming_a_relay_in_front_of_it_holds_a_users_share(self):
+        relay, uri = self.start_relay(settings=RelaySettings(
+            max_bindings_through_a_relay_per_user=2))
         client = yield self.connect(uri)
         codes = []
         for number in range(3):
             from_path = "msrp://192.0.2.1:2855/fake%d;tcp %s" % (number, ME)
             answer = yield self.answered_auth(client, uri, from_path)
             codes.append(answer.code)
-        self.assertEqual(codes, [200, 200, 403])
+        self.assertEqual((codes, relay.bindings), ([200, 200, 200], 2))
         long_from = "msrp://192.0.2.1:2855/%s;tcp %s" % ("x" * 300, ME)
         refused = yield client.answer(self.auth_from(client, uri, long_from, None))
         self.assertEqual((refused.code, refused.comment),
@@ -362,6 +388,17 @@ class ChainAbuseTests(ChainHarness, unittest.TestCase):
         client.proto.write_chunk(MSRPData(new_transaction_id(), method="SEND",
                                           headers=headers, data=b"hello"))
         yield until(lambda: any(r.method == "SEND" for r in bob.got))
+
+    @inlineCallbacks
+    def test_an_auth_with_a_body_larger_than_the_next_relay_takes_is_413(self):
+        inner, inner_uri, outer, outer_uri, alice, binding = \
+            yield self.client_of_the_first()
+        to = "%s %s" % (binding, outer_uri)
+        yield self.auth_through(alice, binding, outer_uri, "alice")
+        [link] = [link for link in inner._links if link.listener is None]
+        refused = yield alice.answer(alice.request("AUTH", to, b"x" * (64 * 1024 + 1)))
+        self.assertEqual((refused.code, refused.comment), (413, "Too large for the next hop"))
+        self.assertFalse(link.protocol.lost.fired)
 
     @inlineCallbacks
     def test_bindings_carried_are_forgotten_when_they_end_however_busy(self):
@@ -408,23 +445,17 @@ class ChainAbuseTests(ChainHarness, unittest.TestCase):
 
 class BehindOursThenKamailioTests(ChainHarness, unittest.TestCase):
     @inlineCallbacks
-    def test_alice_behind_our_relay_then_kamailio_to_bob_behind_ours(self):
-        """Kamailio as alice's second relay: our relay passes her AUTH on to it and its
-        challenge and grant back; her chunks then go through both, and Bob's through
-        his relay, Kamailio, ours."""
+    def test_our_relay_passes_alices_auth_on_to_kamailio(self):
+        """Kamailio as alice's second relay: our relay passes her AUTH on to it, and its
+        challenge and grant back; her path names Kamailio's Use-Path, then ours."""
         kamailio = KamailioRelay()
         kamailio.start()
         self.addCleanup(kamailio.stop)
-        kamailio_uri = URI(host="127.0.0.1", port=kamailio.port)
         inner, inner_uri = self.start_relay()
-        bobs, bobs_uri = self.start_relay()
-        paced = {"max_chunk_size": 8 * 1024, "max_unreported_bytes": 32 * 1024}
-        heard = CollectingReceiver(), CollectingReceiver()
-        alice, bob = yield self.pair(
-            self.behind_two("alice", inner_uri, kamailio_uri, **paced),
-            self.settings("bob", bobs_uri, **paced),
-            bob_receiver=heard[1], alice_receiver=heard[0])
-        self.assertEqual([hop.port for hop in alice.transport.local_path[:-1]],
-                         [kamailio.port, inner_uri.port])
-        yield self.both_ways(alice, bob, heard, 256 * 1024, b"through three relays")
+        settings = self.behind_two("alice", inner_uri,
+                                   URI(host="127.0.0.1", port=kamailio.port))
+        alice = self.endpoint(ConnectorRelay, settings)
+        path = yield alice.prepare()
+        self.assertEqual([(hop.port, bool(hop.session_id)) for hop in path[:-1]],
+                         [(kamailio.port, True), (inner_uri.port, True)])
         self.assertTrue(kamailio.alive)

@@ -15,7 +15,7 @@ several) each have their own binding on the one connection.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from msrplib._chunk import MSRPData, make_response
 from msrplib._relaysettings import RELAY_FLOW_HEADER
@@ -46,6 +46,9 @@ class Binding:
     timer: Any = None
     through: Optional[URI] = None
     _text: str = ""
+    #: Where a relay further on granted the client an AUTH through this binding: the
+    #: connection, by the place its Use-Path names (``MSRPRelay._granted_further``).
+    onward: Optional[Dict[Tuple[Optional[str], int, bool, str], Link]] = None
 
     @property
     def text(self) -> str:
@@ -54,6 +57,11 @@ class Binding:
         if not self._text:
             self._text = str(self.uri)
         return self._text
+
+
+def _ends_at(binding: Binding) -> float:
+    """When ``binding``'s grant runs out (the reactor's seconds)."""
+    return binding.timer.getTime() if binding.timer is not None else 0.0
 
 
 class Bindings:
@@ -127,8 +135,8 @@ class Bindings:
         """The user's binding on ``link`` (through ``through``), renewed for ``expires``
         seconds (made when it has none), or ``None`` past the limits of bindings on a
         connection: ``max_bindings_per_connection``, or from a relay
-        ``max_bindings_through_a_relay`` in all and ``max_bindings_per_connection`` for
-        one user (one user cannot take them all)."""
+        ``max_bindings_through_a_relay``. Past ``max_bindings_through_a_relay_per_user``
+        on a relay's connection, the user's binding there that ends soonest is ended."""
         binding = next((self._by_id[session_id] for session_id in link.bindings
                         if self._by_id[session_id].user == user and
                         self._by_id[session_id].through == through), None)
@@ -137,10 +145,16 @@ class Bindings:
             if through is None:
                 if len(link.bindings) >= settings.max_bindings_per_connection:
                     return None
-            elif len(link.bindings) >= settings.max_bindings_through_a_relay or \
-                    sum(1 for session_id in link.bindings if self._by_id[session_id].user
-                        == user) >= settings.max_bindings_per_connection:
-                return None
+            else:
+                users = [self._by_id[session_id] for session_id in link.bindings
+                         if self._by_id[session_id].user == user]
+                if len(users) >= settings.max_bindings_through_a_relay_per_user:
+                    # The user's binding that ends soonest makes way: a client that
+                    # connects to the first relay again AUTHs through a new binding
+                    # there, and the one its last connection had is no use.
+                    self.unbind(min(users, key=_ends_at).session_id)
+                elif len(link.bindings) >= settings.max_bindings_through_a_relay:
+                    return None
             session_id = new_session_id()
             uri = URI(host=named.host, port=named.effective_port, use_tls=named.use_tls,
                       session_id=session_id)

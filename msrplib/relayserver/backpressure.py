@@ -51,6 +51,7 @@ class Backpressure:
     _awaited_by_owner: Dict[str, int]
     _write_to: Callable[..., None]
     _refuse: Callable[..., None]
+    _granted_further: Callable[[Link, Forwarded, MSRPData], None]
 
     def _behind(self, target: Link) -> bool:
         """Whether ``target`` can take no more for now: its socket is full, or it owes
@@ -225,8 +226,8 @@ class Backpressure:
         ``link``, or ours when it failed there): to the client, once, with the id it
         sent and its own From-Path as the To-Path, and what the client needs of the
         answer's other headers (:data:`PASSED_BACK_HEADERS`); one too long for a parser
-        with the relay's limits gets 400 instead. A 200 keeps ``link`` open while the
-        client's binding here lasts: the grant there is tied to it."""
+        with the relay's limits gets 400 instead. A 200 is a grant tied to ``link``
+        (``_granted_further``)."""
         if entry.reported or entry.origin.protocol.lost.fired:
             return
         entry.reported = True
@@ -239,8 +240,6 @@ class Backpressure:
                 answer.headers.add(name, value)
         if not head_fits(answer.encode_start(False), self.settings.connection.parser_limits):
             answer = make_response(entry.request, 400, "Answer too long to pass on")
-        elif link is not None and response.code == 200 and entry.our_uri.session_id:
-            if link.carries is None:
-                link.carries = set()
-            link.carries.add(entry.our_uri.session_id)
+        elif link is not None and response.code == 200:
+            self._granted_further(link, entry, response)
         entry.origin.protocol.write_chunk(answer)

@@ -66,12 +66,16 @@ from msrplib.relayserver.sockets import address_family, listening_socket
 from msrplib.tls import TLSIdentity, relay_tls_options
 from msrplib.transport import MSRPProtocol
 
-__all__ = ["MSRPRelay", "RelaySettings", "PARTIAL_ANSWER_WAIT", "CLOSE_WAIT"]
+__all__ = ["MSRPRelay", "RelaySettings", "PARTIAL_ANSWER_WAIT", "CLOSE_WAIT",
+           "MAX_ONWARD_PLACES", "NOT_THROUGH_A_BINDING"]
 
 #: Seconds an error answer to a chunk with Failure-Report ``partial`` is waited for.
 PARTIAL_ANSWER_WAIT = 5.0
 #: Seconds a connection closed after what was written is given before it is aborted.
 CLOSE_WAIT = 5.0
+#: The relays further on whose grants a binding keeps the connections of (the places
+#: their Use-Paths name), the latest ones.
+MAX_ONWARD_PLACES = 4
 #: The comment of the 403 to an AUTH for a relay further on that does not start from
 #: a binding of the client's here.
 NOT_THROUGH_A_BINDING = "AUTH goes further only from its client, through its binding"
@@ -337,6 +341,32 @@ class MSRPRelay(Backpressure):
         if self._links and not self._stopped:
             self._sweeper = self.reactor.callLater(self._sweep_interval(), self._sweep)
 
+    def _granted_further(self, link: Link, entry: Forwarded, response: MSRPData) -> None:
+        """A relay further on granted, over ``link``, an AUTH that came through the
+        binding ``entry`` names. That grant is tied to ``link``: it is kept open while
+        the binding lasts, and what the binding's client sends to the Use-Path granted
+        goes over it, whatever address that names (a worker's home port, say, while the
+        AUTH went to the port its workers share)."""
+        binding = self.auth.get(entry.our_uri.session_id)
+        if binding is None:
+            return
+        if link.carries is None:
+            link.carries = set()
+        link.carries.add(binding.session_id)
+        try:
+            granted = response.use_path
+        except MSRPError:
+            return
+        if not granted:
+            return
+        onward = binding.onward if binding.onward is not None else {}
+        place = uri_place(granted[0])
+        onward.pop(place, None)
+        if len(onward) >= MAX_ONWARD_PLACES:
+            del onward[next(iter(onward))]
+        onward[place] = link
+        binding.onward = onward
+
     def _forget_ended_carried(self, link: Link) -> None:
         """Forget the bindings of ours whose grants ``link`` (to a relay further on)
         carries that have ended here."""
@@ -479,9 +509,15 @@ class MSRPRelay(Backpressure):
             self._send_to(link, request, (" ".join(to_hops[2:]), " ".join(
                 [local.text, binding.text, from_text])), following, local.link, local.user)
             return
-        self._send_to_address(link, request, (" ".join(to_hops[1:]),
-                                              binding.text + " " + from_text), first, following,
-                              binding.user)
+        paths = (" ".join(to_hops[1:]), binding.text + " " + from_text)
+        if binding.onward is not None:
+            granted_over = binding.onward.get(uri_place(following))
+            if granted_over is not None and not granted_over.closing and \
+                    not granted_over.protocol.lost.fired:
+                # A relay further on that granted the client an AUTH over this link.
+                self._send_to(link, request, paths, first, granted_over, binding.user)
+                return
+        self._send_to_address(link, request, paths, first, following, binding.user)
 
     def _send_to_address(self, origin: Link, request: MSRPData, paths: Tuple[str, str],
                          our_uri: URI, target: URI, user: str) -> None:
@@ -624,6 +660,11 @@ class MSRPRelay(Backpressure):
             head, end = encode_relayed(request, transaction_id, *paths)
             heads = [head]
         else:
+            if method != "SEND" and len(request.data) > target.max_chunk_size:
+                # Only a SEND is cut: a next hop that takes no chunk so large (Kamailio
+                # closes the connection, and every session on it ends) gets none.
+                self._refuse(origin, request, 413, "Too large for the next hop")
+                return
             cut = pieces(copy_request(request, *paths), target.max_chunk_size)
             heads = [piece.encode_start(False) for piece in cut]
         if not all(head_fits(head, limits) for head in heads):

@@ -23,7 +23,9 @@ class RelaySettings:
     sender gets a 408 failure REPORT. ``max_bindings_per_connection``: AUTHs with new
     bindings one connection may make (403 past it), and ``max_bindings_through_a_relay``
     the same for a connection from a relay that AUTHs for its clients (one binding for
-    each of them; ``max_bindings_per_connection`` for one user).
+    each of them), of which one user may hold ``max_bindings_through_a_relay_per_user``:
+    a new one past it ends the user's binding there that ends soonest (its client has
+    most likely gone: a client that connects again AUTHs through a new binding).
     ``max_to_path_length``: the URIs a request's To-Path may name (403 past it): each
     relay takes one off, so a path cannot have a chunk go round between relays for
     longer. ``max_connections``: connections at
@@ -71,6 +73,7 @@ class RelaySettings:
     response_timeout: float = 30.0
     max_bindings_per_connection: int = 16
     max_bindings_through_a_relay: int = 1024
+    max_bindings_through_a_relay_per_user: int = 64
     max_to_path_length: int = 10
     max_connections: int = 20000
     idle_timeout: float = 300.0
