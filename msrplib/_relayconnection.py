@@ -87,8 +87,8 @@ class RelayConnection:
         self.settings = settings or ConnectionSettings()
         #: The URI AUTH names (our address, with a session-id of no session's).
         self.local_uri: Optional[URI] = None
-        #: The relay's Use-Path from the last AUTH (the relays' one after the other, with
-        #: ``next_relay``), and the first relay's own.
+        #: The relay's Use-Path from the last AUTH (with ``next_relay``: the relays'
+        #: Use-Paths, the outermost first), and the first relay's own.
         self.use_path: List[URI] = []
         self._first_use_path: List[URI] = []
         #: How many AUTH exchanges succeeded (the first one and every refresh).
