@@ -59,14 +59,6 @@ class Backpressure:
         return target.protocol.writing_paused or len(target.pending) >= MAX_AWAITED_ANSWERS \
             or target.awaited_bytes >= self.settings.max_awaited_bytes
 
-    def _holds_itself(self, link: Link) -> bool:
-        """Whether ``link``, behind, may be held back for what it sends itself (a relay
-        in front hands over chunks that go back to it: two clients behind the same two
-        relays): when its socket is full, yes, as any feed; when it owes too many
-        answers, no, for holding it would leave them unread."""
-        return link.protocol.writing_paused and len(link.pending) < MAX_AWAITED_ANSWERS \
-            and link.awaited_bytes < self.settings.max_awaited_bytes
-
     def _park(self, origin: Link, parked: Tuple[Any, ...]) -> None:
         """Keep a chunk of ``origin``'s for later (:meth:`_replay`); past
         :data:`MAX_PARKED_BYTES` of them its sender gets 503 instead."""
@@ -90,9 +82,6 @@ class Backpressure:
             origin.parked_bytes -= len(request.data)
             gone = target.protocol.lost.fired or target.closing
             if not gone and self._behind(target):
-                if origin is target and not self._holds_itself(target):
-                    self._refuse(origin, request, 503, "Next hop behind")
-                    continue
                 origin.parked.insert(0, (request, paths, our_uri, target, user))
                 origin.parked_bytes += len(request.data)
                 self._hold_feed(origin, target)
@@ -139,12 +128,9 @@ class Backpressure:
             if target.protocol.writing_paused:
                 self._release_when_drained(target)
                 return
-            if (len(target.pending) >= MAX_AWAITED_ANSWERS // 2 or
-                    target.awaited_bytes >= self.settings.max_awaited_bytes // 2) and \
-                    target not in target.feeds:
-                # An answer, or an answer overdue, looks again; but one held for itself
-                # reads no answer until it is let go.
-                return
+            if len(target.pending) >= MAX_AWAITED_ANSWERS // 2 or \
+                    target.awaited_bytes >= self.settings.max_awaited_bytes // 2:
+                return  # an answer, or an answer overdue, looks again
         feeds, target.feeds = target.feeds, set()
         for origin in feeds:
             origin.held_by.discard(target)

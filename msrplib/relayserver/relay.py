@@ -627,13 +627,11 @@ class MSRPRelay(Backpressure):
             self._refuse(origin, request, 503, "Next hop gone")
             return
         behind = self._behind(target)
-        if behind and ((origin is target and not self._holds_itself(target)) or
-                       target.overwhelmed or
+        if behind and (origin is target or target.overwhelmed or
                        origin.read_for_answers_until > self.reactor.seconds()):
-            # It cannot be held back: not on its own answers (for itself only when its
-            # socket is full), not while it is read again for the answers it owed (it
-            # would push more each time), and not for a next hop that has been behind
-            # too long.
+            # It cannot be held back: not on its own answers, not while it is read again
+            # for the answers it owed (it would push more each time), and not for a next
+            # hop that has been behind too long.
             self._refuse(origin, request, 503, "Next hop behind")
             return
         if behind or origin.parked:
