@@ -37,6 +37,18 @@ class ChainHarness(RelayHarness, RelayPeers):
         binding = yield alice.auth(inner_uri)
         return inner, inner_uri, outer, outer_uri, alice, binding
 
+    @inlineCallbacks
+    def auth_through(self, raw, binding, relay_uri, user, expect=200):
+        to = "%s %s" % (binding, relay_uri)
+        challenge = yield raw.answer(raw.request("AUTH", to))
+        self.assertEqual(challenge.code, 401)
+        answer = answer_challenge(challenge.www_authenticate, user, USERS[user],
+                                  str(relay_uri))
+        granted = yield raw.answer(raw.request("AUTH", to, Authorization=str(answer)))
+        self.assertEqual((granted.code, granted.comment if expect != 200 else None),
+                         (expect, granted.comment if expect != 200 else None))
+        return str(granted.use_path[0]) if expect == 200 else granted.comment
+
     def behind_two(self, user, inner_uri, outer_uri, **options):
         """``user``'s settings for ``inner_uri``'s relay (with ``options``, which its
         sessions follow), with ``outer_uri``'s behind it."""
@@ -263,18 +275,6 @@ class ChainAbuseTests(ChainHarness, unittest.TestCase):
         return a, b, x, x_at_b, y_at_a
 
     @inlineCallbacks
-    def auth_through(self, raw, binding, relay_uri, user, expect=200):
-        to = "%s %s" % (binding, relay_uri)
-        challenge = yield raw.answer(raw.request("AUTH", to))
-        self.assertEqual(challenge.code, 401)
-        answer = answer_challenge(challenge.www_authenticate, user, USERS[user],
-                                  str(relay_uri))
-        granted = yield raw.answer(raw.request("AUTH", to, Authorization=str(answer)))
-        self.assertEqual((granted.code, granted.comment if expect != 200 else None),
-                         (expect, granted.comment if expect != 200 else None))
-        return str(granted.use_path[0]) if expect == 200 else granted.comment
-
-    @inlineCallbacks
     def test_a_chunk_goes_round_between_two_relays_no_longer_than_its_to_path(self):
         a, b, x, x_at_b, y_at_a = yield self.two_clients_crossing()
         # Each relay hands a chunk for its binding on the other's connection to it.
@@ -459,3 +459,41 @@ class BehindOursThenKamailioTests(ChainHarness, unittest.TestCase):
         self.assertEqual([(hop.port, bool(hop.session_id)) for hop in path[:-1]],
                          [(kamailio.port, True), (inner_uri.port, True)])
         self.assertTrue(kamailio.alive)
+
+
+class HairpinTests(ChainHarness, unittest.TestCase):
+    @inlineCallbacks
+    def test_two_clients_behind_the_same_two_relays_learn_of_every_chunk_refused(self):
+        """Alice and Bob are both behind the same two relays: each of alice's chunks comes
+        to the second relay from the connection it goes back out on, which is never held
+        back for itself. Bob stops reading: every chunk either reaches him once he reads
+        again or comes back to alice as a failure REPORT."""
+        inner, inner_uri, outer, outer_uri, alice, alice_at_inner = \
+            yield self.client_of_the_first()
+        alice_at_outer = yield self.auth_through(alice, alice_at_inner, outer_uri, "alice")
+        bob = yield self.connect(inner_uri)
+        bob_at_inner = yield bob.auth(inner_uri, "bob")
+        bob_at_outer = yield self.auth_through(bob, bob_at_inner, outer_uri, "bob")
+        to = " ".join([alice_at_inner, alice_at_outer, bob_at_outer, bob_at_inner, ME])
+        bob.proto.transport.pauseProducing()
+        body = b"x" * (60 * 1024)
+        total = 300 * len(body)  # 18 MB, far more than the sockets between hold
+        for number in range(300):  # the chunks of one message, told by their ranges
+            start = number * len(body) + 1
+            alice.request("SEND", to, body, Byte_Range="%d-%d/%d" % (
+                start, start + len(body) - 1, total))
+            if number % 20 == 0:
+                yield sleep(0.01)
+        yield sleep(1)
+        bob.proto.transport.resumeProducing()
+
+        def heard():
+            delivered = {r.headers["Byte-Range"] for r in bob.got if r.method == "SEND"}
+            refused = {r.headers["Byte-Range"] for r in alice.got if r.method == "REPORT"}
+            return delivered, refused
+
+        yield until(lambda: len(heard()[0] | heard()[1]) == 300, timeout=30)
+        delivered, refused = heard()
+        self.assertEqual(delivered & refused, set())
+        self.assertEqual({r.headers["Status"] for r in alice.got if r.method == "REPORT"},
+                         {"000 503 Next hop behind"})
