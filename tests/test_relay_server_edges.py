@@ -8,6 +8,7 @@ from msrplib._bind import ConnectionSettings
 from msrplib._chunk import MSRPData, new_transaction_id
 from msrplib._direct import connect_to
 from msrplib._headers import Headers
+from msrplib._uri import parse_uri
 from msrplib.digest import answer_challenge
 from msrplib.relayserver import MSRPRelay
 from tests.relay import USERS
@@ -278,3 +279,31 @@ class Review(RelayPeers, unittest.TestCase):
         started = reactor.seconds()
         yield service.stopService()
         self.assertLess(reactor.seconds() - started, 1)
+
+
+class ReceiverGoneForGood(RelayPeers, unittest.TestCase):
+    @inlineCallbacks
+    def test_a_sender_held_for_a_receiver_that_never_reads_again_is_let_go_for_good(self):
+        """Bob stops reading for good. Once his connection has not drained for
+        response_timeout, alice, held for him, is read again; the chunk of hers parked
+        for him is refused then, not parked again (which held her again, for ever: she
+        could reach nobody), and what she sends Carol arrives."""
+        from msrplib.relayserver import RelaySettings
+        relay, uri = self.start_relay(settings=RelaySettings(response_timeout=1.0))
+        alice = yield self.connect(uri)
+        bob = yield self.connect(uri)
+        carol = yield self.connect(uri)
+        alice_at = yield alice.auth(uri)
+        bob_at = yield bob.auth(uri, "bob")
+        carol_at = yield carol.auth(uri, "bob")
+        bob.proto.transport.pauseProducing()
+        for _ in range(400):  # 24 MB for Bob, far more than his socket takes
+            alice.request("SEND", "%s %s %s" % (alice_at, bob_at, ME), b"x" * 60 * 1024)
+        feed = next(link for link in relay._links
+                    if relay.auth.get(parse_uri(alice_at).session_id) is not None and
+                    relay.auth.get(parse_uri(alice_at).session_id).link is link)
+        yield until(lambda: feed.held_by, timeout=10)
+        yield until(lambda: any(link.overwhelmed for link in relay._links), timeout=10)
+        yield task.deferLater(reactor, 3, lambda: None)  # sweeps go by
+        alice.request("SEND", "%s %s %s" % (alice_at, carol_at, ME), b"for carol")
+        yield until(lambda: any(r.method == "SEND" for r in carol.got), timeout=10)

@@ -82,6 +82,12 @@ class Backpressure:
             origin.parked_bytes -= len(request.data)
             gone = target.protocol.lost.fired or target.closing
             if not gone and self._behind(target):
+                if target.overwhelmed:
+                    # As for a chunk sent now: no holding for a next hop behind so long
+                    # that its feeds were let go (held again, the origin would stay held
+                    # for as long as that next hop does not drain, perhaps for ever).
+                    self._refuse(origin, request, 503, "Next hop behind")
+                    continue
                 origin.parked.insert(0, (request, paths, our_uri, target, user))
                 origin.parked_bytes += len(request.data)
                 self._hold_feed(origin, target)
