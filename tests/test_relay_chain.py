@@ -6,8 +6,6 @@ from twisted.internet import protocol, reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
-from msrplib._chunk import MSRPData, new_transaction_id
-from msrplib._headers import Headers
 from msrplib._paths import request_to_path
 from msrplib._relaysettings import MAX_NEXT_RELAYS
 from msrplib._relayconnection import outside_of
@@ -354,25 +352,18 @@ class ChainAbuseTests(ChainHarness, unittest.TestCase):
             codes.append(answer.code)
         self.assertEqual((codes, relay.bindings), ([200, 200, 200], 2))
         long_from = "msrp://192.0.2.1:2855/%s;tcp %s" % ("x" * 300, ME)
-        refused = yield client.answer(self.auth_from(client, uri, long_from, None))
+        refused = yield client.answer(client.request("AUTH", str(uri), from_path=long_from))
         self.assertEqual((refused.code, refused.comment),
                          (400, "From-Path URI too long to bind"))
 
     @inlineCallbacks
     def answered_auth(self, raw, uri, from_path):
         """AUTH at ``uri`` with ``from_path``: challenged, then answered for alice."""
-        challenge = yield raw.answer(self.auth_from(raw, uri, from_path, None))
+        challenge = yield raw.answer(raw.request("AUTH", str(uri), from_path=from_path))
         answer = answer_challenge(challenge.www_authenticate, "alice", USERS["alice"],
                                   str(uri))
-        return (yield raw.answer(self.auth_from(raw, uri, from_path, answer)))
-
-    def auth_from(self, raw, uri, from_path, authorization):
-        headers = Headers([("To-Path", str(uri)), ("From-Path", from_path)])
-        if authorization is not None:
-            headers.add("Authorization", str(authorization))
-        chunk = MSRPData(new_transaction_id(), method="AUTH", headers=headers)
-        raw.proto.write_chunk(chunk)
-        return chunk.transaction_id
+        return (yield raw.answer(raw.request("AUTH", str(uri), from_path=from_path,
+                                             Authorization=str(answer))))
 
     @inlineCallbacks
     def test_requests_that_write_the_first_relays_uri_another_way_go_out(self):
@@ -382,11 +373,7 @@ class ChainAbuseTests(ChainHarness, unittest.TestCase):
         client = yield self.connect(uri)
         granted = yield self.answered_auth(client, uri, "msrp://192.0.2.1:2855/in;TCP " + ME)
         to = "%s %s %s" % (granted.use_path[0], bob_binding, ME)
-        headers = Headers([("To-Path", to),
-                           ("From-Path", "msrp://192.0.2.1:2855/in;tcp " + ME),
-                           ("Message-ID", "m1"), ("Content-Type", "text/plain")])
-        client.proto.write_chunk(MSRPData(new_transaction_id(), method="SEND",
-                                          headers=headers, data=b"hello"))
+        client.request("SEND", to, b"hello", from_path="msrp://192.0.2.1:2855/in;tcp " + ME)
         yield until(lambda: any(r.method == "SEND" for r in bob.got))
 
     @inlineCallbacks

@@ -33,8 +33,8 @@ class Raw:
         self.proto, self.got = proto, []
         proto.set_receiver(lambda e: isinstance(e, MSRPData) and self.got.append(e))
 
-    def request(self, method, to, body=b"", **headers):
-        h = Headers([("To-Path", to), ("From-Path", ME)])
+    def request(self, method, to, body=b"", from_path=ME, **headers):
+        h = Headers([("To-Path", to), ("From-Path", from_path)])
         if method != "AUTH":
             h.add("Message-ID", new_transaction_id())
         for name, value in headers.items():
