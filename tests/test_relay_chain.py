@@ -93,8 +93,13 @@ class BehindTwoRelaysTests(ChainHarness, unittest.TestCase):
     def test_the_path_names_both_relays_and_a_refresh_keeps_it(self):
         inner, inner_uri = self.start_relay()
         outer, outer_uri = self.start_relay()
-        alice = self.endpoint(ConnectorRelay, self.behind_two("alice", inner_uri, outer_uri))
+        settings = self.behind_two("alice", inner_uri, outer_uri)
+        settings.next_relay.expires = 120  # the first relay grants its default, 600
+        alice = self.endpoint(ConnectorRelay, settings)
         path = yield alice.prepare()
+        # The refresh is due before the shorter grant runs out.
+        due = alice.connection._refresh_timer.getTime() - reactor.seconds()
+        self.assertTrue(120 * 0.75 - 1 < due <= 120 * 0.75, due)
         # As alice's peers reach her: the second relay, then the first.
         self.assertEqual([(hop.port, bool(hop.session_id)) for hop in path[:2]],
                          [(outer_uri.port, True), (inner_uri.port, True)])
